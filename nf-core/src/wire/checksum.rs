@@ -1,0 +1,106 @@
+//! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+/// Ones'-complement sum of `data` folded to 32 bits (not yet complemented).
+pub fn sum(data: &[u8]) -> u32 {
+    let mut acc: u64 = 0;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        acc += u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        acc += u64::from(u32::from_be_bytes([c[4], c[5], c[6], c[7]]));
+    }
+    let mut rest = chunks.remainder();
+    while rest.len() >= 2 {
+        acc += u64::from(u16::from_be_bytes([rest[0], rest[1]]));
+        rest = &rest[2..];
+    }
+    if let Some(&b) = rest.first() {
+        acc += u64::from(b) << 8;
+    }
+    fold64(acc)
+}
+
+fn fold64(mut acc: u64) -> u32 {
+    while acc > 0xffff_ffff {
+        acc = (acc & 0xffff_ffff) + (acc >> 32);
+    }
+    acc as u32
+}
+
+/// Folds a 32-bit partial sum to 16 bits.
+pub fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// Combines partial sums.
+pub fn combine(parts: &[u32]) -> u16 {
+    let acc: u64 = parts.iter().map(|&p| u64::from(p)).sum();
+    fold(fold64(acc))
+}
+
+/// The checksum of `data`: `!fold(sum(data))`.
+pub fn checksum(data: &[u8]) -> u16 {
+    !fold(sum(data))
+}
+
+/// Pseudo-header sum for IPv4 upper layers (RFC 793 §3.1, RFC 768).
+pub fn pseudo_v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: u32) -> u32 {
+    let acc = u64::from(sum(&src.octets())) + u64::from(sum(&dst.octets())) + u64::from(proto) + u64::from(len);
+    fold64(acc)
+}
+
+/// Pseudo-header sum for IPv6 upper layers (RFC 8200 §8.1).
+pub fn pseudo_v6(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, len: u32) -> u32 {
+    let acc = u64::from(sum(&src.octets())) + u64::from(sum(&dst.octets())) + u64::from(len) + u64::from(proto);
+    fold64(acc)
+}
+
+/// RFC 1624 eqn. 3: the new checksum after a 16-bit field changed from `old`
+/// to `new`, without touching the rest of the data. HC' = ~(~HC + ~m + m').
+pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
+    let acc = u32::from(!hc) + u32::from(!old) + u32::from(new);
+    !fold(acc)
+}
+
+/// RFC 1624 over a 32-bit field (e.g. an IPv4 address in a pseudo-header).
+pub fn update32(hc: u16, old: u32, new: u32) -> u16 {
+    let hc = update16(hc, (old >> 16) as u16, (new >> 16) as u16);
+    update16(hc, old as u16, new as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3 example bytes: sum 0xddf2.
+        let d = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(sum(&d)), 0xddf2);
+        assert_eq!(checksum(&d), !0xddf2);
+    }
+
+    #[test]
+    fn odd_length() {
+        assert_eq!(fold(sum(&[0xab])), 0xab00);
+    }
+
+    proptest! {
+        #[test]
+        fn incremental_matches_full(mut data in proptest::collection::vec(any::<u8>(), 2..200), at in 0usize..100, new in any::<u16>()) {
+            let at = (at % (data.len() / 2)) * 2;
+            let before = checksum(&data);
+            let old = u16::from_be_bytes([data[at], data[at+1]]);
+            data[at..at+2].copy_from_slice(&new.to_be_bytes());
+            let full = checksum(&data);
+            let inc = update16(before, old, new);
+            // 0x0000 and 0xffff are the same value in ones' complement.
+            prop_assert!(inc == full || (inc == 0xffff && full == 0) || (inc == 0 && full == 0xffff));
+        }
+    }
+}
