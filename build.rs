@@ -19,7 +19,12 @@ fn main() {
         }
     };
     // pkg-config keeps only -I paths; Debian's cflags also carry these two.
-    let extra = ["-include", "rte_config.h", "-march=corei7", "-DALLOW_EXPERIMENTAL_API"];
+    let extra = [
+        "-include",
+        "rte_config.h",
+        "-march=corei7",
+        "-DALLOW_EXPERIMENTAL_API",
+    ];
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
     let wrap_path = out.join("static_fns");
 

@@ -1,0 +1,12 @@
+//! nf-app: the hagw runtime that does not touch DPDK directly: the config,
+//! the per-worker pipeline, counters, the management HTTP thread, and frame
+//! builders shared by tests and benchmarks. The root crate drives it with DPDK ports.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod frames;
+pub mod mgmt;
+pub mod pipeline;
+pub mod stats;
+
+pub use pipeline::{BufPool, Pipeline, PortCtx};

@@ -25,15 +25,18 @@ pub trait PacketBuf {
     /// Removes `n` bytes from the end; false (and no change) if `n > len`.
     fn trim(&mut self, n: usize) -> bool;
     /// Number of data bytes.
+    #[inline]
     fn len(&self) -> usize {
         self.data().len()
     }
     /// True when the buffer holds no data.
+    #[inline]
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// Sets the data length to `n` bytes from the current start (shrinking or
     /// growing into the tailroom). False if it does not fit.
+    #[inline]
     fn set_len(&mut self, n: usize) -> bool {
         let len = self.len();
         if n <= len {
@@ -60,6 +63,7 @@ pub struct VecBuf {
 
 impl VecBuf {
     /// An empty buffer with the given headroom and total capacity.
+    #[inline]
     pub fn with_capacity(headroom: usize, capacity: usize) -> Self {
         let headroom = headroom.min(capacity);
         VecBuf {
@@ -70,12 +74,14 @@ impl VecBuf {
     }
 
     /// An empty buffer shaped like a default mbuf.
+    #[inline]
     pub fn new() -> Self {
         Self::with_capacity(DEFAULT_HEADROOM, DEFAULT_CAPACITY)
     }
 
     /// A buffer holding a copy of `bytes` after the default headroom (grown if
     /// `bytes` does not fit the default capacity).
+    #[inline]
     pub fn from_slice(bytes: &[u8]) -> Self {
         let cap = DEFAULT_CAPACITY.max(DEFAULT_HEADROOM + bytes.len());
         let mut b = Self::with_capacity(DEFAULT_HEADROOM, cap);
@@ -85,6 +91,7 @@ impl VecBuf {
     }
 
     /// Empties the buffer and restores the default headroom.
+    #[inline]
     pub fn reset(&mut self) {
         let h = DEFAULT_HEADROOM.min(self.storage.len());
         self.start = h;
@@ -93,24 +100,30 @@ impl VecBuf {
 }
 
 impl Default for VecBuf {
+    #[inline]
     fn default() -> Self {
         Self::new()
     }
 }
 
 impl PacketBuf for VecBuf {
+    #[inline]
     fn data(&self) -> &[u8] {
         &self.storage[self.start..self.end]
     }
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.storage[self.start..self.end]
     }
+    #[inline]
     fn headroom(&self) -> usize {
         self.start
     }
+    #[inline]
     fn tailroom(&self) -> usize {
         self.storage.len() - self.end
     }
+    #[inline]
     fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
         if n > self.start {
             return None;
@@ -118,6 +131,7 @@ impl PacketBuf for VecBuf {
         self.start -= n;
         Some(&mut self.storage[self.start..self.start + n])
     }
+    #[inline]
     fn append(&mut self, n: usize) -> Option<&mut [u8]> {
         if n > self.tailroom() {
             return None;
@@ -126,6 +140,7 @@ impl PacketBuf for VecBuf {
         self.end += n;
         Some(&mut self.storage[old..self.end])
     }
+    #[inline]
     fn adj(&mut self, n: usize) -> bool {
         if n > self.end - self.start {
             return false;
@@ -133,6 +148,7 @@ impl PacketBuf for VecBuf {
         self.start += n;
         true
     }
+    #[inline]
     fn trim(&mut self, n: usize) -> bool {
         if n > self.end - self.start {
             return false;

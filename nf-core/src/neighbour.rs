@@ -28,6 +28,7 @@ pub struct NeighbourConfig {
 }
 
 impl Default for NeighbourConfig {
+    #[inline]
     fn default() -> Self {
         NeighbourConfig {
             max_entries: 4096,
@@ -42,8 +43,14 @@ impl Default for NeighbourConfig {
 
 #[derive(Debug)]
 enum State {
-    Incomplete { probes: u8, next_probe_ns: u64 },
-    Reachable { mac: EthernetAddress, expires_ns: u64 },
+    Incomplete {
+        probes: u8,
+        next_probe_ns: u64,
+    },
+    Reachable {
+        mac: EthernetAddress,
+        expires_ns: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -79,47 +86,77 @@ pub struct NeighbourTable<K, P> {
     pending_total: usize,
     /// Entries used after expiry, to be re-probed by unicast at the next poll.
     refresh_due: Vec<K>,
+    /// The last hit: a gateway usually sends everything to one next hop per
+    /// port, so most lookups end here without hashing.
+    last: Option<(K, EthernetAddress, u64)>,
 }
 
 impl<K: Copy + Eq + Hash, P> NeighbourTable<K, P> {
+    #[inline]
     pub fn new(cfg: NeighbourConfig) -> Self {
-        NeighbourTable { cfg, entries: HashMap::with_capacity(cfg.max_entries.min(65536)), pending_total: 0, refresh_due: Vec::with_capacity(64) }
+        NeighbourTable {
+            cfg,
+            entries: HashMap::with_capacity(cfg.max_entries.min(65536)),
+            pending_total: 0,
+            refresh_due: Vec::with_capacity(64),
+            last: None,
+        }
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+    #[inline]
     pub fn pending(&self) -> usize {
         self.pending_total
     }
 
     /// The MAC of a reachable neighbour.
-    pub fn get(&self, now_ns: u64, ip: K) -> Option<EthernetAddress> {
+    #[inline]
+    pub fn get(&mut self, now_ns: u64, ip: K) -> Option<EthernetAddress> {
+        if let Some((k, mac, exp)) = self.last {
+            if k == ip && exp > now_ns {
+                return Some(mac);
+            }
+        }
         match self.entries.get(&ip)?.state {
-            State::Reachable { mac, expires_ns } if expires_ns > now_ns => Some(mac),
+            State::Reachable { mac, expires_ns } if expires_ns > now_ns => {
+                self.last = Some((ip, mac, expires_ns));
+                Some(mac)
+            }
             _ => None,
         }
     }
 
     /// Finds the MAC for `ip`, or queues `pkt` until it is known.
+    #[inline]
     pub fn resolve(&mut self, now_ns: u64, ip: K, pkt: P) -> Resolve<P> {
         let cfg = self.cfg;
         if let Some(e) = self.entries.get_mut(&ip) {
             return match e.state {
-                State::Reachable { mac, expires_ns } if expires_ns > now_ns => Resolve::Hit(mac, pkt),
+                State::Reachable { mac, expires_ns } if expires_ns > now_ns => {
+                    Resolve::Hit(mac, pkt)
+                }
                 State::Reachable { mac, .. } => {
                     // Expired: keep forwarding with the old MAC while we
                     // re-probe (RFC 4861 STALE → DELAY/PROBE), so a flow does
                     // not stall on a refresh.
-                    e.state = State::Reachable { mac, expires_ns: now_ns + cfg.retrans_ns * u64::from(cfg.max_probes) };
+                    e.state = State::Reachable {
+                        mac,
+                        expires_ns: now_ns + cfg.retrans_ns * u64::from(cfg.max_probes),
+                    };
                     self.refresh_due.push(ip);
                     Resolve::Hit(mac, pkt)
                 }
                 State::Incomplete { .. } => {
-                    if e.pending.len() >= cfg.max_pending_per_entry || self.pending_total >= cfg.max_pending_total {
+                    if e.pending.len() >= cfg.max_pending_per_entry
+                        || self.pending_total >= cfg.max_pending_total
+                    {
                         Resolve::Dropped(pkt, DropReason::PendingFull)
                     } else {
                         e.pending.push_back(pkt);
@@ -140,7 +177,13 @@ impl<K: Copy + Eq + Hash, P> NeighbourTable<K, P> {
         self.pending_total += 1;
         self.entries.insert(
             ip,
-            Entry { state: State::Incomplete { probes: 1, next_probe_ns: now_ns + cfg.retrans_ns }, pending },
+            Entry {
+                state: State::Incomplete {
+                    probes: 1,
+                    next_probe_ns: now_ns + cfg.retrans_ns,
+                },
+                pending,
+            },
         );
         Resolve::Queued { probe: true }
     }
@@ -149,9 +192,18 @@ impl<K: Copy + Eq + Hash, P> NeighbourTable<K, P> {
     /// that waited for it to `release`. `create` says whether an unknown
     /// neighbour gets an entry (true when the packet was addressed to us,
     /// RFC 826 "merge" rule / RFC 4861 §7.2.3).
-    pub fn learn(&mut self, now_ns: u64, ip: K, mac: EthernetAddress, create: bool, mut release: impl FnMut(EthernetAddress, P)) {
+    #[inline]
+    pub fn learn(
+        &mut self,
+        now_ns: u64,
+        ip: K,
+        mac: EthernetAddress,
+        create: bool,
+        mut release: impl FnMut(EthernetAddress, P),
+    ) {
         let expires_ns = now_ns + self.cfg.reachable_ns;
         let full = self.entries.len() >= self.cfg.max_entries;
+        self.last = None;
         match self.entries.get_mut(&ip) {
             Some(e) => {
                 e.state = State::Reachable { mac, expires_ns };
@@ -161,7 +213,13 @@ impl<K: Copy + Eq + Hash, P> NeighbourTable<K, P> {
                 }
             }
             None if create && !full => {
-                self.entries.insert(ip, Entry { state: State::Reachable { mac, expires_ns }, pending: VecDeque::new() });
+                self.entries.insert(
+                    ip,
+                    Entry {
+                        state: State::Reachable { mac, expires_ns },
+                        pending: VecDeque::new(),
+                    },
+                );
             }
             None => {}
         }
@@ -171,16 +229,30 @@ impl<K: Copy + Eq + Hash, P> NeighbourTable<K, P> {
     /// (re-)probe, and `give_up(ip, pkt)` for every packet of an entry whose
     /// probes ran out (the caller answers with ICMP host unreachable).
     /// Expired reachable entries that nobody used are removed.
-    pub fn poll(&mut self, now_ns: u64, mut probe: impl FnMut(K, Option<EthernetAddress>), mut give_up: impl FnMut(K, P)) {
+    #[inline]
+    pub fn poll(
+        &mut self,
+        now_ns: u64,
+        mut probe: impl FnMut(K, Option<EthernetAddress>),
+        mut give_up: impl FnMut(K, P),
+    ) {
         let cfg = self.cfg;
+        self.last = None;
         for ip in self.refresh_due.drain(..) {
-            if let Some(Entry { state: State::Reachable { mac, .. }, .. }) = self.entries.get(&ip) {
+            if let Some(Entry {
+                state: State::Reachable { mac, .. },
+                ..
+            }) = self.entries.get(&ip)
+            {
                 probe(ip, Some(*mac));
             }
         }
         let pending_total = &mut self.pending_total;
         self.entries.retain(|ip, e| match &mut e.state {
-            State::Incomplete { probes, next_probe_ns } if *next_probe_ns <= now_ns => {
+            State::Incomplete {
+                probes,
+                next_probe_ns,
+            } if *next_probe_ns <= now_ns => {
                 if *probes >= cfg.max_probes {
                     while let Some(p) = e.pending.pop_front() {
                         *pending_total -= 1;
@@ -208,16 +280,30 @@ mod tests {
     const S: u64 = 1_000_000_000;
 
     fn table(max_entries: usize) -> NeighbourTable<Ipv4Addr, u32> {
-        NeighbourTable::new(NeighbourConfig { max_entries, max_pending_per_entry: 2, max_pending_total: 3, ..Default::default() })
+        NeighbourTable::new(NeighbourConfig {
+            max_entries,
+            max_pending_per_entry: 2,
+            max_pending_total: 3,
+            ..Default::default()
+        })
     }
 
     #[test]
     fn queue_then_release() {
         let mut t = table(8);
         let ip = Ipv4Addr::new(10, 0, 0, 1);
-        assert!(matches!(t.resolve(0, ip, 1), Resolve::Queued { probe: true }));
-        assert!(matches!(t.resolve(0, ip, 2), Resolve::Queued { probe: false }));
-        assert!(matches!(t.resolve(0, ip, 3), Resolve::Dropped(3, DropReason::PendingFull)));
+        assert!(matches!(
+            t.resolve(0, ip, 1),
+            Resolve::Queued { probe: true }
+        ));
+        assert!(matches!(
+            t.resolve(0, ip, 2),
+            Resolve::Queued { probe: false }
+        ));
+        assert!(matches!(
+            t.resolve(0, ip, 3),
+            Resolve::Dropped(3, DropReason::PendingFull)
+        ));
         let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
         let mut out = vec![];
         t.learn(S / 2, ip, mac, false, |m, p| out.push((m, p)));
@@ -249,7 +335,10 @@ mod tests {
         assert!(t.is_empty(), "unsolicited info is not cached");
         t.learn(0, Ipv4Addr::new(1, 1, 1, 1), mac, true, |_, _| {});
         assert_eq!(t.get(0, Ipv4Addr::new(1, 1, 1, 1)), Some(mac));
-        assert!(matches!(t.resolve(0, Ipv4Addr::new(2, 2, 2, 2), 1), Resolve::Dropped(1, DropReason::TableFull)));
+        assert!(matches!(
+            t.resolve(0, Ipv4Addr::new(2, 2, 2, 2), 1),
+            Resolve::Dropped(1, DropReason::TableFull)
+        ));
     }
 
     #[test]

@@ -15,14 +15,22 @@ const NANO: u64 = 1_000_000_000;
 
 impl TokenBucket {
     pub fn new(rate_per_s: u64, burst: u64) -> Self {
-        TokenBucket { rate_per_s, burst, tokens_nano: burst.saturating_mul(NANO), last_ns: 0 }
+        TokenBucket {
+            rate_per_s,
+            burst,
+            tokens_nano: burst.saturating_mul(NANO),
+            last_ns: 0,
+        }
     }
     /// Takes one token if available at time `now_ns`.
     pub fn allow(&mut self, now_ns: u64) -> bool {
         let elapsed = now_ns.saturating_sub(self.last_ns);
         self.last_ns = self.last_ns.max(now_ns);
         let cap = self.burst.saturating_mul(NANO);
-        self.tokens_nano = self.tokens_nano.saturating_add(elapsed.saturating_mul(self.rate_per_s)).min(cap);
+        self.tokens_nano = self
+            .tokens_nano
+            .saturating_add(elapsed.saturating_mul(self.rate_per_s))
+            .min(cap);
         if self.tokens_nano >= NANO {
             self.tokens_nano -= NANO;
             true

@@ -16,6 +16,7 @@ pub trait LpmKey: Copy + Eq + Hash {
 
 impl LpmKey for u32 {
     const BITS: u8 = 32;
+    #[inline]
     fn masked(self, len: u8) -> u32 {
         if len == 0 {
             0
@@ -27,6 +28,7 @@ impl LpmKey for u32 {
 
 impl LpmKey for u128 {
     const BITS: u8 = 128;
+    #[inline]
     fn masked(self, len: u8) -> u128 {
         if len == 0 {
             0
@@ -44,17 +46,20 @@ pub struct Lpm<K: LpmKey, V> {
 }
 
 impl<K: LpmKey, V> Default for Lpm<K, V> {
+    #[inline]
     fn default() -> Self {
         Lpm { levels: Vec::new() }
     }
 }
 
 impl<K: LpmKey, V> Lpm<K, V> {
+    #[inline]
     pub fn new() -> Self {
         Self::default()
     }
     /// Inserts or replaces a route; returns the previous value. Lengths
     /// beyond the key width are clamped.
+    #[inline]
     pub fn insert(&mut self, prefix: K, len: u8, v: V) -> Option<V> {
         let len = len.min(K::BITS);
         let key = prefix.masked(len);
@@ -72,6 +77,7 @@ impl<K: LpmKey, V> Lpm<K, V> {
         self.levels[pos].1.insert(key, v)
     }
     /// Removes a route.
+    #[inline]
     pub fn remove(&mut self, prefix: K, len: u8) -> Option<V> {
         let len = len.min(K::BITS);
         let i = self.levels.iter().position(|(l, _)| *l == len)?;
@@ -91,9 +97,11 @@ impl<K: LpmKey, V> Lpm<K, V> {
         }
         None
     }
+    #[inline]
     pub fn len(&self) -> usize {
         self.levels.iter().map(|(_, m)| m.len()).sum()
     }
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.levels.is_empty()
     }
@@ -116,9 +124,11 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
+    #[inline]
     pub fn add_v4(&mut self, prefix: Ipv4Addr, len: u8, nh: NextHop) {
         self.v4.insert(u32::from(prefix), len, nh);
     }
+    #[inline]
     pub fn add_v6(&mut self, prefix: Ipv6Addr, len: u8, nh: NextHop) {
         self.v6.insert(u128::from(prefix), len, nh);
     }
@@ -149,7 +159,10 @@ mod tests {
         assert_eq!(l(&t, Ipv4Addr::new(10, 1, 2, 4)), Some(16));
         assert_eq!(l(&t, Ipv4Addr::new(10, 9, 2, 4)), Some(8));
         assert_eq!(l(&t, Ipv4Addr::new(11, 9, 2, 4)), Some(0));
-        assert_eq!(t.remove(u32::from(Ipv4Addr::new(10, 1, 9, 9)), 16), Some(16));
+        assert_eq!(
+            t.remove(u32::from(Ipv4Addr::new(10, 1, 9, 9)), 16),
+            Some(16)
+        );
         assert_eq!(l(&t, Ipv4Addr::new(10, 1, 2, 4)), Some(8));
         assert_eq!(t.len(), 3);
     }
@@ -157,7 +170,10 @@ mod tests {
     #[test]
     fn v6() {
         let mut t = RoutingTable::default();
-        let nh = |p| NextHop { port: p, gateway: None };
+        let nh = |p| NextHop {
+            port: p,
+            gateway: None,
+        };
         t.add_v6("2001:db8:c::".parse().unwrap(), 64, nh(1));
         t.add_v6("::".parse().unwrap(), 0, nh(2));
         assert_eq!(t.lookup_v6("2001:db8:c::2".parse().unwrap()), Some(nh(1)));

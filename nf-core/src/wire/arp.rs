@@ -1,6 +1,6 @@
 //! ARP for IPv4 over Ethernet (RFC 826).
 
-use super::{be16, put16, EthernetAddress, Error, Result};
+use super::{be16, put16, Error, EthernetAddress, Result};
 use core::net::Ipv4Addr;
 
 /// Length of an Ethernet/IPv4 ARP packet.
@@ -19,40 +19,51 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < PACKET_LEN {
             return Err(Error::Truncated);
         }
         Ok(Packet { buffer })
     }
+    #[inline]
     pub fn hardware_type(&self) -> u16 {
         be16(self.buffer.as_ref(), 0)
     }
+    #[inline]
     pub fn protocol_type(&self) -> u16 {
         be16(self.buffer.as_ref(), 2)
     }
+    #[inline]
     pub fn hardware_len(&self) -> u8 {
         self.buffer.as_ref()[4]
     }
+    #[inline]
     pub fn protocol_len(&self) -> u8 {
         self.buffer.as_ref()[5]
     }
+    #[inline]
     pub fn operation(&self) -> u16 {
         be16(self.buffer.as_ref(), 6)
     }
+    #[inline]
     pub fn sender_hw(&self) -> EthernetAddress {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[8..14])
     }
+    #[inline]
     pub fn sender_ip(&self) -> Ipv4Addr {
         let b = self.buffer.as_ref();
         Ipv4Addr::new(b[14], b[15], b[16], b[17])
     }
+    #[inline]
     pub fn target_hw(&self) -> EthernetAddress {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[18..24])
     }
+    #[inline]
     pub fn target_ip(&self) -> Ipv4Addr {
         let b = self.buffer.as_ref();
         Ipv4Addr::new(b[24], b[25], b[26], b[27])
@@ -70,6 +81,7 @@ pub struct Repr {
 }
 
 impl Repr {
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Result<Repr> {
         if p.hardware_type() != 1
             || p.protocol_type() != 0x0800
@@ -92,6 +104,7 @@ impl Repr {
         })
     }
     /// Writes the 28-byte packet into `b`.
+    #[inline]
     pub fn emit(&self, b: &mut [u8]) {
         put16(b, 0, 1);
         put16(b, 2, 0x0800);
@@ -140,6 +153,9 @@ mod tests {
         let mut b = [0u8; PACKET_LEN];
         assert_eq!(Packet::new_checked(&b[..27]).unwrap_err(), Error::Truncated);
         b[1] = 6; // htype 6
-        assert_eq!(Repr::parse(&Packet::new_checked(&b[..]).unwrap()).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&b[..]).unwrap()).unwrap_err(),
+            Error::Malformed
+        );
     }
 }

@@ -3,6 +3,7 @@
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// Ones'-complement sum of `data` folded to 32 bits (not yet complemented).
+#[inline]
 pub fn sum(data: &[u8]) -> u32 {
     let mut acc: u64 = 0;
     let mut chunks = data.chunks_exact(8);
@@ -21,6 +22,7 @@ pub fn sum(data: &[u8]) -> u32 {
     fold64(acc)
 }
 
+#[inline]
 fn fold64(mut acc: u64) -> u32 {
     while acc > 0xffff_ffff {
         acc = (acc & 0xffff_ffff) + (acc >> 32);
@@ -29,6 +31,7 @@ fn fold64(mut acc: u64) -> u32 {
 }
 
 /// Folds a 32-bit partial sum to 16 bits.
+#[inline]
 pub fn fold(mut acc: u32) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
@@ -37,36 +40,48 @@ pub fn fold(mut acc: u32) -> u16 {
 }
 
 /// Combines partial sums.
+#[inline]
 pub fn combine(parts: &[u32]) -> u16 {
     let acc: u64 = parts.iter().map(|&p| u64::from(p)).sum();
     fold(fold64(acc))
 }
 
 /// The checksum of `data`: `!fold(sum(data))`.
+#[inline]
 pub fn checksum(data: &[u8]) -> u16 {
     !fold(sum(data))
 }
 
 /// Pseudo-header sum for IPv4 upper layers (RFC 793 §3.1, RFC 768).
+#[inline]
 pub fn pseudo_v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: u32) -> u32 {
-    let acc = u64::from(sum(&src.octets())) + u64::from(sum(&dst.octets())) + u64::from(proto) + u64::from(len);
+    let acc = u64::from(sum(&src.octets()))
+        + u64::from(sum(&dst.octets()))
+        + u64::from(proto)
+        + u64::from(len);
     fold64(acc)
 }
 
 /// Pseudo-header sum for IPv6 upper layers (RFC 8200 §8.1).
+#[inline]
 pub fn pseudo_v6(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, len: u32) -> u32 {
-    let acc = u64::from(sum(&src.octets())) + u64::from(sum(&dst.octets())) + u64::from(len) + u64::from(proto);
+    let acc = u64::from(sum(&src.octets()))
+        + u64::from(sum(&dst.octets()))
+        + u64::from(len)
+        + u64::from(proto);
     fold64(acc)
 }
 
 /// RFC 1624 eqn. 3: the new checksum after a 16-bit field changed from `old`
 /// to `new`, without touching the rest of the data. HC' = ~(~HC + ~m + m').
+#[inline]
 pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
     let acc = u32::from(!hc) + u32::from(!old) + u32::from(new);
     !fold(acc)
 }
 
 /// RFC 1624 over a 32-bit field (e.g. an IPv4 address in a pseudo-header).
+#[inline]
 pub fn update32(hc: u16, old: u32, new: u32) -> u16 {
     let hc = update16(hc, (old >> 16) as u16, (new >> 16) as u16);
     update16(hc, old as u16, new as u16)

@@ -9,21 +9,26 @@ pub struct EthernetAddress(pub [u8; 6]);
 impl EthernetAddress {
     pub const BROADCAST: EthernetAddress = EthernetAddress([0xff; 6]);
 
+    #[inline]
     pub fn from_bytes(b: &[u8]) -> Self {
         let mut a = [0; 6];
         a.copy_from_slice(&b[..6]);
         EthernetAddress(a)
     }
+    #[inline]
     pub fn is_broadcast(&self) -> bool {
         *self == Self::BROADCAST
     }
+    #[inline]
     pub fn is_multicast(&self) -> bool {
         self.0[0] & 1 != 0
     }
+    #[inline]
     pub fn is_unicast(&self) -> bool {
         !self.is_multicast()
     }
     /// The IPv6 multicast MAC for an IPv6 multicast address (RFC 2464 §7).
+    #[inline]
     pub fn ipv6_multicast(addr: &core::net::Ipv6Addr) -> Self {
         let o = addr.octets();
         EthernetAddress([0x33, 0x33, o[12], o[13], o[14], o[15]])
@@ -31,9 +36,14 @@ impl EthernetAddress {
 }
 
 impl core::fmt::Display for EthernetAddress {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let a = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", a[0], a[1], a[2], a[3], a[4], a[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            a[0], a[1], a[2], a[3], a[4], a[5]
+        )
     }
 }
 
@@ -48,6 +58,7 @@ pub enum EtherType {
 }
 
 impl From<u16> for EtherType {
+    #[inline]
     fn from(v: u16) -> Self {
         match v {
             0x0800 => EtherType::Ipv4,
@@ -60,6 +71,7 @@ impl From<u16> for EtherType {
 }
 
 impl From<EtherType> for u16 {
+    #[inline]
     fn from(v: EtherType) -> u16 {
         match v {
             EtherType::Ipv4 => 0x0800,
@@ -83,10 +95,12 @@ pub struct Frame<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Frame<T> {
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Frame { buffer }
     }
     /// Validates that the header (and the 802.1Q tag, if present) fits.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let f = Frame { buffer };
         let b = f.buffer.as_ref();
@@ -98,16 +112,20 @@ impl<T: AsRef<[u8]>> Frame<T> {
         }
         Ok(f)
     }
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
+    #[inline]
     pub fn dst_addr(&self) -> EthernetAddress {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[0..6])
     }
+    #[inline]
     pub fn src_addr(&self) -> EthernetAddress {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[6..12])
     }
     /// The 802.1Q VLAN id, if the frame is tagged.
+    #[inline]
     pub fn vlan_id(&self) -> Option<u16> {
         let b = self.buffer.as_ref();
         if be16(b, 12) == 0x8100 {
@@ -117,11 +135,13 @@ impl<T: AsRef<[u8]>> Frame<T> {
         }
     }
     /// The ethertype of the payload (after the tag, if any).
+    #[inline]
     pub fn ethertype(&self) -> EtherType {
         let b = self.buffer.as_ref();
         EtherType::from(be16(b, self.header_len() - 2))
     }
     /// 14, or 18 with a tag.
+    #[inline]
     pub fn header_len(&self) -> usize {
         if be16(self.buffer.as_ref(), 12) == 0x8100 {
             HEADER_LEN + VLAN_TAG_LEN
@@ -129,18 +149,22 @@ impl<T: AsRef<[u8]>> Frame<T> {
             HEADER_LEN
         }
     }
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
+    #[inline]
     pub fn set_dst_addr(&mut self, a: EthernetAddress) {
         self.buffer.as_mut()[0..6].copy_from_slice(&a.0)
     }
+    #[inline]
     pub fn set_src_addr(&mut self, a: EthernetAddress) {
         self.buffer.as_mut()[6..12].copy_from_slice(&a.0)
     }
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let h = self.header_len();
         &mut self.buffer.as_mut()[h..]
@@ -157,6 +181,7 @@ pub struct Repr {
 }
 
 impl Repr {
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(f: &Frame<T>) -> Result<Repr> {
         let ethertype = f.ethertype();
         if ethertype == EtherType::Vlan {
@@ -170,6 +195,7 @@ impl Repr {
             ethertype,
         })
     }
+    #[inline]
     pub fn header_len(&self) -> usize {
         if self.vlan.is_some() {
             HEADER_LEN + VLAN_TAG_LEN
@@ -178,6 +204,7 @@ impl Repr {
         }
     }
     /// Writes the header into the first `header_len()` bytes of `b`.
+    #[inline]
     pub fn emit(&self, b: &mut [u8]) {
         b[0..6].copy_from_slice(&self.dst.0);
         b[6..12].copy_from_slice(&self.src.0);

@@ -29,52 +29,66 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
         Ok(Packet { buffer })
     }
+    #[inline]
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[0]
     }
+    #[inline]
     pub fn msg_code(&self) -> u8 {
         self.buffer.as_ref()[1]
     }
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), 2)
     }
+    #[inline]
     pub fn echo_ident(&self) -> u16 {
         be16(self.buffer.as_ref(), 4)
     }
+    #[inline]
     pub fn echo_seq(&self) -> u16 {
         be16(self.buffer.as_ref(), 6)
     }
     /// For "fragmentation needed": the next-hop MTU (RFC 1191 §4).
+    #[inline]
     pub fn next_hop_mtu(&self) -> u16 {
         be16(self.buffer.as_ref(), 6)
     }
+    #[inline]
     pub fn data(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::fold(checksum::sum(self.buffer.as_ref())) == 0xffff
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     pub fn set_msg_type(&mut self, t: u8) {
         self.buffer.as_mut()[0] = t
     }
+    #[inline]
     pub fn set_msg_code(&mut self, c: u8) {
         self.buffer.as_mut()[1] = c
     }
+    #[inline]
     pub fn set_checksum(&mut self, c: u16) {
         put16(self.buffer.as_mut(), 2, c)
     }
+    #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let c = checksum::checksum(self.buffer.as_ref());
@@ -82,6 +96,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
     /// Turns an echo request into a reply in place: only the type changes, so
     /// the checksum is patched incrementally (RFC 1624).
+    #[inline]
     pub fn echo_request_to_reply(&mut self) {
         let b = self.buffer.as_mut();
         let old = be16(b, 0);
@@ -95,15 +110,34 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 /// invoking packet of an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Repr<'a> {
-    EchoRequest { ident: u16, seq: u16, data: &'a [u8] },
-    EchoReply { ident: u16, seq: u16, data: &'a [u8] },
-    DestUnreachable { code: u8, next_hop_mtu: u16, data: &'a [u8] },
-    TimeExceeded { code: u8, data: &'a [u8] },
-    Other { msg_type: u8, code: u8 },
+    EchoRequest {
+        ident: u16,
+        seq: u16,
+        data: &'a [u8],
+    },
+    EchoReply {
+        ident: u16,
+        seq: u16,
+        data: &'a [u8],
+    },
+    DestUnreachable {
+        code: u8,
+        next_hop_mtu: u16,
+        data: &'a [u8],
+    },
+    TimeExceeded {
+        code: u8,
+        data: &'a [u8],
+    },
+    Other {
+        msg_type: u8,
+        code: u8,
+    },
 }
 
 impl<'a> Repr<'a> {
     /// Parses and verifies the checksum.
+    #[inline]
     pub fn parse(p: &Packet<&'a [u8]>) -> Result<Repr<'a>> {
         if !p.verify_checksum() {
             return Err(Error::BadChecksum);
@@ -111,15 +145,28 @@ impl<'a> Repr<'a> {
         let buf: &'a [u8] = p.buffer;
         let data = &buf[HEADER_LEN..];
         Ok(match (p.msg_type(), p.msg_code()) {
-            (kind::ECHO_REQUEST, 0) => Repr::EchoRequest { ident: p.echo_ident(), seq: p.echo_seq(), data },
-            (kind::ECHO_REPLY, 0) => Repr::EchoReply { ident: p.echo_ident(), seq: p.echo_seq(), data },
-            (kind::DEST_UNREACHABLE, code) => Repr::DestUnreachable { code, next_hop_mtu: p.next_hop_mtu(), data },
+            (kind::ECHO_REQUEST, 0) => Repr::EchoRequest {
+                ident: p.echo_ident(),
+                seq: p.echo_seq(),
+                data,
+            },
+            (kind::ECHO_REPLY, 0) => Repr::EchoReply {
+                ident: p.echo_ident(),
+                seq: p.echo_seq(),
+                data,
+            },
+            (kind::DEST_UNREACHABLE, code) => Repr::DestUnreachable {
+                code,
+                next_hop_mtu: p.next_hop_mtu(),
+                data,
+            },
             (kind::TIME_EXCEEDED, code) => Repr::TimeExceeded { code, data },
             (msg_type, code) => Repr::Other { msg_type, code },
         })
     }
 
     /// Length of the emitted message.
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         HEADER_LEN
             + match self {
@@ -132,11 +179,16 @@ impl<'a> Repr<'a> {
     }
 
     /// Emits into `b[..buffer_len()]` with the checksum filled.
+    #[inline]
     pub fn emit(&self, b: &mut [u8]) {
         let (t, c, w1, w2, data): (u8, u8, u16, u16, &[u8]) = match *self {
             Repr::EchoRequest { ident, seq, data } => (kind::ECHO_REQUEST, 0, ident, seq, data),
             Repr::EchoReply { ident, seq, data } => (kind::ECHO_REPLY, 0, ident, seq, data),
-            Repr::DestUnreachable { code, next_hop_mtu, data } => (kind::DEST_UNREACHABLE, code, 0, next_hop_mtu, data),
+            Repr::DestUnreachable {
+                code,
+                next_hop_mtu,
+                data,
+            } => (kind::DEST_UNREACHABLE, code, 0, next_hop_mtu, data),
             Repr::TimeExceeded { code, data } => (kind::TIME_EXCEEDED, code, 0, 0, data),
             Repr::Other { msg_type, code } => (msg_type, code, 0, 0, &[]),
         };
@@ -158,21 +210,40 @@ mod tests {
 
     #[test]
     fn echo_to_reply_in_place() {
-        let r = Repr::EchoRequest { ident: 7, seq: 9, data: b"hello" };
+        let r = Repr::EchoRequest {
+            ident: 7,
+            seq: 9,
+            data: b"hello",
+        };
         let mut b = vec![0u8; r.buffer_len()];
         r.emit(&mut b);
         let mut p = Packet::new_checked(&mut b[..]).unwrap();
         p.echo_request_to_reply();
         let p = Packet::new_checked(&b[..]).unwrap();
-        assert_eq!(Repr::parse(&p).unwrap(), Repr::EchoReply { ident: 7, seq: 9, data: b"hello" });
+        assert_eq!(
+            Repr::parse(&p).unwrap(),
+            Repr::EchoReply {
+                ident: 7,
+                seq: 9,
+                data: b"hello"
+            }
+        );
     }
 
     #[test]
     fn bad_checksum() {
         let mut b = vec![0u8; 8];
-        Repr::EchoRequest { ident: 1, seq: 1, data: &[] }.emit(&mut b);
+        Repr::EchoRequest {
+            ident: 1,
+            seq: 1,
+            data: &[],
+        }
+        .emit(&mut b);
         b[5] ^= 0xff;
-        assert_eq!(Repr::parse(&Packet::new_checked(&b[..]).unwrap()).unwrap_err(), Error::BadChecksum);
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&b[..]).unwrap()).unwrap_err(),
+            Error::BadChecksum
+        );
         assert_eq!(Packet::new_checked(&b[..7]).unwrap_err(), Error::Truncated);
     }
 

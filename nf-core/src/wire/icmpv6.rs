@@ -1,6 +1,6 @@
 //! ICMPv6 (RFC 4443) and Neighbor Discovery NS/NA (RFC 4861 §4.3, §4.4).
 
-use super::{be16, checksum, ip_proto, put16, EthernetAddress, Error, Result};
+use super::{be16, checksum, ip_proto, put16, Error, EthernetAddress, Result};
 use core::net::Ipv6Addr;
 
 pub const HEADER_LEN: usize = 8;
@@ -37,25 +37,31 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
         Ok(Packet { buffer })
     }
+    #[inline]
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[0]
     }
+    #[inline]
     pub fn msg_code(&self) -> u8 {
         self.buffer.as_ref()[1]
     }
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), 2)
     }
     /// RFC 4443 §2.3: checksum over the pseudo-header and the message.
+    #[inline]
     pub fn verify_checksum(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
         let b = self.buffer.as_ref();
         let ph = checksum::pseudo_v6(src, dst, ip_proto::ICMPV6, b.len() as u32);
@@ -64,6 +70,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     pub fn fill_checksum(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
         let b = self.buffer.as_mut();
         put16(b, 2, 0);
@@ -74,6 +81,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Echo request → reply in place; addresses are swapped by the caller and
     /// the pseudo-header sum is unchanged by a swap, so only the type word
     /// changes (RFC 1624).
+    #[inline]
     pub fn echo_request_to_reply(&mut self) {
         let b = self.buffer.as_mut();
         let old = be16(b, 0);
@@ -86,15 +94,46 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 /// A validated ICMPv6 message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Repr<'a> {
-    EchoRequest { ident: u16, seq: u16, data: &'a [u8] },
-    EchoReply { ident: u16, seq: u16, data: &'a [u8] },
-    DestUnreachable { code: u8, data: &'a [u8] },
-    PacketTooBig { mtu: u32, data: &'a [u8] },
-    TimeExceeded { code: u8, data: &'a [u8] },
-    ParamProblem { code: u8, pointer: u32, data: &'a [u8] },
-    NeighborSolicit { target: Ipv6Addr, source_lladdr: Option<EthernetAddress> },
-    NeighborAdvert { flags: NaFlags, target: Ipv6Addr, target_lladdr: Option<EthernetAddress> },
-    Other { msg_type: u8, code: u8 },
+    EchoRequest {
+        ident: u16,
+        seq: u16,
+        data: &'a [u8],
+    },
+    EchoReply {
+        ident: u16,
+        seq: u16,
+        data: &'a [u8],
+    },
+    DestUnreachable {
+        code: u8,
+        data: &'a [u8],
+    },
+    PacketTooBig {
+        mtu: u32,
+        data: &'a [u8],
+    },
+    TimeExceeded {
+        code: u8,
+        data: &'a [u8],
+    },
+    ParamProblem {
+        code: u8,
+        pointer: u32,
+        data: &'a [u8],
+    },
+    NeighborSolicit {
+        target: Ipv6Addr,
+        source_lladdr: Option<EthernetAddress>,
+    },
+    NeighborAdvert {
+        flags: NaFlags,
+        target: Ipv6Addr,
+        target_lladdr: Option<EthernetAddress>,
+    },
+    Other {
+        msg_type: u8,
+        code: u8,
+    },
 }
 
 /// NA flags (RFC 4861 §4.4).
@@ -106,20 +145,30 @@ pub struct NaFlags {
 }
 
 impl NaFlags {
+    #[inline]
     fn to_byte(self) -> u8 {
-        (u8::from(self.router) << 7) | (u8::from(self.solicited) << 6) | (u8::from(self.override_) << 5)
+        (u8::from(self.router) << 7)
+            | (u8::from(self.solicited) << 6)
+            | (u8::from(self.override_) << 5)
     }
+    #[inline]
     fn from_byte(b: u8) -> Self {
-        NaFlags { router: b & 0x80 != 0, solicited: b & 0x40 != 0, override_: b & 0x20 != 0 }
+        NaFlags {
+            router: b & 0x80 != 0,
+            solicited: b & 0x40 != 0,
+            override_: b & 0x20 != 0,
+        }
     }
 }
 
+#[inline]
 fn be32(b: &[u8], at: usize) -> u32 {
     super::be32(b, at)
 }
 
 /// Walks ND options and returns the link-layer address of type `want`.
 /// RFC 4861 §4.6: a zero-length option is invalid and the packet is dropped.
+#[inline]
 fn nd_lladdr(mut opts: &[u8], want: u8) -> Result<Option<EthernetAddress>> {
     let mut found = None;
     while !opts.is_empty() {
@@ -138,6 +187,7 @@ fn nd_lladdr(mut opts: &[u8], want: u8) -> Result<Option<EthernetAddress>> {
     Ok(found)
 }
 
+#[inline]
 fn addr16(b: &[u8]) -> Ipv6Addr {
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[..16]);
@@ -148,6 +198,7 @@ impl<'a> Repr<'a> {
     /// Parses and verifies the checksum against the IPv6 addresses. ND
     /// messages must carry hop limit 255 (RFC 4861 §7.1.1), checked by the
     /// caller who has the IP header.
+    #[inline]
     pub fn parse(p: &Packet<&'a [u8]>, src: Ipv6Addr, dst: Ipv6Addr) -> Result<Repr<'a>> {
         if !p.verify_checksum(src, dst) {
             return Err(Error::BadChecksum);
@@ -156,12 +207,27 @@ impl<'a> Repr<'a> {
         let data = &b[HEADER_LEN..];
         let code = p.msg_code();
         Ok(match p.msg_type() {
-            kind::ECHO_REQUEST => Repr::EchoRequest { ident: be16(b, 4), seq: be16(b, 6), data },
-            kind::ECHO_REPLY => Repr::EchoReply { ident: be16(b, 4), seq: be16(b, 6), data },
+            kind::ECHO_REQUEST => Repr::EchoRequest {
+                ident: be16(b, 4),
+                seq: be16(b, 6),
+                data,
+            },
+            kind::ECHO_REPLY => Repr::EchoReply {
+                ident: be16(b, 4),
+                seq: be16(b, 6),
+                data,
+            },
             kind::DEST_UNREACHABLE => Repr::DestUnreachable { code, data },
-            kind::PACKET_TOO_BIG => Repr::PacketTooBig { mtu: be32(b, 4), data },
+            kind::PACKET_TOO_BIG => Repr::PacketTooBig {
+                mtu: be32(b, 4),
+                data,
+            },
             kind::TIME_EXCEEDED => Repr::TimeExceeded { code, data },
-            kind::PARAM_PROBLEM => Repr::ParamProblem { code, pointer: be32(b, 4), data },
+            kind::PARAM_PROBLEM => Repr::ParamProblem {
+                code,
+                pointer: be32(b, 4),
+                data,
+            },
             kind::NEIGHBOR_SOLICIT => {
                 if b.len() < 24 || code != 0 {
                     return Err(Error::Malformed);
@@ -185,6 +251,7 @@ impl<'a> Repr<'a> {
         })
     }
 
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         match self {
             Repr::EchoRequest { data, .. }
@@ -193,13 +260,18 @@ impl<'a> Repr<'a> {
             | Repr::PacketTooBig { data, .. }
             | Repr::TimeExceeded { data, .. }
             | Repr::ParamProblem { data, .. } => HEADER_LEN + data.len(),
-            Repr::NeighborSolicit { source_lladdr: l, .. }
-            | Repr::NeighborAdvert { target_lladdr: l, .. } => 24 + if l.is_some() { 8 } else { 0 },
+            Repr::NeighborSolicit {
+                source_lladdr: l, ..
+            }
+            | Repr::NeighborAdvert {
+                target_lladdr: l, ..
+            } => 24 + if l.is_some() { 8 } else { 0 },
             Repr::Other { .. } => HEADER_LEN,
         }
     }
 
     /// Emits into `b[..buffer_len()]` and fills the checksum.
+    #[inline]
     pub fn emit(&self, src: Ipv6Addr, dst: Ipv6Addr, b: &mut [u8]) {
         let len = self.buffer_len();
         let b = &mut b[..len];
@@ -215,13 +287,28 @@ impl<'a> Repr<'a> {
             [i[0], i[1], s[0], s[1]]
         };
         match *self {
-            Repr::EchoRequest { ident, seq, data } => body(kind::ECHO_REQUEST, 0, echo(ident, seq), data, b),
-            Repr::EchoReply { ident, seq, data } => body(kind::ECHO_REPLY, 0, echo(ident, seq), data, b),
-            Repr::DestUnreachable { code, data } => body(kind::DEST_UNREACHABLE, code, [0; 4], data, b),
-            Repr::PacketTooBig { mtu, data } => body(kind::PACKET_TOO_BIG, 0, mtu.to_be_bytes(), data, b),
+            Repr::EchoRequest { ident, seq, data } => {
+                body(kind::ECHO_REQUEST, 0, echo(ident, seq), data, b)
+            }
+            Repr::EchoReply { ident, seq, data } => {
+                body(kind::ECHO_REPLY, 0, echo(ident, seq), data, b)
+            }
+            Repr::DestUnreachable { code, data } => {
+                body(kind::DEST_UNREACHABLE, code, [0; 4], data, b)
+            }
+            Repr::PacketTooBig { mtu, data } => {
+                body(kind::PACKET_TOO_BIG, 0, mtu.to_be_bytes(), data, b)
+            }
             Repr::TimeExceeded { code, data } => body(kind::TIME_EXCEEDED, code, [0; 4], data, b),
-            Repr::ParamProblem { code, pointer, data } => body(kind::PARAM_PROBLEM, code, pointer.to_be_bytes(), data, b),
-            Repr::NeighborSolicit { target, source_lladdr } => {
+            Repr::ParamProblem {
+                code,
+                pointer,
+                data,
+            } => body(kind::PARAM_PROBLEM, code, pointer.to_be_bytes(), data, b),
+            Repr::NeighborSolicit {
+                target,
+                source_lladdr,
+            } => {
                 b[0] = kind::NEIGHBOR_SOLICIT;
                 b[8..24].copy_from_slice(&target.octets());
                 if let Some(l) = source_lladdr {
@@ -230,7 +317,11 @@ impl<'a> Repr<'a> {
                     b[26..32].copy_from_slice(&l.0);
                 }
             }
-            Repr::NeighborAdvert { flags, target, target_lladdr } => {
+            Repr::NeighborAdvert {
+                flags,
+                target,
+                target_lladdr,
+            } => {
                 b[0] = kind::NEIGHBOR_ADVERT;
                 b[4] = flags.to_byte();
                 b[8..24].copy_from_slice(&target.octets());
@@ -261,31 +352,53 @@ mod tests {
     #[test]
     fn ns_na_round_trip() {
         let (s, d) = (a("2001:db8:c::2"), a("ff02::1:ff00:1"));
-        let ns = Repr::NeighborSolicit { target: a("2001:db8:c::1"), source_lladdr: Some(EthernetAddress([2, 1, 2, 3, 4, 5])) };
+        let ns = Repr::NeighborSolicit {
+            target: a("2001:db8:c::1"),
+            source_lladdr: Some(EthernetAddress([2, 1, 2, 3, 4, 5])),
+        };
         let mut b = vec![0u8; ns.buffer_len()];
         ns.emit(s, d, &mut b);
-        assert_eq!(Repr::parse(&Packet::new_checked(&b[..]).unwrap(), s, d).unwrap(), ns);
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&b[..]).unwrap(), s, d).unwrap(),
+            ns
+        );
         // wrong pseudo header → checksum error
-        assert_eq!(Repr::parse(&Packet::new_checked(&b[..]).unwrap(), a("2001:db8:c::3"), d).unwrap_err(), Error::BadChecksum);
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&b[..]).unwrap(), a("2001:db8:c::3"), d).unwrap_err(),
+            Error::BadChecksum
+        );
         let na = Repr::NeighborAdvert {
-            flags: NaFlags { router: true, solicited: true, override_: true },
+            flags: NaFlags {
+                router: true,
+                solicited: true,
+                override_: true,
+            },
             target: a("2001:db8:c::1"),
             target_lladdr: Some(EthernetAddress([2, 9, 9, 9, 9, 9])),
         };
         let mut b = vec![0u8; na.buffer_len()];
         na.emit(d, s, &mut b);
-        assert_eq!(Repr::parse(&Packet::new_checked(&b[..]).unwrap(), d, s).unwrap(), na);
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&b[..]).unwrap(), d, s).unwrap(),
+            na
+        );
     }
 
     #[test]
     fn zero_length_nd_option_rejected() {
         let (s, d) = (a("fe80::1"), a("fe80::2"));
-        let ns = Repr::NeighborSolicit { target: a("fe80::2"), source_lladdr: Some(EthernetAddress([2; 6])) };
+        let ns = Repr::NeighborSolicit {
+            target: a("fe80::2"),
+            source_lladdr: Some(EthernetAddress([2; 6])),
+        };
         let mut b = vec![0u8; ns.buffer_len()];
         ns.emit(s, d, &mut b);
         b[25] = 0;
         Packet::new_unchecked(&mut b[..]).fill_checksum(s, d);
-        assert_eq!(Repr::parse(&Packet::new_checked(&b[..]).unwrap(), s, d).unwrap_err(), Error::BadOption);
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&b[..]).unwrap(), s, d).unwrap_err(),
+            Error::BadOption
+        );
     }
 
     proptest! {

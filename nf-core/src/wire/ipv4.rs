@@ -13,6 +13,7 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
@@ -21,6 +22,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// §3.1; RFC 1812 §5.2.2). Bytes after `total_len` (Ethernet padding) are
     /// allowed and ignored by [`Packet::payload`]. The checksum is checked
     /// separately by [`Packet::verify_checksum`].
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
@@ -40,54 +42,69 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(Packet { buffer })
     }
 
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[0] & 0x0f) * 4
     }
+    #[inline]
     pub fn dscp_ecn(&self) -> u8 {
         self.buffer.as_ref()[1]
     }
+    #[inline]
     pub fn total_len(&self) -> u16 {
         be16(self.buffer.as_ref(), 2)
     }
+    #[inline]
     pub fn ident(&self) -> u16 {
         be16(self.buffer.as_ref(), 4)
     }
+    #[inline]
     pub fn dont_frag(&self) -> bool {
         self.buffer.as_ref()[6] & 0x40 != 0
     }
+    #[inline]
     pub fn more_frags(&self) -> bool {
         self.buffer.as_ref()[6] & 0x20 != 0
     }
     /// Fragment offset in bytes.
+    #[inline]
     pub fn frag_offset(&self) -> u16 {
         (be16(self.buffer.as_ref(), 6) & 0x1fff) * 8
     }
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[8]
     }
+    #[inline]
     pub fn protocol(&self) -> u8 {
         self.buffer.as_ref()[9]
     }
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), 10)
     }
+    #[inline]
     pub fn src_addr(&self) -> Ipv4Addr {
         let b = self.buffer.as_ref();
         Ipv4Addr::new(b[12], b[13], b[14], b[15])
     }
+    #[inline]
     pub fn dst_addr(&self) -> Ipv4Addr {
         let b = self.buffer.as_ref();
         Ipv4Addr::new(b[16], b[17], b[18], b[19])
     }
     /// True when the header checksum verifies.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         let h = self.header_len();
         checksum::fold(checksum::sum(&self.buffer.as_ref()[..h])) == 0xffff
     }
     /// The payload, up to `total_len`.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         let b = self.buffer.as_ref();
         &b[self.header_len()..usize::from(self.total_len())]
@@ -95,19 +112,24 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     pub fn set_ttl(&mut self, v: u8) {
         self.buffer.as_mut()[8] = v
     }
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         put16(self.buffer.as_mut(), 10, v)
     }
+    #[inline]
     pub fn set_src_addr(&mut self, a: Ipv4Addr) {
         self.buffer.as_mut()[12..16].copy_from_slice(&a.octets())
     }
+    #[inline]
     pub fn set_dst_addr(&mut self, a: Ipv4Addr) {
         self.buffer.as_mut()[16..20].copy_from_slice(&a.octets())
     }
     /// Recomputes the header checksum from scratch.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let h = self.header_len();
@@ -116,6 +138,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
     /// Decrements the TTL and patches the checksum incrementally (RFC 1624:
     /// the TTL shares a 16-bit word with the protocol field).
+    #[inline]
     pub fn decrement_ttl(&mut self) {
         let b = self.buffer.as_mut();
         let old = be16(b, 8);
@@ -124,6 +147,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         let c = checksum::update16(be16(b, 10), old, new);
         put16(b, 10, c);
     }
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (h, t) = (self.header_len(), usize::from(self.total_len()));
         &mut self.buffer.as_mut()[h..t]
@@ -145,6 +169,7 @@ pub struct Repr {
 
 impl Repr {
     /// Parses and verifies the checksum.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Result<Repr> {
         if !p.verify_checksum() {
             return Err(Error::BadChecksum);
@@ -160,10 +185,12 @@ impl Repr {
             dont_frag: p.dont_frag(),
         })
     }
+    #[inline]
     pub fn header_len(&self) -> usize {
         HEADER_LEN
     }
     /// Emits a 20-byte header with a correct checksum into `b`.
+    #[inline]
     pub fn emit(&self, b: &mut [u8]) {
         b[0] = 0x45;
         b[1] = self.dscp_ecn;
@@ -189,9 +216,11 @@ pub struct Cidr {
 
 impl Cidr {
     /// `None` when `len > 32`.
+    #[inline]
     pub fn new(addr: Ipv4Addr, len: u8) -> Option<Cidr> {
         (len <= 32).then_some(Cidr { addr, len })
     }
+    #[inline]
     pub fn mask(&self) -> u32 {
         if self.len == 0 {
             0
@@ -199,9 +228,11 @@ impl Cidr {
             u32::MAX << (32 - u32::from(self.len))
         }
     }
+    #[inline]
     pub fn network(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.addr) & self.mask())
     }
+    #[inline]
     pub fn contains(&self, a: Ipv4Addr) -> bool {
         u32::from(a) & self.mask() == u32::from(self.addr) & self.mask()
     }
@@ -261,7 +292,9 @@ mod tests {
         assert!(c.contains(Ipv4Addr::new(10, 200, 0, 1)));
         assert!(!c.contains(Ipv4Addr::new(11, 0, 0, 1)));
         assert_eq!(c.network(), Ipv4Addr::new(10, 0, 0, 0));
-        assert!(Cidr::new(Ipv4Addr::UNSPECIFIED, 0).unwrap().contains(Ipv4Addr::BROADCAST));
+        assert!(Cidr::new(Ipv4Addr::UNSPECIFIED, 0)
+            .unwrap()
+            .contains(Ipv4Addr::BROADCAST));
         assert!(Cidr::new(Ipv4Addr::UNSPECIFIED, 33).is_none());
     }
 

@@ -16,10 +16,12 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
     /// Validates version and payload length against the buffer.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
@@ -34,38 +36,48 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         Ok(Packet { buffer })
     }
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
+    #[inline]
     pub fn traffic_class(&self) -> u8 {
         let b = self.buffer.as_ref();
         (b[0] << 4) | (b[1] >> 4)
     }
+    #[inline]
     pub fn flow_label(&self) -> u32 {
         let b = self.buffer.as_ref();
         (u32::from(b[1] & 0x0f) << 16) | (u32::from(b[2]) << 8) | u32::from(b[3])
     }
+    #[inline]
     pub fn payload_len(&self) -> u16 {
         be16(self.buffer.as_ref(), 4)
     }
+    #[inline]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[6]
     }
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
         self.buffer.as_ref()[7]
     }
+    #[inline]
     pub fn src_addr(&self) -> Ipv6Addr {
         addr_at(self.buffer.as_ref(), 8)
     }
+    #[inline]
     pub fn dst_addr(&self) -> Ipv6Addr {
         addr_at(self.buffer.as_ref(), 24)
     }
     /// The payload (extension headers included), up to `payload_len`.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..HEADER_LEN + usize::from(self.payload_len())]
     }
     /// Walks the extension headers (RFC 8200 §4) and returns the upper-layer
     /// protocol with its offset from the start of the IPv6 header.
+    #[inline]
     pub fn upper_layer(&self) -> Result<UpperLayer> {
         walk_ext_headers(self.next_header(), self.payload()).map(|mut u| {
             u.offset += HEADER_LEN;
@@ -75,21 +87,26 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     pub fn set_hop_limit(&mut self, v: u8) {
         self.buffer.as_mut()[7] = v
     }
+    #[inline]
     pub fn set_src_addr(&mut self, a: Ipv6Addr) {
         self.buffer.as_mut()[8..24].copy_from_slice(&a.octets())
     }
+    #[inline]
     pub fn set_dst_addr(&mut self, a: Ipv6Addr) {
         self.buffer.as_mut()[24..40].copy_from_slice(&a.octets())
     }
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let l = usize::from(self.payload_len());
         &mut self.buffer.as_mut()[HEADER_LEN..HEADER_LEN + l]
     }
 }
 
+#[inline]
 fn addr_at(b: &[u8], at: usize) -> Ipv6Addr {
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[at..at + 16]);
@@ -111,6 +128,7 @@ pub struct UpperLayer {
 /// Walks extension headers starting at `payload` with first header `nh`.
 /// Every length is checked against the buffer; more than
 /// [`MAX_EXT_HEADERS`] headers is an error.
+#[inline]
 pub fn walk_ext_headers(mut nh: u8, payload: &[u8]) -> Result<UpperLayer> {
     let mut off = 0usize;
     let mut non_first_fragment = false;
@@ -161,6 +179,7 @@ pub struct Repr {
 }
 
 impl Repr {
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Result<Repr> {
         Ok(Repr {
             src: p.src_addr(),
@@ -172,9 +191,11 @@ impl Repr {
             flow_label: p.flow_label(),
         })
     }
+    #[inline]
     pub fn header_len(&self) -> usize {
         HEADER_LEN
     }
+    #[inline]
     pub fn emit(&self, b: &mut [u8]) {
         b[0] = 0x60 | (self.traffic_class >> 4);
         b[1] = (self.traffic_class << 4) | ((self.flow_label >> 16) as u8 & 0x0f);
@@ -189,6 +210,7 @@ impl Repr {
 }
 
 /// The solicited-node multicast address of `a` (RFC 4291 §2.7.1).
+#[inline]
 pub fn solicited_node(a: Ipv6Addr) -> Ipv6Addr {
     let o = a.octets();
     Ipv6Addr::new(
@@ -211,9 +233,11 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    #[inline]
     pub fn new(addr: Ipv6Addr, len: u8) -> Option<Cidr> {
         (len <= 128).then_some(Cidr { addr, len })
     }
+    #[inline]
     pub fn mask(&self) -> u128 {
         if self.len == 0 {
             0
@@ -221,6 +245,7 @@ impl Cidr {
             u128::MAX << (128 - u32::from(self.len))
         }
     }
+    #[inline]
     pub fn contains(&self, a: Ipv6Addr) -> bool {
         u128::from(a) & self.mask() == u128::from(self.addr) & self.mask()
     }
@@ -241,18 +266,34 @@ mod tests {
         p[16] = ip_proto::TCP;
         p[17] = 1;
         let u = walk_ext_headers(ip_proto::HOPOPTS, &p).unwrap();
-        assert_eq!(u, UpperLayer { protocol: 6, offset: 32, non_first_fragment: false });
+        assert_eq!(
+            u,
+            UpperLayer {
+                protocol: 6,
+                offset: 32,
+                non_first_fragment: false
+            }
+        );
         // overrun
-        assert_eq!(walk_ext_headers(ip_proto::HOPOPTS, &p[..20]).unwrap_err(), Error::BadOption);
+        assert_eq!(
+            walk_ext_headers(ip_proto::HOPOPTS, &p[..20]).unwrap_err(),
+            Error::BadOption
+        );
         // endless chain of dest options
         let chain = vec![ip_proto::IPV6_OPTS, 0, 0, 0, 0, 0, 0, 0].repeat(20);
-        assert_eq!(walk_ext_headers(ip_proto::IPV6_OPTS, &chain).unwrap_err(), Error::TooManyExtHeaders);
+        assert_eq!(
+            walk_ext_headers(ip_proto::IPV6_OPTS, &chain).unwrap_err(),
+            Error::TooManyExtHeaders
+        );
     }
 
     #[test]
     fn solicited() {
         let a: Ipv6Addr = "2001:db8:c::1".parse().unwrap();
-        assert_eq!(solicited_node(a), "ff02::1:ff00:1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            solicited_node(a),
+            "ff02::1:ff00:1".parse::<Ipv6Addr>().unwrap()
+        );
     }
 
     proptest! {

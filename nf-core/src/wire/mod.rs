@@ -50,6 +50,7 @@ impl Error {
     ];
 
     /// A stable label for metrics.
+    #[inline]
     pub fn as_str(self) -> &'static str {
         match self {
             Error::Truncated => "truncated",
@@ -63,12 +64,14 @@ impl Error {
     }
 
     /// Index into a counter array.
+    #[inline]
     pub fn index(self) -> usize {
         self as usize
     }
 }
 
 impl core::fmt::Display for Error {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.as_str())
     }

@@ -40,10 +40,12 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
     /// Validates the data offset against the buffer (RFC 9293 §3.1).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
@@ -55,40 +57,52 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         Ok(Packet { buffer })
     }
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.buffer.as_ref(), 0)
     }
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), 2)
     }
+    #[inline]
     pub fn seq_number(&self) -> u32 {
         be32(self.buffer.as_ref(), 4)
     }
+    #[inline]
     pub fn ack_number(&self) -> u32 {
         be32(self.buffer.as_ref(), 8)
     }
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[12] >> 4) * 4
     }
     /// The 9 flag bits (NS is ignored: RFC 8311 made it reserved again).
+    #[inline]
     pub fn flags(&self) -> u16 {
         be16(self.buffer.as_ref(), 12) & 0x00ff
     }
+    #[inline]
     pub fn window_len(&self) -> u16 {
         be16(self.buffer.as_ref(), 14)
     }
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), 16)
     }
+    #[inline]
     pub fn urgent_at(&self) -> u16 {
         be16(self.buffer.as_ref(), 18)
     }
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.header_len()]
     }
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
+    #[inline]
     pub fn verify_checksum(&self, src: IpAddr, dst: IpAddr) -> bool {
         let b = self.buffer.as_ref();
         checksum::combine(&[pseudo(src, dst, b.len()), checksum::sum(b)]) == 0xffff
@@ -96,15 +110,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     pub fn set_src_port(&mut self, v: u16) {
         put16(self.buffer.as_mut(), 0, v)
     }
+    #[inline]
     pub fn set_dst_port(&mut self, v: u16) {
         put16(self.buffer.as_mut(), 2, v)
     }
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         put16(self.buffer.as_mut(), 16, v)
     }
+    #[inline]
     pub fn fill_checksum(&mut self, src: IpAddr, dst: IpAddr) {
         self.set_checksum(0);
         let b = self.buffer.as_ref();
@@ -113,10 +131,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+#[inline]
 pub(crate) fn pseudo(src: IpAddr, dst: IpAddr, len: usize) -> u32 {
     pseudo_proto(src, dst, ip_proto::TCP, len)
 }
 
+#[inline]
 pub(crate) fn pseudo_proto(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u32 {
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => checksum::pseudo_v4(s, d, proto, len as u32),
@@ -127,7 +147,12 @@ pub(crate) fn pseudo_proto(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u
                 IpAddr::V4(a) => checksum::sum(&a.octets()),
                 IpAddr::V6(a) => checksum::sum(&a.octets()),
             };
-            u32::from(checksum::combine(&[o(s), o(d), u32::from(proto), len as u32]))
+            u32::from(checksum::combine(&[
+                o(s),
+                o(d),
+                u32::from(proto),
+                len as u32,
+            ]))
         }
     }
 }
@@ -142,12 +167,18 @@ pub enum TcpOption<'a> {
     SackPermitted,
     /// SACK blocks as raw bytes (a multiple of 8).
     Sack(&'a [u8]),
-    Timestamps { tsval: u32, tsecr: u32 },
+    Timestamps {
+        tsval: u32,
+        tsecr: u32,
+    },
     /// MPTCP option body after kind and length (RFC 8684 §2).
     Mptcp(&'a [u8]),
     /// TFO cookie (empty: cookie request), RFC 7413 §4.1.1.
     FastOpen(&'a [u8]),
-    Unknown { kind: u8, data: &'a [u8] },
+    Unknown {
+        kind: u8,
+        data: &'a [u8],
+    },
 }
 
 /// A total iterator over the option bytes: yields `Err(BadOption)` once and
@@ -157,6 +188,7 @@ pub struct OptionIter<'a> {
 }
 
 impl<'a> OptionIter<'a> {
+    #[inline]
     pub fn new(opts: &'a [u8]) -> Self {
         OptionIter { rest: opts }
     }
@@ -164,6 +196,7 @@ impl<'a> OptionIter<'a> {
 
 impl<'a> Iterator for OptionIter<'a> {
     type Item = Result<TcpOption<'a>>;
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let b = self.rest;
         let kind = *b.first()?;
@@ -182,7 +215,9 @@ impl<'a> Iterator for OptionIter<'a> {
             s.rest = &[];
             Some(Err(Error::BadOption))
         };
-        let Some(&len) = b.get(1) else { return bad(self) };
+        let Some(&len) = b.get(1) else {
+            return bad(self);
+        };
         let len = usize::from(len);
         if len < 2 || len > b.len() {
             return bad(self);
@@ -193,12 +228,24 @@ impl<'a> Iterator for OptionIter<'a> {
             (opt::WSCALE, 3) => TcpOption::WindowScale(data[0]),
             (opt::SACK_PERM, 2) => TcpOption::SackPermitted,
             (opt::SACK, l) if l >= 10 && (l - 2) % 8 == 0 => TcpOption::Sack(data),
-            (opt::TIMESTAMP, 10) => TcpOption::Timestamps { tsval: be32(data, 0), tsecr: be32(data, 4) },
+            (opt::TIMESTAMP, 10) => TcpOption::Timestamps {
+                tsval: be32(data, 0),
+                tsecr: be32(data, 4),
+            },
             (opt::MPTCP, l) if l >= 3 => TcpOption::Mptcp(data),
-            (opt::FASTOPEN, l) if l == 2 || (6..=18).contains(&l) && l % 2 == 0 => TcpOption::FastOpen(data),
-            (opt::MSS | opt::WSCALE | opt::SACK_PERM | opt::SACK | opt::TIMESTAMP | opt::MPTCP | opt::FASTOPEN, _) => {
-                return bad(self)
+            (opt::FASTOPEN, l) if l == 2 || (6..=18).contains(&l) && l % 2 == 0 => {
+                TcpOption::FastOpen(data)
             }
+            (
+                opt::MSS
+                | opt::WSCALE
+                | opt::SACK_PERM
+                | opt::SACK
+                | opt::TIMESTAMP
+                | opt::MPTCP
+                | opt::FASTOPEN,
+                _,
+            ) => return bad(self),
             (kind, _) => TcpOption::Unknown { kind, data },
         };
         self.rest = &b[len..];
@@ -229,6 +276,7 @@ pub struct Options<'a> {
 impl<'a> Options<'a> {
     /// Decodes an option area. The first MPTCP option is kept (RFC 8684 allows
     /// several in one segment; nf-mptcp walks them from the raw bytes).
+    #[inline]
     pub fn parse(bytes: &'a [u8]) -> Result<Options<'a>> {
         let mut o = Options::default();
         for item in OptionIter::new(bytes) {
@@ -239,7 +287,10 @@ impl<'a> Options<'a> {
                 TcpOption::Sack(d) => {
                     let n = (d.len() / 8).min(MAX_SACK_BLOCKS);
                     for i in 0..n {
-                        o.sack_blocks[i] = SackBlock { left: be32(d, i * 8), right: be32(d, i * 8 + 4) };
+                        o.sack_blocks[i] = SackBlock {
+                            left: be32(d, i * 8),
+                            right: be32(d, i * 8 + 4),
+                        };
                     }
                     o.sack_count = n as u8;
                 }
@@ -256,18 +307,26 @@ impl<'a> Options<'a> {
         Ok(o)
     }
 
+    #[inline]
     pub fn sack(&self) -> &[SackBlock] {
         &self.sack_blocks[..usize::from(self.sack_count).min(MAX_SACK_BLOCKS)]
     }
 
     /// Bytes the options take when emitted, padded to a multiple of 4.
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         let mut n = 0;
         n += self.mss.map_or(0, |_| 4);
         n += self.window_scale.map_or(0, |_| 4); // NOP + 3
         n += if self.sack_permitted { 2 } else { 0 };
-        n += self.timestamps.map_or(0, |_| if self.sack_permitted { 10 } else { 12 });
-        n += if self.sack_count > 0 { 2 + 2 + 8 * usize::from(self.sack_count) } else { 0 };
+        n += self
+            .timestamps
+            .map_or(0, |_| if self.sack_permitted { 10 } else { 12 });
+        n += if self.sack_count > 0 {
+            2 + 2 + 8 * usize::from(self.sack_count)
+        } else {
+            0
+        };
         n += self.mptcp.map_or(0, |m| 2 + m.len());
         n += self.fast_open.map_or(0, |c| 2 + c.len());
         n.div_ceil(4) * 4
@@ -275,6 +334,7 @@ impl<'a> Options<'a> {
 
     /// Emits the options (in the order Linux uses) and pads with NOP/EOL.
     /// Returns the bytes written. `b` must hold `buffer_len()` bytes.
+    #[inline]
     pub fn emit(&self, b: &mut [u8]) -> usize {
         let mut i = 0;
         if let Some(m) = self.mss {
@@ -366,6 +426,7 @@ pub struct Repr<'a> {
 impl<'a> Repr<'a> {
     /// Parses a segment; the checksum is verified when addresses are given
     /// (pass `None` when the NIC already verified it).
+    #[inline]
     pub fn parse(p: &Packet<&'a [u8]>, addrs: Option<(IpAddr, IpAddr)>) -> Result<Repr<'a>> {
         if let Some((s, d)) = addrs {
             if !p.verify_checksum(s, d) {
@@ -387,16 +448,19 @@ impl<'a> Repr<'a> {
         })
     }
 
+    #[inline]
     pub fn header_len(&self) -> usize {
         HEADER_LEN + self.options.buffer_len()
     }
 
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         self.header_len() + self.payload.len()
     }
 
     /// Emits header, options and payload into `b[..buffer_len()]` and fills
     /// the checksum for the given addresses.
+    #[inline]
     pub fn emit(&self, src: IpAddr, dst: IpAddr, b: &mut [u8]) {
         let h = self.header_len();
         put16(b, 0, self.src_port);
@@ -420,7 +484,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn addrs() -> (IpAddr, IpAddr) {
-        (Ipv4Addr::new(192, 0, 2, 2).into(), Ipv4Addr::new(198, 51, 100, 2).into())
+        (
+            Ipv4Addr::new(192, 0, 2, 2).into(),
+            Ipv4Addr::new(198, 51, 100, 2).into(),
+        )
     }
 
     #[test]
@@ -446,7 +513,10 @@ mod tests {
         assert_eq!(Options::parse(&[2, 4, 5]).unwrap_err(), Error::BadOption); // overrun
         assert_eq!(Options::parse(&[2, 3, 5]).unwrap_err(), Error::BadOption); // bad MSS len
         assert_eq!(Options::parse(&[99, 0]).unwrap_err(), Error::BadOption); // len < 2
-        assert_eq!(Options::parse(&[5, 9, 0, 0, 0, 0, 0, 0, 0]).unwrap_err(), Error::BadOption); // SACK not 8n
+        assert_eq!(
+            Options::parse(&[5, 9, 0, 0, 0, 0, 0, 0, 0]).unwrap_err(),
+            Error::BadOption
+        ); // SACK not 8n
         assert!(Options::parse(&[1, 1, 0, 99, 99]).is_ok()); // stops at EOL
         assert!(Options::parse(&[99, 3, 1]).is_ok()); // unknown kept
     }
@@ -461,7 +531,16 @@ mod tests {
         assert_eq!(Packet::new_checked(&b[..19]).unwrap_err(), Error::Truncated);
     }
 
-    fn arb_options() -> impl Strategy<Value = (Option<u16>, Option<u8>, bool, Vec<(u32, u32)>, Option<(u32, u32)>, Option<Vec<u8>>)> {
+    fn arb_options() -> impl Strategy<
+        Value = (
+            Option<u16>,
+            Option<u8>,
+            bool,
+            Vec<(u32, u32)>,
+            Option<(u32, u32)>,
+            Option<Vec<u8>>,
+        ),
+    > {
         (
             proptest::option::of(any::<u16>()),
             proptest::option::of(0u8..15),

@@ -12,10 +12,12 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
     /// Validates the length field against the buffer.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
@@ -27,41 +29,53 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         Ok(Packet { buffer })
     }
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.buffer.as_ref(), 0)
     }
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), 2)
     }
+    #[inline]
     pub fn len(&self) -> u16 {
         be16(self.buffer.as_ref(), 4)
     }
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() as usize == HEADER_LEN
     }
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), 6)
     }
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..usize::from(self.len())]
     }
     /// A zero checksum means "none" over IPv4 (RFC 768) but is invalid over
     /// IPv6 (RFC 8200 §8.1).
+    #[inline]
     pub fn verify_checksum(&self, src: IpAddr, dst: IpAddr) -> bool {
         if self.checksum() == 0 {
             return src.is_ipv4();
         }
         let b = &self.buffer.as_ref()[..usize::from(self.len())];
-        checksum::combine(&[pseudo_proto(src, dst, ip_proto::UDP, b.len()), checksum::sum(b)]) == 0xffff
+        checksum::combine(&[
+            pseudo_proto(src, dst, ip_proto::UDP, b.len()),
+            checksum::sum(b),
+        ]) == 0xffff
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     pub fn fill_checksum(&mut self, src: IpAddr, dst: IpAddr) {
         let l = usize::from(self.len());
         let b = &mut self.buffer.as_mut()[..l];
         put16(b, 6, 0);
-        let mut c = !checksum::combine(&[pseudo_proto(src, dst, ip_proto::UDP, l), checksum::sum(b)]);
+        let mut c =
+            !checksum::combine(&[pseudo_proto(src, dst, ip_proto::UDP, l), checksum::sum(b)]);
         if c == 0 {
             c = 0xffff;
         }
@@ -78,6 +92,7 @@ pub struct Repr<'a> {
 }
 
 impl<'a> Repr<'a> {
+    #[inline]
     pub fn parse(p: &Packet<&'a [u8]>, addrs: Option<(IpAddr, IpAddr)>) -> Result<Repr<'a>> {
         if let Some((s, d)) = addrs {
             if !p.verify_checksum(s, d) {
@@ -85,11 +100,17 @@ impl<'a> Repr<'a> {
             }
         }
         let b: &'a [u8] = p.buffer;
-        Ok(Repr { src_port: p.src_port(), dst_port: p.dst_port(), payload: &b[HEADER_LEN..usize::from(p.len())] })
+        Ok(Repr {
+            src_port: p.src_port(),
+            dst_port: p.dst_port(),
+            payload: &b[HEADER_LEN..usize::from(p.len())],
+        })
     }
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         HEADER_LEN + self.payload.len()
     }
+    #[inline]
     pub fn emit(&self, src: IpAddr, dst: IpAddr, b: &mut [u8]) {
         put16(b, 0, self.src_port);
         put16(b, 2, self.dst_port);

@@ -1,0 +1,374 @@
+//! The file format, as serde structs. Every key is documented in
+//! `configs/example.toml`; unknown keys are refused.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub role: Role,
+    #[serde(default)]
+    pub eal: EalSection,
+    #[serde(default, rename = "port")]
+    pub ports: Vec<PortSection>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteSection>,
+    #[serde(default)]
+    pub workers: WorkersSection,
+    #[serde(default)]
+    pub management: ManagementSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default, rename = "subscriber")]
+    pub subscribers: Vec<SubscriberSection>,
+    #[serde(default)]
+    pub nat: NatSection,
+    #[serde(default)]
+    pub conversion: ConversionSection,
+}
+
+/// DESIGN.md §1: `network` (MPTCP from access → TCP to servers) or `cpe`.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    #[default]
+    Network,
+    Cpe,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EalSection {
+    /// Extra EAL arguments (memory, file prefix, `--no-pci`, log level…).
+    /// `-l`, `--main-lcore`, `--vdev` and `-a` are derived from the config.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The lcore of the main thread (management, signals).
+    #[serde(default)]
+    pub main_lcore: u32,
+}
+
+impl Default for EalSection {
+    fn default() -> Self {
+        EalSection {
+            args: Vec::new(),
+            main_lcore: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortRole {
+    AccessFixed,
+    AccessCellular,
+    Internet,
+    Lan,
+    UplinkFixed,
+    UplinkCellular,
+}
+
+impl PortRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortRole::AccessFixed => "access-fixed",
+            PortRole::AccessCellular => "access-cellular",
+            PortRole::Internet => "internet",
+            PortRole::Lan => "lan",
+            PortRole::UplinkFixed => "uplink-fixed",
+            PortRole::UplinkCellular => "uplink-cellular",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSection {
+    /// A short name used in routes, logs and metrics.
+    pub name: String,
+    /// A DPDK vdev string (`net_af_packet0,iface=fix1`) or a PCI address.
+    pub device: String,
+    pub role: PortRole,
+    /// `addr/len`, IPv4 or IPv6.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+    /// RX/TX queue pairs; defaults to the number of workers.
+    #[serde(default)]
+    pub queues: Option<u16>,
+    #[serde(default = "default_desc")]
+    pub rx_desc: u16,
+    #[serde(default = "default_desc")]
+    pub tx_desc: u16,
+    /// 802.1Q VLAN id carried on this port (untagged when absent).
+    #[serde(default)]
+    pub vlan: Option<u16>,
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+fn default_desc() -> u16 {
+    1024
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// `addr/len`; `0.0.0.0/0` or `::/0` for a default route.
+    pub prefix: String,
+    /// Gateway address; absent for an on-link route.
+    #[serde(default)]
+    pub via: Option<String>,
+    /// Egress port name; derived from the connected prefix of `via` when absent.
+    #[serde(default)]
+    pub port: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersSection {
+    /// One worker per listed lcore; worker i polls queue i of every port.
+    #[serde(default = "default_lcores")]
+    pub lcores: Vec<u32>,
+    /// RX burst size.
+    #[serde(default = "default_burst")]
+    pub burst: u16,
+}
+
+fn default_lcores() -> Vec<u32> {
+    vec![1]
+}
+fn default_burst() -> u16 {
+    32
+}
+
+impl Default for WorkersSection {
+    fn default() -> Self {
+        WorkersSection {
+            lcores: default_lcores(),
+            burst: default_burst(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagementSection {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// HTTP listen address for /metrics, /healthz, /config.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_listen() -> String {
+    "127.0.0.1:9180".to_string()
+}
+
+impl Default for ManagementSection {
+    fn default() -> Self {
+        ManagementSection {
+            enabled: true,
+            listen: default_listen(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Mbufs in the packet pool (2^n - 1 is optimal for DPDK rings).
+    #[serde(default = "d_mbufs")]
+    pub mbufs: u32,
+    #[serde(default = "d_cache")]
+    pub mbuf_cache: u32,
+    /// Neighbour (ARP + ND) entries per worker and family.
+    #[serde(default = "d_neigh")]
+    pub neighbours: usize,
+    /// Packets waiting for neighbour resolution, per worker and family.
+    #[serde(default = "d_pending")]
+    pub neighbour_pending: usize,
+    /// ICMP errors generated per second per worker (token bucket rate).
+    #[serde(default = "d_icmp_rate")]
+    pub icmp_errors_per_s: u64,
+    #[serde(default = "d_icmp_burst")]
+    pub icmp_errors_burst: u64,
+    /// tx_burst attempts before unsent packets are dropped and counted.
+    #[serde(default = "d_retries")]
+    pub tx_retries: u32,
+}
+
+fn d_mbufs() -> u32 {
+    16383
+}
+fn d_cache() -> u32 {
+    256
+}
+fn d_neigh() -> usize {
+    4096
+}
+fn d_pending() -> usize {
+    1024
+}
+fn d_icmp_rate() -> u64 {
+    100
+}
+fn d_icmp_burst() -> u64 {
+    50
+}
+fn d_retries() -> u32 {
+    4
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            mbufs: d_mbufs(),
+            mbuf_cache: d_cache(),
+            neighbours: d_neigh(),
+            neighbour_pending: d_pending(),
+            icmp_errors_per_s: d_icmp_rate(),
+            icmp_errors_burst: d_icmp_burst(),
+            tx_retries: d_retries(),
+        }
+    }
+}
+
+/// A subscriber's accesses (used by `nat source = "subscriber-fixed"`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriberSection {
+    /// The fixed-line address the server sees.
+    pub fixed: String,
+    /// The cellular addresses of the same subscriber (IPv4 or IPv6).
+    #[serde(default)]
+    pub cellular: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum NatSource {
+    #[default]
+    None,
+    SubscriberFixed,
+    Pool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatSection {
+    #[serde(default)]
+    pub source: NatSource,
+    /// The pool prefix for `source = "pool"`.
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// Ports per subscriber block in the pool.
+    #[serde(default = "d_block")]
+    pub ports_per_subscriber: u16,
+}
+
+fn d_block() -> u16 {
+    2048
+}
+
+impl Default for NatSection {
+    fn default() -> Self {
+        NatSection {
+            source: NatSource::None,
+            pool: None,
+            ports_per_subscriber: d_block(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interception {
+    Implicit,
+    Explicit,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Withdraw {
+    #[default]
+    Never,
+    IfServerCapable,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheduler {
+    #[default]
+    FixedFirst,
+    MinRtt,
+    ActiveStandby,
+    Weighted,
+    Redundant,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionSection {
+    /// MPTCP → TCP conversion (issue 5); off: everything is routed.
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "d_interception")]
+    pub interception: Vec<Interception>,
+    #[serde(default)]
+    pub withdraw: Withdraw,
+    #[serde(default)]
+    pub scheduler: Scheduler,
+    /// Gateway addresses announced with ADD_ADDR.
+    #[serde(default)]
+    pub advertise: Vec<String>,
+    /// Which subscribers are converted (empty: all).
+    #[serde(default)]
+    pub subscriber_prefixes: Vec<String>,
+    /// Which destinations are converted (empty: all).
+    #[serde(default)]
+    pub destination_prefixes: Vec<String>,
+    #[serde(default)]
+    pub destination_ports: Vec<u16>,
+    /// RFC 8803 converter address:port for explicit mode.
+    #[serde(default)]
+    pub explicit_listen: Option<String>,
+    #[serde(default = "d_sessions")]
+    pub max_sessions: usize,
+    #[serde(default = "d_session_buf")]
+    pub session_buffer_bytes: usize,
+}
+
+fn d_interception() -> Vec<Interception> {
+    vec![Interception::Implicit]
+}
+fn d_sessions() -> usize {
+    65536
+}
+fn d_session_buf() -> usize {
+    1 << 20
+}
+
+impl Default for ConversionSection {
+    fn default() -> Self {
+        ConversionSection {
+            enabled: false,
+            interception: d_interception(),
+            withdraw: Withdraw::Never,
+            scheduler: Scheduler::FixedFirst,
+            advertise: Vec::new(),
+            subscriber_prefixes: Vec::new(),
+            destination_prefixes: Vec::new(),
+            destination_ports: Vec::new(),
+            explicit_listen: None,
+            max_sessions: d_sessions(),
+            session_buffer_bytes: d_session_buf(),
+        }
+    }
+}

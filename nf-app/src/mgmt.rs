@@ -1,0 +1,345 @@
+//! The management thread: HTTP on the configured address with
+//! `GET /metrics` (Prometheus text format), `GET /healthz` and `GET /config`.
+//! It only reads per-core counters and ethdev statistics; it never touches a
+//! worker's hot path or allocates mbufs.
+
+use crate::stats::{Drop, Event, Layer, WorkerStats};
+use nf_core::wire::Error as WireError;
+use prometheus::core::Collector;
+use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Port-level numbers the management thread reads from the NIC driver.
+#[derive(Clone, Debug, Default)]
+pub struct PortSnapshot {
+    pub name: String,
+    pub role: &'static str,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_nombuf: u64,
+    pub link_up: bool,
+    pub link_speed_mbps: u32,
+}
+
+/// What the data plane exposes to the management thread.
+pub trait DataPlaneView: Send + Sync {
+    fn ports(&self) -> Vec<PortSnapshot>;
+    /// (mbufs in use, pool size)
+    fn mbuf_pool(&self) -> (u64, u64);
+}
+
+/// Shared state of the management server.
+pub struct MgmtState {
+    pub config_json: String,
+    pub workers: Vec<Arc<WorkerStats>>,
+    pub dataplane: Arc<dyn DataPlaneView>,
+    pub started: Instant,
+    pub port_names: Vec<String>,
+}
+
+fn counter_vec(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let v = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    let _ = reg.register(Box::new(v.clone()));
+    v
+}
+
+fn gauge_vec(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let v = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    let _ = reg.register(Box::new(v.clone()));
+    v
+}
+
+/// Renders every metric in the Prometheus text format.
+pub fn render_metrics(st: &MgmtState) -> String {
+    let reg = Registry::new();
+    let c = |n: &str, h: &str, l: &[&str]| counter_vec(&reg, n, h, l);
+    let g = |n: &str, h: &str, l: &[&str]| gauge_vec(&reg, n, h, l);
+
+    g("hagw_up", "1 while hagw runs", &[])
+        .with_label_values(&[])
+        .set(1);
+    g("hagw_uptime_seconds", "Seconds since start", &[])
+        .with_label_values(&[])
+        .set(st.started.elapsed().as_secs() as i64);
+
+    let ports = st.dataplane.ports();
+    let prx = c(
+        "hagw_port_rx_packets_total",
+        "Packets received by the port (ethdev stats)",
+        &["port", "role"],
+    );
+    let ptx = c(
+        "hagw_port_tx_packets_total",
+        "Packets sent by the port (ethdev stats)",
+        &["port", "role"],
+    );
+    let prxb = c(
+        "hagw_port_rx_bytes_total",
+        "Bytes received by the port",
+        &["port", "role"],
+    );
+    let ptxb = c(
+        "hagw_port_tx_bytes_total",
+        "Bytes sent by the port",
+        &["port", "role"],
+    );
+    let pmiss = c(
+        "hagw_port_rx_missed_total",
+        "Packets dropped by the NIC for lack of RX descriptors",
+        &["port", "role"],
+    );
+    let perr = c(
+        "hagw_port_rx_errors_total",
+        "Erroneous packets received",
+        &["port", "role"],
+    );
+    let poerr = c(
+        "hagw_port_tx_errors_total",
+        "Failed transmissions",
+        &["port", "role"],
+    );
+    let pnombuf = c(
+        "hagw_port_rx_nombuf_total",
+        "RX mbuf allocation failures",
+        &["port", "role"],
+    );
+    let plink = g(
+        "hagw_port_link_up",
+        "1 when the link is up",
+        &["port", "role"],
+    );
+    let pspeed = g(
+        "hagw_port_link_speed_bytes",
+        "Link speed in bytes per second",
+        &["port", "role"],
+    );
+    for p in &ports {
+        let l = [p.name.as_str(), p.role];
+        prx.with_label_values(&l).inc_by(p.rx_packets);
+        ptx.with_label_values(&l).inc_by(p.tx_packets);
+        prxb.with_label_values(&l).inc_by(p.rx_bytes);
+        ptxb.with_label_values(&l).inc_by(p.tx_bytes);
+        pmiss.with_label_values(&l).inc_by(p.rx_missed);
+        perr.with_label_values(&l).inc_by(p.rx_errors);
+        poerr.with_label_values(&l).inc_by(p.tx_errors);
+        pnombuf.with_label_values(&l).inc_by(p.rx_nombuf);
+        plink.with_label_values(&l).set(i64::from(p.link_up));
+        pspeed
+            .with_label_values(&l)
+            .set(i64::from(p.link_speed_mbps) * 125_000);
+    }
+
+    let iters = c(
+        "hagw_worker_loop_iterations_total",
+        "Poll loop iterations",
+        &["worker", "lcore"],
+    );
+    let busy_iters = c(
+        "hagw_worker_busy_iterations_total",
+        "Poll loop iterations that received packets",
+        &["worker", "lcore"],
+    );
+    let busy = GaugeVec::new(
+        Opts::new(
+            "hagw_worker_busy_ratio",
+            "Share of TSC cycles spent on iterations that received packets",
+        ),
+        &["worker", "lcore"],
+    )
+    .expect("static metric definition");
+    let _ = reg.register(Box::new(busy.clone()));
+    let wrx = c(
+        "hagw_worker_rx_packets_total",
+        "Packets received by the worker",
+        &["worker", "port"],
+    );
+    let wrxb = c(
+        "hagw_worker_rx_bytes_total",
+        "Bytes received by the worker",
+        &["worker", "port"],
+    );
+    let wtx = c(
+        "hagw_worker_tx_packets_total",
+        "Packets transmitted by the worker",
+        &["worker", "port"],
+    );
+    let wtxb = c(
+        "hagw_worker_tx_bytes_total",
+        "Bytes transmitted by the worker",
+        &["worker", "port"],
+    );
+    let perrs = c(
+        "hagw_parse_errors_total",
+        "Malformed packets dropped, by layer and reason",
+        &["layer", "reason"],
+    );
+    let drops = c(
+        "hagw_drops_total",
+        "Packets dropped, by reason",
+        &["reason"],
+    );
+    let events = c(
+        "hagw_events_total",
+        "ARP/ND/ICMP and forwarding events",
+        &["event"],
+    );
+    let neigh = g(
+        "hagw_neighbour_entries",
+        "Neighbour table entries",
+        &["worker", "family"],
+    );
+    let pending = g(
+        "hagw_neighbour_pending_packets",
+        "Packets waiting for neighbour resolution",
+        &["worker"],
+    );
+    // Pre-create every label so that zero counters are visible too.
+    for l in Layer::ALL {
+        for e in WireError::ALL {
+            let v: u64 = st.workers.iter().map(|w| w.parse_errors_of(*l, e)).sum();
+            perrs.with_label_values(&[l.as_str(), e.as_str()]).inc_by(v);
+        }
+    }
+    for d in Drop::ALL {
+        drops
+            .with_label_values(&[d.as_str()])
+            .inc_by(st.workers.iter().map(|w| w.drops_of(*d)).sum());
+    }
+    for e in Event::ALL {
+        events
+            .with_label_values(&[e.as_str()])
+            .inc_by(st.workers.iter().map(|w| w.events_of(*e)).sum());
+    }
+    for w in &st.workers {
+        let id = w.worker.to_string();
+        let lc = w.lcore.to_string();
+        iters
+            .with_label_values(&[&id, &lc])
+            .inc_by(w.iterations.get());
+        busy_iters
+            .with_label_values(&[&id, &lc])
+            .inc_by(w.busy_iterations.get());
+        let total = w.cycles_total.get();
+        busy.with_label_values(&[&id, &lc]).set(if total == 0 {
+            0.0
+        } else {
+            w.cycles_busy.get() as f64 / total as f64
+        });
+        for (pi, pc) in w.ports.iter().enumerate() {
+            let pn = st.port_names.get(pi).map_or("?", String::as_str);
+            wrx.with_label_values(&[&id, pn])
+                .inc_by(pc.rx_packets.get());
+            wrxb.with_label_values(&[&id, pn]).inc_by(pc.rx_bytes.get());
+            wtx.with_label_values(&[&id, pn])
+                .inc_by(pc.tx_packets.get());
+            wtxb.with_label_values(&[&id, pn]).inc_by(pc.tx_bytes.get());
+        }
+        neigh
+            .with_label_values(&[&id, "ipv4"])
+            .set(w.arp_entries.get() as i64);
+        neigh
+            .with_label_values(&[&id, "ipv6"])
+            .set(w.nd_entries.get() as i64);
+        pending
+            .with_label_values(&[&id])
+            .set(w.neighbour_pending.get() as i64);
+    }
+
+    let (in_use, size) = st.dataplane.mbuf_pool();
+    g(
+        "hagw_mbuf_pool_in_use",
+        "Mbufs allocated from the packet pool",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(in_use as i64);
+    g("hagw_mbuf_pool_size", "Mbufs in the packet pool", &[])
+        .with_label_values(&[])
+        .set(size as i64);
+
+    let mut out = Vec::new();
+    let fams = reg.gather();
+    if TextEncoder::new().encode(&fams, &mut out).is_err() {
+        return String::new();
+    }
+    let _ = busy.desc();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Starts the HTTP server on its own thread. It stops when `stop` is set.
+pub fn spawn(
+    addr: SocketAddr,
+    st: Arc<MgmtState>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, String> {
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| format!("management: cannot listen on {addr}: {e}"))?;
+    std::thread::Builder::new()
+        .name("hagw-mgmt".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let req = match server.recv_timeout(Duration::from_millis(100)) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => continue,
+                    Err(_) => break,
+                };
+                let _ = respond(&st, req);
+            }
+        })
+        .map_err(|e| format!("management: cannot start thread: {e}"))
+}
+
+fn header(k: &str, v: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("static header")
+}
+
+fn respond(st: &MgmtState, req: tiny_http::Request) -> std::io::Result<()> {
+    let path = req.url().split('?').next().unwrap_or("").to_string();
+    if *req.method() != tiny_http::Method::Get {
+        return req.respond(
+            tiny_http::Response::from_string("method not allowed\n").with_status_code(405),
+        );
+    }
+    match path.as_str() {
+        "/metrics" => req.respond(
+            tiny_http::Response::from_string(render_metrics(st)).with_header(header(
+                "Content-Type",
+                "text/plain; version=0.0.4; charset=utf-8",
+            )),
+        ),
+        "/healthz" => {
+            let ports = st.dataplane.ports();
+            let down: Vec<&str> = ports
+                .iter()
+                .filter(|p| !p.link_up)
+                .map(|p| p.name.as_str())
+                .collect();
+            let body = serde_json::json!({
+                "status": "ok",
+                "uptime_seconds": st.started.elapsed().as_secs(),
+                "workers": st.workers.len(),
+                "ports_down": down,
+            });
+            req.respond(
+                tiny_http::Response::from_string(body.to_string())
+                    .with_header(header("Content-Type", "application/json")),
+            )
+        }
+        "/config" => req.respond(
+            tiny_http::Response::from_string(st.config_json.clone())
+                .with_header(header("Content-Type", "application/json")),
+        ),
+        _ => req.respond(
+            tiny_http::Response::from_string("not found: try /metrics, /healthz, /config\n")
+                .with_status_code(404),
+        ),
+    }
+}

@@ -1,0 +1,234 @@
+//! IPv4: validation, local delivery (ICMP echo), forwarding (RFC 1812) and
+//! ICMP errors (RFC 792, rate-limited per RFC 1812 §4.3.2.8).
+
+use super::{BufPool, Pipeline};
+use crate::stats::{Drop, Event, Layer};
+use nf_core::wire::{icmpv4, ip_proto, ipv4};
+use nf_core::PacketBuf;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// RFC 1812 §4.3.2.3: quote as much of the original as fits in 576 bytes.
+const ICMP4_QUOTE_MAX: usize = 576 - ipv4::HEADER_LEN - icmpv4::HEADER_LEN;
+
+/// The IPv4 header fields the pipeline needs, read once from the view.
+#[derive(Clone, Copy)]
+struct Hdr {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ttl: u8,
+    protocol: u8,
+    dont_frag: bool,
+    hl: usize,
+    total: usize,
+}
+
+fn martian_src(a: Ipv4Addr) -> bool {
+    a.is_broadcast()
+        || a.is_multicast()
+        || a.is_loopback()
+        || a.octets()[0] == 0 && !a.is_unspecified()
+}
+
+impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
+    pub(super) fn ipv4_input(&mut self, now_ns: u64, port: u16, mut buf: B, l2: usize) {
+        // Read the fields once from the zero-copy view (no Repr, no Result
+        // temporary on the fast path).
+        let ip = {
+            let Some(d) = buf.data().get(l2..) else {
+                return self
+                    .stats
+                    .parse_error(Layer::Ipv4, nf_core::wire::Error::Truncated);
+            };
+            let p = match ipv4::Packet::new_checked(d) {
+                Ok(p) => p,
+                Err(e) => return self.stats.parse_error(Layer::Ipv4, e),
+            };
+            if !p.verify_checksum() {
+                return self
+                    .stats
+                    .parse_error(Layer::Ipv4, nf_core::wire::Error::BadChecksum);
+            }
+            Hdr {
+                src: p.src_addr(),
+                dst: p.dst_addr(),
+                ttl: p.ttl(),
+                protocol: p.protocol(),
+                dont_frag: p.dont_frag(),
+                hl: p.header_len(),
+                total: usize::from(p.total_len()),
+            }
+        };
+        let (hl, total) = (ip.hl, ip.total);
+        // Drop any Ethernet padding after the IP packet.
+        let pad = buf.len() - l2 - total;
+        if pad > 0 && !buf.trim(pad) {
+            return self
+                .stats
+                .parse_error(Layer::Ipv4, nf_core::wire::Error::BadLength);
+        }
+        if martian_src(ip.src) || ip.dst.is_unspecified() || ip.dst.is_loopback() {
+            return self.stats.dropped(Drop::Martian);
+        }
+        let Some(pc) = self.ports.get(usize::from(port)) else {
+            return;
+        };
+        if self.local_v4.contains(&ip.dst) {
+            if !buf.adj(l2) {
+                return;
+            }
+            return self.ipv4_local(now_ns, port, buf, ip, hl);
+        }
+        if ip.dst.is_broadcast() || ip.dst.is_multicast() || pc.is_v4_broadcast(ip.dst) {
+            return self.stats.dropped(Drop::MulticastNotForwarded);
+        }
+        // RFC 1812 §5.3.1: a TTL that would reach 0 is not forwarded.
+        if ip.ttl <= 1 {
+            self.icmp4_error(
+                now_ns,
+                port,
+                &buf.data()[l2..],
+                icmpv4::kind::TIME_EXCEEDED,
+                0,
+                0,
+            );
+            return self.stats.dropped(Drop::TtlExceeded);
+        }
+        let Some(nh) = self.routes.lookup_v4(ip.dst) else {
+            self.icmp4_error(
+                now_ns,
+                port,
+                &buf.data()[l2..],
+                icmpv4::kind::DEST_UNREACHABLE,
+                icmpv4::unreach::NET,
+                0,
+            );
+            return self.stats.dropped(Drop::NoRoute);
+        };
+        let mtu = self
+            .ports
+            .get(usize::from(nh.port))
+            .map_or(0, |p| usize::from(p.mtu));
+        if total > mtu {
+            // hagw does not fragment: DF packets get "fragmentation needed"
+            // (RFC 1191), others are dropped and counted.
+            if ip.dont_frag {
+                self.icmp4_error(
+                    now_ns,
+                    port,
+                    &buf.data()[l2..],
+                    icmpv4::kind::DEST_UNREACHABLE,
+                    icmpv4::unreach::FRAG_NEEDED,
+                    mtu as u16,
+                );
+            }
+            return self.stats.dropped(Drop::TooBig);
+        }
+        ipv4::Packet::new_unchecked(&mut buf.data_mut()[l2..]).decrement_ttl();
+        self.stats.event(Event::RoutedV4);
+        let next = match nh.gateway {
+            Some(IpAddr::V4(g)) => g,
+            _ => ip.dst,
+        };
+        self.output(now_ns, nh.port, IpAddr::V4(next), buf, l2);
+    }
+
+    fn ipv4_local(&mut self, now_ns: u64, port: u16, mut buf: B, ip: Hdr, hl: usize) {
+        let frag = {
+            let p = ipv4::Packet::new_unchecked(buf.data());
+            p.more_frags() || p.frag_offset() != 0
+        };
+        if ip.protocol != ip_proto::ICMP || frag {
+            return self.stats.dropped(Drop::LocalUnhandled);
+        }
+        let is_echo = match icmpv4::Packet::new_checked(&buf.data()[hl..]).and_then(|p| {
+            icmpv4::Repr::parse(&p).map(|r| matches!(r, icmpv4::Repr::EchoRequest { .. }))
+        }) {
+            Ok(e) => e,
+            Err(e) => return self.stats.parse_error(Layer::Icmpv4, e),
+        };
+        if !is_echo {
+            return self.stats.dropped(Drop::LocalUnhandled);
+        }
+        // Echo reply in place: swap addresses (the header sum is unchanged by
+        // a swap), fresh TTL, ICMP type patched incrementally.
+        {
+            let d = buf.data_mut();
+            let mut p = ipv4::Packet::new_unchecked(&mut d[..]);
+            p.set_src_addr(ip.dst);
+            p.set_dst_addr(ip.src);
+            p.set_ttl(64);
+            p.fill_checksum();
+            icmpv4::Packet::new_unchecked(&mut d[hl..]).echo_request_to_reply();
+        }
+        self.stats.event(Event::EchoReplyV4);
+        self.route_local(now_ns, port, IpAddr::V4(ip.src), buf);
+    }
+
+    /// Sends an ICMPv4 error about `orig` (the packet from its IP header on) to
+    /// its source, unless RFC 1812 §4.3.2.7 forbids it or the rate limit says no.
+    pub(crate) fn icmp4_error(
+        &mut self,
+        now_ns: u64,
+        port: u16,
+        orig: &[u8],
+        kind: u8,
+        code: u8,
+        mtu: u16,
+    ) {
+        let d = orig;
+        let p = ipv4::Packet::new_unchecked(d);
+        if d.len() < ipv4::HEADER_LEN || p.frag_offset() != 0 {
+            return;
+        }
+        let (src, dst) = (p.src_addr(), p.dst_addr());
+        if src.is_unspecified() || martian_src(src) || dst.is_broadcast() || dst.is_multicast() {
+            return;
+        }
+        if p.protocol() == ip_proto::ICMP {
+            // Never an error about an error (only queries may be answered).
+            let t = d.get(p.header_len()).copied().unwrap_or(255);
+            if !matches!(t, icmpv4::kind::ECHO_REQUEST | icmpv4::kind::ECHO_REPLY) {
+                return;
+            }
+        }
+        let Some(our) = self
+            .ports
+            .get(usize::from(port))
+            .and_then(|pc| pc.v4_for(src))
+        else {
+            return;
+        };
+        if !self.icmp_bucket.allow(now_ns) {
+            return self.stats.event(Event::IcmpRateLimited);
+        }
+        let quote = &d[..d.len().min(ICMP4_QUOTE_MAX)];
+        let msg = match kind {
+            icmpv4::kind::TIME_EXCEEDED => icmpv4::Repr::TimeExceeded { code, data: quote },
+            _ => icmpv4::Repr::DestUnreachable {
+                code,
+                next_hop_mtu: mtu,
+                data: quote,
+            },
+        };
+        let iph = ipv4::Repr {
+            src: our,
+            dst: src,
+            protocol: ip_proto::ICMP,
+            payload_len: msg.buffer_len(),
+            ttl: 64,
+            dscp_ecn: 0xc0, // CS6, network control
+            ident: 0,
+            dont_frag: false,
+        };
+        let Some(mut buf) = self.pool.alloc() else {
+            return self.stats.dropped(Drop::NoMbuf);
+        };
+        let Some(out) = buf.append(ipv4::HEADER_LEN + msg.buffer_len()) else {
+            return self.stats.dropped(Drop::NoMbuf);
+        };
+        iph.emit(&mut out[..ipv4::HEADER_LEN]);
+        msg.emit(&mut out[ipv4::HEADER_LEN..]);
+        self.stats.event(Event::IcmpErrorV4);
+        self.route_local(now_ns, port, IpAddr::V4(src), buf);
+    }
+}

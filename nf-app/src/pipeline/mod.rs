@@ -1,0 +1,472 @@
+//! The per-worker packet pipeline: parse → classify → (answer | route) →
+//! neighbour resolve → per-port TX queues. Run to completion, one packet at a
+//! time, no locks; the only allocations are on the miss paths (a new
+//! neighbour entry, an mbuf for an ARP/ND probe or an ICMP error).
+//!
+//! The pipeline is generic over the packet buffer, so the same code runs on
+//! DPDK mbufs in production and on `VecBuf` in tests and benches.
+
+mod arp;
+mod ipv4;
+mod ipv6;
+#[cfg(test)]
+mod tests;
+
+use crate::config::{Config, PortRole};
+use crate::stats::{Drop, Layer, WorkerStats};
+use nf_core::neighbour::{NeighbourConfig, NeighbourTable, Resolve};
+use nf_core::ratelimit::TokenBucket;
+use nf_core::route::{NextHop, RoutingTable};
+use nf_core::wire::{ethernet, EtherType, EthernetAddress};
+use nf_core::PacketBuf;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+/// Allocates empty packet buffers (an mbuf pool in production).
+pub trait BufPool<B> {
+    fn alloc(&mut self) -> Option<B>;
+}
+
+/// What the pipeline knows about a port.
+#[derive(Clone, Debug)]
+pub struct PortCtx {
+    pub name: String,
+    pub role: PortRole,
+    pub mac: EthernetAddress,
+    pub vlan: Option<u16>,
+    pub mtu: u16,
+    pub v4: Vec<nf_core::wire::ipv4::Cidr>,
+    pub v6: Vec<nf_core::wire::ipv6::Cidr>,
+    /// fe80::/64 address derived from the MAC (RFC 4291 App. A).
+    pub link_local: Ipv6Addr,
+}
+
+impl PortCtx {
+    pub fn new(cfg: &crate::config::PortConfig, mac: EthernetAddress) -> Self {
+        PortCtx {
+            name: cfg.name.clone(),
+            role: cfg.role,
+            mac,
+            vlan: cfg.vlan,
+            mtu: cfg.mtu,
+            v4: cfg.v4.clone(),
+            v6: cfg.v6.clone(),
+            link_local: link_local_from_mac(mac),
+        }
+    }
+    /// Our IPv4 address on this port that shares a prefix with `peer`, else
+    /// the first one.
+    pub fn v4_for(&self, peer: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.v4
+            .iter()
+            .find(|c| c.contains(peer))
+            .or(self.v4.first())
+            .map(|c| c.addr)
+    }
+    /// Our IPv6 source for `peer`: link-local for link-local peers, else a
+    /// global address sharing its prefix, else the first global.
+    pub fn v6_for(&self, peer: Ipv6Addr) -> Ipv6Addr {
+        if is_link_local(peer) {
+            return self.link_local;
+        }
+        self.v6
+            .iter()
+            .find(|c| c.contains(peer))
+            .or(self.v6.first())
+            .map_or(self.link_local, |c| c.addr)
+    }
+    pub fn has_v4(&self, a: Ipv4Addr) -> bool {
+        self.v4.iter().any(|c| c.addr == a)
+    }
+    pub fn has_v6(&self, a: Ipv6Addr) -> bool {
+        a == self.link_local || self.v6.iter().any(|c| c.addr == a)
+    }
+    /// The subnet broadcast address of any connected IPv4 prefix.
+    pub fn is_v4_broadcast(&self, a: Ipv4Addr) -> bool {
+        self.v4
+            .iter()
+            .any(|c| c.len < 31 && c.contains(a) && u32::from(a) | c.mask() == u32::MAX)
+    }
+}
+
+pub fn is_link_local(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// Modified EUI-64 interface identifier in fe80::/64.
+pub fn link_local_from_mac(m: EthernetAddress) -> Ipv6Addr {
+    let m = m.0;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 0x02,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
+}
+
+/// Settings of a pipeline.
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineLimits {
+    pub neighbours: usize,
+    pub neighbour_pending: usize,
+    pub icmp_errors_per_s: u64,
+    pub icmp_errors_burst: u64,
+    /// Packets a per-port TX queue holds between drains.
+    pub tx_queue: usize,
+}
+
+impl PipelineLimits {
+    pub fn from_config(cfg: &Config) -> Self {
+        PipelineLimits {
+            neighbours: cfg.limits.neighbours,
+            neighbour_pending: cfg.limits.neighbour_pending,
+            icmp_errors_per_s: cfg.limits.icmp_errors_per_s,
+            icmp_errors_burst: cfg.limits.icmp_errors_burst,
+            tx_queue: 4 * cfg.burst.max(32),
+        }
+    }
+}
+
+/// Builds the routing table: connected prefixes of every port, then the
+/// configured routes.
+pub fn routing_table(cfg: &Config) -> RoutingTable {
+    let mut t = RoutingTable::default();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        let nh = NextHop {
+            port: i as u16,
+            gateway: None,
+        };
+        for c in &p.v4 {
+            t.add_v4(c.network(), c.len, nh);
+        }
+        for c in &p.v6 {
+            t.add_v6(Ipv6Addr::from(u128::from(c.addr) & c.mask()), c.len, nh);
+        }
+    }
+    for r in &cfg.routes {
+        let nh = NextHop {
+            port: r.port as u16,
+            gateway: r.gateway,
+        };
+        match r.prefix {
+            IpAddr::V4(a) => t.add_v4(a, r.len, nh),
+            IpAddr::V6(a) => t.add_v6(a, r.len, nh),
+        }
+    }
+    t
+}
+
+/// One worker's pipeline.
+pub struct Pipeline<B: PacketBuf, A: BufPool<B>> {
+    pub(crate) ports: Vec<PortCtx>,
+    pub(crate) routes: RoutingTable,
+    pub(crate) arp: NeighbourTable<(u16, Ipv4Addr), B>,
+    pub(crate) nd: NeighbourTable<(u16, Ipv6Addr), B>,
+    pub(crate) icmp_bucket: TokenBucket,
+    pub(crate) pool: A,
+    tx: Vec<Vec<B>>,
+    tx_cap: usize,
+    pub(crate) stats: Arc<WorkerStats>,
+    /// Every address of every port, flat, for the "is it for us" test.
+    pub(crate) local_v4: Vec<Ipv4Addr>,
+    pub(crate) local_v6: Vec<Ipv6Addr>,
+    next_timer_ns: u64,
+    // scratch lists for timer processing (reused, no allocation in steady state)
+    probes4: Vec<(u16, Ipv4Addr, Option<EthernetAddress>)>,
+    probes6: Vec<(u16, Ipv6Addr, Option<EthernetAddress>)>,
+    lost: Vec<(u16, B)>,
+}
+
+/// How often neighbour timers run.
+const TIMER_INTERVAL_NS: u64 = 10_000_000;
+
+impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
+    pub fn new(
+        ports: Vec<PortCtx>,
+        routes: RoutingTable,
+        limits: PipelineLimits,
+        pool: A,
+        stats: Arc<WorkerStats>,
+    ) -> Self {
+        let ncfg = NeighbourConfig {
+            max_entries: limits.neighbours,
+            max_pending_total: limits.neighbour_pending,
+            ..NeighbourConfig::default()
+        };
+        let n = ports.len();
+        let local_v4 = ports
+            .iter()
+            .flat_map(|p| p.v4.iter().map(|c| c.addr))
+            .collect();
+        let local_v6 = ports
+            .iter()
+            .flat_map(|p| p.v6.iter().map(|c| c.addr).chain([p.link_local]))
+            .collect();
+        Pipeline {
+            local_v4,
+            local_v6,
+            ports,
+            routes,
+            arp: NeighbourTable::new(ncfg),
+            nd: NeighbourTable::new(ncfg),
+            icmp_bucket: TokenBucket::new(limits.icmp_errors_per_s, limits.icmp_errors_burst),
+            pool,
+            tx: (0..n)
+                .map(|_| Vec::with_capacity(limits.tx_queue))
+                .collect(),
+            tx_cap: limits.tx_queue,
+            stats,
+            next_timer_ns: 0,
+            probes4: Vec::with_capacity(64),
+            probes6: Vec::with_capacity(64),
+            lost: Vec::with_capacity(64),
+        }
+    }
+
+    pub fn ports(&self) -> &[PortCtx] {
+        &self.ports
+    }
+    pub fn stats(&self) -> &WorkerStats {
+        &self.stats
+    }
+
+    /// The packets queued for `port`; the driver transmits from the front
+    /// and leaves what the NIC did not take.
+    pub fn tx_queue(&mut self, port: usize) -> Option<&mut Vec<B>> {
+        self.tx.get_mut(port)
+    }
+
+    /// Handles one received frame.
+    pub fn process(&mut self, now_ns: u64, port: u16, buf: B) {
+        let Some(pc) = self.ports.get(usize::from(port)) else {
+            return;
+        };
+        // The zero-copy view is read field by field: no Repr is built on the
+        // fast path.
+        let (vlan, dst, ethertype, l2) = match ethernet::Frame::new_checked(buf.data()) {
+            Ok(f) => (f.vlan_id(), f.dst_addr(), f.ethertype(), f.header_len()),
+            Err(e) => return self.stats.parse_error(Layer::Ethernet, e),
+        };
+        if vlan != pc.vlan {
+            return self.stats.dropped(Drop::VlanMismatch);
+        }
+        if dst.is_unicast() && dst != pc.mac {
+            return self.stats.dropped(Drop::NotForUs);
+        }
+        match ethertype {
+            EtherType::Ipv4 => self.ipv4_input(now_ns, port, buf, l2),
+            EtherType::Ipv6 => self.ipv6_input(now_ns, port, buf, l2),
+            EtherType::Arp => self.arp_input(now_ns, port, buf, l2),
+            // Q-in-Q is not supported on hagw ports.
+            EtherType::Vlan => self
+                .stats
+                .parse_error(Layer::Ethernet, nf_core::wire::Error::Malformed),
+            EtherType::Unknown(_) => self.stats.dropped(Drop::UnknownEthertype),
+        }
+    }
+
+    /// Runs neighbour timers (probes, give-ups) at most every 10 ms.
+    pub fn poll_timers(&mut self, now_ns: u64) {
+        if now_ns < self.next_timer_ns {
+            return;
+        }
+        self.next_timer_ns = now_ns + TIMER_INTERVAL_NS;
+        let (probes4, lost) = (&mut self.probes4, &mut self.lost);
+        self.arp.poll(
+            now_ns,
+            |(p, ip), mac| probes4.push((p, ip, mac)),
+            |(p, _), b| lost.push((p, b)),
+        );
+        let (probes6, lost) = (&mut self.probes6, &mut self.lost);
+        self.nd.poll(
+            now_ns,
+            |(p, ip), mac| probes6.push((p, ip, mac)),
+            |(p, _), b| lost.push((p, b)),
+        );
+        while let Some((port, ip, mac)) = self.probes4.pop() {
+            self.send_arp_request(port, ip, mac);
+        }
+        while let Some((port, ip, mac)) = self.probes6.pop() {
+            self.send_neighbor_solicit(port, ip, mac);
+        }
+        while let Some((port, buf)) = self.lost.pop() {
+            self.stats.dropped(Drop::NeighbourUnresolved);
+            self.unreachable_after_resolution(now_ns, port, buf);
+        }
+        self.stats.arp_entries.set(self.arp.len() as u64);
+        self.stats.nd_entries.set(self.nd.len() as u64);
+        self.stats
+            .neighbour_pending
+            .set((self.arp.pending() + self.nd.pending()) as u64);
+    }
+
+    /// Queues a finished frame for `port`.
+    #[inline]
+    pub(crate) fn enqueue(&mut self, port: u16, buf: B) {
+        match self.tx.get_mut(usize::from(port)) {
+            Some(q) if q.len() < self.tx_cap => q.push(buf),
+            _ => self.stats.dropped(Drop::TxQueueFull),
+        }
+    }
+
+    /// Prepends the Ethernet header of `port` (destination filled later).
+    #[inline]
+    pub(crate) fn prepend_l2(
+        &self,
+        port: u16,
+        buf: &mut B,
+        ethertype: EtherType,
+        dst: EthernetAddress,
+    ) -> bool {
+        let Some(pc) = self.ports.get(usize::from(port)) else {
+            return false;
+        };
+        let eth = ethernet::Repr {
+            src: pc.mac,
+            dst,
+            vlan: pc.vlan,
+            ethertype,
+        };
+        match buf.prepend(eth.header_len()) {
+            Some(h) => {
+                eth.emit(h);
+                true
+            }
+            None => {
+                self.stats.dropped(Drop::NoHeadroom);
+                false
+            }
+        }
+    }
+
+    /// Resolves `next` on `port` and sends (or queues) the IP packet in
+    /// `buf`. `l2` is the length of the link header still in front of the IP
+    /// header (0 for locally built packets): when it already has the egress
+    /// port's size it is rewritten in place, so forwarding moves no bytes.
+    pub(crate) fn output(&mut self, now_ns: u64, port: u16, next: IpAddr, mut buf: B, l2: usize) {
+        let Some(pc) = self.ports.get(usize::from(port)) else {
+            return;
+        };
+        let ethertype = if next.is_ipv4() {
+            EtherType::Ipv4
+        } else {
+            EtherType::Ipv6
+        };
+        let known = match next {
+            IpAddr::V4(a) => self.arp.get(now_ns, (port, a)),
+            IpAddr::V6(a) => self.nd.get(now_ns, (port, a)),
+        };
+        let eth = ethernet::Repr {
+            src: pc.mac,
+            dst: known.unwrap_or_default(),
+            vlan: pc.vlan,
+            ethertype,
+        };
+        let need = eth.header_len();
+        if l2 == need {
+            if let Some(h) = buf.data_mut().get_mut(..need) {
+                eth.emit(h);
+            }
+        } else {
+            let h = if buf.adj(l2) { buf.prepend(need) } else { None };
+            match h {
+                Some(h) => eth.emit(h),
+                None => return self.stats.dropped(Drop::NoHeadroom),
+            }
+        }
+        if known.is_some() {
+            return self.enqueue(port, buf);
+        }
+        let r = match next {
+            IpAddr::V4(a) => self.arp.resolve(now_ns, (port, a), buf),
+            IpAddr::V6(a) => self.nd.resolve(now_ns, (port, a), buf),
+        };
+        match r {
+            Resolve::Hit(mac, mut buf) => {
+                set_dst_mac(&mut buf, mac);
+                self.enqueue(port, buf);
+            }
+            Resolve::Queued { probe } => {
+                if probe {
+                    match next {
+                        IpAddr::V4(a) => self.send_arp_request(port, a, None),
+                        IpAddr::V6(a) => self.send_neighbor_solicit(port, a, None),
+                    }
+                }
+            }
+            Resolve::Dropped(_, nf_core::neighbour::DropReason::TableFull) => {
+                self.stats.dropped(Drop::NeighbourTableFull)
+            }
+            Resolve::Dropped(_, nf_core::neighbour::DropReason::PendingFull) => {
+                self.stats.dropped(Drop::NeighbourPendingFull)
+            }
+        }
+    }
+
+    /// Routes a locally generated IP packet (echo reply, ICMP error) to
+    /// `dst`; link-local IPv6 destinations leave through `in_port`.
+    pub(crate) fn route_local(&mut self, now_ns: u64, in_port: u16, dst: IpAddr, buf: B) {
+        let nh = match dst {
+            IpAddr::V6(a) if is_link_local(a) => Some(NextHop {
+                port: in_port,
+                gateway: None,
+            }),
+            IpAddr::V4(a) => self.routes.lookup_v4(a),
+            IpAddr::V6(a) => self.routes.lookup_v6(a),
+        };
+        match nh {
+            Some(nh) => self.output(now_ns, nh.port, nh.gateway.unwrap_or(dst), buf, 0),
+            None => self.stats.dropped(Drop::NoRoute),
+        }
+    }
+
+    /// A packet whose next hop never answered: ICMP host/address unreachable
+    /// to its source (RFC 1812 §5.2.7.1, RFC 4443 §3.1 code 3).
+    fn unreachable_after_resolution(&mut self, now_ns: u64, port: u16, buf: B) {
+        let l2 =
+            self.ports
+                .get(usize::from(port))
+                .map_or(14, |p| if p.vlan.is_some() { 18 } else { 14 });
+        let Some(ip) = buf.data().get(l2..) else {
+            return;
+        };
+        match ip.first().map(|b| b >> 4) {
+            Some(4) => self.icmp4_error(
+                now_ns,
+                port,
+                ip,
+                nf_core::wire::icmpv4::kind::DEST_UNREACHABLE,
+                nf_core::wire::icmpv4::unreach::HOST,
+                0,
+            ),
+            Some(6) => self.icmp6_error(
+                now_ns,
+                port,
+                ip,
+                nf_core::wire::icmpv6::kind::DEST_UNREACHABLE,
+                nf_core::wire::icmpv6::unreach::ADDRESS,
+                0,
+            ),
+            _ => {}
+        }
+    }
+}
+
+#[inline]
+pub(crate) fn set_dst_mac<B: PacketBuf>(buf: &mut B, mac: EthernetAddress) {
+    if let Some(d) = buf.data_mut().get_mut(0..6) {
+        d.copy_from_slice(&mac.0);
+    }
+}

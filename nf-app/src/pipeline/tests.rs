@@ -1,0 +1,582 @@
+//! Pipeline unit tests on `VecBuf`: each asserts the exact frames emitted.
+
+use super::*;
+use crate::config;
+use crate::frames;
+use crate::stats::{Drop as D, Event as E};
+use nf_core::wire::{arp as warp, ethernet as weth, icmpv4, icmpv6, ipv4 as wip4, ipv6 as wip6};
+use nf_core::VecBuf;
+
+struct Pool {
+    left: usize,
+}
+impl BufPool<VecBuf> for Pool {
+    fn alloc(&mut self) -> Option<VecBuf> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        Some(VecBuf::new())
+    }
+}
+
+const CFG: &str = r#"
+[[port]]
+name = "fix1"
+device = "net_null0"
+role = "access-fixed"
+addresses = ["192.0.2.1/24"]
+[[port]]
+name = "cel1"
+device = "net_null1"
+role = "access-cellular"
+addresses = ["100.64.0.1/24", "2001:db8:c::1/64"]
+[[port]]
+name = "srv1"
+device = "net_null2"
+role = "internet"
+addresses = ["198.51.100.1/24", "2001:db8:5::1/64"]
+mtu = 1400
+[[route]]
+prefix = "203.0.113.0/24"
+via = "198.51.100.2"
+"#;
+
+fn mac(i: u8) -> EthernetAddress {
+    EthernetAddress([0x02, 0, 0, 0, 0, i])
+}
+const CLI_MAC: EthernetAddress = EthernetAddress([0x02, 0xc1, 0, 0, 0, 2]);
+const SRV_MAC: EthernetAddress = EthernetAddress([0x02, 0x5e, 0, 0, 0, 2]);
+
+fn v4(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+fn v6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+fn pipeline() -> Pipeline<VecBuf, Pool> {
+    let cfg = config::parse("test.toml", CFG).unwrap();
+    let ports = cfg
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PortCtx::new(p, mac(i as u8 + 1)))
+        .collect();
+    let stats = Arc::new(WorkerStats::new(0, 1, 3));
+    Pipeline::new(
+        ports,
+        routing_table(&cfg),
+        PipelineLimits::from_config(&cfg),
+        Pool { left: 1000 },
+        stats,
+    )
+}
+
+fn take(p: &mut Pipeline<VecBuf, Pool>, port: usize) -> Vec<Vec<u8>> {
+    p.tx_queue(port)
+        .unwrap()
+        .drain(..)
+        .map(|b| b.data().to_vec())
+        .collect()
+}
+
+fn feed(p: &mut Pipeline<VecBuf, Pool>, now: u64, port: u16, f: &[u8]) {
+    p.process(now, port, VecBuf::from_slice(f));
+}
+
+/// Teaches the pipeline srv's MAC via ARP (reply to our request).
+fn learn_srv(p: &mut Pipeline<VecBuf, Pool>) {
+    let f = frames::arp(
+        SRV_MAC,
+        mac(3),
+        warp::Operation::Reply,
+        v4("198.51.100.2"),
+        mac(3),
+        v4("198.51.100.1"),
+    );
+    feed(p, 0, 2, &f);
+}
+
+#[test]
+fn answers_arp_request_for_own_address() {
+    let mut p = pipeline();
+    let req = frames::arp(
+        CLI_MAC,
+        EthernetAddress::BROADCAST,
+        warp::Operation::Request,
+        v4("192.0.2.2"),
+        EthernetAddress::default(),
+        v4("192.0.2.1"),
+    );
+    feed(&mut p, 0, 0, &req);
+    let out = take(&mut p, 0);
+    assert_eq!(out.len(), 1);
+    let f = weth::Frame::new_checked(&out[0][..]).unwrap();
+    assert_eq!(f.dst_addr(), CLI_MAC);
+    assert_eq!(f.src_addr(), mac(1));
+    let r = warp::Repr::parse(&warp::Packet::new_checked(f.payload()).unwrap()).unwrap();
+    assert_eq!(r.operation, warp::Operation::Reply);
+    assert_eq!((r.sender_hw, r.sender_ip), (mac(1), v4("192.0.2.1")));
+    assert_eq!((r.target_hw, r.target_ip), (CLI_MAC, v4("192.0.2.2")));
+    // a request for someone else is not answered
+    let other = frames::arp(
+        CLI_MAC,
+        EthernetAddress::BROADCAST,
+        warp::Operation::Request,
+        v4("192.0.2.2"),
+        EthernetAddress::default(),
+        v4("192.0.2.77"),
+    );
+    feed(&mut p, 0, 0, &other);
+    assert!(take(&mut p, 0).is_empty());
+    assert_eq!(p.stats().events_of(E::ArpReplyTx), 1);
+}
+
+#[test]
+fn forwards_after_arp_resolution_with_ttl_and_checksum() {
+    let mut p = pipeline();
+    let pkt = frames::udp4(
+        CLI_MAC,
+        mac(1),
+        v4("192.0.2.2"),
+        v4("198.51.100.2"),
+        64,
+        100,
+    );
+    feed(&mut p, 0, 0, &pkt);
+    // an ARP request goes out on srv1, the packet waits
+    let out = take(&mut p, 2);
+    assert_eq!(out.len(), 1);
+    let f = weth::Frame::new_checked(&out[0][..]).unwrap();
+    assert!(f.dst_addr().is_broadcast());
+    let r = warp::Repr::parse(&warp::Packet::new_checked(f.payload()).unwrap()).unwrap();
+    assert_eq!(
+        (r.operation, r.sender_ip, r.target_ip),
+        (
+            warp::Operation::Request,
+            v4("198.51.100.1"),
+            v4("198.51.100.2")
+        )
+    );
+    // the reply releases it
+    learn_srv(&mut p);
+    let out = take(&mut p, 2);
+    assert_eq!(out.len(), 1);
+    let f = weth::Frame::new_checked(&out[0][..]).unwrap();
+    assert_eq!((f.src_addr(), f.dst_addr()), (mac(3), SRV_MAC));
+    let ip = wip4::Packet::new_checked(f.payload()).unwrap();
+    assert_eq!(ip.ttl(), 63);
+    assert!(ip.verify_checksum());
+    assert_eq!(&f.payload()[20..], &pkt[34..], "payload untouched");
+    assert_eq!(out[0].len(), 100);
+    // the next packet goes straight out
+    feed(&mut p, 1, 0, &pkt);
+    assert_eq!(take(&mut p, 2).len(), 1);
+    assert_eq!(p.stats().events_of(E::RoutedV4), 2);
+}
+
+#[test]
+fn gateway_route_resolves_the_gateway() {
+    let mut p = pipeline();
+    learn_srv(&mut p);
+    let pkt = frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("203.0.113.9"), 64, 60);
+    feed(&mut p, 0, 0, &pkt);
+    let out = take(&mut p, 2);
+    assert_eq!(
+        weth::Frame::new_checked(&out[0][..]).unwrap().dst_addr(),
+        SRV_MAC
+    );
+}
+
+#[test]
+fn ttl_exceeded_and_no_route_answer_with_icmp() {
+    let mut p = pipeline();
+    // cli's MAC is known from its ARP request
+    let req = frames::arp(
+        CLI_MAC,
+        EthernetAddress::BROADCAST,
+        warp::Operation::Request,
+        v4("192.0.2.2"),
+        EthernetAddress::default(),
+        v4("192.0.2.1"),
+    );
+    feed(&mut p, 0, 0, &req);
+    take(&mut p, 0);
+    let pkt = frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.2"), 1, 80);
+    feed(&mut p, 0, 0, &pkt);
+    let out = take(&mut p, 0);
+    assert_eq!(out.len(), 1);
+    let ip = wip4::Packet::new_checked(&out[0][14..]).unwrap();
+    assert_eq!(
+        (ip.src_addr(), ip.dst_addr()),
+        (v4("192.0.2.1"), v4("192.0.2.2"))
+    );
+    let icmp = icmpv4::Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(icmp.msg_type(), icmpv4::kind::TIME_EXCEEDED);
+    assert!(icmp.verify_checksum());
+    assert_eq!(
+        &icmp.data()[..20],
+        &pkt[14..34],
+        "quotes the original header"
+    );
+    assert_eq!(p.stats().drops_of(D::TtlExceeded), 1);
+
+    let pkt = frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("8.8.8.8"), 64, 80);
+    feed(&mut p, 0, 0, &pkt);
+    let out = take(&mut p, 0);
+    let ip = wip4::Packet::new_checked(&out[0][14..]).unwrap();
+    let icmp = icmpv4::Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(
+        (icmp.msg_type(), icmp.msg_code()),
+        (icmpv4::kind::DEST_UNREACHABLE, icmpv4::unreach::NET)
+    );
+    assert_eq!(p.stats().drops_of(D::NoRoute), 1);
+}
+
+#[test]
+fn too_big_with_df_gets_frag_needed() {
+    let mut p = pipeline();
+    learn_srv(&mut p);
+    let req = frames::arp(
+        CLI_MAC,
+        EthernetAddress::BROADCAST,
+        warp::Operation::Request,
+        v4("192.0.2.2"),
+        EthernetAddress::default(),
+        v4("192.0.2.1"),
+    );
+    feed(&mut p, 0, 0, &req);
+    take(&mut p, 0);
+    let pkt = frames::udp4(
+        CLI_MAC,
+        mac(1),
+        v4("192.0.2.2"),
+        v4("198.51.100.2"),
+        64,
+        1514,
+    );
+    feed(&mut p, 0, 0, &pkt);
+    assert!(take(&mut p, 2).is_empty());
+    let out = take(&mut p, 0);
+    let ip = wip4::Packet::new_checked(&out[0][14..]).unwrap();
+    let icmp = icmpv4::Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(
+        (icmp.msg_type(), icmp.msg_code(), icmp.next_hop_mtu()),
+        (3, 4, 1400)
+    );
+}
+
+#[test]
+fn icmp_errors_are_rate_limited() {
+    let mut p = pipeline();
+    let req = frames::arp(
+        CLI_MAC,
+        EthernetAddress::BROADCAST,
+        warp::Operation::Request,
+        v4("192.0.2.2"),
+        EthernetAddress::default(),
+        v4("192.0.2.1"),
+    );
+    feed(&mut p, 0, 0, &req);
+    take(&mut p, 0);
+    let pkt = frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("8.8.8.8"), 64, 80);
+    for _ in 0..200 {
+        feed(&mut p, 1, 0, &pkt);
+    }
+    let sent = take(&mut p, 0).len() as u64;
+    assert_eq!(sent, 50, "burst of limits.icmp_errors_burst");
+    assert_eq!(p.stats().events_of(E::IcmpRateLimited), 150);
+    assert_eq!(p.stats().drops_of(D::NoRoute), 200);
+}
+
+#[test]
+fn echo_reply_v4() {
+    let mut p = pipeline();
+    let req = frames::arp(
+        CLI_MAC,
+        EthernetAddress::BROADCAST,
+        warp::Operation::Request,
+        v4("192.0.2.2"),
+        EthernetAddress::default(),
+        v4("192.0.2.1"),
+    );
+    feed(&mut p, 0, 0, &req);
+    take(&mut p, 0);
+    let ping = frames::ping4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("192.0.2.1"), 64, 7);
+    feed(&mut p, 0, 0, &ping);
+    let out = take(&mut p, 0);
+    assert_eq!(out.len(), 1);
+    let f = weth::Frame::new_checked(&out[0][..]).unwrap();
+    assert_eq!(f.dst_addr(), CLI_MAC);
+    let ip = wip4::Packet::new_checked(f.payload()).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(
+        (ip.src_addr(), ip.dst_addr()),
+        (v4("192.0.2.1"), v4("192.0.2.2"))
+    );
+    let icmp = icmpv4::Packet::new_checked(ip.payload()).unwrap();
+    assert!(icmp.verify_checksum());
+    assert_eq!(
+        (icmp.msg_type(), icmp.echo_seq()),
+        (icmpv4::kind::ECHO_REPLY, 7)
+    );
+}
+
+#[test]
+fn neighbor_solicit_gets_advert_and_ping6_reply() {
+    let mut p = pipeline();
+    let cli = v6("2001:db8:c::2");
+    let gw = v6("2001:db8:c::1");
+    let sn = wip6::solicited_node(gw);
+    let ns = icmpv6::Repr::NeighborSolicit {
+        target: gw,
+        source_lladdr: Some(CLI_MAC),
+    };
+    feed(
+        &mut p,
+        0,
+        1,
+        &frames::icmp6(
+            CLI_MAC,
+            EthernetAddress::ipv6_multicast(&sn),
+            cli,
+            sn,
+            255,
+            &ns,
+        ),
+    );
+    let out = take(&mut p, 1);
+    assert_eq!(out.len(), 1);
+    let f = weth::Frame::new_checked(&out[0][..]).unwrap();
+    assert_eq!(f.dst_addr(), CLI_MAC);
+    let ip = wip6::Packet::new_checked(f.payload()).unwrap();
+    assert_eq!(
+        (ip.src_addr(), ip.dst_addr(), ip.hop_limit()),
+        (gw, cli, 255)
+    );
+    let na =
+        icmpv6::Repr::parse(&icmpv6::Packet::new_checked(ip.payload()).unwrap(), gw, cli).unwrap();
+    assert_eq!(
+        na,
+        icmpv6::Repr::NeighborAdvert {
+            flags: icmpv6::NaFlags {
+                router: true,
+                solicited: true,
+                override_: true
+            },
+            target: gw,
+            target_lladdr: Some(mac(2))
+        }
+    );
+    // an NS with hop limit 64 is invalid (RFC 4861 §7.1.1)
+    feed(
+        &mut p,
+        0,
+        1,
+        &frames::icmp6(
+            CLI_MAC,
+            EthernetAddress::ipv6_multicast(&sn),
+            cli,
+            sn,
+            64,
+            &ns,
+        ),
+    );
+    assert!(take(&mut p, 1).is_empty());
+    assert_eq!(p.stats().drops_of(D::NdInvalid), 1);
+    // ping6 to the gateway: the NS taught us cli's MAC
+    let echo = icmpv6::Repr::EchoRequest {
+        ident: 1,
+        seq: 2,
+        data: b"abc",
+    };
+    feed(
+        &mut p,
+        0,
+        1,
+        &frames::icmp6(CLI_MAC, mac(2), cli, gw, 64, &echo),
+    );
+    let out = take(&mut p, 1);
+    assert_eq!(out.len(), 1);
+    let ip = wip6::Packet::new_checked(&out[0][14..]).unwrap();
+    let r =
+        icmpv6::Repr::parse(&icmpv6::Packet::new_checked(ip.payload()).unwrap(), gw, cli).unwrap();
+    assert_eq!(
+        r,
+        icmpv6::Repr::EchoReply {
+            ident: 1,
+            seq: 2,
+            data: b"abc"
+        }
+    );
+}
+
+#[test]
+fn forwards_ipv6_after_nd() {
+    let mut p = pipeline();
+    let pkt = frames::udp6(
+        CLI_MAC,
+        mac(2),
+        v6("2001:db8:c::2"),
+        v6("2001:db8:5::2"),
+        64,
+        40,
+    );
+    feed(&mut p, 0, 1, &pkt);
+    let out = take(&mut p, 2);
+    assert_eq!(out.len(), 1, "an NS for the next hop");
+    let ip = wip6::Packet::new_checked(&out[0][14..]).unwrap();
+    assert_eq!(ip.dst_addr(), wip6::solicited_node(v6("2001:db8:5::2")));
+    let na = icmpv6::Repr::NeighborAdvert {
+        flags: icmpv6::NaFlags {
+            router: false,
+            solicited: true,
+            override_: true,
+        },
+        target: v6("2001:db8:5::2"),
+        target_lladdr: Some(SRV_MAC),
+    };
+    feed(
+        &mut p,
+        1,
+        2,
+        &frames::icmp6(
+            SRV_MAC,
+            mac(3),
+            v6("2001:db8:5::2"),
+            v6("2001:db8:5::1"),
+            255,
+            &na,
+        ),
+    );
+    let out = take(&mut p, 2);
+    assert_eq!(out.len(), 1);
+    let f = weth::Frame::new_checked(&out[0][..]).unwrap();
+    assert_eq!(f.dst_addr(), SRV_MAC);
+    assert_eq!(
+        wip6::Packet::new_checked(f.payload()).unwrap().hop_limit(),
+        63
+    );
+}
+
+#[test]
+fn unresolved_neighbour_gives_up_with_host_unreachable() {
+    let mut p = pipeline();
+    let req = frames::arp(
+        CLI_MAC,
+        EthernetAddress::BROADCAST,
+        warp::Operation::Request,
+        v4("192.0.2.2"),
+        EthernetAddress::default(),
+        v4("192.0.2.1"),
+    );
+    feed(&mut p, 0, 0, &req);
+    take(&mut p, 0);
+    feed(
+        &mut p,
+        0,
+        0,
+        &frames::udp4(
+            CLI_MAC,
+            mac(1),
+            v4("192.0.2.2"),
+            v4("198.51.100.77"),
+            64,
+            80,
+        ),
+    );
+    let s = 1_000_000_000u64;
+    for t in 1..6 {
+        p.poll_timers(t * s);
+    }
+    let probes = take(&mut p, 2);
+    assert_eq!(
+        probes.len(),
+        3,
+        "3 ARP requests (RFC 4861 MAX_MULTICAST_SOLICIT)"
+    );
+    let out = take(&mut p, 0);
+    assert_eq!(out.len(), 1);
+    let ip = wip4::Packet::new_checked(&out[0][14..]).unwrap();
+    let icmp = icmpv4::Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!((icmp.msg_type(), icmp.msg_code()), (3, 1));
+    assert_eq!(p.stats().drops_of(D::NeighbourUnresolved), 1);
+}
+
+#[test]
+fn malformed_frames_are_counted_not_forwarded() {
+    use crate::stats::Layer;
+    use nf_core::wire::Error as W;
+    let mut p = pipeline();
+    feed(&mut p, 0, 0, &[1, 2, 3]);
+    assert_eq!(p.stats().parse_errors_of(Layer::Ethernet, W::Truncated), 1);
+    let mut pkt = frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.2"), 64, 80);
+    pkt[14 + 10] ^= 0xff; // break the IPv4 checksum
+    feed(&mut p, 0, 0, &pkt);
+    assert_eq!(p.stats().parse_errors_of(Layer::Ipv4, W::BadChecksum), 1);
+    let mut pkt = frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.2"), 64, 80);
+    pkt[14 + 2] = 0xff; // total length beyond the frame
+    feed(&mut p, 0, 0, &pkt);
+    assert_eq!(p.stats().parse_errors_of(Layer::Ipv4, W::BadLength), 1);
+    let other_mac = frames::udp4(
+        CLI_MAC,
+        EthernetAddress([2, 9, 9, 9, 9, 9]),
+        v4("192.0.2.2"),
+        v4("198.51.100.2"),
+        64,
+        80,
+    );
+    feed(&mut p, 0, 0, &other_mac);
+    assert_eq!(p.stats().drops_of(D::NotForUs), 1);
+    for q in 0..3 {
+        assert!(take(&mut p, q).is_empty());
+    }
+}
+
+#[test]
+fn no_mbuf_is_counted() {
+    let cfg = config::parse("test.toml", CFG).unwrap();
+    let ports = cfg
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PortCtx::new(p, mac(i as u8 + 1)))
+        .collect();
+    let mut p = Pipeline::new(
+        ports,
+        routing_table(&cfg),
+        PipelineLimits::from_config(&cfg),
+        Pool { left: 0 },
+        Arc::new(WorkerStats::new(0, 1, 3)),
+    );
+    feed(
+        &mut p,
+        0,
+        0,
+        &frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.2"), 64, 80),
+    );
+    assert_eq!(p.stats().drops_of(D::NoMbuf), 1);
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+    proptest! {
+        /// Arbitrary bytes (and mutations of valid frames) never panic.
+        #[test]
+        fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..200), port in 0u16..4, flip in any::<(usize, u8)>()) {
+            let mut p = pipeline();
+            feed(&mut p, 0, port, &data);
+            let mut f = frames::udp6(CLI_MAC, mac(2), v6("2001:db8:c::2"), v6("2001:db8:5::2"), 64, 40);
+            let i = flip.0 % f.len();
+            f[i] ^= flip.1;
+            feed(&mut p, 0, 1, &f);
+            let mut f = frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.2"), 2, 80);
+            let i = flip.0 % f.len();
+            f[i] ^= flip.1;
+            feed(&mut p, 0, 0, &f);
+            p.poll_timers(10_000_000_000);
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Per-worker counters, written by the worker, read when /metrics is scraped.
+
+use nf_core::counters::{Counter, CounterSet};
+use nf_core::wire::Error as WireError;
+
+macro_rules! labelled_enum {
+    ($(#[$m:meta])* $name:ident { $($v:ident => $s:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name { $($v),* }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$v),*];
+            pub const COUNT: usize = [$($s),*].len();
+            pub fn as_str(self) -> &'static str { match self { $($name::$v => $s),* } }
+        }
+    };
+}
+
+labelled_enum!(
+    /// The protocol layer a parse error was found in.
+    Layer {
+        Ethernet => "ethernet",
+        Arp => "arp",
+        Ipv4 => "ipv4",
+        Ipv6 => "ipv6",
+        Icmpv4 => "icmpv4",
+        Icmpv6 => "icmpv6",
+        Tcp => "tcp",
+        Udp => "udp",
+    }
+);
+
+labelled_enum!(
+    /// Why a packet was dropped (besides parse errors).
+    Drop {
+        NotForUs => "l2_not_for_us",
+        VlanMismatch => "vlan_mismatch",
+        UnknownEthertype => "unknown_ethertype",
+        Martian => "martian_address",
+        MulticastNotForwarded => "multicast_not_forwarded",
+        LocalUnhandled => "local_unhandled",
+        NdInvalid => "nd_invalid",
+        TtlExceeded => "ttl_exceeded",
+        NoRoute => "no_route",
+        TooBig => "too_big",
+        NeighbourUnresolved => "neighbour_unresolved",
+        NeighbourPendingFull => "neighbour_pending_full",
+        NeighbourTableFull => "neighbour_table_full",
+        NoHeadroom => "no_headroom",
+        NoMbuf => "no_mbuf",
+        TxQueueFull => "tx_queue_full",
+        TxFailed => "tx_failed",
+        MultiSegment => "multi_segment",
+    }
+);
+
+labelled_enum!(
+    /// Control-plane and forwarding events.
+    Event {
+        ArpRequestRx => "arp_request_rx",
+        ArpReplyRx => "arp_reply_rx",
+        ArpRequestTx => "arp_request_tx",
+        ArpReplyTx => "arp_reply_tx",
+        NdSolicitRx => "nd_solicit_rx",
+        NdAdvertRx => "nd_advert_rx",
+        NdSolicitTx => "nd_solicit_tx",
+        NdAdvertTx => "nd_advert_tx",
+        EchoReplyV4 => "icmpv4_echo_reply_tx",
+        EchoReplyV6 => "icmpv6_echo_reply_tx",
+        IcmpErrorV4 => "icmpv4_error_tx",
+        IcmpErrorV6 => "icmpv6_error_tx",
+        IcmpRateLimited => "icmp_error_rate_limited",
+        RoutedV4 => "routed_ipv4",
+        RoutedV6 => "routed_ipv6",
+    }
+);
+
+const N_ERR: usize = WireError::ALL.len();
+
+/// Per-port counters of one worker.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    pub rx_packets: Counter,
+    pub rx_bytes: Counter,
+    pub tx_packets: Counter,
+    pub tx_bytes: Counter,
+}
+
+/// Everything one worker counts.
+#[derive(Debug)]
+pub struct WorkerStats {
+    pub worker: usize,
+    pub lcore: u32,
+    pub iterations: Counter,
+    pub busy_iterations: Counter,
+    pub cycles_total: Counter,
+    pub cycles_busy: Counter,
+    pub ports: Vec<PortCounters>,
+    pub parse_errors: Vec<CounterSet<N_ERR>>,
+    pub drops: CounterSet<{ Drop::COUNT }>,
+    pub events: CounterSet<{ Event::COUNT }>,
+    pub arp_entries: Counter,
+    pub nd_entries: Counter,
+    pub neighbour_pending: Counter,
+}
+
+impl WorkerStats {
+    pub fn new(worker: usize, lcore: u32, nports: usize) -> Self {
+        WorkerStats {
+            worker,
+            lcore,
+            iterations: Counter::new(),
+            busy_iterations: Counter::new(),
+            cycles_total: Counter::new(),
+            cycles_busy: Counter::new(),
+            ports: (0..nports).map(|_| PortCounters::default()).collect(),
+            parse_errors: (0..Layer::COUNT).map(|_| CounterSet::default()).collect(),
+            drops: CounterSet::default(),
+            events: CounterSet::default(),
+            arp_entries: Counter::new(),
+            nd_entries: Counter::new(),
+            neighbour_pending: Counter::new(),
+        }
+    }
+    #[inline]
+    pub fn parse_error(&self, layer: Layer, e: WireError) {
+        if let Some(s) = self.parse_errors.get(layer as usize) {
+            s.inc(e.index())
+        }
+    }
+    #[inline]
+    pub fn dropped(&self, d: Drop) {
+        self.drops.inc(d as usize)
+    }
+    #[inline]
+    pub fn event(&self, e: Event) {
+        self.events.inc(e as usize)
+    }
+    pub fn drops_of(&self, d: Drop) -> u64 {
+        self.drops.get(d as usize)
+    }
+    pub fn events_of(&self, e: Event) -> u64 {
+        self.events.get(e as usize)
+    }
+    pub fn parse_errors_of(&self, layer: Layer, e: WireError) -> u64 {
+        self.parse_errors
+            .get(layer as usize)
+            .map_or(0, |s| s.get(e.index()))
+    }
+}

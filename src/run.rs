@@ -1,0 +1,178 @@
+//! `hagw run`: EAL, ports, workers on their lcores, the management thread,
+//! and a clean shutdown on SIGINT/SIGTERM.
+
+use crate::dpdk::{self, Eal, Mempool, Port};
+use crate::worker;
+use nf_app::config::Config;
+use nf_app::mgmt::{DataPlaneView, MgmtState, PortSnapshot};
+use nf_app::stats::WorkerStats;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct DataPlane {
+    ports: Vec<(Port, String, &'static str)>,
+    pool: Mempool,
+    pool_size: u64,
+}
+
+impl DataPlaneView for DataPlane {
+    fn ports(&self) -> Vec<PortSnapshot> {
+        self.ports
+            .iter()
+            .map(|(p, name, role)| {
+                let s = p.stats();
+                let l = p.link();
+                PortSnapshot {
+                    name: name.clone(),
+                    role,
+                    rx_packets: s.ipackets,
+                    tx_packets: s.opackets,
+                    rx_bytes: s.ibytes,
+                    tx_bytes: s.obytes,
+                    rx_missed: s.imissed,
+                    rx_errors: s.ierrors,
+                    tx_errors: s.oerrors,
+                    rx_nombuf: s.rx_nombuf,
+                    link_up: l.up,
+                    link_speed_mbps: l.speed_mbps,
+                }
+            })
+            .collect()
+    }
+    fn mbuf_pool(&self) -> (u64, u64) {
+        (u64::from(self.pool.in_use()), self.pool_size)
+    }
+}
+
+pub fn run(cfg: Config) -> Result<(), String> {
+    crate::preflight::check(&cfg)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| format!("cannot install signal handler: {e}"))?;
+    }
+
+    let args = cfg.eal_args();
+    tracing::info!(args = ?args, "starting EAL");
+    let eal = Eal::init(&args).map_err(|e| {
+        format!("DPDK EAL init failed: {e} (EAL args: {}) — check eal.args, free memory/hugepages and that no other DPDK process uses the same --file-prefix", args.join(" "))
+    })?;
+
+    let pool = Mempool::create("hagw_pkt", cfg.limits.mbufs, cfg.limits.mbuf_cache, -1)?;
+    let mut ports = Vec::new();
+    for p in &cfg.ports {
+        let port = Port::by_name(p.device.dpdk_name()).ok_or_else(|| {
+            format!("port {}: DPDK did not probe device `{}` (check port.device; PMDs load from /usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0)", p.name, p.device.dpdk_name())
+        })?;
+        let setup = dpdk::port::PortSetup {
+            queues: p.queues,
+            rx_desc: p.rx_desc,
+            tx_desc: p.tx_desc,
+            mtu: p.mtu,
+        };
+        port.setup(&setup, &pool)
+            .map_err(|e| format!("port {} ({}): {e}", p.name, p.device.dpdk_name()))?;
+        tracing::info!(port = %p.name, id = port.id, mac = %nf_core::wire::EthernetAddress(port.mac()), "port started");
+        ports.push(port);
+    }
+
+    let cfg = Arc::new(cfg);
+    let nports = ports.len();
+    let stats: Vec<Arc<WorkerStats>> = cfg
+        .worker_lcores
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Arc::new(WorkerStats::new(i, *l, nports)))
+        .collect();
+
+    let dataplane = Arc::new(DataPlane {
+        ports: ports
+            .iter()
+            .zip(&cfg.ports)
+            .map(|(p, c)| (*p, c.name.clone(), c.role.as_str()))
+            .collect(),
+        pool,
+        pool_size: u64::from(cfg.limits.mbufs),
+    });
+    let mgmt = match cfg.management {
+        Some(addr) => {
+            let st = Arc::new(MgmtState {
+                config_json: serde_json::to_string_pretty(&cfg.raw).unwrap_or_default(),
+                workers: stats.clone(),
+                dataplane: dataplane.clone(),
+                started: Instant::now(),
+                port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
+            });
+            let h = nf_app::mgmt::spawn(addr, st, Arc::clone(&stop));
+            match h {
+                Ok(h) => {
+                    tracing::info!(%addr, "management listening");
+                    Some(h)
+                }
+                Err(e) => {
+                    stop_ports(&ports);
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
+
+    let mut launched = Vec::new();
+    let mut launch_err = None;
+    for (i, lcore) in cfg.worker_lcores.iter().enumerate() {
+        if !Eal::lcore_enabled(*lcore) {
+            launch_err = Some(format!("worker lcore {lcore} is not available to the EAL"));
+            break;
+        }
+        let w = worker::Worker {
+            index: i,
+            cfg: Arc::clone(&cfg),
+            ports: ports.clone(),
+            pool,
+            stats: Arc::clone(&stats[i]),
+            stop: Arc::clone(&stop),
+        };
+        match dpdk::lcore::launch(*lcore, move || w.run()) {
+            Ok(()) => launched.push(*lcore),
+            Err(e) => {
+                launch_err = Some(e);
+                break;
+            }
+        }
+    }
+    if launch_err.is_none() {
+        tracing::info!(workers = launched.len(), "running; SIGINT/SIGTERM to stop");
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracing::info!("stopping");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut failed = 0;
+    for l in launched {
+        if dpdk::lcore::wait(l) != 0 {
+            failed += 1;
+        }
+    }
+    if let Some(h) = mgmt {
+        let _ = h.join();
+    }
+    stop_ports(&ports);
+    drop(eal);
+    if let Some(e) = launch_err {
+        return Err(e);
+    }
+    if failed > 0 {
+        return Err(format!("{failed} worker(s) failed"));
+    }
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+fn stop_ports(ports: &[Port]) {
+    for p in ports {
+        p.stop();
+    }
+}
