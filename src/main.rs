@@ -64,7 +64,9 @@ enum BenchCmd {
 }
 
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HAGW_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -34,28 +34,10 @@ impl Eal {
         Ok(Eal { _private: () })
     }
 
-    /// The lcore id of the calling thread.
-    pub fn lcore_id() -> u32 {
-        // SAFETY: reads a per-thread variable set by the EAL.
-        unsafe { ffi::rte_lcore_id() }
-    }
-
-    /// The main lcore.
-    pub fn main_lcore() -> u32 {
-        // SAFETY: reads EAL configuration after init.
-        unsafe { ffi::rte_get_main_lcore() }
-    }
-
     /// Whether `lcore` is enabled in the EAL's lcore set.
     pub fn lcore_enabled(lcore: u32) -> bool {
         // SAFETY: bounds are checked by DPDK.
         unsafe { ffi::rte_lcore_is_enabled(lcore) != 0 }
-    }
-
-    /// NUMA socket of an lcore.
-    pub fn lcore_socket(lcore: u32) -> i32 {
-        // SAFETY: bounds are checked by DPDK.
-        unsafe { ffi::rte_lcore_to_socket_id(lcore) as i32 }
     }
 }
 

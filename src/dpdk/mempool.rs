@@ -58,10 +58,4 @@ impl Mempool {
         // SAFETY: read-only query on a valid pool.
         unsafe { ffi::rte_mempool_in_use_count(self.raw.as_ptr()) }
     }
-
-    /// Mbufs available.
-    pub fn available(&self) -> u32 {
-        // SAFETY: read-only query on a valid pool.
-        unsafe { ffi::rte_mempool_avail_count(self.raw.as_ptr()) }
-    }
 }

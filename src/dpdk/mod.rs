@@ -52,9 +52,3 @@ pub fn tsc() -> u64 {
     // SAFETY: reads the CPU time-stamp counter; no memory is touched.
     unsafe { ffi::rte_rdtsc() }
 }
-
-/// TSC ticks per second (valid after EAL init).
-pub fn tsc_hz() -> u64 {
-    // SAFETY: reads a value computed by rte_eal_init.
-    unsafe { ffi::rte_get_tsc_hz() }
-}

@@ -37,7 +37,6 @@ pub struct PortStats {
 pub struct LinkState {
     pub up: bool,
     pub speed_mbps: u32,
-    pub full_duplex: bool,
 }
 
 // rte_ethdev.h RTE_ETH_RSS_* (RTE_BIT64 macros bindgen cannot evaluate).
@@ -58,12 +57,6 @@ impl Port {
         // SAFETY: valid C string and out-pointer.
         let rc = unsafe { ffi::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
         (rc == 0).then_some(Port { id })
-    }
-
-    /// Number of probed ports.
-    pub fn count() -> u16 {
-        // SAFETY: plain query.
-        unsafe { ffi::rte_eth_dev_count_avail() }
     }
 
     /// Configures queues (RSS over IP/TCP/UDP when more than one RX queue),
@@ -193,7 +186,6 @@ impl Port {
         LinkState {
             up: l.link_status() != 0,
             speed_mbps: l.link_speed,
-            full_duplex: l.link_duplex() != 0,
         }
     }
 

@@ -37,7 +37,7 @@ pub enum Role {
     Cpe,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct EalSection {
     /// Extra EAL arguments (memory, file prefix, `--no-pci`, log level…).
@@ -47,15 +47,6 @@ pub struct EalSection {
     /// The lcore of the main thread (management, signals).
     #[serde(default)]
     pub main_lcore: u32,
-}
-
-impl Default for EalSection {
-    fn default() -> Self {
-        EalSection {
-            args: Vec::new(),
-            main_lcore: 0,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]

@@ -445,7 +445,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Errs> {
             format!("{} mbufs is too few (≥ 1024)", l.mbufs),
         ));
     }
-    if l.mbuf_cache > 512 || (l.mbuf_cache > 0 && l.mbuf_cache > l.mbufs / 1) {
+    if l.mbuf_cache > 512 || l.mbuf_cache > l.mbufs / 4 {
         errs.push((
             vec![K("limits"), K("mbuf_cache")],
             format!(

@@ -280,7 +280,7 @@ mod tests {
             Error::BadOption
         );
         // endless chain of dest options
-        let chain = vec![ip_proto::IPV6_OPTS, 0, 0, 0, 0, 0, 0, 0].repeat(20);
+        let chain = [ip_proto::IPV6_OPTS, 0, 0, 0, 0, 0, 0, 0].repeat(20);
         assert_eq!(
             walk_ext_headers(ip_proto::IPV6_OPTS, &chain).unwrap_err(),
             Error::TooManyExtHeaders

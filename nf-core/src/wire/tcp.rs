@@ -531,16 +531,16 @@ mod tests {
         assert_eq!(Packet::new_checked(&b[..19]).unwrap_err(), Error::Truncated);
     }
 
-    fn arb_options() -> impl Strategy<
-        Value = (
-            Option<u16>,
-            Option<u8>,
-            bool,
-            Vec<(u32, u32)>,
-            Option<(u32, u32)>,
-            Option<Vec<u8>>,
-        ),
-    > {
+    type ArbOptions = (
+        Option<u16>,
+        Option<u8>,
+        bool,
+        Vec<(u32, u32)>,
+        Option<(u32, u32)>,
+        Option<Vec<u8>>,
+    );
+
+    fn arb_options() -> impl Strategy<Value = ArbOptions> {
         (
             proptest::option::of(any::<u16>()),
             proptest::option::of(0u8..15),

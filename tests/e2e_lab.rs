@@ -1,0 +1,317 @@
+//! End-to-end test on the reference lab (LAB.md): hagw under DPDK with
+//! `net_af_packet` ports in ns gw, the Linux kernel as the peers in ns cli
+//! and ns srv. Needs root; without it the test prints why and passes.
+//!
+//! Checks: ping cli→srv from the fixed and the cellular address, IPv6 ping
+//! to 2001:db8:c::1, 100 MB TCP each way with sha256 equality, `promtool
+//! check metrics` accepts /metrics, hagw's port counters match the kernel's
+//! veth counters, and hagw exits 0 on SIGTERM.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn ns(ns: &str, cmd: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(cmd)
+        .output()
+        .expect("run ip netns exec")
+}
+
+fn ns_ok(n: &str, cmd: &[&str]) -> String {
+    let o = ns(n, cmd);
+    assert!(
+        o.status.success(),
+        "`{}` in ns {n} failed: {}\n{}",
+        cmd.join(" "),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn spawn_ns(n: &str, cmd: &[&str]) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", n])
+        .args(cmd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+fn lab(action: &str) {
+    let o = Command::new("bash")
+        .arg(root().join("scripts/lab.sh"))
+        .arg(action)
+        .output()
+        .expect("lab.sh");
+    assert!(
+        o.status.success(),
+        "lab.sh {action}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Tears the lab down and stops hagw whatever happens.
+struct Guard(Option<Child>);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        lab("down");
+    }
+}
+
+fn metrics() -> String {
+    ns_ok("gw", &["curl", "-sf", "http://127.0.0.1:9180/metrics"])
+}
+
+/// The value of a metric line with exactly these labels.
+fn metric(text: &str, name: &str, labels: &str) -> u64 {
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or_else(|| panic!("metric {name}{{{labels}}} missing"))
+}
+
+fn sysfs_counter(n: &str, dev: &str, what: &str) -> u64 {
+    ns_ok(
+        n,
+        &["cat", &format!("/sys/class/net/{dev}/statistics/{what}")],
+    )
+    .trim()
+    .parse()
+    .expect("counter")
+}
+
+fn xfer<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["python3", "scripts/xfer.py"];
+    v.extend_from_slice(args);
+    v
+}
+
+fn wait_output(mut c: Child, what: &str) -> String {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = c.try_wait().expect("wait") {
+            let mut out = String::new();
+            let mut err = String::new();
+            c.stdout.take().map(|mut s| s.read_to_string(&mut out));
+            c.stderr.take().map(|mut s| s.read_to_string(&mut err));
+            assert!(st.success(), "{what} failed: {out}\n{err}");
+            return out;
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            let _ = c.kill();
+            panic!("{what} timed out");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// 100 MB one way: a server in srv, a client in cli; both print "BYTES SHA256".
+fn transfer(server: &[&str], client: &[&str]) {
+    let srv = spawn_ns("srv", &xfer(server));
+    std::thread::sleep(Duration::from_millis(500));
+    let cli = ns_ok("cli", &xfer(client));
+    let srv = wait_output(srv, "server");
+    let (c, s) = (cli.trim(), srv.trim());
+    assert!(c.starts_with("100000000 "), "client moved {c}");
+    assert_eq!(c, s, "sha256 differs between the ends");
+}
+
+#[test]
+fn lab_end_to_end() {
+    if !is_root() {
+        println!("SKIPPED lab_end_to_end: needs root (network namespaces, DPDK); run the README test command as root");
+        return;
+    }
+    std::env::set_current_dir(root()).expect("cd");
+    lab("up");
+    let mut guard = Guard(None);
+
+    let hagw = env!("CARGO_BIN_EXE_hagw");
+    let log = std::fs::File::create(std::env::temp_dir().join("hagw-e2e.log")).expect("log");
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "gw",
+            hagw,
+            "run",
+            "--config",
+            "configs/lab.toml",
+        ])
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start hagw");
+    guard.0 = Some(child);
+
+    // Wait for the management API (ports are started before it listens).
+    let t = Instant::now();
+    while !ns("gw", &["curl", "-sf", "http://127.0.0.1:9180/healthz"])
+        .status
+        .success()
+    {
+        if let Some(Some(st)) = guard.0.as_mut().map(|c| c.try_wait().expect("wait")) {
+            panic!(
+                "hagw exited early with {st}; see {}",
+                std::env::temp_dir().join("hagw-e2e.log").display()
+            );
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "hagw did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let health = ns_ok("gw", &["curl", "-sf", "http://127.0.0.1:9180/healthz"]);
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    let config = ns_ok("gw", &["curl", "-sf", "http://127.0.0.1:9180/config"]);
+    assert!(
+        config.contains("net_af_packet0,iface=fix1"),
+        "GET /config: {config}"
+    );
+
+    // Baselines for the counter comparison, taken once the ports run.
+    let m0 = metrics();
+    let fix_label = "port=\"fix1\",role=\"access-fixed\"";
+    // Received + missed (dropped by the RX ring when the worker fell behind)
+    // is what arrived at the port.
+    let arrived = |m: &str| {
+        metric(m, "hagw_port_rx_packets_total", fix_label)
+            + metric(m, "hagw_port_rx_missed_total", fix_label)
+    };
+    let fix_rx0 = arrived(&m0);
+    let fix_tx0 = metric(
+        &m0,
+        "hagw_port_tx_packets_total",
+        "port=\"fix1\",role=\"access-fixed\"",
+    );
+    let k_tx0 = sysfs_counter("cli", "fix0", "tx_packets");
+    let k_rx0 = sysfs_counter("cli", "fix0", "rx_packets");
+
+    // Pings: the gateway holds the first packets while ARP/ND resolve.
+    let p = ns_ok("cli", &["ping", "-c", "3", "-W", "2", "198.51.100.2"]);
+    assert!(p.contains(" 0% packet loss"), "fixed ping: {p}");
+    let p = ns_ok(
+        "cli",
+        &[
+            "ping",
+            "-c",
+            "3",
+            "-W",
+            "2",
+            "-I",
+            "100.64.0.2",
+            "198.51.100.2",
+        ],
+    );
+    assert!(p.contains(" 0% packet loss"), "cellular ping: {p}");
+    let p = ns_ok(
+        "cli",
+        &["ping", "-6", "-c", "3", "-W", "2", "2001:db8:c::1"],
+    );
+    assert!(p.contains(" 0% packet loss"), "IPv6 ping: {p}");
+    let p = ns_ok("cli", &["ping", "-c", "2", "-W", "2", "192.0.2.1"]);
+    assert!(p.contains(" 0% packet loss"), "ping the gateway: {p}");
+
+    // 100 MB up and 100 MB down with sha256 equality.
+    transfer(
+        &["sink", "5001"],
+        &["send", "198.51.100.2", "5001", "100000000"],
+    );
+    transfer(
+        &["serve", "5002", "100000000"],
+        &["recv", "198.51.100.2", "5002"],
+    );
+
+    // /metrics is valid Prometheus text.
+    let m1 = metrics();
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/setup.sh installs it)");
+    std::io::Write::write_all(&mut promtool.stdin.take().expect("stdin"), m1.as_bytes())
+        .expect("write");
+    let out = promtool.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(metric(&m1, "hagw_events_total", "event=\"routed_ipv4\"") > 100_000);
+    assert!(metric(&m1, "hagw_events_total", "event=\"icmpv6_echo_reply_tx\"") >= 3);
+
+    // hagw's port counters match what the kernel sent and received on the
+    // other end of the fixed veth (within a small tolerance for the packets
+    // in flight between the two reads).
+    let fix_rx = arrived(&m1) - fix_rx0;
+    println!(
+        "fix1: hagw rx+missed {fix_rx}, missed {}",
+        metric(&m1, "hagw_port_rx_missed_total", fix_label)
+    );
+    let fix_tx = metric(
+        &m1,
+        "hagw_port_tx_packets_total",
+        "port=\"fix1\",role=\"access-fixed\"",
+    ) - fix_tx0;
+    let k_tx = sysfs_counter("cli", "fix0", "tx_packets") - k_tx0;
+    let k_rx = sysfs_counter("cli", "fix0", "rx_packets") - k_rx0;
+    let close = |a: u64, b: u64| a.abs_diff(b) <= 20.max(a.max(b) / 100);
+    assert!(k_tx > 50_000, "the transfers crossed fix0 ({k_tx} packets)");
+    assert!(
+        close(fix_rx, k_tx),
+        "hagw fix1 rx {fix_rx} vs kernel fix0 tx {k_tx}"
+    );
+    assert!(
+        close(fix_tx, k_rx),
+        "hagw fix1 tx {fix_tx} vs kernel fix0 rx {k_rx}"
+    );
+
+    // SIGTERM → clean exit 0.
+    let mut child = guard.0.take().expect("hagw");
+    let pid = ns_ok("gw", &["pgrep", "-f", "hagw run --config configs/lab.toml"]);
+    for p in pid.split_whitespace() {
+        let _ = Command::new("kill").args(["-TERM", p]).status();
+    }
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "hagw did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "hagw exit status on SIGTERM");
+}
