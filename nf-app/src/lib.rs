@@ -8,5 +8,6 @@ pub mod frames;
 pub mod mgmt;
 pub mod pipeline;
 pub mod stats;
+pub mod testkit;
 
 pub use pipeline::{BufPool, Pipeline, PortCtx};

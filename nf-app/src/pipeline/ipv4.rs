@@ -93,7 +93,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             );
             return self.stats.dropped(Drop::TtlExceeded);
         }
-        let Some(nh) = self.routes.lookup_v4(ip.dst) else {
+        let Some(&nh) = self.routes.lookup_v4(ip.dst) else {
             self.icmp4_error(
                 now_ns,
                 port,

@@ -79,7 +79,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             );
             return self.stats.dropped(Drop::TtlExceeded);
         }
-        let Some(nh) = self.routes.lookup_v6(ip.dst) else {
+        let Some(&nh) = self.routes.lookup_v6(ip.dst) else {
             self.icmp6_error(
                 now_ns,
                 port,

@@ -165,6 +165,7 @@ pub fn routing_table(cfg: &Config) -> RoutingTable {
             IpAddr::V6(a) => t.add_v6(a, r.len, nh),
         }
     }
+    t.freeze();
     t
 }
 
@@ -423,8 +424,8 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                 port: in_port,
                 gateway: None,
             }),
-            IpAddr::V4(a) => self.routes.lookup_v4(a),
-            IpAddr::V6(a) => self.routes.lookup_v6(a),
+            IpAddr::V4(a) => self.routes.lookup_v4(a).copied(),
+            IpAddr::V6(a) => self.routes.lookup_v6(a).copied(),
         };
         match nh {
             Some(nh) => self.output(now_ns, nh.port, nh.gateway.unwrap_or(dst), buf, 0),

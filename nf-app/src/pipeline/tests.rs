@@ -7,70 +7,13 @@ use crate::stats::{Drop as D, Event as E};
 use nf_core::wire::{arp as warp, ethernet as weth, icmpv4, icmpv6, ipv4 as wip4, ipv6 as wip6};
 use nf_core::VecBuf;
 
-struct Pool {
-    left: usize,
-}
-impl BufPool<VecBuf> for Pool {
-    fn alloc(&mut self) -> Option<VecBuf> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        Some(VecBuf::new())
-    }
-}
-
-const CFG: &str = r#"
-[[port]]
-name = "fix1"
-device = "net_null0"
-role = "access-fixed"
-addresses = ["192.0.2.1/24"]
-[[port]]
-name = "cel1"
-device = "net_null1"
-role = "access-cellular"
-addresses = ["100.64.0.1/24", "2001:db8:c::1/64"]
-[[port]]
-name = "srv1"
-device = "net_null2"
-role = "internet"
-addresses = ["198.51.100.1/24", "2001:db8:5::1/64"]
-mtu = 1400
-[[route]]
-prefix = "203.0.113.0/24"
-via = "198.51.100.2"
-"#;
-
-fn mac(i: u8) -> EthernetAddress {
-    EthernetAddress([0x02, 0, 0, 0, 0, i])
-}
-const CLI_MAC: EthernetAddress = EthernetAddress([0x02, 0xc1, 0, 0, 0, 2]);
-const SRV_MAC: EthernetAddress = EthernetAddress([0x02, 0x5e, 0, 0, 0, 2]);
+use crate::testkit::{lab_pipeline as pipeline, mac, Pool, CLI_MAC, LAB3, SRV_MAC};
 
 fn v4(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
-}
-
-fn pipeline() -> Pipeline<VecBuf, Pool> {
-    let cfg = config::parse("test.toml", CFG).unwrap();
-    let ports = cfg
-        .ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| PortCtx::new(p, mac(i as u8 + 1)))
-        .collect();
-    let stats = Arc::new(WorkerStats::new(0, 1, 3));
-    Pipeline::new(
-        ports,
-        routing_table(&cfg),
-        PipelineLimits::from_config(&cfg),
-        Pool { left: 1000 },
-        stats,
-    )
 }
 
 fn take(p: &mut Pipeline<VecBuf, Pool>, port: usize) -> Vec<Vec<u8>> {
@@ -536,7 +479,7 @@ fn malformed_frames_are_counted_not_forwarded() {
 
 #[test]
 fn no_mbuf_is_counted() {
-    let cfg = config::parse("test.toml", CFG).unwrap();
+    let cfg = config::parse("test.toml", LAB3).unwrap();
     let ports = cfg
         .ports
         .iter()
