@@ -13,10 +13,12 @@
 #![forbid(unsafe_code)]
 
 pub mod buf;
+pub mod chunk;
 pub mod counters;
 pub mod neighbour;
 pub mod ratelimit;
 pub mod route;
+pub mod sim;
 pub mod wire;
 
 pub use buf::{PacketBuf, VecBuf};

@@ -1,0 +1,90 @@
+//! Shared, sliceable payload handles: the unit the TCP and MPTCP engines
+//! queue, segment and splice without copying payload.
+//!
+//! A [`Chunk`] is a cheap handle to bytes held elsewhere (a refcounted mbuf
+//! with an offset and length in production, [`Bytes`] in tests and the
+//! simulator). `slice` shares the underlying buffer: segmenting to the MSS
+//! and queueing for retransmission never copy payload.
+
+use std::rc::Rc;
+
+/// A cheaply cloneable, sliceable view of payload bytes.
+pub trait Chunk: Clone {
+    /// The bytes.
+    fn as_slice(&self) -> &[u8];
+    /// A handle to `self[start..end]` sharing the same storage.
+    /// `start <= end <= len` is the caller's obligation; out-of-range bounds
+    /// are clamped.
+    fn slice(&self, start: usize, end: usize) -> Self;
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A reference-counted byte buffer with a window into it.
+#[derive(Clone, Debug)]
+pub struct Bytes {
+    buf: Rc<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Bytes {
+    pub fn new(v: Vec<u8>) -> Self {
+        let end = v.len();
+        Bytes { buf: v.into(), start: 0, end }
+    }
+    pub fn empty() -> Self {
+        Bytes { buf: Rc::from(Vec::new()), start: 0, end: 0 }
+    }
+    /// True when both handles share one allocation (used by tests to prove
+    /// that no payload was copied).
+    pub fn shares_storage(&self, other: &Bytes) -> bool {
+        Rc::ptr_eq(&self.buf, &other.buf)
+    }
+}
+
+impl PartialEq for Bytes {
+    fn eq(&self, o: &Bytes) -> bool {
+        self.as_slice() == o.as_slice()
+    }
+}
+impl Eq for Bytes {}
+
+impl From<&[u8]> for Bytes {
+    fn from(s: &[u8]) -> Self {
+        Bytes::new(s.to_vec())
+    }
+}
+
+impl Chunk for Bytes {
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+    #[inline]
+    fn slice(&self, start: usize, end: usize) -> Self {
+        let len = self.end - self.start;
+        let end = end.min(len);
+        let start = start.min(end);
+        Bytes { buf: Rc::clone(&self.buf), start: self.start + start, end: self.start + end }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn slices_share() {
+        let b = Bytes::new((0..100u8).collect());
+        let s = b.slice(10, 20);
+        assert_eq!(s.as_slice(), &(10..20u8).collect::<Vec<_>>()[..]);
+        assert!(s.shares_storage(&b));
+        let t = s.slice(5, 50);
+        assert_eq!(t.as_slice(), &[15, 16, 17, 18, 19]);
+        assert!(b.slice(90, 10).is_empty());
+    }
+}
