@@ -35,10 +35,18 @@ pub struct Bytes {
 impl Bytes {
     pub fn new(v: Vec<u8>) -> Self {
         let end = v.len();
-        Bytes { buf: v.into(), start: 0, end }
+        Bytes {
+            buf: v.into(),
+            start: 0,
+            end,
+        }
     }
     pub fn empty() -> Self {
-        Bytes { buf: Rc::from(Vec::new()), start: 0, end: 0 }
+        Bytes {
+            buf: Rc::from(Vec::new()),
+            start: 0,
+            end: 0,
+        }
     }
     /// True when both handles share one allocation (used by tests to prove
     /// that no payload was copied).
@@ -70,7 +78,11 @@ impl Chunk for Bytes {
         let len = self.end - self.start;
         let end = end.min(len);
         let start = start.min(end);
-        Bytes { buf: Rc::clone(&self.buf), start: self.start + start, end: self.start + end }
+        Bytes {
+            buf: Rc::clone(&self.buf),
+            start: self.start + start,
+            end: self.start + end,
+        }
     }
 }
 

@@ -69,7 +69,17 @@ pub struct LinkConfig {
 
 impl LinkConfig {
     pub fn new(to: usize, delay: Time, rate_bps: u64) -> Self {
-        LinkConfig { to, delay, rate_bps, queue_bytes: 0, loss: 0.0, reorder: 0.0, reorder_extra: 0, duplicate: 0.0, down: Vec::new() }
+        LinkConfig {
+            to,
+            delay,
+            rate_bps,
+            queue_bytes: 0,
+            loss: 0.0,
+            reorder: 0.0,
+            reorder_extra: 0,
+            duplicate: 0.0,
+            down: Vec::new(),
+        }
     }
 }
 
@@ -114,11 +124,22 @@ pub struct Sim<P> {
 
 impl<P: SimPacket> Sim<P> {
     pub fn new(seed: u64) -> Self {
-        Sim { now: 0, rng: Rng::new(seed), links: Vec::new(), events: BinaryHeap::new(), in_flight: Default::default(), seq: 0 }
+        Sim {
+            now: 0,
+            rng: Rng::new(seed),
+            links: Vec::new(),
+            events: BinaryHeap::new(),
+            in_flight: Default::default(),
+            seq: 0,
+        }
     }
 
     pub fn add_link(&mut self, cfg: LinkConfig) -> LinkId {
-        self.links.push(Link { cfg, busy_until: 0, stats: LinkStats::default() });
+        self.links.push(Link {
+            cfg,
+            busy_until: 0,
+            stats: LinkStats::default(),
+        });
         self.links.len() - 1
     }
 
@@ -140,7 +161,9 @@ impl<P: SimPacket> Sim<P> {
     pub fn send(&mut self, id: LinkId, pkt: P) {
         let now = self.now;
         let len = pkt.wire_len();
-        let Some(l) = self.links.get_mut(id) else { return };
+        let Some(l) = self.links.get_mut(id) else {
+            return;
+        };
         l.stats.sent += 1;
         if l.cfg.down.iter().any(|(a, b)| (*a..*b).contains(&now)) {
             l.stats.down_drops += 1;
@@ -150,10 +173,17 @@ impl<P: SimPacket> Sim<P> {
             l.stats.lost += 1;
             return;
         }
-        let ser = |bytes: usize, rate: u64| if rate == 0 { 0 } else { (bytes as u64 * 8 * SEC) / rate };
+        let ser = |bytes: usize, rate: u64| {
+            if rate == 0 {
+                0
+            } else {
+                (bytes as u64 * 8 * SEC) / rate
+            }
+        };
         let backlog_time = l.busy_until.saturating_sub(now);
         if l.cfg.queue_bytes > 0 && l.cfg.rate_bps > 0 {
-            let backlog_bytes = (backlog_time as u128 * l.cfg.rate_bps as u128 / (8 * SEC as u128)) as usize;
+            let backlog_bytes =
+                (backlog_time as u128 * l.cfg.rate_bps as u128 / (8 * SEC as u128)) as usize;
             if backlog_bytes + len > l.cfg.queue_bytes {
                 l.stats.queue_drops += 1;
                 return;
@@ -176,7 +206,12 @@ impl<P: SimPacket> Sim<P> {
 
     /// Runs the nodes until `done` says so or `deadline` passes. Returns
     /// true when `done` was reached.
-    pub fn run(&mut self, nodes: &mut [&mut dyn Node<P>], deadline: Time, mut done: impl FnMut(Time, &[&mut dyn Node<P>]) -> bool) -> bool {
+    pub fn run(
+        &mut self,
+        nodes: &mut [&mut dyn Node<P>],
+        deadline: Time,
+        mut done: impl FnMut(Time, &[&mut dyn Node<P>]) -> bool,
+    ) -> bool {
         loop {
             // Let every node transmit what it has.
             for i in 0..nodes.len() {
@@ -206,7 +241,9 @@ impl<P: SimPacket> Sim<P> {
                     break;
                 }
                 self.events.pop();
-                let Some(p) = self.in_flight.remove(&seq) else { continue };
+                let Some(p) = self.in_flight.remove(&seq) else {
+                    continue;
+                };
                 let l = &mut self.links[link];
                 l.stats.delivered += 1;
                 l.stats.delivered_bytes += p.wire_len() as u64;
@@ -291,7 +328,10 @@ mod tests {
             let mut cfg = LinkConfig::new(1, MS, 0);
             cfg.loss = 0.3;
             let l = sim.add_link(cfg);
-            let mut src = Src { link: l, left: 1000 };
+            let mut src = Src {
+                link: l,
+                left: 1000,
+            };
             let mut dst = Dst { got: vec![] };
             sim.run(&mut [&mut src, &mut dst], SEC, |_, _| false);
             dst.got.len()

@@ -1,0 +1,50 @@
+//! Congestion control behind a trait: CUBIC (RFC 9438, the default) and
+//! NewReno (RFC 5681 / RFC 6582).
+
+mod cubic;
+mod newreno;
+
+pub use cubic::Cubic;
+pub use newreno::NewReno;
+
+use nf_core::sim::Time;
+
+/// Which algorithm a connection uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CcKind {
+    #[default]
+    Cubic,
+    NewReno,
+}
+
+/// A congestion controller, in bytes.
+pub trait CongestionControl: Send {
+    /// The congestion window.
+    fn window(&self) -> usize;
+    fn ssthresh(&self) -> usize;
+    /// New data was cumulatively acknowledged outside recovery.
+    fn on_ack(&mut self, now: Time, acked: usize, srtt: Option<Time>, min_rtt: Option<Time>);
+    /// Loss detected by duplicate ACKs / SACK: enter recovery (RFC 5681 §3.2
+    /// step 2, RFC 9438 §4.6).
+    fn on_congestion(&mut self, now: Time, flight: usize);
+    /// Retransmission timeout (RFC 5681 §3.1 eqn 4, RFC 9438 §4.8).
+    fn on_rto(&mut self, now: Time, flight: usize);
+    /// The last RTO was spurious or recovery ended: nothing to undo by default.
+    fn on_recovery_exit(&mut self, _now: Time) {}
+    /// HyStart++ (RFC 9406) saw the delay rise: leave slow start now.
+    fn exit_slow_start(&mut self);
+    fn name(&self) -> &'static str;
+}
+
+/// Builds the controller for `kind` with the initial window of RFC 6928.
+pub fn new(kind: CcKind, mss: usize) -> Box<dyn CongestionControl> {
+    match kind {
+        CcKind::Cubic => Box::new(Cubic::new(mss)),
+        CcKind::NewReno => Box::new(NewReno::new(mss)),
+    }
+}
+
+/// RFC 6928: IW = min(10*MSS, max(2*MSS, 14600)).
+pub fn initial_window(mss: usize) -> usize {
+    (10 * mss).min((2 * mss).max(14600))
+}

@@ -1,0 +1,137 @@
+//! Simulator transfers: 10 MB each way with integrity at 0 %, 1 % and 5 %
+//! loss, with reordering and duplication, and across a 2 s outage.
+
+mod harness;
+use harness::*;
+use nf_core::sim::LinkConfig;
+use nf_tcp::cc::CcKind;
+use nf_tcp::{Config, State};
+
+const MB10: u64 = 10 * 1024 * 1024;
+
+fn cfg() -> Config {
+    Config::default()
+}
+
+fn lossy(loss: f64) -> impl Fn(usize) -> LinkConfig {
+    move |to| {
+        let mut l = LinkConfig::new(to, 10 * MSEC, 100_000_000);
+        l.queue_bytes = 512 * 1024;
+        l.loss = loss;
+        l
+    }
+}
+
+fn check(p: &Pair) {
+    assert_eq!(p.a.corrupt + p.b.corrupt, 0, "payload corrupted");
+    assert_eq!(p.a.received, p.b.to_send);
+    assert_eq!(p.b.received, p.a.to_send);
+}
+
+#[test]
+fn ten_mb_each_way_no_loss() {
+    let mut p = pair(1, lossy(0.0), cfg(), MB10, MB10);
+    assert!(
+        p.run_transfer(120 * SECS),
+        "a got {} b got {}",
+        p.a.received,
+        p.b.received
+    );
+    check(&p);
+    // both sides closed: one passes through TIME-WAIT, both end Closed
+    assert_eq!(p.a.state(), Some(State::Closed));
+    assert_eq!(p.b.state(), Some(State::Closed));
+    let a = p.a.conn.as_ref().unwrap().stats().clone();
+    let drops = p.sim.stats(p.ab).queue_drops;
+    println!("a: {a:?}\nqueue drops a→b: {drops}");
+    // the only losses are the bottleneck queue's drops during slow start
+    assert!(
+        a.retransmits <= 2 * drops + 10,
+        "retransmits {} for {drops} queue drops",
+        a.retransmits
+    );
+}
+
+#[test]
+fn ten_mb_each_way_1_percent_loss() {
+    let mut p = pair(2, lossy(0.01), cfg(), MB10, MB10);
+    assert!(
+        p.run_transfer(300 * SECS),
+        "a got {} b got {}",
+        p.a.received,
+        p.b.received
+    );
+    check(&p);
+    let s = p.a.conn.as_ref().unwrap().stats();
+    assert!(s.retransmits > 0 && s.fast_recoveries > 0, "{s:?}");
+}
+
+#[test]
+fn ten_mb_each_way_5_percent_loss() {
+    let mut p = pair(3, lossy(0.05), cfg(), MB10, MB10);
+    assert!(
+        p.run_transfer(900 * SECS),
+        "a got {} b got {}",
+        p.a.received,
+        p.b.received
+    );
+    check(&p);
+}
+
+#[test]
+fn ten_mb_newreno_without_sack_1_percent_loss() {
+    let mut c = cfg();
+    c.sack = false;
+    c.timestamps = false;
+    c.cc = CcKind::NewReno;
+    let mut p = pair(4, lossy(0.01), c, MB10, MB10);
+    assert!(
+        p.run_transfer(600 * SECS),
+        "a got {} b got {}",
+        p.a.received,
+        p.b.received
+    );
+    check(&p);
+    assert_eq!(p.a.conn.as_ref().unwrap().cc_name(), "newreno");
+}
+
+#[test]
+fn reordering_and_duplication() {
+    let mut p = pair(
+        5,
+        |to| {
+            let mut l = LinkConfig::new(to, 10 * MSEC, 100_000_000);
+            l.queue_bytes = 512 * 1024;
+            l.reorder = 0.05;
+            l.reorder_extra = 3 * MSEC;
+            l.duplicate = 0.02;
+            l
+        },
+        cfg(),
+        MB10,
+        MB10,
+    );
+    assert!(
+        p.run_transfer(300 * SECS),
+        "a got {} b got {}",
+        p.a.received,
+        p.b.received
+    );
+    check(&p);
+}
+
+#[test]
+fn survives_a_two_second_outage() {
+    let mut p = pair(6, lossy(0.0), cfg(), MB10, MB10);
+    p.sim.link(p.ab).down = vec![(300 * MSEC, 2300 * MSEC)];
+    p.sim.link(p.ba).down = vec![(300 * MSEC, 2300 * MSEC)];
+    assert!(
+        p.run_transfer(300 * SECS),
+        "a got {} b got {}",
+        p.a.received,
+        p.b.received
+    );
+    check(&p);
+    let s = p.a.conn.as_ref().unwrap().stats();
+    assert!(s.rtos > 0, "the outage needed timeouts: {s:?}");
+}
