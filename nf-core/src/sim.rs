@@ -173,13 +173,7 @@ impl<P: SimPacket> Sim<P> {
             l.stats.lost += 1;
             return;
         }
-        let ser = |bytes: usize, rate: u64| {
-            if rate == 0 {
-                0
-            } else {
-                (bytes as u64 * 8 * SEC) / rate
-            }
-        };
+        let ser = |bytes: usize, rate: u64| (bytes as u64 * 8 * SEC).checked_div(rate).unwrap_or(0);
         let backlog_time = l.busy_until.saturating_sub(now);
         if l.cfg.queue_bytes > 0 && l.cfg.rate_bps > 0 {
             let backlog_bytes =
@@ -214,9 +208,9 @@ impl<P: SimPacket> Sim<P> {
     ) -> bool {
         loop {
             // Let every node transmit what it has.
-            for i in 0..nodes.len() {
+            for node in nodes.iter_mut() {
                 let mut out: Vec<(LinkId, P)> = Vec::new();
-                nodes[i].transmit(self.now, &mut |l, p| out.push((l, p)));
+                node.transmit(self.now, &mut |l, p| out.push((l, p)));
                 for (l, p) in out {
                     self.send(l, p);
                 }

@@ -4,7 +4,7 @@
 //!
 //!   cargo run --release -p nf-tcp --example goodput
 
-#[path = "harness_mod.rs"]
+#[path = "../tests/harness.rs"]
 mod harness;
 use harness::*;
 use nf_core::sim::LinkConfig;

@@ -37,7 +37,7 @@ impl FourTuple {
 /// What to do with a SYN.
 pub enum SynAction<C: Chunk> {
     /// Keep this SYN-RECEIVED connection (it emits the SYN-ACK).
-    Accept(Connection<C>),
+    Accept(Box<Connection<C>>),
     /// Table full: send this stateless SYN-ACK carrying a cookie.
     Cookie(Segment<C>),
     /// Not a valid SYN (e.g. with ACK or RST set): drop.
@@ -224,7 +224,7 @@ impl Listener {
             }
         }
         self.stats.accepted += 1;
-        SynAction::Accept(c)
+        SynAction::Accept(Box::new(c))
     }
 
     /// An ACK for a tuple with no connection: completes a SYN-cookie

@@ -252,6 +252,7 @@ mod tests {
         assert_eq!(q.insert(20, b(0, 1)), Insert::OutOfOrder);
         assert_eq!(q.insert(30, b(0, 1)), Insert::NoRoom);
         let mut q: RecvQueue<Bytes> = RecvQueue::new(100, 10);
-        assert_eq!(q.insert(10, b(0, 95)), Insert::NoRoom);
+        assert_eq!(q.insert(10, b(0, 101)), Insert::NoRoom);
+        assert_eq!(q.insert(10, b(0, 95)), Insert::OutOfOrder);
     }
 }

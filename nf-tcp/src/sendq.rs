@@ -231,7 +231,8 @@ mod tests {
         );
         q.ack_to(Seq(1700));
         assert_eq!(q.len(), 1300);
-        assert_eq!(q.gather(Seq(1700), 10).to_vec(), vec![2; 10]);
+        assert_eq!(q.gather(Seq(1700), 10).to_vec(), vec![1; 10]);
+        assert_eq!(q.gather(Seq(2000), 10).to_vec(), vec![2; 10]);
         assert!(q.gather(Seq(3000), 10).is_empty());
     }
 

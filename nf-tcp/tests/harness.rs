@@ -193,7 +193,7 @@ impl Node<Pkt> for Host {
                 };
                 if seg.hdr.syn() && !seg.hdr.ack_flag() {
                     match l.on_syn(now, &t, &seg, 0) {
-                        SynAction::Accept(c) => self.conn = Some(c),
+                        SynAction::Accept(c) => self.conn = Some(*c),
                         SynAction::Cookie(_) | SynAction::Drop => {}
                     }
                 }

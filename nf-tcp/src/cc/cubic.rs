@@ -93,11 +93,13 @@ impl CongestionControl for Cubic {
         let alpha = 3.0 * (1.0 - BETA) / (1.0 + BETA);
         let acked_segs = acked as f64 / self.mss as f64;
         self.w_est += alpha * acked_segs / segs;
-        let inc_segs = if self.w_est > target {
-            self.w_est - segs
-        } else {
-            (target - segs) / segs * acked_segs
-        };
+        if self.w_est > target {
+            // Reno-friendly region: cwnd = W_est (§4.3)
+            self.cwnd = self.cwnd.max((self.w_est * self.mss as f64) as usize);
+            return;
+        }
+        // concave/convex region: (target - cwnd) / cwnd per acked segment (§4.4, §4.5)
+        let inc_segs = (target - segs) / segs * acked_segs;
         self.cwnd_frac += inc_segs.max(0.0) * self.mss as f64;
         if self.cwnd_frac >= 1.0 {
             let add = self.cwnd_frac as usize;
@@ -137,14 +139,15 @@ mod tests {
         assert_eq!(c.window(), 70 * mss);
         // K = cbrt(W_max (1 - beta) / C) = cbrt(100 * 0.3 / 0.4)
         let mut now = 0;
-        c.on_ack(now, mss, Some(10_000_000), None);
+        c.on_ack(now, mss, Some(100_000_000), None);
         let k = (100.0f64 * 0.3 / 0.4).cbrt();
         assert!((c.k - k).abs() < 1e-9);
-        // After K seconds of ACKs the window is back near W_max.
+        // After K seconds of ACKs the window is back near W_max (with a
+        // 100 ms RTT, where the Reno-friendly estimate stays below it).
         while now < (k * 1e9) as u64 {
-            now += 10_000_000;
+            now += 100_000_000;
             for _ in 0..(c.window() / mss) {
-                c.on_ack(now, mss, Some(10_000_000), None);
+                c.on_ack(now, mss, Some(100_000_000), None);
             }
         }
         let w = c.window() as f64 / mss as f64;
