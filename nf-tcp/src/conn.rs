@@ -290,13 +290,14 @@ impl<C: Chunk> Connection<C> {
         let mut c = Self::blank(cfg, ack.dst_port, ack.src_port, iss, State::Established);
         c.irs = ack.seq + usize::MAX; // seq - 1
         c.rcv_nxt = ack.seq;
-        c.rcv_adv = c.rcv_nxt;
+        // the cookie SYN-ACK announced 65535 with window scale 0
+        c.rcv_shift = 0;
+        c.rcv_adv = c.rcv_nxt + cfg.recv_buffer.min(65535);
         c.peer_mss = mss;
         c.sack_ok = sack && cfg.sack;
         c.ts_ok = false;
-        match (wscale, cfg.window_scale) {
-            (Some(s), true) => c.snd_shift = s.min(14),
-            _ => c.rcv_shift = 0,
+        if let (Some(s), true) = (wscale, cfg.window_scale) {
+            c.snd_shift = s.min(14);
         }
         c.snd_una = iss + 1;
         c.snd_nxt = iss + 1;

@@ -131,6 +131,11 @@ impl<C: Chunk> RecvQueue<C> {
                 end = o;
             }
         }
+        if c.is_empty() {
+            // everything it carried is already queued
+            self.note_recent(at);
+            return Insert::Duplicate;
+        }
         if self.ooo.len() >= self.max_segments || self.held() + c.len() > self.cap {
             return Insert::NoRoom;
         }
@@ -243,6 +248,19 @@ mod tests {
         assert_eq!(&all[120..200], &[2; 80][..]);
         assert_eq!(&all[200..], &[3; 50][..]);
         assert_eq!(q.insert(0, b(1, 10)), Insert::Duplicate);
+    }
+
+    #[test]
+    fn adjacent_segments_never_leave_empty_entries() {
+        let mut q: RecvQueue<Bytes> = RecvQueue::new(10_000, 100);
+        assert_eq!(q.insert(100, b(1, 50)), Insert::OutOfOrder); // 100..150
+        assert_eq!(q.insert(150, b(2, 100)), Insert::OutOfOrder); // 150..250
+                                                                  // 120..200: trimmed to 150.. by the predecessor, then fully covered
+        assert_eq!(q.insert(120, b(3, 80)), Insert::Duplicate);
+        let mut ext = vec![];
+        q.sack_extents(4, &mut ext);
+        assert_eq!(ext, vec![(100, 250)]);
+        assert_eq!(q.held(), 150);
     }
 
     #[test]
