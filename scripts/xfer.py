@@ -5,6 +5,8 @@
   xfer.py send HOST PORT BYTES      connect, send BYTES deterministic bytes, print "BYTES SHA256"
   xfer.py serve PORT BYTES          accept one connection, send BYTES, close, print "BYTES SHA256"
   xfer.py recv HOST PORT            connect, read to EOF, print "BYTES SHA256"
+  xfer.py echo-client HOST PORT BYTES  send BYTES while reading the echo; print "BYTES SHA256" if equal, exit 1 if not
+  xfer.py echo-server PORT          accept one connection, echo to EOF, close
 Add --mptcp to use IPPROTO_MPTCP (262).
 """
 import hashlib, socket, sys
@@ -89,6 +91,33 @@ def main():
         s.connect((args[1], int(args[2])))
         n, d = recv_all(s)
         print(n, d)
+    elif cmd == "echo-client":
+        import threading
+        s = sock(mptcp)
+        s.settimeout(120)
+        s.connect((args[1], int(args[2])))
+        n = int(args[3])
+        out = {}
+        def sender():
+            out["d"] = send_all(s, n)
+            s.shutdown(socket.SHUT_WR)
+        t = threading.Thread(target=sender)
+        t.start()
+        got, d = recv_all(s)
+        t.join()
+        if got != n or d != out.get("d"):
+            print("MISMATCH sent", n, out.get("d"), "echoed", got, d)
+            sys.exit(1)
+        print(n, d)
+    elif cmd == "echo-server":
+        c = listen(int(args[1]), mptcp)
+        while True:
+            b = c.recv(1 << 20)
+            if not b:
+                break
+            c.sendall(b)
+        c.shutdown(socket.SHUT_WR)
+        print("echoed", flush=True)
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

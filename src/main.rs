@@ -8,6 +8,7 @@ mod bench;
 mod dpdk;
 mod preflight;
 mod run;
+mod tcppeer;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,22 @@ enum Cmd {
     CheckConfig {
         /// The TOML config file.
         file: PathBuf,
+    },
+    /// The nf-tcp engine as an endpoint on the gateway's address (interop
+    /// harness): `--echo PORT` echoes, `--connect ADDR:PORT --bytes N`
+    /// sends N bytes and verifies the echo (exit 0 when intact).
+    TcpPeer {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, conflicts_with = "connect")]
+        echo: Option<u16>,
+        #[arg(long)]
+        connect: Option<std::net::SocketAddr>,
+        #[arg(long, default_value_t = 50_000_000)]
+        bytes: u64,
+        /// Give up after this many seconds (client mode).
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
     },
     /// Benchmarks.
     Bench {
@@ -102,6 +119,39 @@ fn main() -> ExitCode {
             };
             match run::run(cfg) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hagw: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Cmd::TcpPeer {
+            config,
+            echo,
+            connect,
+            bytes,
+            timeout,
+        } => {
+            let cfg = match nf_app::config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mode = match (echo, connect) {
+                (Some(port), None) => nf_app::tcppeer::Mode::Echo { port },
+                (None, Some(remote)) => nf_app::tcppeer::Mode::Client { remote, bytes },
+                _ => {
+                    eprintln!("hagw tcp-peer: give --echo PORT or --connect ADDR:PORT");
+                    return ExitCode::from(2);
+                }
+            };
+            match tcppeer::run(cfg, mode, std::time::Duration::from_secs(timeout)) {
+                Ok(s) => {
+                    println!("{s}");
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("hagw: {e}");
                     ExitCode::from(1)

@@ -53,29 +53,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
 
-    let args = cfg.eal_args();
-    tracing::info!(args = ?args, "starting EAL");
-    let eal = Eal::init(&args).map_err(|e| {
-        format!("DPDK EAL init failed: {e} (EAL args: {}) — check eal.args, free memory/hugepages and that no other DPDK process uses the same --file-prefix", args.join(" "))
-    })?;
-
-    let pool = Mempool::create("hagw_pkt", cfg.limits.mbufs, cfg.limits.mbuf_cache, -1)?;
-    let mut ports = Vec::new();
-    for p in &cfg.ports {
-        let port = Port::by_name(p.device.dpdk_name()).ok_or_else(|| {
-            format!("port {}: DPDK did not probe device `{}` (check port.device; PMDs load from /usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0)", p.name, p.device.dpdk_name())
-        })?;
-        let setup = dpdk::port::PortSetup {
-            queues: p.queues,
-            rx_desc: p.rx_desc,
-            tx_desc: p.tx_desc,
-            mtu: p.mtu,
-        };
-        port.setup(&setup, &pool)
-            .map_err(|e| format!("port {} ({}): {e}", p.name, p.device.dpdk_name()))?;
-        tracing::info!(port = %p.name, id = port.id, mac = %nf_core::wire::EthernetAddress(port.mac()), "port started");
-        ports.push(port);
-    }
+    let (eal, pool, ports) = bring_up(&cfg)?;
 
     let cfg = Arc::new(cfg);
     let nports = ports.len();
@@ -175,4 +153,33 @@ fn stop_ports(ports: &[Port]) {
     for p in ports {
         p.stop();
     }
+}
+
+/// EAL, the packet pool and every configured port, started.
+pub fn bring_up(cfg: &Config) -> Result<(Eal, Mempool, Vec<Port>), String> {
+    let args = cfg.eal_args();
+    tracing::info!(args = ?args, "starting EAL");
+    let eal = Eal::init(&args).map_err(|e| {
+        format!("DPDK EAL init failed: {e} (EAL args: {}) — check eal.args, free memory/hugepages and that no other DPDK process uses the same --file-prefix", args.join(" "))
+    })?;
+
+    let pool = Mempool::create("hagw_pkt", cfg.limits.mbufs, cfg.limits.mbuf_cache, -1)?;
+    let mut ports = Vec::new();
+    for p in &cfg.ports {
+        let port = Port::by_name(p.device.dpdk_name()).ok_or_else(|| {
+            format!("port {}: DPDK did not probe device `{}` (check port.device; PMDs load from /usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0)", p.name, p.device.dpdk_name())
+        })?;
+        let setup = dpdk::port::PortSetup {
+            queues: p.queues,
+            rx_desc: p.rx_desc,
+            tx_desc: p.tx_desc,
+            mtu: p.mtu,
+        };
+        port.setup(&setup, &pool)
+            .map_err(|e| format!("port {} ({}): {e}", p.name, p.device.dpdk_name()))?;
+        tracing::info!(port = %p.name, id = port.id, mac = %nf_core::wire::EthernetAddress(port.mac()), "port started");
+        ports.push(port);
+    }
+
+    Ok((eal, pool, ports))
 }

@@ -8,6 +8,7 @@ pub mod frames;
 pub mod mgmt;
 pub mod pipeline;
 pub mod stats;
+pub mod tcppeer;
 pub mod testkit;
 
 pub use pipeline::{BufPool, Pipeline, PortCtx};

@@ -575,7 +575,9 @@ impl<C: Chunk> Connection<C> {
         let wnd = self.rcv_adv.max(self.rcv_nxt) - self.rcv_nxt;
         let acceptable = match (seg_len, wnd) {
             (0, 0) => h.seq == self.rcv_nxt,
-            (0, _) => h.seq.in_range(self.rcv_nxt, self.rcv_nxt + wnd),
+            // a bare ACK at the right edge is accepted (as Linux does): a
+            // peer that filled our window sends exactly that
+            (0, _) => h.seq.in_range(self.rcv_nxt, self.rcv_nxt + wnd + 1),
             (_, 0) => false,
             (_, _) => {
                 h.seq.in_range(self.rcv_nxt, self.rcv_nxt + wnd)
@@ -594,6 +596,18 @@ impl<C: Chunk> Connection<C> {
                 self.timewait_at = Some(now + self.cfg.time_wait);
             }
             self.stats.drop_out_of_window += 1;
+            // An old duplicate (all of it below rcv_nxt) still carries a
+            // valid ACK: a peer retransmitting what we already have may be
+            // acknowledging what we sent, and dropping that ACK too would
+            // deadlock two retransmitting ends (Linux accepts such segments
+            // down to rcv_wup for the same reason).
+            if h.ack_flag()
+                && seg_len > 0
+                && (h.seq + seg_len).le(self.rcv_nxt)
+                && self.state != State::SynReceived
+            {
+                self.process_ack(now, &h, 0);
+            }
             self.ack_now = true;
             return;
         }
@@ -1233,10 +1247,7 @@ impl<C: Chunk> Connection<C> {
                     lim = lim.min(n - s);
                 }
                 let mut h = self.header(now, s, flags::ACK);
-                let room = mss.saturating_sub(
-                    h.opts.len().saturating_sub(if self.ts_ok { 12 } else { 0 })
-                        + self.cfg.reserved_option_space,
-                );
+                let room = mss.saturating_sub(h.opts.len() + self.cfg.reserved_option_space);
                 let lim = lim.min(room.max(1)).min(data_end.max(s) - s);
                 if lim > 0 {
                     let payload = self.sendq.gather(s, lim);
@@ -1283,10 +1294,7 @@ impl<C: Chunk> Connection<C> {
         }
         let mut h = self.header(now, self.snd_nxt, flags::ACK);
         let room = mss
-            .saturating_sub(
-                h.opts.len().saturating_sub(if self.ts_ok { 12 } else { 0 })
-                    + self.cfg.reserved_option_space,
-            )
+            .saturating_sub(h.opts.len() + self.cfg.reserved_option_space)
             .max(1);
         let len = room.min(usable).min(unsent);
         // sender SWS avoidance (RFC 9293 §3.8.6.2.1): no runt while data is

@@ -247,6 +247,33 @@ pub fn pair(
 }
 
 impl Pair {
+    /// Both ends' state and counters, for failure messages.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for (n, h) in [("a", &self.a), ("b", &self.b)] {
+            out.push_str(&format!(
+                "{n}: sent {} received {} corrupt {} events {}\n",
+                h.sent,
+                h.received,
+                h.corrupt,
+                h.events.len()
+            ));
+            if let Some(c) = &h.conn {
+                out.push_str(&format!(
+                    "   {:?} unacked {} readable {} cwnd {} next_timeout {:?} now {}\n   {:?}\n",
+                    c.state(),
+                    c.unacked(),
+                    c.readable(),
+                    c.cwnd(),
+                    c.next_timeout(),
+                    self.sim.now,
+                    c.stats()
+                ));
+            }
+        }
+        out
+    }
+
     /// Runs until both sides have sent and received everything and seen
     /// the peer's FIN; returns true on success.
     pub fn run_transfer(&mut self, deadline: Time) -> bool {

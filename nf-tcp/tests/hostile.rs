@@ -187,8 +187,7 @@ fn hostile_sender_cannot_exceed_the_receive_budget() {
 
 #[test]
 fn mptcp_hooks_carry_options_both_ways() {
-    let mut cfg = Config::default();
-    cfg.reserved_option_space = 20;
+    let cfg = Config { reserved_option_space: 20, ..Config::default() };
     let mut p = pair(11, link(5 * MSEC, 50_000_000), cfg, 1 << 20, 1 << 20);
     // every outgoing segment of A carries a (fake) DSS-sized MPTCP option
     p.a.tx_hook = Some(|s| {

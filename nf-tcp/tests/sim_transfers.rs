@@ -31,12 +31,7 @@ fn check(p: &Pair) {
 #[test]
 fn ten_mb_each_way_no_loss() {
     let mut p = pair(1, lossy(0.0), cfg(), MB10, MB10);
-    assert!(
-        p.run_transfer(120 * SECS),
-        "a got {} b got {}",
-        p.a.received,
-        p.b.received
-    );
+    assert!(p.run_transfer(120 * SECS), "{}", p.describe());
     check(&p);
     // both sides closed: one passes through TIME-WAIT, both end Closed
     assert_eq!(p.a.state(), Some(State::Closed));
@@ -55,12 +50,7 @@ fn ten_mb_each_way_no_loss() {
 #[test]
 fn ten_mb_each_way_1_percent_loss() {
     let mut p = pair(2, lossy(0.01), cfg(), MB10, MB10);
-    assert!(
-        p.run_transfer(300 * SECS),
-        "a got {} b got {}",
-        p.a.received,
-        p.b.received
-    );
+    assert!(p.run_transfer(300 * SECS), "{}", p.describe());
     check(&p);
     let s = p.a.conn.as_ref().unwrap().stats();
     assert!(s.retransmits > 0 && s.fast_recoveries > 0, "{s:?}");
@@ -69,12 +59,7 @@ fn ten_mb_each_way_1_percent_loss() {
 #[test]
 fn ten_mb_each_way_5_percent_loss() {
     let mut p = pair(3, lossy(0.05), cfg(), MB10, MB10);
-    assert!(
-        p.run_transfer(900 * SECS),
-        "a got {} b got {}",
-        p.a.received,
-        p.b.received
-    );
+    assert!(p.run_transfer(900 * SECS), "{}", p.describe());
     check(&p);
 }
 
@@ -85,12 +70,7 @@ fn ten_mb_newreno_without_sack_1_percent_loss() {
     c.timestamps = false;
     c.cc = CcKind::NewReno;
     let mut p = pair(4, lossy(0.01), c, MB10, MB10);
-    assert!(
-        p.run_transfer(600 * SECS),
-        "a got {} b got {}",
-        p.a.received,
-        p.b.received
-    );
+    assert!(p.run_transfer(600 * SECS), "{}", p.describe());
     check(&p);
     assert_eq!(p.a.conn.as_ref().unwrap().cc_name(), "newreno");
 }
@@ -111,12 +91,7 @@ fn reordering_and_duplication() {
         MB10,
         MB10,
     );
-    assert!(
-        p.run_transfer(300 * SECS),
-        "a got {} b got {}",
-        p.a.received,
-        p.b.received
-    );
+    assert!(p.run_transfer(300 * SECS), "{}", p.describe());
     check(&p);
 }
 
@@ -125,13 +100,40 @@ fn survives_a_two_second_outage() {
     let mut p = pair(6, lossy(0.0), cfg(), MB10, MB10);
     p.sim.link(p.ab).down = vec![(300 * MSEC, 2300 * MSEC)];
     p.sim.link(p.ba).down = vec![(300 * MSEC, 2300 * MSEC)];
-    assert!(
-        p.run_transfer(300 * SECS),
-        "a got {} b got {}",
-        p.a.received,
-        p.b.received
-    );
+    assert!(p.run_transfer(300 * SECS), "{}", p.describe());
     check(&p);
     let s = p.a.conn.as_ref().unwrap().stats();
     assert!(s.rtos > 0, "the outage needed timeouts: {s:?}");
+}
+
+#[test]
+fn many_seeds_under_loss_and_reordering_complete() {
+    for seed in 100..112u64 {
+        let loss = [0.005, 0.02, 0.05][(seed % 3) as usize];
+        let mut p = pair(
+            seed,
+            move |to| {
+                let mut l =
+                    LinkConfig::new(to, (5 + seed % 20) * MSEC, 20_000_000 + seed * 5_000_000);
+                l.queue_bytes = 128 * 1024;
+                l.loss = loss;
+                l.reorder = 0.02;
+                l.reorder_extra = 2 * MSEC;
+                l
+            },
+            Config {
+                send_buffer: 256 * 1024,
+                recv_buffer: 256 * 1024,
+                ..cfg()
+            },
+            2 << 20,
+            2 << 20,
+        );
+        assert!(
+            p.run_transfer(900 * SECS),
+            "seed {seed} loss {loss}\n{}",
+            p.describe()
+        );
+        check(&p);
+    }
 }

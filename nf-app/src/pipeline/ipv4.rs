@@ -137,6 +137,9 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             let p = ipv4::Packet::new_unchecked(buf.data());
             p.more_frags() || p.frag_offset() != 0
         };
+        if ip.protocol == ip_proto::TCP && !frag && self.local_tcp_cap > 0 {
+            return self.deliver_local_tcp(buf);
+        }
         if ip.protocol != ip_proto::ICMP || frag {
             return self.stats.dropped(Drop::LocalUnhandled);
         }

@@ -127,6 +127,12 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             Ok(u) => u,
             Err(e) => return self.stats.parse_error(Layer::Ipv6, e),
         };
+        if upper.protocol == ip_proto::TCP
+            && upper.offset == ipv6::HEADER_LEN
+            && self.local_tcp_cap > 0
+        {
+            return self.deliver_local_tcp(buf);
+        }
         if upper.protocol != ip_proto::ICMPV6 || upper.non_first_fragment {
             return self.stats.dropped(Drop::LocalUnhandled);
         }

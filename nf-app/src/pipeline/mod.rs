@@ -188,6 +188,10 @@ pub struct Pipeline<B: PacketBuf, A: BufPool<B>> {
     probes4: Vec<(u16, Ipv4Addr, Option<EthernetAddress>)>,
     probes6: Vec<(u16, Ipv6Addr, Option<EthernetAddress>)>,
     lost: Vec<(u16, B)>,
+    /// TCP packets for our own addresses, for a local endpoint (the
+    /// `hagw tcp-peer` interop harness); 0 = none accepted.
+    local_tcp: std::collections::VecDeque<B>,
+    local_tcp_cap: usize,
 }
 
 /// How often neighbour timers run.
@@ -233,7 +237,44 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             probes4: Vec::with_capacity(64),
             probes6: Vec::with_capacity(64),
             lost: Vec::with_capacity(64),
+            local_tcp: std::collections::VecDeque::new(),
+            local_tcp_cap: 0,
         }
+    }
+
+    /// Queues TCP packets addressed to the gateway for [`Pipeline::take_local_tcp`]
+    /// (at most `cap` waiting) instead of dropping them.
+    pub fn enable_local_tcp(&mut self, cap: usize) {
+        self.local_tcp_cap = cap;
+        self.local_tcp.reserve(cap);
+    }
+
+    /// The next local TCP packet (the buffer starts at its IP header).
+    pub fn take_local_tcp(&mut self) -> Option<B> {
+        self.local_tcp.pop_front()
+    }
+
+    pub(crate) fn deliver_local_tcp(&mut self, buf: B) {
+        if self.local_tcp.len() < self.local_tcp_cap {
+            self.local_tcp.push_back(buf);
+        } else {
+            self.stats.dropped(Drop::LocalUnhandled);
+        }
+    }
+
+    /// Routes and sends an IP packet built locally (buffer starts at the IP
+    /// header).
+    pub fn send_ip(&mut self, now_ns: u64, buf: B) {
+        let dst = match buf.data().first().map(|b| b >> 4) {
+            Some(4) if buf.len() >= 20 => {
+                IpAddr::V4(nf_core::wire::ipv4::Packet::new_unchecked(buf.data()).dst_addr())
+            }
+            Some(6) if buf.len() >= 40 => {
+                IpAddr::V6(nf_core::wire::ipv6::Packet::new_unchecked(buf.data()).dst_addr())
+            }
+            _ => return self.stats.dropped(Drop::Martian),
+        };
+        self.route_local(now_ns, 0, dst, buf);
     }
 
     pub fn ports(&self) -> &[PortCtx] {
