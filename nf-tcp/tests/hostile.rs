@@ -187,7 +187,10 @@ fn hostile_sender_cannot_exceed_the_receive_budget() {
 
 #[test]
 fn mptcp_hooks_carry_options_both_ways() {
-    let cfg = Config { reserved_option_space: 20, ..Config::default() };
+    let cfg = Config {
+        reserved_option_space: 20,
+        ..Config::default()
+    };
     let mut p = pair(11, link(5 * MSEC, 50_000_000), cfg, 1 << 20, 1 << 20);
     // every outgoing segment of A carries a (fake) DSS-sized MPTCP option
     p.a.tx_hook = Some(|s| {
