@@ -1,4 +1,14 @@
 //! nf-mptcp: the sans-IO MPTCP v1 engine of hagw (RFC 8684), built on
-//! nf-tcp subflows. The engine lands with issue 4.
+//! nf-tcp subflows.
+//!
+//! - [`options`]: every RFC 8684 option (MP_CAPABLE, MP_JOIN, DSS,
+//!   ADD_ADDR, REMOVE_ADDR, MP_PRIO, MP_FAIL, MP_FASTCLOSE, MP_TCPRST) as a
+//!   validated `Repr` with `parse`/`emit`.
+//! - [`crypto`]: key → token and IDSN (SHA-256), HMAC-SHA256 for MP_JOIN
+//!   and ADD_ADDR, the DSS checksum.
 #![forbid(unsafe_code)]
+
+pub mod crypto;
+pub mod options;
+
 pub use nf_tcp as tcp;

@@ -412,3 +412,70 @@ fn segments_fit_the_mss_and_share_payload() {
         }
     }
 }
+
+#[test]
+fn tcp_fast_open_passive_side() {
+    // RFC 7413: a cookie request gets a cookie; a SYN with the right cookie
+    // has its data delivered before the handshake completes; a wrong cookie
+    // gets its data ignored (the SYN-ACK acknowledges only the SYN).
+    let mut l = Listener::new(Config::default(), 16, [5; 32]);
+    let t = FourTuple {
+        local: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        lport: 80,
+        remote: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)),
+        rport: 40000,
+    };
+    let mut h = Header {
+        src_port: 40000,
+        dst_port: 80,
+        seq: Seq(PEER_ISS),
+        flags: F::SYN,
+        window: 64240,
+        ..Default::default()
+    };
+    h.opts.tfo = nf_tcp::RawOpt::new(&[]);
+    let SynAction::Accept(c) = l.on_syn(0, &t, &seg(h, &[]), 0) else {
+        panic!()
+    };
+    let mut c: Connection<Bytes> = *c;
+    let synack = out(&mut c, 0);
+    let cookie = synack[0].hdr.opts.tfo.expect("a cookie in the SYN-ACK");
+    assert_eq!(cookie.as_slice().len(), 8);
+    assert_eq!(l.stats().tfo_requests, 1);
+
+    let mut h2 = Header {
+        seq: Seq(PEER_ISS + 100),
+        ..h
+    };
+    h2.opts.tfo = Some(cookie);
+    let SynAction::Accept(c) = l.on_syn(MS, &t, &seg(h2, b"GET /"), 0) else {
+        panic!()
+    };
+    let mut c: Connection<Bytes> = *c;
+    assert_eq!(c.readable(), 5, "SYN data delivered at once");
+    let synack = out(&mut c, MS);
+    assert_eq!(
+        synack[0].hdr.ack,
+        Seq(PEER_ISS + 100 + 1 + 5),
+        "the SYN-ACK acknowledges the data"
+    );
+    assert_eq!(l.stats().tfo_accepted, 1);
+
+    let mut h3 = Header {
+        seq: Seq(PEER_ISS + 200),
+        ..h
+    };
+    h3.opts.tfo = nf_tcp::RawOpt::new(&[1, 2, 3, 4, 5, 6, 7, 8]);
+    let SynAction::Accept(c) = l.on_syn(2 * MS, &t, &seg(h3, b"GET /"), 0) else {
+        panic!()
+    };
+    let mut c: Connection<Bytes> = *c;
+    assert_eq!(c.readable(), 0, "invalid cookie: data not accepted");
+    let synack = out(&mut c, 2 * MS);
+    assert_eq!(synack[0].hdr.ack, Seq(PEER_ISS + 201));
+    assert!(
+        synack[0].hdr.opts.tfo.is_some(),
+        "the valid cookie is sent back"
+    );
+    assert_eq!(l.stats().tfo_invalid, 1);
+}
