@@ -479,3 +479,27 @@ fn tcp_fast_open_passive_side() {
     );
     assert_eq!(l.stats().tfo_invalid, 1);
 }
+
+#[test]
+fn simultaneous_close_goes_through_closing() {
+    let mut c = established(Config {
+        time_wait: SEC,
+        ..cfg()
+    });
+    c.close();
+    let s = out(&mut c, 20 * MS);
+    assert_eq!(s[0].hdr.flags, F::FIN | F::ACK);
+    // the peer's FIN crosses ours: it does not acknowledge our FIN yet
+    c.handle_segment(
+        21 * MS,
+        seg(hdr(PEER_ISS + 1, ISS + 1, F::FIN | F::ACK), &[]),
+    );
+    assert_eq!(c.state(), State::Closing);
+    let s = out(&mut c, 21 * MS);
+    assert_eq!((s[0].hdr.flags, s[0].hdr.ack), (F::ACK, Seq(PEER_ISS + 2)));
+    // then the ACK of our FIN
+    c.handle_segment(22 * MS, seg(hdr(PEER_ISS + 2, ISS + 2, F::ACK), &[]));
+    assert_eq!(c.state(), State::TimeWait);
+    c.on_timeout(22 * MS + SEC);
+    assert_eq!(c.state(), State::Closed);
+}
