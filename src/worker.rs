@@ -34,13 +34,15 @@ pub fn process_burst<A: BufPool<Mbuf>>(
     for m in rx.iter() {
         m.prefetch();
     }
-    for m in rx.drain(..) {
-        if m.nb_segs() != 1 {
-            pipe.stats().dropped(Drop::MultiSegment);
-            continue;
+    let st = pipe.stats();
+    rx.retain(|m| {
+        let single = m.nb_segs() == 1;
+        if !single {
+            st.dropped(Drop::MultiSegment);
         }
-        pipe.process(now_ns, port, m);
-    }
+        single
+    });
+    pipe.process_burst(now_ns, port, rx);
 }
 
 pub struct Worker {

@@ -7,6 +7,7 @@
 //! DPDK mbufs in production and on `VecBuf` in tests and benches.
 
 mod arp;
+mod fastpath;
 mod ipv4;
 mod ipv6;
 #[cfg(test)]
@@ -290,8 +291,15 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         self.tx.get_mut(port)
     }
 
-    /// Handles one received frame.
+    /// Handles one received frame: the IPv4 fast path, else the full pipeline.
     pub fn process(&mut self, now_ns: u64, port: u16, buf: B) {
+        if let Some(buf) = self.fast_forward_v4(now_ns, port, buf) {
+            self.process_slow(now_ns, port, buf);
+        }
+    }
+
+    /// The full pipeline for one frame.
+    fn process_slow(&mut self, now_ns: u64, port: u16, buf: B) {
         let Some(pc) = self.ports.get(usize::from(port)) else {
             return;
         };
