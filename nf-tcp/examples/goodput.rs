@@ -4,7 +4,7 @@
 //!
 //!   cargo run --release -p nf-tcp --example goodput
 
-#[path = "../tests/harness.rs"]
+#[path = "../tests/harness/mod.rs"]
 mod harness;
 use harness::*;
 use nf_core::sim::LinkConfig;
