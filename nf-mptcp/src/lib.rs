@@ -6,9 +6,14 @@
 //!   validated `Repr` with `parse`/`emit`.
 //! - [`crypto`]: key → token and IDSN (SHA-256), HMAC-SHA256 for MP_JOIN
 //!   and ADD_ADDR, the DSS checksum.
+//! - [`dsn`]: 64-bit data sequence numbers from 32-bit wire values.
+//! - [`scheduler`]: min-rtt, fixed-first, active-standby, weighted,
+//!   redundant, as pure policies over subflow snapshots.
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod dsn;
 pub mod options;
+pub mod scheduler;
 
 pub use nf_tcp as tcp;

@@ -258,7 +258,8 @@ impl MptcpOption {
                 Ok(MptcpOption::Dss {
                     data_fin: fin,
                     data_ack,
-                    ack64: a8,
+                    // the "a" flag means nothing without "A"
+                    ack64: a && a8,
                     mapping,
                 })
             }

@@ -584,8 +584,19 @@ role = "internet"
 addresses = ["198.51.100.1/24"]
 "#;
     let cfg = config::parse("vlan.toml", cfg_text).unwrap();
-    let ports = cfg.ports.iter().enumerate().map(|(i, p)| PortCtx::new(p, mac(i as u8 + 1))).collect();
-    let mut p = Pipeline::new(ports, routing_table(&cfg), PipelineLimits::from_config(&cfg), Pool { left: 100 }, Arc::new(WorkerStats::new(0, 1, 2)));
+    let ports = cfg
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PortCtx::new(p, mac(i as u8 + 1)))
+        .collect();
+    let mut p = Pipeline::new(
+        ports,
+        routing_table(&cfg),
+        PipelineLimits::from_config(&cfg),
+        Pool { left: 100 },
+        Arc::new(WorkerStats::new(0, 1, 2)),
+    );
     let tag = |f: &[u8]| {
         let mut t = f[..12].to_vec();
         t.extend_from_slice(&[0x81, 0x00, 0x00, 100]);
@@ -597,7 +608,14 @@ addresses = ["198.51.100.1/24"]
     feed(&mut p, 0, 0, &ping);
     assert_eq!(p.stats().drops_of(D::VlanMismatch), 1);
     // the tagged ARP request is answered with a tagged reply
-    let req = frames::arp(CLI_MAC, EthernetAddress::BROADCAST, warp::Operation::Request, v4("192.0.2.2"), EthernetAddress::default(), v4("192.0.2.1"));
+    let req = frames::arp(
+        CLI_MAC,
+        EthernetAddress::BROADCAST,
+        warp::Operation::Request,
+        v4("192.0.2.2"),
+        EthernetAddress::default(),
+        v4("192.0.2.1"),
+    );
     feed(&mut p, 0, 0, &tag(&req));
     let out = take(&mut p, 0);
     assert_eq!(out.len(), 1);
@@ -610,19 +628,49 @@ addresses = ["198.51.100.1/24"]
     let f = weth::Frame::new_checked(&out[0][..]).unwrap();
     assert_eq!(f.vlan_id(), Some(100));
     let ip = wip4::Packet::new_checked(f.payload()).unwrap();
-    assert_eq!(icmpv4::Packet::new_checked(ip.payload()).unwrap().msg_type(), icmpv4::kind::ECHO_REPLY);
+    assert_eq!(
+        icmpv4::Packet::new_checked(ip.payload())
+            .unwrap()
+            .msg_type(),
+        icmpv4::kind::ECHO_REPLY
+    );
     // routed from the tagged port to the untagged one: the tag comes off
-    let srv = frames::arp(SRV_MAC, mac(2), warp::Operation::Reply, v4("198.51.100.2"), mac(2), v4("198.51.100.1"));
+    let srv = frames::arp(
+        SRV_MAC,
+        mac(2),
+        warp::Operation::Reply,
+        v4("198.51.100.2"),
+        mac(2),
+        v4("198.51.100.1"),
+    );
     feed(&mut p, 0, 1, &srv);
-    let pkt = frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.2"), 64, 100);
+    let pkt = frames::udp4(
+        CLI_MAC,
+        mac(1),
+        v4("192.0.2.2"),
+        v4("198.51.100.2"),
+        64,
+        100,
+    );
     feed(&mut p, 0, 0, &tag(&pkt));
     let out = take(&mut p, 1);
     assert_eq!(out.len(), 1);
     let f = weth::Frame::new_checked(&out[0][..]).unwrap();
     assert_eq!((f.vlan_id(), f.dst_addr()), (None, SRV_MAC));
-    assert_eq!(out[0].len(), 100, "18-byte tagged header replaced by a 14-byte one");
+    assert_eq!(
+        out[0].len(),
+        100,
+        "18-byte tagged header replaced by a 14-byte one"
+    );
     // and back: the tag goes on
-    let back = frames::udp4(SRV_MAC, mac(2), v4("198.51.100.2"), v4("192.0.2.2"), 64, 100);
+    let back = frames::udp4(
+        SRV_MAC,
+        mac(2),
+        v4("198.51.100.2"),
+        v4("192.0.2.2"),
+        64,
+        100,
+    );
     feed(&mut p, 0, 1, &back);
     let out = take(&mut p, 0);
     let f = weth::Frame::new_checked(&out[0][..]).unwrap();
