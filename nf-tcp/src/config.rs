@@ -46,6 +46,9 @@ pub struct Config {
     pub reserved_option_space: usize,
     /// Accept data in SYNs with a valid TFO cookie (RFC 7413, passive side).
     pub fast_open: bool,
+    /// Never let one segment carry bytes of two queued chunks (MPTCP
+    /// subflows: each chunk is one DSS mapping).
+    pub segment_within_chunk: bool,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Config {
             challenge_ack_limit: 1000,
             reserved_option_space: 0,
             fast_open: true,
+            segment_within_chunk: false,
         }
     }
 }

@@ -174,6 +174,9 @@ pub struct Connection<C: Chunk> {
     syn_pending: bool,
     rst_pending: Option<(Seq, Option<Seq>)>,
     tfo_cookie: Option<RawOpt>,
+    /// An owner's cap on the advertised window (MPTCP: the data-level free
+    /// space, RFC 8684 §3.3.4).
+    window_limit: Option<usize>,
     events: VecDeque<Event>,
     stats: Stats,
     scratch: Vec<(u64, u64)>,
@@ -196,6 +199,10 @@ impl<C: Chunk> Connection<C> {
         } else {
             0
         };
+        let mut sendq = SendQueue::new(iss + 1, cfg.send_buffer);
+        if cfg.segment_within_chunk {
+            sendq.set_max_parts(1);
+        }
         Connection {
             cfg,
             state,
@@ -209,7 +216,7 @@ impl<C: Chunk> Connection<C> {
             snd_wl1: Seq(0),
             snd_wl2: Seq(0),
             snd_shift: 0,
-            sendq: SendQueue::new(iss + 1, cfg.send_buffer),
+            sendq,
             fin_queued: false,
             fin_seq: None,
             irs: Seq(0),
@@ -251,6 +258,7 @@ impl<C: Chunk> Connection<C> {
             syn_pending: true,
             rst_pending: None,
             tfo_cookie: None,
+            window_limit: None,
             events: VecDeque::new(),
             stats: Stats::default(),
             scratch: Vec::with_capacity(MAX_SACK_BLOCKS),
@@ -368,6 +376,22 @@ impl<C: Chunk> Connection<C> {
         } else {
             0
         }
+    }
+    /// Retransmission timeouts in a row without progress.
+    pub fn rto_in_row(&self) -> u32 {
+        self.rto_in_row
+    }
+    /// Caps the window this end advertises (`None`: the receive buffer).
+    pub fn set_window_limit(&mut self, limit: Option<usize>) {
+        self.window_limit = limit;
+    }
+    /// The peer's last advertised window, scaled.
+    pub fn peer_window(&self) -> usize {
+        self.snd_wnd
+    }
+    /// The sequence number the next byte given to `send` will get.
+    pub fn queued_end(&self) -> Seq {
+        self.sendq.end()
     }
     /// Bytes written and not yet acknowledged.
     pub fn unacked(&self) -> usize {
@@ -1113,7 +1137,10 @@ impl<C: Chunk> Connection<C> {
                 self.scratch = ext;
             }
             // the right edge never moves left (RFC 9293 §3.8.6.2.2)
-            let edge = (self.rcv_nxt + self.recvq.window()).max(self.rcv_adv);
+            let free = self
+                .window_limit
+                .map_or(self.recvq.window(), |l| l.min(self.recvq.window()));
+            let edge = (self.rcv_nxt + free).max(self.rcv_adv);
             let wnd = ((edge - self.rcv_nxt) >> self.rcv_shift).min(65535);
             self.rcv_adv = self.rcv_nxt + (wnd << self.rcv_shift);
             h.window = wnd as u16;

@@ -58,6 +58,10 @@ impl<C: Chunk> RecvQueue<C> {
     pub fn ready_bytes(&self) -> usize {
         self.ready_bytes
     }
+    /// Out-of-order chunks held.
+    pub fn ooo_segments(&self) -> usize {
+        self.ooo.len()
+    }
     pub fn has_ooo(&self) -> bool {
         !self.ooo.is_empty()
     }

@@ -17,6 +17,9 @@ pub struct SendQueue<C> {
     /// (chunk index, offset of that chunk from base): speeds up gathers that
     /// continue where the last one stopped.
     cursor: (usize, usize),
+    /// Chunks one segment may gather (1 keeps every segment inside one
+    /// chunk, which MPTCP uses so that a segment never spans two mappings).
+    max_parts: usize,
 }
 
 impl<C: Chunk> SendQueue<C> {
@@ -27,7 +30,12 @@ impl<C: Chunk> SendQueue<C> {
             len: 0,
             cap,
             cursor: (0, 0),
+            max_parts: 4,
         }
+    }
+    /// Limits how many chunks one segment gathers (1..=4).
+    pub fn set_max_parts(&mut self, n: usize) {
+        self.max_parts = n.clamp(1, 4);
     }
     pub fn rebase(&mut self, base: Seq) {
         self.base = base;
@@ -104,7 +112,9 @@ impl<C: Chunk> SendQueue<C> {
         }
         self.cursor = (i, start);
         let mut left = max;
-        while left > 0 && !g.is_full() {
+        let mut parts = 0;
+        while left > 0 && !g.is_full() && parts < self.max_parts {
+            parts += 1;
             let Some(c) = self.chunks.get(i) else { break };
             let a = off - start;
             let b = (a + left).min(c.len());

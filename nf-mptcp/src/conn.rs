@@ -1,0 +1,1159 @@
+//! An MPTCP v1 connection (RFC 8684) over nf-tcp subflows: the MP_CAPABLE
+//! handshake (§3.1), MP_JOIN with HMAC verification (§3.2), DSS mappings
+//! and data-level reassembly across subflows (§3.3), DATA_ACK and
+//! DATA_FIN, scheduling over the subflows, and reinjection of data that a
+//! failed subflow had in flight. Sans-IO like nf-tcp: the owner routes each
+//! incoming segment to its subflow and sends what `poll_transmit` returns.
+
+use crate::crypto;
+use crate::dsn::widen;
+use crate::options::{CapFlags, Mapping, MptcpOption};
+use crate::scheduler::{PathRole, PathView, Pick, Scheduler};
+use nf_core::chunk::Chunk;
+use nf_core::sim::Time;
+use nf_tcp::recvq::{Insert, RecvQueue};
+use nf_tcp::sendq::SendQueue;
+use nf_tcp::{
+    Connection as Tcp, Event as TcpEvent, Header, Incoming, RawOpt, Segment, Seq, State as TcpState,
+};
+use std::collections::VecDeque;
+
+/// Which end of the connection we are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+/// Connection settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Subflow settings (segments never span two mappings; room is kept
+    /// for a DSS with 64-bit DATA_ACK and DSN).
+    pub tcp: nf_tcp::Config,
+    /// Data-level receive buffer.
+    pub recv_buffer: usize,
+    /// Data-level send buffer.
+    pub send_buffer: usize,
+    /// Largest mapping handed to one subflow at a time.
+    pub max_mapping: usize,
+    pub max_subflows: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            tcp: nf_tcp::Config {
+                segment_within_chunk: true,
+                reserved_option_space: 28,
+                fast_open: false,
+                ..nf_tcp::Config::default()
+            },
+            recv_buffer: 8 << 20,
+            send_buffer: 8 << 20,
+            max_mapping: 16 * 1024,
+            max_subflows: 8,
+        }
+    }
+}
+
+/// Events for the owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The MPTCP connection is established (keys exchanged).
+    Established,
+    /// Data can be read with `recv`.
+    Readable,
+    /// A subflow became usable.
+    SubflowUp(usize),
+    /// A subflow failed or closed.
+    SubflowDown(usize),
+    /// The peer sent DATA_FIN.
+    PeerClosed,
+    /// Everything closed.
+    Closed,
+}
+
+/// Counters by reason.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub joins_accepted: u64,
+    pub joins_bad_hmac: u64,
+    pub data_acks_invalid: u64,
+    pub mappings_invalid: u64,
+    pub unmapped_bytes: u64,
+    pub reinjected_bytes: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub options_malformed: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct TxMap {
+    ssn: Seq,
+    dsn: u64,
+    len: usize,
+    /// Carried as MP_CAPABLE-with-data (the client's first data, §3.1).
+    mpc: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct RxMap {
+    ssn: Seq,
+    dsn: u64,
+    len: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Initial,
+    Join { local_nonce: u32, remote_nonce: u32 },
+}
+
+/// One subflow.
+pub struct Subflow<C: Chunk> {
+    pub tcp: Tcp<C>,
+    pub role: PathRole,
+    pub backup: bool,
+    pub addr_id: u8,
+    kind: Kind,
+    usable: bool,
+    failed: bool,
+    /// Two RTOs in a row: not scheduled, its data reinjected elsewhere,
+    /// until it makes progress again.
+    stalled: bool,
+    tx: VecDeque<TxMap>,
+    rx: VecDeque<RxMap>,
+    rx_next: Seq,
+    rx_started: bool,
+}
+
+impl<C: Chunk> Subflow<C> {
+    pub fn usable(&self) -> bool {
+        self.usable && !self.failed
+    }
+    pub fn stalled(&self) -> bool {
+        self.stalled
+    }
+    pub fn bytes_sent(&self) -> u64 {
+        self.tcp.stats().bytes_acked
+    }
+    /// (mappings held for send, their bytes, mappings held for receive)
+    pub fn map_counts(&self) -> (usize, usize, usize) {
+        (
+            self.tx.len(),
+            self.tx.iter().map(|m| m.len).sum(),
+            self.rx.len(),
+        )
+    }
+}
+
+/// The random material of one connection: the key (RFC 8684 §3.1, from a
+/// CSPRNG) and a seed for the MP_JOIN nonces.
+#[derive(Clone, Copy, Debug)]
+pub struct Secrets {
+    pub key: u64,
+    pub seed: u64,
+}
+
+/// An MPTCP connection.
+pub struct MpConnection<C: Chunk> {
+    cfg: Config,
+    role: Role,
+    local_key: u64,
+    remote_key: Option<u64>,
+    local_idsn: u64,
+    remote_idsn: u64,
+    subflows: Vec<Subflow<C>>,
+    sched: Box<dyn Scheduler>,
+    established: bool,
+    /// The client keeps sending MP_CAPABLE until the server's first DSS.
+    peer_has_keys: bool,
+    // data-level send
+    dq: SendQueue<C>,
+    snd_una: u64,
+    snd_nxt: u64,
+    reinject: VecDeque<(u64, usize)>,
+    fin_queued: bool,
+    fin_dsn: Option<u64>,
+    fin_acked: bool,
+    /// When the DATA_FIN goes out again if still not DATA_ACKed.
+    fin_rtx_at: Option<Time>,
+    fin_backoff: u32,
+    // data-level receive
+    rq: RecvQueue<C>,
+    rcv_fin: Option<u64>,
+    peer_closed: bool,
+    events: VecDeque<Event>,
+    stats: Stats,
+    rng: u64,
+    next_poll: usize,
+    closed: bool,
+}
+
+/// Out-of-order chunks the data level holds at most.
+const RQ_SEGMENTS: usize = 65536;
+
+fn raw(o: &MptcpOption) -> Option<RawOpt> {
+    let mut b = [0u8; 40];
+    let n = o.emit(&mut b);
+    RawOpt::new(&b[..n])
+}
+
+impl<C: Chunk> MpConnection<C> {
+    fn new(
+        cfg: Config,
+        role: Role,
+        local_key: u64,
+        seed: u64,
+        sched: Box<dyn Scheduler>,
+        first: Subflow<C>,
+    ) -> Self {
+        let local_idsn = crypto::idsn(local_key);
+        let mut dq = SendQueue::new(Seq((local_idsn + 1) as u32), cfg.send_buffer);
+        dq.set_max_parts(1);
+        MpConnection {
+            cfg,
+            role,
+            local_key,
+            remote_key: None,
+            local_idsn,
+            remote_idsn: 0,
+            subflows: vec![first],
+            sched,
+            established: false,
+            peer_has_keys: false,
+            dq,
+            snd_una: local_idsn + 1,
+            snd_nxt: local_idsn + 1,
+            reinject: VecDeque::new(),
+            fin_queued: false,
+            fin_dsn: None,
+            fin_acked: false,
+            fin_rtx_at: None,
+            fin_backoff: 1,
+            rq: RecvQueue::new(2 * cfg.recv_buffer, RQ_SEGMENTS),
+            rcv_fin: None,
+            peer_closed: false,
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            rng: seed ^ local_key,
+            next_poll: 0,
+            closed: false,
+        }
+    }
+
+    fn subflow(tcp: Tcp<C>, role: PathRole, backup: bool, addr_id: u8, kind: Kind) -> Subflow<C> {
+        Subflow {
+            tcp,
+            role,
+            backup,
+            addr_id,
+            kind,
+            usable: false,
+            failed: false,
+            stalled: false,
+            tx: VecDeque::new(),
+            rx: VecDeque::new(),
+            rx_next: Seq(0),
+            rx_started: false,
+        }
+    }
+
+    fn rand32(&mut self) -> u32 {
+        let mut r = nf_core::sim::Rng::new(self.rng);
+        self.rng = r.next_u64();
+        self.rng as u32
+    }
+
+    /// Active open on the first subflow. `key` must come from a CSPRNG
+    /// (RFC 8684 §3.1); `seed` feeds the MP_JOIN nonces.
+    pub fn client(
+        cfg: Config,
+        secrets: Secrets,
+        lport: u16,
+        rport: u16,
+        iss: Seq,
+        role: PathRole,
+        sched: Box<dyn Scheduler>,
+    ) -> Self {
+        let tcp = Tcp::connect(cfg.tcp, lport, rport, iss);
+        Self::new(
+            cfg,
+            Role::Client,
+            secrets.key,
+            secrets.seed,
+            sched,
+            Self::subflow(tcp, role, false, 0, Kind::Initial),
+        )
+    }
+
+    /// Passive open from a SYN carrying MP_CAPABLE v1; `None` when the SYN
+    /// asks for another version or carries no MP_CAPABLE (plain TCP).
+    pub fn server(
+        cfg: Config,
+        secrets: Secrets,
+        syn: &Incoming<C>,
+        iss: Seq,
+        role: PathRole,
+        sched: Box<dyn Scheduler>,
+    ) -> Option<Self> {
+        let o = syn
+            .hdr
+            .opts
+            .mptcp
+            .and_then(|o| MptcpOption::parse(o.as_slice(), true, false).ok())?;
+        match o {
+            MptcpOption::Capable {
+                version: 1,
+                sender_key: None,
+                ..
+            } => {}
+            _ => return None,
+        }
+        let tcp = Tcp::accept(cfg.tcp, &syn.hdr, iss);
+        Some(Self::new(
+            cfg,
+            Role::Server,
+            secrets.key,
+            secrets.seed,
+            sched,
+            Self::subflow(tcp, role, false, 0, Kind::Initial),
+        ))
+    }
+
+    pub fn local_token(&self) -> u32 {
+        crypto::token(self.local_key)
+    }
+    pub fn is_established(&self) -> bool {
+        self.established
+    }
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    pub fn subflows(&self) -> &[Subflow<C>] {
+        &self.subflows
+    }
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Data-level state, for logs and failure messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "established {} snd_una {} snd_nxt {} queued {} reinject {} fin_queued {} fin_dsn {:?} fin_acked {} | rcv_next {} rcv_fin {:?} peer_closed {} closed {}",
+            self.established,
+            self.snd_una.wrapping_sub(self.local_idsn),
+            self.snd_nxt.wrapping_sub(self.local_idsn),
+            self.dq.len(),
+            self.reinject.len(),
+            self.fin_queued,
+            self.fin_dsn.map(|f| f.wrapping_sub(self.local_idsn)),
+            self.fin_acked,
+            self.rq.next(),
+            self.rcv_fin.map(|f| f.wrapping_sub(self.remote_idsn)),
+            self.peer_closed,
+            self.closed
+        )
+    }
+
+    /// Adds a subflow with MP_JOIN (client side, once established).
+    pub fn join(
+        &mut self,
+        lport: u16,
+        rport: u16,
+        iss: Seq,
+        role: PathRole,
+        backup: bool,
+        addr_id: u8,
+    ) -> Option<usize> {
+        if !self.established || self.subflows.len() >= self.cfg.max_subflows {
+            return None;
+        }
+        let nonce = self.rand32();
+        let tcp = Tcp::connect(self.cfg.tcp, lport, rport, iss);
+        self.subflows.push(Self::subflow(
+            tcp,
+            role,
+            backup,
+            addr_id,
+            Kind::Join {
+                local_nonce: nonce,
+                remote_nonce: 0,
+            },
+        ));
+        Some(self.subflows.len() - 1)
+    }
+
+    /// Accepts an MP_JOIN SYN whose token is ours (server side). `None`
+    /// when it is not a valid MP_JOIN SYN or the subflow limit is reached.
+    pub fn accept_join(&mut self, syn: &Incoming<C>, iss: Seq, role: PathRole) -> Option<usize> {
+        let o = syn
+            .hdr
+            .opts
+            .mptcp
+            .and_then(|o| MptcpOption::parse(o.as_slice(), true, false).ok())?;
+        let MptcpOption::JoinSyn {
+            backup,
+            addr_id,
+            token,
+            nonce,
+        } = o
+        else {
+            return None;
+        };
+        if token != self.local_token()
+            || !self.established
+            || self.subflows.len() >= self.cfg.max_subflows
+        {
+            return None;
+        }
+        let local_nonce = self.rand32();
+        let tcp = Tcp::accept(self.cfg.tcp, &syn.hdr, iss);
+        self.subflows.push(Self::subflow(
+            tcp,
+            role,
+            backup,
+            addr_id,
+            Kind::Join {
+                local_nonce,
+                remote_nonce: nonce,
+            },
+        ));
+        Some(self.subflows.len() - 1)
+    }
+
+    /// Queues data; returns the bytes taken.
+    pub fn send(&mut self, c: C) -> usize {
+        if self.fin_queued {
+            return 0;
+        }
+        self.dq.push(c)
+    }
+
+    pub fn send_capacity(&self) -> usize {
+        if self.fin_queued {
+            0
+        } else {
+            self.dq.free()
+        }
+    }
+
+    /// Data written and not yet DATA_ACKed.
+    pub fn unacked(&self) -> usize {
+        self.dq.len()
+    }
+
+    pub fn recv(&mut self) -> Option<C> {
+        let c = self.rq.pop();
+        if c.is_some() {
+            // room again: read on from the subflows
+            for i in 0..self.subflows.len() {
+                self.pull(i);
+            }
+        }
+        c
+    }
+
+    /// DATA_FIN after the queued data (RFC 8684 §3.3.3).
+    pub fn close(&mut self) {
+        self.fin_queued = true;
+    }
+
+    fn data_ack(&self) -> u64 {
+        self.remote_idsn
+            .wrapping_add(1)
+            .wrapping_add(self.rq.next())
+            .wrapping_add(u64::from(self.peer_closed))
+    }
+
+    // ---- input ----
+
+    /// Handles a segment that arrived on subflow `i`.
+    pub fn handle_segment(&mut self, now: Time, i: usize, seg: Incoming<C>) {
+        if i >= self.subflows.len() {
+            return;
+        }
+        let h = seg.hdr;
+        let opt = match h
+            .opts
+            .mptcp
+            .map(|o| MptcpOption::parse(o.as_slice(), h.syn(), h.ack_flag()))
+        {
+            Some(Ok(o)) => Some(o),
+            Some(Err(_)) => {
+                self.stats.options_malformed += 1;
+                None
+            }
+            None => None,
+        };
+        if let Some(o) = opt {
+            if !self.handle_option(i, &h, &o, seg.payload.len()) {
+                // bad HMAC: reset this subflow (RFC 8684 §3.2)
+                self.subflows[i].tcp.abort();
+                self.subflows[i].failed = true;
+                return;
+            }
+        }
+        self.subflows[i].tcp.handle_segment(now, seg);
+        self.after_tcp(i);
+    }
+
+    /// False when the subflow must be reset.
+    fn handle_option(&mut self, i: usize, h: &Header, o: &MptcpOption, payload: usize) -> bool {
+        match *o {
+            MptcpOption::Capable {
+                sender_key,
+                receiver_key,
+                data_len,
+                ..
+            } => {
+                if self.subflows[i].kind != Kind::Initial {
+                    return true;
+                }
+                match (self.role, sender_key, receiver_key) {
+                    // SYN/ACK from the server
+                    (Role::Client, Some(k), None) if h.syn() => self.set_remote_key(k),
+                    // third ACK or first data from the client
+                    (Role::Server, Some(k), Some(r)) if r == self.local_key => {
+                        self.set_remote_key(k);
+                        if let (Some(len), true) = (data_len, payload > 0) {
+                            // MP_CAPABLE with data: DSN = IDSN + 1 at the
+                            // segment's subflow sequence number
+                            self.add_rx_map(i, h.seq, self.remote_idsn + 1, usize::from(len));
+                        }
+                    }
+                    _ => {}
+                }
+                true
+            }
+            MptcpOption::JoinSynAck { hmac, nonce, .. } => {
+                let (Some(rk), Kind::Join { local_nonce, .. }) =
+                    (self.remote_key, self.subflows[i].kind)
+                else {
+                    return false;
+                };
+                if crypto::join_hmac64(rk, self.local_key, nonce, local_nonce) != hmac {
+                    self.stats.joins_bad_hmac += 1;
+                    return false;
+                }
+                self.subflows[i].kind = Kind::Join {
+                    local_nonce,
+                    remote_nonce: nonce,
+                };
+                true
+            }
+            MptcpOption::JoinAck { hmac } => {
+                let (
+                    Some(rk),
+                    Kind::Join {
+                        local_nonce,
+                        remote_nonce,
+                    },
+                ) = (self.remote_key, self.subflows[i].kind)
+                else {
+                    return false;
+                };
+                if crypto::join_hmac160(rk, self.local_key, remote_nonce, local_nonce) != hmac {
+                    self.stats.joins_bad_hmac += 1;
+                    return false;
+                }
+                if !self.subflows[i].usable {
+                    self.stats.joins_accepted += 1;
+                    self.subflows[i].usable = true;
+                    self.events.push_back(Event::SubflowUp(i));
+                    // tell the client its join is complete
+                    self.subflows[i].tcp.force_ack();
+                }
+                true
+            }
+            MptcpOption::Dss {
+                data_fin,
+                data_ack,
+                ack64,
+                mapping,
+            } => {
+                self.peer_has_keys = true;
+                if self.role == Role::Client
+                    && self.established
+                    && !self.subflows[i].usable
+                    && !self.subflows[i].failed
+                {
+                    // the server answered on a joined subflow: it is up
+                    self.subflows[i].usable = true;
+                    self.events.push_back(Event::SubflowUp(i));
+                }
+                if let Some(a) = data_ack {
+                    let a = if ack64 {
+                        a
+                    } else {
+                        widen(self.snd_una, a as u32)
+                    };
+                    self.on_data_ack(a);
+                }
+                if let Some(m) = mapping {
+                    let dsn = if m.dsn64 {
+                        m.dsn
+                    } else {
+                        widen(self.data_ack(), m.dsn as u32)
+                    };
+                    let data_len = usize::from(m.len).saturating_sub(usize::from(
+                        data_fin && m.len > 0 && payload < usize::from(m.len),
+                    ));
+                    if data_fin {
+                        self.rcv_fin = Some(dsn + data_len as u64);
+                    }
+                    if data_len > 0 {
+                        // the subflow sequence number is relative to its ISN
+                        let irs = self.subflows[i].tcp.irs();
+                        self.add_rx_map(i, irs + 1 + m.ssn as usize, dsn, data_len);
+                    }
+                }
+                self.check_fin();
+                true
+            }
+            _ => true,
+        }
+    }
+
+    fn set_remote_key(&mut self, k: u64) {
+        if self.remote_key.is_none() {
+            self.remote_key = Some(k);
+            self.remote_idsn = crypto::idsn(k);
+        }
+    }
+
+    fn add_rx_map(&mut self, i: usize, ssn: Seq, dsn: u64, len: usize) {
+        let s = &mut self.subflows[i];
+        if s.rx_started && (ssn + len).le(s.rx_next) {
+            return; // already consumed (a retransmission's mapping)
+        }
+        // the common case: the next segment continues the last mapping
+        if let Some(last) = s.rx.back_mut() {
+            if last.ssn + last.len == ssn && last.dsn + last.len as u64 == dsn {
+                last.len += len;
+                return;
+            }
+        }
+        if s.rx.iter().any(|m| {
+            ssn.ge(m.ssn) && (ssn + len).le(m.ssn + m.len) && m.dsn + (ssn - m.ssn) as u64 == dsn
+        }) {
+            return; // covered by a known mapping
+        }
+        if s.rx.len() >= 4096 {
+            self.stats.mappings_invalid += 1;
+            return;
+        }
+        s.rx.push_back(RxMap { ssn, dsn, len });
+    }
+
+    fn on_data_ack(&mut self, a: u64) {
+        let fin_extra = u64::from(self.fin_dsn.is_some());
+        if a <= self.snd_una || a > self.snd_nxt + fin_extra {
+            if a > self.snd_nxt + fin_extra {
+                self.stats.data_acks_invalid += 1;
+            }
+            return;
+        }
+        let data_end = self.snd_nxt.min(a);
+        self.dq.ack_to(Seq(data_end as u32));
+        self.stats.bytes_sent += data_end - self.snd_una;
+        self.snd_una = data_end;
+        if self.fin_dsn.is_some_and(|f| a > f) {
+            self.fin_acked = true;
+            self.fin_rtx_at = None;
+        }
+        for s in &mut self.subflows {
+            while s
+                .tx
+                .front()
+                .is_some_and(|m| m.dsn + m.len as u64 <= data_end)
+            {
+                s.tx.pop_front();
+            }
+        }
+        self.check_fin();
+    }
+
+    fn after_tcp(&mut self, i: usize) {
+        if self.subflows[i].stalled && self.subflows[i].tcp.rto_in_row() == 0 {
+            self.subflows[i].stalled = false;
+        }
+        while let Some(e) = self.subflows[i].tcp.poll_event() {
+            match e {
+                TcpEvent::Connected => {
+                    if self.subflows[i].kind == Kind::Initial
+                        && self.remote_key.is_some()
+                        && !self.established
+                    {
+                        self.established = true;
+                        self.subflows[i].usable = true;
+                        self.events.push_back(Event::Established);
+                        self.events.push_back(Event::SubflowUp(i));
+                    }
+                }
+                TcpEvent::Reset | TcpEvent::TimedOut | TcpEvent::Closed => self.subflow_down(i),
+                TcpEvent::Readable | TcpEvent::PeerClosed => {}
+            }
+        }
+        // the server learns the key from the third ACK, after TCP's own
+        // Connected event
+        if self.role == Role::Server
+            && !self.established
+            && self.remote_key.is_some()
+            && self.subflows[i].kind == Kind::Initial
+            && self.subflows[i].tcp.state() == TcpState::Established
+        {
+            self.established = true;
+            self.subflows[i].usable = true;
+            self.events.push_back(Event::Established);
+            self.events.push_back(Event::SubflowUp(i));
+        }
+        self.pull(i);
+    }
+
+    fn subflow_down(&mut self, i: usize) {
+        let s = &mut self.subflows[i];
+        if s.failed {
+            return;
+        }
+        s.failed = true;
+        s.usable = false;
+        self.events.push_back(Event::SubflowDown(i));
+        self.reinject_from(i, true);
+        if self.subflows.iter().all(|s| s.failed) && !self.closed {
+            self.closed = true;
+            self.events.push_back(Event::Closed);
+        }
+    }
+
+    /// Queues for reinjection on other subflows what subflow `i` carries
+    /// and the peer has not DATA_ACKed (a failed subflow forgets its
+    /// mappings; a stalled one keeps them for its own retransmissions).
+    fn reinject_from(&mut self, i: usize, forget: bool) {
+        let s = &mut self.subflows[i];
+        let una = self.snd_una;
+        let maps: Vec<TxMap> = if forget {
+            s.tx.drain(..).collect()
+        } else {
+            s.tx.iter().copied().collect()
+        };
+        for m in maps {
+            let end = m.dsn + m.len as u64;
+            if end > una {
+                let start = m.dsn.max(una);
+                self.reinject.push_back((start, (end - start) as usize));
+                self.stats.reinjected_bytes += end - start;
+            }
+        }
+    }
+
+    /// Moves in-order subflow data to the data level through the mappings.
+    fn pull(&mut self, i: usize) {
+        loop {
+            let s = &mut self.subflows[i];
+            if !s.rx_started {
+                if matches!(s.tcp.state(), TcpState::SynSent | TcpState::Closed) {
+                    return; // the peer's ISN is not known yet
+                }
+                s.rx_next = s.tcp.irs() + 1;
+                s.rx_started = true;
+            }
+            // The sender respects the data-level window we advertise (RFC
+            // 8684 §3.3.4), so everything it sent fits: read on. Only a
+            // peer ignoring the window is cut off (memory stays bounded).
+            if self.rq.held() >= 2 * self.cfg.recv_buffer {
+                return;
+            }
+            let Some(c) = s.tcp.recv() else { return };
+            let mut off = 0usize;
+            while off < c.len() {
+                let pos = s.rx_next;
+                let Some(m) =
+                    s.rx.iter()
+                        .find(|m| pos.ge(m.ssn) && pos.lt(m.ssn + m.len))
+                        .copied()
+                else {
+                    // bytes without a mapping (RFC 8684 §3.7 would fall back)
+                    self.stats.unmapped_bytes += (c.len() - off) as u64;
+                    s.rx_next = s.rx_next + (c.len() - off);
+                    break;
+                };
+                let n = (c.len() - off).min((m.ssn + m.len) - pos);
+                let dsn = m.dsn + (pos - m.ssn) as u64;
+                let at = dsn.wrapping_sub(self.remote_idsn.wrapping_add(1));
+                let part = c.slice(off, off + n);
+                match self.rq.insert(at, part) {
+                    Insert::InOrder(k) => {
+                        self.stats.bytes_received += k as u64;
+                        self.events.push_back(Event::Readable);
+                    }
+                    Insert::OutOfOrder | Insert::Duplicate => {}
+                    Insert::NoRoom => self.stats.mappings_invalid += 1,
+                }
+                off += n;
+                s.rx_next = s.rx_next + n;
+                let done = s.rx_next;
+                s.rx.retain(|m| (m.ssn + m.len).gt(done));
+            }
+            self.check_fin();
+        }
+    }
+
+    fn check_fin(&mut self) {
+        if let Some(f) = self.rcv_fin {
+            if !self.peer_closed
+                && f == self
+                    .remote_idsn
+                    .wrapping_add(1)
+                    .wrapping_add(self.rq.next())
+            {
+                self.peer_closed = true;
+                self.events.push_back(Event::PeerClosed);
+                for s in &mut self.subflows {
+                    if s.usable() {
+                        s.tcp.force_ack();
+                    }
+                }
+            }
+        }
+        // both DATA_FINs done: close the subflows
+        if self.fin_acked && self.peer_closed {
+            for s in &mut self.subflows {
+                if matches!(s.tcp.state(), TcpState::Established | TcpState::CloseWait) {
+                    s.tcp.close();
+                }
+            }
+        }
+    }
+
+    // ---- output ----
+
+    fn paths(&self) -> Vec<PathView> {
+        self.subflows
+            .iter()
+            .enumerate()
+            .map(|(id, s)| PathView {
+                id,
+                role: s.role,
+                srtt: s.tcp.srtt(),
+                cwnd: s.tcp.cwnd(),
+                in_flight: s.tcp.unacked(),
+                backup: s.backup,
+                usable: s.usable() && !s.stalled && s.tcp.send_capacity() > 0,
+            })
+            .collect()
+    }
+
+    /// The data-level window the peer offers: the largest window it
+    /// advertises on a usable subflow.
+    fn peer_window(&self) -> usize {
+        self.subflows
+            .iter()
+            .filter(|s| s.usable())
+            .map(|s| s.tcp.peer_window())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Advertise the data-level free space on every subflow.
+    fn set_windows(&mut self) {
+        let free = self.cfg.recv_buffer.saturating_sub(self.rq.held());
+        for s in &mut self.subflows {
+            s.tcp.set_window_limit(Some(free));
+        }
+    }
+
+    /// Hands data-level bytes to subflows as the scheduler decides.
+    fn pump(&mut self) {
+        loop {
+            let (dsn, len) = match self.reinject.front().copied() {
+                Some((d, l)) if d + l as u64 <= self.snd_una => {
+                    self.reinject.pop_front();
+                    continue;
+                }
+                Some((d, l)) => {
+                    let d = d.max(self.snd_una);
+                    (
+                        d,
+                        (l - (d - self.reinject.front().map_or(d, |r| r.0)) as usize)
+                            .min(self.cfg.max_mapping),
+                    )
+                }
+                None => {
+                    let end = self.snd_una + self.dq.len() as u64;
+                    // RFC 8684 §3.3.4: the window is relative to DATA_ACK
+                    let edge = self.snd_una + self.peer_window() as u64;
+                    let end = end.min(edge);
+                    if self.snd_nxt >= end {
+                        return;
+                    }
+                    (
+                        self.snd_nxt,
+                        ((end - self.snd_nxt) as usize).min(self.cfg.max_mapping),
+                    )
+                }
+            };
+            let paths = self.paths();
+            let targets = match self.sched.pick(&paths, len) {
+                Pick::One(i) => vec![i],
+                Pick::All(v) => v,
+                Pick::Wait => return,
+            };
+            let room = targets
+                .iter()
+                .map(|&i| paths[i].room().max(1))
+                .min()
+                .unwrap_or(0);
+            let len = len.min(room.max(1460));
+            let g = self.dq.gather(Seq(dsn as u32), len);
+            let Some(chunk) = g.parts().next().cloned() else {
+                return;
+            };
+            let n = chunk.len();
+            let mut took_any = 0;
+            for &i in &targets {
+                let s = &mut self.subflows[i];
+                let ssn = s.tcp.queued_end();
+                let took = s.tcp.send(chunk.clone());
+                if took > 0 {
+                    let mpc = self.role == Role::Client
+                        && !self.peer_has_keys
+                        && s.kind == Kind::Initial
+                        && dsn == self.local_idsn + 1;
+                    s.tx.push_back(TxMap {
+                        ssn,
+                        dsn,
+                        len: took,
+                        mpc,
+                    });
+                    took_any = took_any.max(took);
+                }
+            }
+            if took_any == 0 {
+                return;
+            }
+            let _ = n;
+            match self.reinject.front_mut() {
+                Some(r) if r.0 <= dsn && dsn < r.0 + r.1 as u64 => {
+                    let end = r.0 + r.1 as u64;
+                    let new_start = dsn + took_any as u64;
+                    if new_start >= end {
+                        self.reinject.pop_front();
+                    } else {
+                        *r = (new_start, (end - new_start) as usize);
+                    }
+                }
+                _ => self.snd_nxt = self.snd_nxt.max(dsn + took_any as u64),
+            }
+        }
+    }
+
+    /// The next segment to send and the subflow it goes out on.
+    pub fn poll_transmit(&mut self, now: Time) -> Option<(usize, Segment<C>)> {
+        self.set_windows();
+        if self.established {
+            self.pump();
+            // DATA_FIN once every byte has been handed to a subflow
+            if self.fin_queued
+                && self.fin_dsn.is_none()
+                && self.snd_nxt == self.snd_una + self.dq.len() as u64
+                && self.reinject.is_empty()
+            {
+                self.fin_dsn = Some(self.snd_nxt);
+                self.fin_rtx_at = Some(now);
+            }
+            // DATA_FIN (re)transmission on a pure ACK of a usable subflow
+            if self.fin_rtx_at.is_some_and(|t| t <= now) && !self.fin_acked {
+                if let Some(s) = self.subflows.iter_mut().find(|s| s.usable()) {
+                    s.tcp.force_ack();
+                    let rto = s
+                        .tcp
+                        .srtt()
+                        .map_or(200 * 1_000_000, |r| (2 * r).max(200 * 1_000_000));
+                    self.fin_rtx_at = Some(now + rto * u64::from(self.fin_backoff));
+                    self.fin_backoff = (self.fin_backoff * 2).min(64);
+                }
+            }
+        }
+        let n = self.subflows.len();
+        for k in 0..n {
+            let i = (self.next_poll + k) % n;
+            if let Some(mut seg) = self.subflows[i].tcp.poll_transmit(now) {
+                self.decorate(i, &mut seg);
+                self.next_poll = (i + 1) % n;
+                return Some((i, seg));
+            }
+        }
+        None
+    }
+
+    fn decorate(&mut self, i: usize, seg: &mut Segment<C>) {
+        let h = seg.hdr;
+        let s = &self.subflows[i];
+        let opt = match (h.syn(), h.ack_flag(), s.kind) {
+            (true, false, Kind::Initial) => Some(MptcpOption::Capable {
+                version: 1,
+                flags: CapFlags(CapFlags::H),
+                sender_key: None,
+                receiver_key: None,
+                data_len: None,
+                checksum: None,
+            }),
+            (true, true, Kind::Initial) => Some(MptcpOption::Capable {
+                version: 1,
+                flags: CapFlags(CapFlags::H),
+                sender_key: Some(self.local_key),
+                receiver_key: None,
+                data_len: None,
+                checksum: None,
+            }),
+            (true, false, Kind::Join { local_nonce, .. }) => {
+                self.remote_key.map(|rk| MptcpOption::JoinSyn {
+                    backup: s.backup,
+                    addr_id: s.addr_id,
+                    token: crypto::token(rk),
+                    nonce: local_nonce,
+                })
+            }
+            (
+                true,
+                true,
+                Kind::Join {
+                    local_nonce,
+                    remote_nonce,
+                },
+            ) => self.remote_key.map(|rk| MptcpOption::JoinSynAck {
+                backup: s.backup,
+                addr_id: s.addr_id,
+                hmac: crypto::join_hmac64(self.local_key, rk, local_nonce, remote_nonce),
+                nonce: local_nonce,
+            }),
+            (
+                false,
+                _,
+                Kind::Join {
+                    local_nonce,
+                    remote_nonce,
+                },
+            ) if self.role == Role::Client && !s.usable => {
+                // the third ACK of MP_JOIN (repeated until the server answers)
+                self.remote_key.map(|rk| MptcpOption::JoinAck {
+                    hmac: crypto::join_hmac160(self.local_key, rk, local_nonce, remote_nonce),
+                })
+            }
+            (false, _, kind) => {
+                let mpc_needed =
+                    self.role == Role::Client && kind == Kind::Initial && !self.peer_has_keys;
+                let map = (!seg.payload.is_empty())
+                    .then(|| {
+                        s.tx.iter()
+                            .find(|m| h.seq.ge(m.ssn) && h.seq.lt(m.ssn + m.len))
+                            .copied()
+                    })
+                    .flatten();
+                match (mpc_needed, map, self.remote_key) {
+                    (true, Some(m), Some(rk)) if m.mpc && h.seq == m.ssn => {
+                        Some(MptcpOption::Capable {
+                            version: 1,
+                            flags: CapFlags(CapFlags::H),
+                            sender_key: Some(self.local_key),
+                            receiver_key: Some(rk),
+                            data_len: Some(m.len as u16),
+                            checksum: None,
+                        })
+                    }
+                    (true, None, Some(rk)) => Some(MptcpOption::Capable {
+                        version: 1,
+                        flags: CapFlags(CapFlags::H),
+                        sender_key: Some(self.local_key),
+                        receiver_key: Some(rk),
+                        data_len: None,
+                        checksum: None,
+                    }),
+                    _ => {
+                        let iss = s.tcp.iss();
+                        let mapping = map.map(|m| Mapping {
+                            dsn: m.dsn + (h.seq - m.ssn) as u64,
+                            dsn64: true,
+                            ssn: (h.seq - (iss + 1)) as u32,
+                            len: seg.payload.len() as u16,
+                            checksum: None,
+                        });
+                        // DATA_FIN rides on pure ACKs until acknowledged
+                        let fin = match (mapping, self.fin_dsn, self.fin_acked) {
+                            (None, Some(f), false) if s.usable() => Some(Mapping {
+                                dsn: f,
+                                dsn64: true,
+                                ssn: 0,
+                                len: 1,
+                                checksum: None,
+                            }),
+                            _ => None,
+                        };
+                        Some(MptcpOption::Dss {
+                            data_fin: fin.is_some(),
+                            data_ack: self.established.then(|| self.data_ack()),
+                            ack64: true,
+                            mapping: mapping.or(fin),
+                        })
+                    }
+                }
+            }
+        };
+        if let Some(o) = opt {
+            // The mapping must go out with its data: drop SACK blocks (the
+            // peer learns them again from the next ACK) until it fits.
+            while o.len() > seg.hdr.option_space_left() && seg.hdr.opts.sack_n > 0 {
+                seg.hdr.opts.sack_n -= 1;
+            }
+            if o.len() <= seg.hdr.option_space_left() {
+                seg.hdr.opts.mptcp = raw(&o);
+            } else {
+                self.stats.options_malformed += 1;
+            }
+        }
+    }
+
+    pub fn next_timeout(&self) -> Option<Time> {
+        let fin = self.fin_rtx_at.filter(|_| !self.fin_acked && !self.closed);
+        self.subflows
+            .iter()
+            .filter_map(|s| s.tcp.next_timeout())
+            .chain(fin)
+            .min()
+    }
+
+    pub fn on_timeout(&mut self, now: Time) {
+        for i in 0..self.subflows.len() {
+            if self.subflows[i]
+                .tcp
+                .next_timeout()
+                .is_some_and(|t| t <= now)
+            {
+                self.subflows[i].tcp.on_timeout(now);
+                self.after_tcp(i);
+                // a second RTO in a row: stop using the subflow and resend
+                // its data elsewhere at once (the "stall" of a failed path
+                // lasts about two RTOs, not until TCP gives up)
+                let s = &mut self.subflows[i];
+                if !s.failed
+                    && !s.stalled
+                    && s.tcp.rto_in_row() >= 2
+                    && self
+                        .subflows
+                        .iter()
+                        .filter(|o| o.usable() && !o.stalled)
+                        .count()
+                        > 1
+                {
+                    self.subflows[i].stalled = true;
+                    self.reinject_from(i, false);
+                }
+            }
+        }
+    }
+}
