@@ -56,6 +56,14 @@ enum Cmd {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// The nf-mptcp engine as an MPTCP echo endpoint on the gateway's
+    /// addresses (interop harness): MP_CAPABLE and MP_JOIN from any access.
+    MptcpPeer {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        echo: u16,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -147,7 +155,34 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match tcppeer::run(cfg, mode, std::time::Duration::from_secs(timeout)) {
+            match tcppeer::run(
+                cfg,
+                tcppeer::Engine::Tcp(mode),
+                std::time::Duration::from_secs(timeout),
+            ) {
+                Ok(s) => {
+                    println!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hagw: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Cmd::MptcpPeer { config, echo } => {
+            let cfg = match nf_app::config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match tcppeer::run(
+                cfg,
+                tcppeer::Engine::Mptcp(echo),
+                std::time::Duration::from_secs(3600),
+            ) {
                 Ok(s) => {
                     println!("{s}");
                     ExitCode::SUCCESS

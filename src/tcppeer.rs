@@ -1,10 +1,13 @@
-//! `hagw tcp-peer`: the nf-tcp engine as an endpoint on the gateway's own
-//! address, on the DPDK data path (ARP/ND/ICMP/routing by the pipeline),
-//! for interop tests against the Linux kernel's TCP.
+//! `hagw tcp-peer` and `hagw mptcp-peer`: the nf-tcp / nf-mptcp engines as
+//! endpoints on the gateway's own address, on the DPDK data path
+//! (ARP/ND/ICMP/routing by the pipeline), for interop tests against the
+//! Linux kernel's TCP and MPTCP.
 
 use crate::dpdk::{Mbuf, Mempool};
 use crate::worker::process_burst;
 use nf_app::config::Config;
+use nf_app::localpeer::LocalPeer;
+use nf_app::mptcppeer::MptcpPeer;
 use nf_app::pipeline::{routing_table, BufPool, Pipeline, PipelineLimits, PortCtx};
 use nf_app::stats::WorkerStats;
 use nf_app::tcppeer::{Mode, TcpPeer};
@@ -22,7 +25,19 @@ impl BufPool<Mbuf> for Pool {
     }
 }
 
-pub fn run(cfg: Config, mode: Mode, timeout: Duration) -> Result<String, String> {
+/// Which engine runs.
+pub enum Engine {
+    Tcp(Mode),
+    /// MPTCP echo on this port.
+    Mptcp(u16),
+}
+
+pub fn run(cfg: Config, engine: Engine, timeout: Duration) -> Result<String, String> {
+    let mode = match engine {
+        Engine::Tcp(m) => m,
+        Engine::Mptcp(port) => Mode::Echo { port },
+    };
+    let mptcp = matches!(engine, Engine::Mptcp(_));
     crate::preflight::check(&cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -80,7 +95,23 @@ pub fn run(cfg: Config, mode: Mode, timeout: Duration) -> Result<String, String>
     let now0 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let mut peer = TcpPeer::new(mode, local, nf_tcp::Config::default(), secret, now0);
+    let mut peer: Box<dyn LocalPeer> = if mptcp {
+        Box::new(MptcpPeer::new(
+            mode_port(mode),
+            u64::from_le_bytes([
+                secret[0], secret[1], secret[2], secret[3], secret[4], secret[5], secret[6],
+                secret[7],
+            ]),
+        ))
+    } else {
+        Box::new(TcpPeer::new(
+            mode,
+            local,
+            nf_tcp::Config::default(),
+            secret,
+            now0,
+        ))
+    };
     let mut rx: Vec<Mbuf> = Vec::with_capacity(cfg.burst);
     let mut result = None;
     while !stop.load(Ordering::Relaxed) {
@@ -128,6 +159,7 @@ pub fn run(cfg: Config, mode: Mode, timeout: Duration) -> Result<String, String>
         }
     }
     eprint!("{}", peer.describe());
+    let echoed = peer.describe();
     drop(pipe);
     drop(rx);
     for p in &ports {
@@ -137,9 +169,17 @@ pub fn run(cfg: Config, mode: Mode, timeout: Duration) -> Result<String, String>
     match result {
         Some(Ok(n)) => Ok(format!("tcp-peer: {n} bytes sent and echoed back intact")),
         Some(Err(e)) => Err(format!("tcp-peer: {e}")),
-        None => Ok(format!(
-            "tcp-peer: stopped; echoed {} bytes",
-            peer.echoed_bytes
-        )),
+        None => Ok(echoed
+            .lines()
+            .find(|l| l.contains("echoed"))
+            .unwrap_or("stopped")
+            .to_string()),
+    }
+}
+
+fn mode_port(m: Mode) -> u16 {
+    match m {
+        Mode::Echo { port } => port,
+        Mode::Client { remote, .. } => remote.port(),
     }
 }

@@ -5,7 +5,9 @@
 
 pub mod config;
 pub mod frames;
+pub mod localpeer;
 pub mod mgmt;
+pub mod mptcppeer;
 pub mod pipeline;
 pub mod stats;
 pub mod tcppeer;

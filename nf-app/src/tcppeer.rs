@@ -335,6 +335,10 @@ impl TcpPeer {
 
     /// One line per connection: state and counters (for logs).
     pub fn describe(&self) -> String {
+        self.describe_conns()
+    }
+
+    fn describe_conns(&self) -> String {
         let mut out = String::new();
         for ((ip, port), e) in &self.conns {
             out.push_str(&format!(

@@ -83,6 +83,8 @@ pub struct Stats {
     pub mappings_invalid: u64,
     pub unmapped_bytes: u64,
     pub reinjected_bytes: u64,
+    /// Data-level retransmission timeouts (RFC 8684 §3.3.6).
+    pub data_rtos: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub options_malformed: u64,
@@ -174,6 +176,14 @@ pub struct MpConnection<C: Chunk> {
     snd_una: u64,
     snd_nxt: u64,
     reinject: VecDeque<(u64, usize)>,
+    /// The data-level right edge the peer last announced: DATA_ACK plus the
+    /// window of the same segment (RFC 8684 §3.3.4).
+    peer_edge: Option<u64>,
+    /// Data-level retransmission timer: data subflow-acked but never
+    /// DATA_ACKed (a receiver that dropped it at the data level) is resent.
+    drto_at: Option<Time>,
+    drto_backoff: u32,
+    now: Time,
     fin_queued: bool,
     fin_dsn: Option<u64>,
     fin_acked: bool,
@@ -227,6 +237,10 @@ impl<C: Chunk> MpConnection<C> {
             snd_una: local_idsn + 1,
             snd_nxt: local_idsn + 1,
             reinject: VecDeque::new(),
+            peer_edge: None,
+            drto_at: None,
+            drto_backoff: 1,
+            now: 0,
             fin_queued: false,
             fin_dsn: None,
             fin_acked: false,
@@ -344,8 +358,10 @@ impl<C: Chunk> MpConnection<C> {
     /// Data-level state, for logs and failure messages.
     pub fn describe(&self) -> String {
         format!(
-            "established {} snd_una {} snd_nxt {} queued {} reinject {} fin_queued {} fin_dsn {:?} fin_acked {} | rcv_next {} rcv_fin {:?} peer_closed {} closed {}",
+            "established {} drto_at {:?} now {} snd_una {} snd_nxt {} queued {} reinject {} fin_queued {} fin_dsn {:?} fin_acked {} | rcv_next {} rcv_fin {:?} peer_closed {} closed {}",
             self.established,
+            self.drto_at,
+            self.now,
             self.snd_una.wrapping_sub(self.local_idsn),
             self.snd_nxt.wrapping_sub(self.local_idsn),
             self.dq.len(),
@@ -442,6 +458,11 @@ impl<C: Chunk> MpConnection<C> {
         }
     }
 
+    /// In-order data waiting to be read.
+    pub fn readable(&self) -> usize {
+        self.rq.ready_bytes()
+    }
+
     /// Data written and not yet DATA_ACKed.
     pub fn unacked(&self) -> usize {
         self.dq.len()
@@ -477,6 +498,7 @@ impl<C: Chunk> MpConnection<C> {
         if i >= self.subflows.len() {
             return;
         }
+        self.now = now;
         let h = seg.hdr;
         let opt = match h
             .opts
@@ -609,7 +631,7 @@ impl<C: Chunk> MpConnection<C> {
                     if data_len > 0 {
                         // the subflow sequence number is relative to its ISN
                         let irs = self.subflows[i].tcp.irs();
-                        self.add_rx_map(i, irs + 1 + m.ssn as usize, dsn, data_len);
+                        self.add_rx_map(i, irs + m.ssn as usize, dsn, data_len);
                     }
                 }
                 self.check_fin();
@@ -659,6 +681,8 @@ impl<C: Chunk> MpConnection<C> {
             return;
         }
         let data_end = self.snd_nxt.min(a);
+        self.drto_backoff = 1;
+        self.drto_at = (data_end < self.snd_nxt).then(|| self.now + self.data_rto());
         self.dq.ack_to(Seq(data_end as u32));
         self.stats.bytes_sent += data_end - self.snd_una;
         self.snd_una = data_end;
@@ -848,6 +872,19 @@ impl<C: Chunk> MpConnection<C> {
             .collect()
     }
 
+    /// The data-level RTO: generous (the subflows recover their own
+    /// losses), scaled by the slowest subflow's RTT, with backoff.
+    fn data_rto(&self) -> Time {
+        let srtt = self
+            .subflows
+            .iter()
+            .filter(|s| s.usable())
+            .filter_map(|s| s.tcp.srtt())
+            .max()
+            .unwrap_or(100_000_000);
+        ((4 * srtt).max(500_000_000) * u64::from(self.drto_backoff)).min(60_000_000_000)
+    }
+
     /// The data-level window the peer offers: the largest window it
     /// advertises on a usable subflow.
     fn peer_window(&self) -> usize {
@@ -886,7 +923,9 @@ impl<C: Chunk> MpConnection<C> {
                 None => {
                     let end = self.snd_una + self.dq.len() as u64;
                     // RFC 8684 §3.3.4: the window is relative to DATA_ACK
-                    let edge = self.snd_una + self.peer_window() as u64;
+                    let edge = self
+                        .peer_edge
+                        .unwrap_or(self.snd_una + self.peer_window() as u64);
                     let end = end.min(edge);
                     if self.snd_nxt >= end {
                         return;
@@ -949,11 +988,15 @@ impl<C: Chunk> MpConnection<C> {
                 }
                 _ => self.snd_nxt = self.snd_nxt.max(dsn + took_any as u64),
             }
+            if self.drto_at.is_none() {
+                self.drto_at = Some(self.now + self.data_rto());
+            }
         }
     }
 
     /// The next segment to send and the subflow it goes out on.
     pub fn poll_transmit(&mut self, now: Time) -> Option<(usize, Segment<C>)> {
+        self.now = now;
         self.set_windows();
         if self.established {
             self.pump();
@@ -1079,7 +1122,9 @@ impl<C: Chunk> MpConnection<C> {
                         let mapping = map.map(|m| Mapping {
                             dsn: m.dsn + (h.seq - m.ssn) as u64,
                             dsn64: true,
-                            ssn: (h.seq - (iss + 1)) as u32,
+                            // RFC 8684 §3.3.1: relative to the subflow's ISN (the first data
+                            // byte has SSN 1, as Linux expects)
+                            ssn: (h.seq - iss) as u32,
                             len: seg.payload.len() as u16,
                             checksum: None,
                         });
@@ -1120,14 +1165,35 @@ impl<C: Chunk> MpConnection<C> {
 
     pub fn next_timeout(&self) -> Option<Time> {
         let fin = self.fin_rtx_at.filter(|_| !self.fin_acked && !self.closed);
+        let drto = self
+            .drto_at
+            .filter(|_| !self.closed && self.snd_nxt > self.snd_una);
         self.subflows
             .iter()
             .filter_map(|s| s.tcp.next_timeout())
             .chain(fin)
+            .chain(drto)
             .min()
     }
 
     pub fn on_timeout(&mut self, now: Time) {
+        self.now = now;
+        if self.drto_at.is_some_and(|t| t <= now) {
+            if self.snd_nxt > self.snd_una && !self.closed {
+                // resend the head of the unacknowledged data on the best
+                // subflow (RFC 8684 §3.3.6)
+                let len = ((self.snd_nxt - self.snd_una) as usize).min(64 * 1024);
+                if !self.reinject.iter().any(|r| r.0 == self.snd_una) {
+                    self.reinject.push_front((self.snd_una, len));
+                    self.stats.reinjected_bytes += len as u64;
+                }
+                self.stats.data_rtos += 1;
+                self.drto_backoff = (self.drto_backoff * 2).min(64);
+                self.drto_at = Some(now + self.data_rto());
+            } else {
+                self.drto_at = None;
+            }
+        }
         for i in 0..self.subflows.len() {
             if self.subflows[i]
                 .tcp

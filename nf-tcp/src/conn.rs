@@ -389,6 +389,10 @@ impl<C: Chunk> Connection<C> {
     pub fn peer_window(&self) -> usize {
         self.snd_wnd
     }
+    /// The peer's window scale shift (RFC 7323).
+    pub fn peer_window_shift(&self) -> u8 {
+        self.snd_shift
+    }
     /// The sequence number the next byte given to `send` will get.
     pub fn queued_end(&self) -> Seq {
         self.sendq.end()

@@ -1,0 +1,271 @@
+//! An MPTCP echo endpoint on the gateway's own addresses, built on
+//! nf-mptcp: the interop harness that proves the engine against the Linux
+//! kernel's MPTCP (`hagw mptcp-peer`). It accepts MP_CAPABLE connections,
+//! attaches MP_JOIN subflows by token (from any access, any address), and
+//! echoes every byte at the data level. A test endpoint: payload is copied
+//! at its boundary like `tcppeer`.
+
+use nf_core::chunk::{Bytes, Chunk};
+use nf_core::sim::Time;
+use nf_core::wire::{ip_proto, ipv4, ipv6};
+use nf_mptcp::conn::{Config, Event, MpConnection, Secrets};
+use nf_mptcp::options::MptcpOption;
+use nf_mptcp::scheduler::{MinRtt, PathRole};
+use nf_tcp::Seq;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+struct Conn {
+    mp: MpConnection<Bytes>,
+    /// subflow index → (local address, remote address)
+    addrs: Vec<(IpAddr, IpAddr)>,
+    pending: VecDeque<Bytes>,
+    peer_closed: bool,
+    closed_called: bool,
+}
+
+/// The endpoint.
+pub struct MptcpPeer {
+    port: u16,
+    conns: Vec<Conn>,
+    /// (remote address, remote port, local port) → (connection, subflow)
+    flows: HashMap<(IpAddr, u16, u16), (usize, usize)>,
+    rng: u64,
+    pub echoed_bytes: u64,
+    pub parse_errors: u64,
+    pub joins_unknown_token: u64,
+    pub plain_tcp_syns: u64,
+}
+
+fn role_of(a: IpAddr) -> PathRole {
+    match a {
+        IpAddr::V4(v) if v.octets()[0] == 100 && (v.octets()[1] & 0xc0) == 64 => PathRole::Cellular,
+        IpAddr::V6(_) => PathRole::Cellular,
+        _ => PathRole::Fixed,
+    }
+}
+
+impl MptcpPeer {
+    pub fn new(port: u16, seed: u64) -> Self {
+        MptcpPeer {
+            port,
+            conns: Vec::new(),
+            flows: HashMap::new(),
+            rng: seed,
+            echoed_bytes: 0,
+            parse_errors: 0,
+            joins_unknown_token: 0,
+            plain_tcp_syns: 0,
+        }
+    }
+
+    fn rand64(&mut self) -> u64 {
+        let mut r = nf_core::sim::Rng::new(self.rng);
+        self.rng = r.next_u64();
+        r.next_u64()
+    }
+
+    /// Hands one IP packet (from the IP header on) to the endpoint.
+    pub fn on_packet(&mut self, now: Time, ip: &[u8]) {
+        let (src, dst, tcp) = match ip.first().map(|b| b >> 4) {
+            Some(4) => match ipv4::Packet::new_checked(ip) {
+                Ok(p) if p.protocol() == ip_proto::TCP => (
+                    IpAddr::V4(p.src_addr()),
+                    IpAddr::V4(p.dst_addr()),
+                    &ip[p.header_len()..usize::from(p.total_len())],
+                ),
+                _ => return self.parse_errors += 1,
+            },
+            Some(6) => match ipv6::Packet::new_checked(ip) {
+                Ok(p) if p.next_header() == ip_proto::TCP => (
+                    IpAddr::V6(p.src_addr()),
+                    IpAddr::V6(p.dst_addr()),
+                    &ip[ipv6::HEADER_LEN..ipv6::HEADER_LEN + usize::from(p.payload_len())],
+                ),
+                _ => return self.parse_errors += 1,
+            },
+            _ => return self.parse_errors += 1,
+        };
+        let Ok(seg) = nf_tcp::wirefmt::parse(tcp, Some((src, dst)), |s: &[u8]| Bytes::from(s))
+        else {
+            return self.parse_errors += 1;
+        };
+        let key = (src, seg.hdr.src_port, seg.hdr.dst_port);
+        if let Some(&(c, sf)) = self.flows.get(&key) {
+            if let Some(conn) = self.conns.get_mut(c) {
+                conn.mp.handle_segment(now, sf, seg);
+            }
+            return;
+        }
+        if !seg.hdr.syn() || seg.hdr.ack_flag() || seg.hdr.dst_port != self.port {
+            return;
+        }
+        let opt = seg
+            .hdr
+            .opts
+            .mptcp
+            .and_then(|o| MptcpOption::parse(o.as_slice(), true, false).ok());
+        match opt {
+            Some(MptcpOption::Capable { .. }) => {
+                let secrets = Secrets {
+                    key: self.rand64(),
+                    seed: self.rand64(),
+                };
+                let iss = Seq(self.rand64() as u32);
+                if let Some(mp) = MpConnection::server(
+                    Config::default(),
+                    secrets,
+                    &seg,
+                    iss,
+                    role_of(src),
+                    Box::new(MinRtt),
+                ) {
+                    self.conns.push(Conn {
+                        mp,
+                        addrs: vec![(dst, src)],
+                        pending: VecDeque::new(),
+                        peer_closed: false,
+                        closed_called: false,
+                    });
+                    self.flows.insert(key, (self.conns.len() - 1, 0));
+                }
+            }
+            Some(MptcpOption::JoinSyn { token, .. }) => {
+                let iss = Seq(self.rand64() as u32);
+                let Some(ci) = self
+                    .conns
+                    .iter()
+                    .position(|c| c.mp.local_token() == token && !c.mp.is_closed())
+                else {
+                    // RFC 8684 §3.2: an unknown token is refused with a RST
+                    return self.joins_unknown_token += 1;
+                };
+                let conn = &mut self.conns[ci];
+                if let Some(sf) = conn.mp.accept_join(&seg, iss, role_of(src)) {
+                    conn.addrs.push((dst, src));
+                    self.flows.insert(key, (ci, sf));
+                }
+            }
+            _ => self.plain_tcp_syns += 1,
+        }
+    }
+
+    fn emit(
+        local: IpAddr,
+        remote: IpAddr,
+        seg: &nf_tcp::Segment<Bytes>,
+        out: &mut impl FnMut(Vec<u8>),
+    ) {
+        let tcp = nf_tcp::wirefmt::emit(seg, local, remote);
+        let mut pkt = match (local, remote) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let r = ipv4::Repr {
+                    src: s,
+                    dst: d,
+                    protocol: ip_proto::TCP,
+                    payload_len: tcp.len(),
+                    ttl: 64,
+                    dscp_ecn: 0,
+                    ident: 0,
+                    dont_frag: true,
+                };
+                let mut b = vec![0u8; 20 + tcp.len()];
+                r.emit(&mut b[..20]);
+                b
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let r = ipv6::Repr {
+                    src: s,
+                    dst: d,
+                    next_header: ip_proto::TCP,
+                    payload_len: tcp.len(),
+                    hop_limit: 64,
+                    traffic_class: 0,
+                    flow_label: 0,
+                };
+                let mut b = vec![0u8; 40 + tcp.len()];
+                r.emit(&mut b[..40]);
+                b
+            }
+            _ => return,
+        };
+        let h = pkt.len() - tcp.len();
+        pkt[h..].copy_from_slice(&tcp);
+        out(pkt);
+    }
+
+    /// Runs the echo and emits every packet due now.
+    pub fn poll(&mut self, now: Time, out: &mut impl FnMut(Vec<u8>)) {
+        for c in &mut self.conns {
+            while let Some(e) = c.mp.poll_event() {
+                if e == Event::PeerClosed {
+                    c.peer_closed = true;
+                }
+            }
+            loop {
+                while let Some(front) = c.pending.pop_front() {
+                    let took = c.mp.send(front.clone());
+                    self.echoed_bytes += took as u64;
+                    if took < front.len() {
+                        c.pending.push_front(front.slice(took, front.len()));
+                        break;
+                    }
+                }
+                if !c.pending.is_empty() || c.mp.send_capacity() == 0 {
+                    break;
+                }
+                match c.mp.recv() {
+                    Some(d) => c.pending.push_back(d),
+                    None => break,
+                }
+            }
+            if c.peer_closed && c.pending.is_empty() && c.mp.readable() == 0 && !c.closed_called {
+                c.closed_called = true;
+                c.mp.close();
+            }
+            while let Some((sf, s)) = c.mp.poll_transmit(now) {
+                if let Some(&(l, r)) = c.addrs.get(sf) {
+                    Self::emit(l, r, &s, out);
+                }
+            }
+        }
+    }
+
+    pub fn next_timeout(&self) -> Option<Time> {
+        self.conns.iter().filter_map(|c| c.mp.next_timeout()).min()
+    }
+
+    pub fn on_timeout(&mut self, now: Time) {
+        for c in &mut self.conns {
+            if c.mp.next_timeout().is_some_and(|t| t <= now) {
+                c.mp.on_timeout(now);
+            }
+        }
+    }
+
+    /// Per connection: data-level state and per-subflow bytes (for logs).
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "mptcp-peer: echoed {} bytes, unknown-token joins {}, plain TCP SYNs {}\n",
+            self.echoed_bytes, self.joins_unknown_token, self.plain_tcp_syns
+        );
+        for c in &self.conns {
+            s.push_str(&format!("  conn {} {:?}\n", c.mp.describe(), c.mp.stats()));
+            for (i, sf) in c.mp.subflows().iter().enumerate() {
+                let (l, r) = c
+                    .addrs
+                    .get(i)
+                    .copied()
+                    .unwrap_or((IpAddr::from([0, 0, 0, 0]), IpAddr::from([0, 0, 0, 0])));
+                s.push_str(&format!(
+                    "    subflow {i} {l}->{r} {:?} usable {} bytes_acked {} bytes_received {}\n",
+                    sf.tcp.state(),
+                    sf.usable(),
+                    sf.tcp.stats().bytes_acked,
+                    sf.tcp.stats().bytes_received
+                ));
+            }
+        }
+        s
+    }
+}
