@@ -85,6 +85,12 @@ pub struct Stats {
     pub reinjected_bytes: u64,
     /// Data-level retransmission timeouts (RFC 8684 §3.3.6).
     pub data_rtos: u64,
+    /// Connections that fell back to plain TCP (RFC 8684 §3.7).
+    pub fallbacks: u64,
+    /// MP_FASTCLOSE received with our key (RFC 8684 §3.5).
+    pub fastcloses_rx: u64,
+    /// MP_FASTCLOSE with a key that is not ours: ignored.
+    pub fastcloses_bad_key: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub options_malformed: u64,
@@ -169,6 +175,11 @@ pub struct MpConnection<C: Chunk> {
     subflows: Vec<Subflow<C>>,
     sched: Box<dyn Scheduler>,
     established: bool,
+    /// RFC 8684 §3.7: the peer (or a middlebox stripping options) did not
+    /// do MPTCP: the first subflow carries the data as plain TCP.
+    fallback: bool,
+    /// The next ACK carries MP_FASTCLOSE, then the subflow resets.
+    fastclose_pending: bool,
     /// The client keeps sending MP_CAPABLE until the server's first DSS.
     peer_has_keys: bool,
     // data-level send
@@ -232,6 +243,8 @@ impl<C: Chunk> MpConnection<C> {
             subflows: vec![first],
             sched,
             established: false,
+            fallback: false,
+            fastclose_pending: false,
             peer_has_keys: false,
             dq,
             snd_una: local_idsn + 1,
@@ -341,6 +354,9 @@ impl<C: Chunk> MpConnection<C> {
     }
     pub fn is_established(&self) -> bool {
         self.established
+    }
+    pub fn is_fallback(&self) -> bool {
+        self.fallback
     }
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -484,6 +500,33 @@ impl<C: Chunk> MpConnection<C> {
         self.fin_queued = true;
     }
 
+    /// MP_FASTCLOSE (RFC 8684 §3.5): the peer's key on an ACK of one
+    /// subflow, RST on the others; everything is dropped.
+    pub fn abort(&mut self) {
+        if self.closed {
+            return;
+        }
+        let carrier = self.subflows.iter().position(|s| s.usable());
+        match (carrier, self.remote_key, self.fallback) {
+            (Some(c), Some(_), false) => {
+                self.fastclose_pending = true;
+                self.subflows[c].tcp.force_ack();
+                for (i, s) in self.subflows.iter_mut().enumerate() {
+                    if i != c {
+                        s.tcp.abort();
+                    }
+                }
+            }
+            _ => {
+                for s in &mut self.subflows {
+                    s.tcp.abort();
+                }
+            }
+        }
+        self.closed = true;
+        self.events.push_back(Event::Closed);
+    }
+
     fn data_ack(&self) -> u64 {
         self.remote_idsn
             .wrapping_add(1)
@@ -512,11 +555,29 @@ impl<C: Chunk> MpConnection<C> {
             }
             None => None,
         };
+        if opt.is_none()
+            && self.role == Role::Client
+            && self.subflows[i].kind == Kind::Initial
+            && h.syn()
+            && h.ack_flag()
+            && !self.established
+        {
+            // the SYN/ACK came back without MP_CAPABLE: plain TCP (§3.7)
+            self.fallback = true;
+            self.stats.fallbacks += 1;
+        }
         if let Some(o) = opt {
+            if self.fallback || self.subflows[i].failed {
+                // options on a fallen-back connection are ignored
+                self.subflows[i].tcp.handle_segment(now, seg);
+                self.after_tcp(i);
+                return;
+            }
             if !self.handle_option(i, &h, &o, seg.payload.len()) {
                 // bad HMAC: reset this subflow (RFC 8684 §3.2)
-                self.subflows[i].tcp.abort();
+                self.subflows[i].tcp.reject(&h);
                 self.subflows[i].failed = true;
+                self.subflows[i].usable = false;
                 return;
             }
         }
@@ -549,6 +610,24 @@ impl<C: Chunk> MpConnection<C> {
                         }
                     }
                     _ => {}
+                }
+                true
+            }
+            MptcpOption::FastClose { receiver_key } => {
+                if receiver_key != self.local_key {
+                    self.stats.fastcloses_bad_key += 1;
+                    return true;
+                }
+                // RFC 8684 §3.5: reset every subflow, the connection is gone
+                self.stats.fastcloses_rx += 1;
+                for s in &mut self.subflows {
+                    s.tcp.abort();
+                    s.failed = true;
+                    s.usable = false;
+                }
+                if !self.closed {
+                    self.closed = true;
+                    self.events.push_back(Event::Closed);
                 }
                 true
             }
@@ -710,7 +789,7 @@ impl<C: Chunk> MpConnection<C> {
             match e {
                 TcpEvent::Connected => {
                     if self.subflows[i].kind == Kind::Initial
-                        && self.remote_key.is_some()
+                        && (self.remote_key.is_some() || self.fallback)
                         && !self.established
                     {
                         self.established = true;
@@ -793,6 +872,23 @@ impl<C: Chunk> MpConnection<C> {
                 return;
             }
             let Some(c) = s.tcp.recv() else { return };
+            if self.fallback {
+                // the subflow byte stream is the data stream
+                let at = (s.rx_next - (s.tcp.irs() + 1)) as u64;
+                s.rx_next = s.rx_next + c.len();
+                if let Insert::InOrder(k) = self.rq.insert(at, c) {
+                    self.stats.bytes_received += k as u64;
+                    self.events.push_back(Event::Readable);
+                }
+                if s.tcp.state() == TcpState::CloseWait
+                    && !self.peer_closed
+                    && s.tcp.readable() == 0
+                {
+                    self.peer_closed = true;
+                    self.events.push_back(Event::PeerClosed);
+                }
+                continue;
+            }
             let mut off = 0usize;
             while off < c.len() {
                 let pos = s.rx_next;
@@ -906,6 +1002,38 @@ impl<C: Chunk> MpConnection<C> {
 
     /// Hands data-level bytes to subflows as the scheduler decides.
     fn pump(&mut self) {
+        if self.fallback {
+            // plain TCP: hand everything to the first subflow, no mappings;
+            // what it acknowledges is acknowledged at the data level
+            let s = &mut self.subflows[0];
+            let acked = self.local_idsn + 1 + s.tcp.stats().bytes_acked;
+            if acked > self.snd_una {
+                self.dq.ack_to(Seq(acked as u32));
+                self.stats.bytes_sent += acked - self.snd_una;
+                self.snd_una = acked;
+            }
+            let end = self.snd_una + self.dq.len() as u64;
+            while self.snd_nxt < end && s.tcp.send_capacity() > 0 {
+                let g = self
+                    .dq
+                    .gather(Seq(self.snd_nxt as u32), (end - self.snd_nxt) as usize);
+                let Some(chunk) = g.parts().next().cloned() else {
+                    break;
+                };
+                let took = s.tcp.send(chunk);
+                if took == 0 {
+                    break;
+                }
+                self.snd_nxt += took as u64;
+            }
+            if self.fin_queued
+                && self.snd_nxt == end
+                && matches!(s.tcp.state(), TcpState::Established | TcpState::CloseWait)
+            {
+                s.tcp.close();
+            }
+            return;
+        }
         loop {
             let (dsn, len) = match self.reinject.front().copied() {
                 Some((d, l)) if d + l as u64 <= self.snd_una => {
@@ -1001,7 +1129,8 @@ impl<C: Chunk> MpConnection<C> {
         if self.established {
             self.pump();
             // DATA_FIN once every byte has been handed to a subflow
-            if self.fin_queued
+            if !self.fallback
+                && self.fin_queued
                 && self.fin_dsn.is_none()
                 && self.snd_nxt == self.snd_una + self.dq.len() as u64
                 && self.reinject.is_empty()
@@ -1035,7 +1164,20 @@ impl<C: Chunk> MpConnection<C> {
     }
 
     fn decorate(&mut self, i: usize, seg: &mut Segment<C>) {
+        if self.fallback {
+            return;
+        }
         let h = seg.hdr;
+        if self.fastclose_pending && !h.syn() && !h.rst() {
+            if let Some(rk) = self.remote_key {
+                self.fastclose_pending = false;
+                seg.hdr.opts.mptcp = raw(&MptcpOption::FastClose { receiver_key: rk });
+                seg.hdr.opts.sack_n = 0;
+                // then this subflow resets too
+                self.subflows[i].tcp.abort();
+                return;
+            }
+        }
         let s = &self.subflows[i];
         let opt = match (h.syn(), h.ack_flag(), s.kind) {
             (true, false, Kind::Initial) => Some(MptcpOption::Capable {

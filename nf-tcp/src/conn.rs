@@ -472,6 +472,21 @@ impl<C: Chunk> Connection<C> {
         self.enter_closed(Event::Closed);
     }
 
+    /// Refuses the connection in answer to `hdr` (e.g. an MP_JOIN with a bad
+    /// HMAC, RFC 8684 §3.2): a RST built as RFC 9293 §3.10.7.1 says, and the
+    /// connection is closed.
+    pub fn reject(&mut self, hdr: &Header) {
+        self.rst_pending = Some(if hdr.ack_flag() {
+            (hdr.ack, None)
+        } else {
+            (
+                Seq(0),
+                Some(hdr.seq + (usize::from(hdr.syn()) + usize::from(hdr.fin()))),
+            )
+        });
+        self.enter_closed(Event::Reset);
+    }
+
     /// Ask for an ACK now (the MPTCP owner uses it to carry a DATA_ACK).
     pub fn force_ack(&mut self) {
         if !matches!(self.state, State::Closed | State::SynSent) {
