@@ -433,12 +433,17 @@ impl<C: Chunk> Connection<C> {
 
     /// The next chunk of in-order received data.
     pub fn recv(&mut self) -> Option<C> {
-        let before = self.recvq.window();
+        let free = |c: &Self| {
+            c.window_limit
+                .map_or(c.recvq.window(), |l| l.min(c.recvq.window()))
+        };
+        let before = free(self);
         let c = self.recvq.pop()?;
         // RFC 9293 §3.8.6.2.2: announce the opened window once it grew by
-        // min(buffer/2, MSS) from what the peer last saw.
-        let adv_left = self.rcv_adv - self.rcv_nxt;
-        let now_wnd = self.recvq.window();
+        // min(buffer/2, MSS) from what the peer last saw (and only then: an
+        // update that changes nothing would look like a duplicate ACK).
+        let adv_left = self.rcv_adv.max(self.rcv_nxt) - self.rcv_nxt;
+        let now_wnd = free(self);
         if now_wnd > before
             && now_wnd.saturating_sub(adv_left)
                 >= (self.recvq.cap() / 2).min(usize::from(self.cfg.mss))
@@ -832,6 +837,7 @@ impl<C: Chunk> Connection<C> {
             if fin_acked {
                 acked = acked.saturating_sub(1);
             }
+            let flight_before = self.snd_nxt - self.snd_una;
             self.sendq.ack_to(ack.min(self.sendq.end()));
             self.snd_una = ack;
             self.sb.trim(ack);
@@ -862,8 +868,12 @@ impl<C: Chunk> Connection<C> {
                 }
                 None => {
                     self.hystart_sample(now, h, ack);
-                    self.cc
-                        .on_ack(now, acked, self.rtt.srtt(), self.rtt.min_rtt());
+                    // RFC 7661: grow the window only while it is used (an
+                    // application-limited sender would inflate it forever)
+                    if 2 * flight_before >= self.cc.window() {
+                        self.cc
+                            .on_ack(now, acked, self.rtt.srtt(), self.rtt.min_rtt());
+                    }
                 }
             }
             if self.snd_una == self.snd_nxt {
