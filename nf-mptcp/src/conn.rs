@@ -17,6 +17,7 @@ use nf_tcp::{
     Connection as Tcp, Event as TcpEvent, Header, Incoming, RawOpt, Segment, Seq, State as TcpState,
 };
 use std::collections::VecDeque;
+use std::net::IpAddr;
 
 /// Which end of the connection we are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +71,14 @@ pub enum Event {
     SubflowDown(usize),
     /// The peer sent DATA_FIN.
     PeerClosed,
+    /// The peer announced an address (ADD_ADDR, HMAC verified).
+    AddrAdvertised {
+        id: u8,
+        addr: IpAddr,
+        port: Option<u16>,
+    },
+    /// The peer withdrew an address (REMOVE_ADDR).
+    AddrRemoved { id: u8 },
     /// Everything closed.
     Closed,
 }
@@ -91,6 +100,11 @@ pub struct Stats {
     pub fastcloses_rx: u64,
     /// MP_FASTCLOSE with a key that is not ours: ignored.
     pub fastcloses_bad_key: u64,
+    /// ADD_ADDR whose HMAC did not verify (RFC 8684 §3.4.1): ignored.
+    pub add_addr_bad_hmac: u64,
+    pub add_addr_rx: u64,
+    pub add_addr_tx: u64,
+    pub remove_addr_rx: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub options_malformed: u64,
@@ -180,6 +194,15 @@ pub struct MpConnection<C: Chunk> {
     fallback: bool,
     /// The next ACK carries MP_FASTCLOSE, then the subflow resets.
     fastclose_pending: bool,
+    /// Our announcements: (id, addr, port, done (echoed or given up), next
+    /// retransmission, transmissions).
+    announced: Vec<(u8, IpAddr, Option<u16>, bool, Time, u8)>,
+    /// Echoes we owe the peer for its ADD_ADDRs.
+    echoes: VecDeque<(u8, IpAddr, Option<u16>)>,
+    /// REMOVE_ADDR ids to send.
+    removals: Vec<u8>,
+    /// MP_PRIO to send: (subflow, backup).
+    prio: Vec<(usize, bool)>,
     /// The client keeps sending MP_CAPABLE until the server's first DSS.
     peer_has_keys: bool,
     // data-level send
@@ -212,6 +235,9 @@ pub struct MpConnection<C: Chunk> {
     closed: bool,
 }
 
+/// ADD_ADDR transmissions before giving up on an echo.
+const ADD_ADDR_TRIES: u8 = 5;
+
 /// Out-of-order chunks the data level holds at most.
 const RQ_SEGMENTS: usize = 65536;
 
@@ -231,7 +257,10 @@ impl<C: Chunk> MpConnection<C> {
         first: Subflow<C>,
     ) -> Self {
         let local_idsn = crypto::idsn(local_key);
-        let mut dq = SendQueue::new(Seq((local_idsn + 1) as u32), cfg.send_buffer);
+        // Data sequence numbers are kept as offsets from IDSN + 1 (our own
+        // and the peer's); the wire value is the offset plus IDSN + 1,
+        // modulo 2^64, so no arithmetic here can overflow.
+        let mut dq = SendQueue::new(Seq(0), cfg.send_buffer);
         dq.set_max_parts(1);
         MpConnection {
             cfg,
@@ -245,10 +274,14 @@ impl<C: Chunk> MpConnection<C> {
             established: false,
             fallback: false,
             fastclose_pending: false,
+            announced: Vec::new(),
+            echoes: VecDeque::new(),
+            removals: Vec::new(),
+            prio: Vec::new(),
             peer_has_keys: false,
             dq,
-            snd_una: local_idsn + 1,
-            snd_nxt: local_idsn + 1,
+            snd_una: 0,
+            snd_nxt: 0,
             reinject: VecDeque::new(),
             peer_edge: None,
             drto_at: None,
@@ -378,15 +411,15 @@ impl<C: Chunk> MpConnection<C> {
             self.established,
             self.drto_at,
             self.now,
-            self.snd_una.wrapping_sub(self.local_idsn),
-            self.snd_nxt.wrapping_sub(self.local_idsn),
+            self.snd_una,
+            self.snd_nxt,
             self.dq.len(),
             self.reinject.len(),
             self.fin_queued,
-            self.fin_dsn.map(|f| f.wrapping_sub(self.local_idsn)),
+            self.fin_dsn,
             self.fin_acked,
             self.rq.next(),
-            self.rcv_fin.map(|f| f.wrapping_sub(self.remote_idsn)),
+            self.rcv_fin,
             self.peer_closed,
             self.closed
         )
@@ -500,6 +533,29 @@ impl<C: Chunk> MpConnection<C> {
         self.fin_queued = true;
     }
 
+    /// Announces one of our addresses with ADD_ADDR (RFC 8684 §3.4.1),
+    /// repeated until the peer echoes it.
+    pub fn announce(&mut self, id: u8, addr: IpAddr, port: Option<u16>) {
+        self.announced.retain(|a| a.0 != id);
+        self.announced.push((id, addr, port, false, 0, 0));
+    }
+
+    /// Withdraws an announced address (REMOVE_ADDR, RFC 8684 §3.4.2).
+    pub fn withdraw(&mut self, id: u8) {
+        self.announced.retain(|a| a.0 != id);
+        if !self.removals.contains(&id) {
+            self.removals.push(id);
+        }
+    }
+
+    /// Asks the peer to treat a subflow as backup or not (MP_PRIO, §3.3.8).
+    pub fn set_backup(&mut self, subflow: usize, backup: bool) {
+        if let Some(s) = self.subflows.get_mut(subflow) {
+            s.backup = backup;
+            self.prio.push((subflow, backup));
+        }
+    }
+
     /// MP_FASTCLOSE (RFC 8684 §3.5): the peer's key on an ACK of one
     /// subflow, RST on the others; everything is dropped.
     pub fn abort(&mut self) {
@@ -606,11 +662,66 @@ impl<C: Chunk> MpConnection<C> {
                         if let (Some(len), true) = (data_len, payload > 0) {
                             // MP_CAPABLE with data: DSN = IDSN + 1 at the
                             // segment's subflow sequence number
-                            self.add_rx_map(i, h.seq, self.remote_idsn + 1, usize::from(len));
+                            self.add_rx_map(i, h.seq, 0, usize::from(len));
                         }
                     }
                     _ => {}
                 }
+                true
+            }
+            MptcpOption::AddAddr {
+                echo: true,
+                addr_id,
+                ..
+            } => {
+                for a in &mut self.announced {
+                    if a.0 == addr_id {
+                        a.3 = true;
+                    }
+                }
+                true
+            }
+            MptcpOption::AddAddr {
+                echo: false,
+                addr_id,
+                addr,
+                port,
+                hmac,
+            } => {
+                let Some(rk) = self.remote_key else {
+                    return true;
+                };
+                if hmac
+                    != Some(crypto::add_addr_hmac(
+                        rk,
+                        self.local_key,
+                        addr_id,
+                        addr,
+                        port,
+                    ))
+                {
+                    self.stats.add_addr_bad_hmac += 1;
+                    return true;
+                }
+                self.stats.add_addr_rx += 1;
+                self.events.push_back(Event::AddrAdvertised {
+                    id: addr_id,
+                    addr,
+                    port,
+                });
+                self.echoes.push_back((addr_id, addr, port));
+                true
+            }
+            MptcpOption::RemoveAddr { .. } => {
+                for id in o.removed_ids() {
+                    self.stats.remove_addr_rx += 1;
+                    self.events.push_back(Event::AddrRemoved { id: *id });
+                }
+                true
+            }
+            MptcpOption::Prio { backup } => {
+                // the subflow this arrived on changes priority (RFC 8684 §3.3.8)
+                self.subflows[i].backup = backup;
                 true
             }
             MptcpOption::FastClose { receiver_key } => {
@@ -688,29 +799,45 @@ impl<C: Chunk> MpConnection<C> {
                     self.events.push_back(Event::SubflowUp(i));
                 }
                 if let Some(a) = data_ack {
+                    let local_base = self.local_idsn.wrapping_add(1);
                     let a = if ack64 {
                         a
                     } else {
-                        widen(self.snd_una, a as u32)
+                        widen(local_base.wrapping_add(self.snd_una), a as u32)
                     };
+                    let a = a.wrapping_sub(local_base);
                     self.on_data_ack(a);
+                    if !h.syn() && a <= self.snd_nxt + 1 {
+                        let wnd = usize::from(h.window) << self.subflows[i].tcp.peer_window_shift();
+                        self.peer_edge = Some(a.max(self.snd_una) + wnd as u64);
+                    }
                 }
                 if let Some(m) = mapping {
+                    let remote_base = self.remote_idsn.wrapping_add(1);
                     let dsn = if m.dsn64 {
                         m.dsn
                     } else {
                         widen(self.data_ack(), m.dsn as u32)
                     };
+                    let off = dsn.wrapping_sub(remote_base);
+                    // a mapping far from where the data level stands is
+                    // invalid (RFC 8684 §3.3.1): ignore it rather than let it
+                    // pin memory
+                    let rel = off.wrapping_sub(self.rq.next()) as i64;
+                    if rel < -(1i64 << 32) || rel > 4 * self.cfg.recv_buffer as i64 {
+                        self.stats.mappings_invalid += 1;
+                        return true;
+                    }
                     let data_len = usize::from(m.len).saturating_sub(usize::from(
                         data_fin && m.len > 0 && payload < usize::from(m.len),
                     ));
                     if data_fin {
-                        self.rcv_fin = Some(dsn + data_len as u64);
+                        self.rcv_fin = Some(off.wrapping_add(data_len as u64));
                     }
                     if data_len > 0 {
                         // the subflow sequence number is relative to its ISN
                         let irs = self.subflows[i].tcp.irs();
-                        self.add_rx_map(i, irs + m.ssn as usize, dsn, data_len);
+                        self.add_rx_map(i, irs + m.ssn as usize, off, data_len);
                     }
                 }
                 self.check_fin();
@@ -734,13 +861,15 @@ impl<C: Chunk> MpConnection<C> {
         }
         // the common case: the next segment continues the last mapping
         if let Some(last) = s.rx.back_mut() {
-            if last.ssn + last.len == ssn && last.dsn + last.len as u64 == dsn {
+            if last.ssn + last.len == ssn && last.dsn.wrapping_add(last.len as u64) == dsn {
                 last.len += len;
                 return;
             }
         }
         if s.rx.iter().any(|m| {
-            ssn.ge(m.ssn) && (ssn + len).le(m.ssn + m.len) && m.dsn + (ssn - m.ssn) as u64 == dsn
+            ssn.ge(m.ssn)
+                && (ssn + len).le(m.ssn + m.len)
+                && m.dsn.wrapping_add((ssn - m.ssn) as u64) == dsn
         }) {
             return; // covered by a known mapping
         }
@@ -903,8 +1032,7 @@ impl<C: Chunk> MpConnection<C> {
                     break;
                 };
                 let n = (c.len() - off).min((m.ssn + m.len) - pos);
-                let dsn = m.dsn + (pos - m.ssn) as u64;
-                let at = dsn.wrapping_sub(self.remote_idsn.wrapping_add(1));
+                let at = m.dsn.wrapping_add((pos - m.ssn) as u64);
                 let part = c.slice(off, off + n);
                 match self.rq.insert(at, part) {
                     Insert::InOrder(k) => {
@@ -925,12 +1053,7 @@ impl<C: Chunk> MpConnection<C> {
 
     fn check_fin(&mut self) {
         if let Some(f) = self.rcv_fin {
-            if !self.peer_closed
-                && f == self
-                    .remote_idsn
-                    .wrapping_add(1)
-                    .wrapping_add(self.rq.next())
-            {
+            if !self.peer_closed && f == self.rq.next() {
                 self.peer_closed = true;
                 self.events.push_back(Event::PeerClosed);
                 for s in &mut self.subflows {
@@ -1006,7 +1129,7 @@ impl<C: Chunk> MpConnection<C> {
             // plain TCP: hand everything to the first subflow, no mappings;
             // what it acknowledges is acknowledged at the data level
             let s = &mut self.subflows[0];
-            let acked = self.local_idsn + 1 + s.tcp.stats().bytes_acked;
+            let acked = s.tcp.stats().bytes_acked;
             if acked > self.snd_una {
                 self.dq.ack_to(Seq(acked as u32));
                 self.stats.bytes_sent += acked - self.snd_una;
@@ -1090,7 +1213,7 @@ impl<C: Chunk> MpConnection<C> {
                     let mpc = self.role == Role::Client
                         && !self.peer_has_keys
                         && s.kind == Kind::Initial
-                        && dsn == self.local_idsn + 1;
+                        && dsn == 0;
                     s.tx.push_back(TxMap {
                         ssn,
                         dsn,
@@ -1151,6 +1274,11 @@ impl<C: Chunk> MpConnection<C> {
                 }
             }
         }
+        if self.established && !self.fallback && self.control_due(now) {
+            if let Some(s) = self.subflows.iter_mut().find(|s| s.usable()) {
+                s.tcp.force_ack();
+            }
+        }
         let n = self.subflows.len();
         for k in 0..n {
             let i = (self.next_poll + k) % n;
@@ -1163,9 +1291,76 @@ impl<C: Chunk> MpConnection<C> {
         None
     }
 
+    /// Whether an ADD_ADDR, echo, REMOVE_ADDR or MP_PRIO is waiting.
+    fn control_due(&self, now: Time) -> bool {
+        !self.echoes.is_empty()
+            || !self.removals.is_empty()
+            || !self.prio.is_empty()
+            || self.announced.iter().any(|a| !a.3 && a.4 <= now)
+    }
+
+    /// The control option a pure ACK of subflow `i` should carry, if any.
+    fn control_option(&mut self, i: usize) -> Option<MptcpOption> {
+        let now = self.now;
+        if let Some((id, addr, port)) = self.echoes.pop_front() {
+            return Some(MptcpOption::AddAddr {
+                echo: true,
+                addr_id: id,
+                addr,
+                port,
+                hmac: None,
+            });
+        }
+        if !self.removals.is_empty() {
+            let n = self.removals.len().min(32);
+            let mut ids = [0u8; 32];
+            ids[..n].copy_from_slice(&self.removals[..n]);
+            self.removals.drain(..n);
+            return Some(MptcpOption::RemoveAddr {
+                count: n as u8,
+                ids,
+            });
+        }
+        if let Some(p) = self.prio.iter().position(|(s, _)| *s == i) {
+            let (_, backup) = self.prio.remove(p);
+            return Some(MptcpOption::Prio { backup });
+        }
+        let rk = self.remote_key?;
+        let lk = self.local_key;
+        let srtt = self.subflows[i].tcp.srtt().unwrap_or(100_000_000);
+        let a = self.announced.iter_mut().find(|a| !a.3 && a.4 <= now)?;
+        // resend until echoed (RFC 8684 §3.4.1), a bounded number of times
+        a.5 += 1;
+        a.3 = a.5 >= ADD_ADDR_TRIES;
+        a.4 = now + (2 * srtt).max(200_000_000) * u64::from(a.5);
+        self.stats.add_addr_tx += 1;
+        Some(MptcpOption::AddAddr {
+            echo: false,
+            addr_id: a.0,
+            addr: a.1,
+            port: a.2,
+            hmac: Some(crypto::add_addr_hmac(lk, rk, a.0, a.1, a.2)),
+        })
+    }
+
     fn decorate(&mut self, i: usize, seg: &mut Segment<C>) {
         if self.fallback {
             return;
+        }
+        if self.established
+            && seg.payload.is_empty()
+            && !seg.hdr.syn()
+            && !seg.hdr.rst()
+            && !self.fastclose_pending
+            && self.subflows[i].usable()
+        {
+            if let Some(o) = self.control_option(i) {
+                seg.hdr.opts.sack_n = 0;
+                if o.len() <= seg.hdr.option_space_left() {
+                    seg.hdr.opts.mptcp = raw(&o);
+                    return;
+                }
+            }
         }
         let h = seg.hdr;
         if self.fastclose_pending && !h.syn() && !h.rst() {
@@ -1262,7 +1457,10 @@ impl<C: Chunk> MpConnection<C> {
                     _ => {
                         let iss = s.tcp.iss();
                         let mapping = map.map(|m| Mapping {
-                            dsn: m.dsn + (h.seq - m.ssn) as u64,
+                            dsn: self
+                                .local_idsn
+                                .wrapping_add(1)
+                                .wrapping_add(m.dsn + (h.seq - m.ssn) as u64),
                             dsn64: true,
                             // RFC 8684 §3.3.1: relative to the subflow's ISN (the first data
                             // byte has SSN 1, as Linux expects)
@@ -1273,7 +1471,7 @@ impl<C: Chunk> MpConnection<C> {
                         // DATA_FIN rides on pure ACKs until acknowledged
                         let fin = match (mapping, self.fin_dsn, self.fin_acked) {
                             (None, Some(f), false) if s.usable() => Some(Mapping {
-                                dsn: f,
+                                dsn: self.local_idsn.wrapping_add(1).wrapping_add(f),
                                 dsn64: true,
                                 ssn: 0,
                                 len: 1,
@@ -1310,11 +1508,19 @@ impl<C: Chunk> MpConnection<C> {
         let drto = self
             .drto_at
             .filter(|_| !self.closed && self.snd_nxt > self.snd_una);
+        let ann = self
+            .announced
+            .iter()
+            .filter(|a| !a.3)
+            .map(|a| a.4)
+            .min()
+            .filter(|_| self.established && !self.closed);
         self.subflows
             .iter()
             .filter_map(|s| s.tcp.next_timeout())
             .chain(fin)
             .chain(drto)
+            .chain(ann)
             .min()
     }
 

@@ -301,3 +301,79 @@ fn stripped_mp_capable_falls_back_to_tcp() {
     );
     assert!(got == data, "payload differs");
 }
+
+#[test]
+fn add_addr_is_verified_echoed_and_removed() {
+    let (mut now, mut c, mut s) = established();
+    let v6: std::net::IpAddr = "2001:db8:c::1".parse().unwrap();
+    s.announce(1, v6, None);
+    let mut s = Some(s);
+    run(&mut now, &mut c, &mut s, &mut no_tamper());
+    let events: Vec<Event> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert!(
+        events.contains(&Event::AddrAdvertised {
+            id: 1,
+            addr: v6,
+            port: None
+        }),
+        "{events:?}"
+    );
+    assert_eq!(c.stats().add_addr_rx, 1);
+    assert_eq!(
+        s.as_ref().unwrap().stats().add_addr_tx,
+        1,
+        "the echo stopped the retransmissions"
+    );
+    // REMOVE_ADDR
+    s.as_mut().unwrap().withdraw(1);
+    run(&mut now, &mut c, &mut s, &mut no_tamper());
+    assert!(std::iter::from_fn(|| c.poll_event()).any(|e| e == Event::AddrRemoved { id: 1 }));
+    assert_eq!(c.stats().remove_addr_rx, 1);
+}
+
+#[test]
+fn add_addr_with_a_bad_hmac_is_ignored_and_retransmitted() {
+    let (mut now, mut c, mut s) = established();
+    s.announce(2, "198.51.100.7".parse().unwrap(), Some(5201));
+    let mut s = Some(s);
+    run(&mut now, &mut c, &mut s, &mut |from_client, _, seg| {
+        if !from_client {
+            rewrite(seg, |o| match o {
+                MptcpOption::AddAddr {
+                    echo: false,
+                    addr_id,
+                    addr,
+                    port,
+                    hmac,
+                } => MptcpOption::AddAddr {
+                    echo: false,
+                    addr_id,
+                    addr,
+                    port,
+                    hmac: hmac.map(|h| !h),
+                },
+                x => x,
+            });
+        }
+    });
+    assert!(c.stats().add_addr_bad_hmac >= 2, "{:?}", c.stats());
+    assert_eq!(c.stats().add_addr_rx, 0);
+    assert!(
+        !std::iter::from_fn(|| c.poll_event()).any(|e| matches!(e, Event::AddrAdvertised { .. }))
+    );
+    let tx = s.unwrap().stats().add_addr_tx;
+    assert!(
+        (2..=5).contains(&tx),
+        "not echoed: sent again, a bounded number of times ({tx})"
+    );
+}
+
+#[test]
+fn mp_prio_marks_the_subflow_backup_at_the_peer() {
+    let (mut now, mut c, s) = established();
+    assert!(!s.subflows()[0].backup);
+    c.set_backup(0, true);
+    let mut s = Some(s);
+    run(&mut now, &mut c, &mut s, &mut no_tamper());
+    assert!(s.unwrap().subflows()[0].backup);
+}

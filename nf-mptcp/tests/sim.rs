@@ -56,3 +56,20 @@ fn fixed_path_failure_mid_transfer_completes_on_cellular() {
         assert!(gap <= 2 * SEC, "{who} stalled {gap} ns");
     }
 }
+
+#[test]
+fn two_percent_loss_on_the_cellular_path() {
+    let mut s = setup(4, MB20, || Box::new(MinRtt));
+    let (u, d) = (s.up[1], s.down[1]);
+    s.sim.link(u).loss = 0.02;
+    s.sim.link(d).loss = 0.02;
+    s.run(600 * SEC);
+    assert!(s.done(MB20), "{}", s.describe());
+    let c = &s.client.conn;
+    assert!(
+        c.subflows()[1].tcp.stats().retransmits > 0,
+        "losses were repaired on the subflow"
+    );
+    // the lossy path keeps a small window but still carries data
+    assert!(c.subflows()[1].bytes_sent() > 100_000, "{}", s.describe());
+}
