@@ -377,3 +377,32 @@ fn mp_prio_marks_the_subflow_backup_at_the_peer() {
     run(&mut now, &mut c, &mut s, &mut no_tamper());
     assert!(s.unwrap().subflows()[0].backup);
 }
+
+#[test]
+fn hostile_dsn_and_data_ack_values_are_rejected_not_trusted() {
+    let (mut now, mut c, mut s) = established();
+    // a mapping near the end of the 64-bit space and a DATA_ACK of unsent data
+    let hostile = MptcpOption::Dss {
+        data_fin: true,
+        data_ack: Some(u64::MAX - 3),
+        ack64: true,
+        mapping: Some(nf_mptcp::options::Mapping { dsn: u64::MAX - 5, dsn64: true, ssn: 1, len: 100, checksum: None }),
+    };
+    let (_, mut seg) = {
+        c.send(Bytes::new(vec![7; 100]));
+        c.poll_transmit(now).expect("a data segment")
+    };
+    let mut b = [0u8; 40];
+    let n = hostile.emit(&mut b);
+    seg.hdr.opts.mptcp = RawOpt::new(&b[..n]);
+    s.handle_segment(now, 0, to_incoming(&seg));
+    assert_eq!(s.stats().mappings_invalid, 1);
+    assert_eq!(s.stats().data_acks_invalid, 1);
+    assert_eq!(s.readable(), 0, "no data accepted under a bogus mapping");
+    // the connection goes on normally
+    let mut s = Some(s);
+    c.send(Bytes::new(vec![8; 1000]));
+    run(&mut now, &mut c, &mut s, &mut no_tamper());
+    let got: usize = std::iter::from_fn(|| s.as_mut().unwrap().recv()).map(|b| b.len()).sum();
+    assert_eq!(got, 1100);
+}
