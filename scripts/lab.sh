@@ -49,6 +49,7 @@ up() {
   # srv: IPv4-only servers
   ip netns exec srv sysctl -qw net.ipv6.conf.all.disable_ipv6=1
   ip netns exec srv sysctl -qw net.mptcp.enabled=1 || true
+  ip -n srv mptcp limits set subflows 4 add_addr_accepted 4 2>/dev/null || true
   ip -n srv addr add 198.51.100.2/24 dev srv0
   offloads_off srv srv0
   ip -n srv link set srv0 up

@@ -61,8 +61,19 @@ enum Cmd {
     MptcpPeer {
         #[arg(long, short)]
         config: PathBuf,
+        /// Echo server on this port.
+        #[arg(long, conflicts_with = "connect")]
+        echo: Option<u16>,
+        /// Client: connect here, send --bytes, verify the echo.
         #[arg(long)]
-        echo: u16,
+        connect: Option<std::net::SocketAddr>,
+        #[arg(long, default_value_t = 50_000_000)]
+        bytes: u64,
+        /// Client: join a second subflow from this local address.
+        #[arg(long)]
+        join_from: Option<std::net::IpAddr>,
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
     },
     /// Benchmarks.
     Bench {
@@ -170,7 +181,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::MptcpPeer { config, echo } => {
+        Cmd::MptcpPeer {
+            config,
+            echo,
+            connect,
+            bytes,
+            join_from,
+            timeout,
+        } => {
             let cfg = match nf_app::config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -178,11 +196,19 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match tcppeer::run(
-                cfg,
-                tcppeer::Engine::Mptcp(echo),
-                std::time::Duration::from_secs(3600),
-            ) {
+            let engine = match (echo, connect) {
+                (Some(port), None) => tcppeer::Engine::Mptcp(port),
+                (None, Some(remote)) => tcppeer::Engine::MptcpClient {
+                    remote,
+                    bytes,
+                    join_from,
+                },
+                _ => {
+                    eprintln!("hagw mptcp-peer: give --echo PORT or --connect ADDR:PORT");
+                    return ExitCode::from(2);
+                }
+            };
+            match tcppeer::run(cfg, engine, std::time::Duration::from_secs(timeout)) {
                 Ok(s) => {
                     println!("{s}");
                     ExitCode::SUCCESS

@@ -30,14 +30,22 @@ pub enum Engine {
     Tcp(Mode),
     /// MPTCP echo on this port.
     Mptcp(u16),
+    /// MPTCP client: connect, join a second subflow from `join_from`, send
+    /// `bytes` and verify the echo.
+    MptcpClient {
+        remote: std::net::SocketAddr,
+        bytes: u64,
+        join_from: Option<IpAddr>,
+    },
 }
 
 pub fn run(cfg: Config, engine: Engine, timeout: Duration) -> Result<String, String> {
     let mode = match engine {
         Engine::Tcp(m) => m,
         Engine::Mptcp(port) => Mode::Echo { port },
+        Engine::MptcpClient { remote, bytes, .. } => Mode::Client { remote, bytes },
     };
-    let mptcp = matches!(engine, Engine::Mptcp(_));
+    let mptcp = !matches!(engine, Engine::Tcp(_));
     crate::preflight::check(&cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -95,14 +103,18 @@ pub fn run(cfg: Config, engine: Engine, timeout: Duration) -> Result<String, Str
     let now0 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let mut peer: Box<dyn LocalPeer> = if mptcp {
-        Box::new(MptcpPeer::new(
-            mode_port(mode),
-            u64::from_le_bytes([
-                secret[0], secret[1], secret[2], secret[3], secret[4], secret[5], secret[6],
-                secret[7],
-            ]),
-        ))
+    let seed = u64::from_le_bytes([
+        secret[0], secret[1], secret[2], secret[3], secret[4], secret[5], secret[6], secret[7],
+    ]);
+    let mut peer: Box<dyn LocalPeer> = if let Engine::MptcpClient {
+        remote,
+        bytes,
+        join_from,
+    } = engine
+    {
+        Box::new(MptcpPeer::client(remote, local, join_from, bytes, seed))
+    } else if mptcp {
+        Box::new(MptcpPeer::new(mode_port(mode), seed))
     } else {
         Box::new(TcpPeer::new(
             mode,
@@ -167,7 +179,10 @@ pub fn run(cfg: Config, engine: Engine, timeout: Duration) -> Result<String, Str
     }
     drop(eal);
     match result {
-        Some(Ok(n)) => Ok(format!("tcp-peer: {n} bytes sent and echoed back intact")),
+        Some(Ok(n)) => Ok(format!(
+            "{}: {n} bytes sent and echoed back intact",
+            if mptcp { "mptcp-peer" } else { "tcp-peer" }
+        )),
         Some(Err(e)) => Err(format!("tcp-peer: {e}")),
         None => Ok(echoed
             .lines()

@@ -7,7 +7,10 @@
 //! over the cellular access, sends 50 MB and reads the 50 MB echo back
 //! (sha256 on both directions). The kernel counters prove MP_CAPABLE and
 //! MP_JOIN were used (no fallback), and the engine's log shows both
-//! subflows carried data. Needs root.
+//! subflows carried data. Then the roles swap: the engine connects to a
+//! Linux MPTCP echo server in ns srv from 198.51.100.1, joins a second
+//! subflow from 100.64.0.1, and sends 50 MB that must come back intact.
+//! Needs root.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -70,12 +73,96 @@ fn counter(nstat: &str, name: &str) -> u64 {
 }
 
 #[test]
-fn linux_mptcp_client_two_subflows_50_mb_each_way() {
+fn engine_and_linux_mptcp_50_mb_each_way_in_both_roles() {
     if !is_root() {
-        println!("SKIPPED linux_mptcp_client_two_subflows_50_mb_each_way: needs root (network namespaces, DPDK)");
+        println!("SKIPPED engine_and_linux_mptcp_50_mb_each_way_in_both_roles: needs root (network namespaces, DPDK)");
         return;
     }
     std::env::set_current_dir(root()).expect("cd");
+    engine_as_server();
+    engine_as_client();
+}
+
+fn engine_as_client() {
+    lab("up");
+    let mut guard = Guard(None);
+    let echo = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "srv",
+            "python3",
+            "scripts/xfer.py",
+            "echo-server",
+            "--mptcp",
+            "5004",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("Linux MPTCP echo server");
+    guard.0 = Some(echo);
+    std::thread::sleep(Duration::from_millis(500));
+    let hagw = env!("CARGO_BIN_EXE_hagw");
+    let o = ns(
+        "gw",
+        &[
+            hagw,
+            "mptcp-peer",
+            "--config",
+            "configs/lab.toml",
+            "--connect",
+            "198.51.100.2:5004",
+            "--bytes",
+            "50000000",
+            "--join-from",
+            "100.64.0.1",
+            "--timeout",
+            "120",
+        ],
+    );
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success(),
+        "engine → Linux MPTCP echo failed: {out}"
+    );
+    assert!(
+        out.contains("50000000 bytes sent and echoed back intact"),
+        "{out}"
+    );
+    let nstat = String::from_utf8_lossy(&ns("srv", &["nstat", "-az"]).stdout).into_owned();
+    assert!(counter(&nstat, "MPTcpExtMPCapableACKRX") >= 1, "{nstat}");
+    assert!(
+        counter(&nstat, "MPTcpExtMPJoinAckRx") >= 1,
+        "the server accepted our MP_JOIN\n{nstat}"
+    );
+    for fallback in [
+        "MPTcpExtDssFallback",
+        "MPTcpExtDSSNotMatching",
+        "MPTcpExtMPCapableFallbackACK",
+        "MPTcpExtInfiniteMapRx",
+    ] {
+        assert_eq!(counter(&nstat, fallback), 0, "{fallback}\n{nstat}");
+    }
+    let subflows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("subflow "))
+        .collect();
+    assert_eq!(subflows.len(), 2, "{out}");
+    assert!(
+        subflows
+            .iter()
+            .any(|l| l.contains("100.64.0.1->198.51.100.2")),
+        "{out}"
+    );
+    drop(guard);
+}
+
+fn engine_as_server() {
     lab("up");
     let mut guard = Guard(None);
     let hagw = env!("CARGO_BIN_EXE_hagw");

@@ -51,7 +51,7 @@ impl LocalPeer for crate::mptcppeer::MptcpPeer {
         crate::mptcppeer::MptcpPeer::on_timeout(self, now)
     }
     fn outcome(&self) -> Option<Result<u64, String>> {
-        None
+        crate::mptcppeer::MptcpPeer::outcome(self)
     }
     fn describe(&self) -> String {
         crate::mptcppeer::MptcpPeer::describe(self)

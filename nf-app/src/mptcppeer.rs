@@ -24,8 +24,22 @@ struct Conn {
     closed_called: bool,
 }
 
+/// The active side: connect, join a second subflow from another local
+/// address, send a pattern and verify its echo.
+struct ClientApp {
+    remote: std::net::SocketAddr,
+    join_from: Option<IpAddr>,
+    joined: bool,
+    total: u64,
+    sent: u64,
+    received: u64,
+    mismatch: Option<u64>,
+    closed: bool,
+}
+
 /// The endpoint.
 pub struct MptcpPeer {
+    client: Option<ClientApp>,
     port: u16,
     conns: Vec<Conn>,
     /// (remote address, remote port, local port) → (connection, subflow)
@@ -48,6 +62,7 @@ fn role_of(a: IpAddr) -> PathRole {
 impl MptcpPeer {
     pub fn new(port: u16, seed: u64) -> Self {
         MptcpPeer {
+            client: None,
             port,
             conns: Vec::new(),
             flows: HashMap::new(),
@@ -57,6 +72,68 @@ impl MptcpPeer {
             joins_unknown_token: 0,
             plain_tcp_syns: 0,
         }
+    }
+
+    /// An active endpoint: connects from `local` to `remote`, joins a second
+    /// subflow from `join_from`, sends `bytes` and verifies the echo.
+    pub fn client(
+        remote: std::net::SocketAddr,
+        local: IpAddr,
+        join_from: Option<IpAddr>,
+        bytes: u64,
+        seed: u64,
+    ) -> Self {
+        let mut p = Self::new(0, seed);
+        let secrets = Secrets {
+            key: p.rand64(),
+            seed: p.rand64(),
+        };
+        let lport = 40000 + (p.rand64() % 20000) as u16;
+        let iss = Seq(p.rand64() as u32);
+        let mp = MpConnection::client(
+            Config::default(),
+            secrets,
+            lport,
+            remote.port(),
+            iss,
+            role_of(local),
+            Box::new(MinRtt),
+        );
+        p.conns.push(Conn {
+            mp,
+            addrs: vec![(local, remote.ip())],
+            pending: VecDeque::new(),
+            peer_closed: false,
+            closed_called: false,
+        });
+        p.flows.insert((remote.ip(), remote.port(), lport), (0, 0));
+        p.client = Some(ClientApp {
+            remote,
+            join_from,
+            joined: false,
+            total: bytes,
+            sent: 0,
+            received: 0,
+            mismatch: None,
+            closed: false,
+        });
+        p
+    }
+
+    /// For the active side: `Some(Ok(bytes))` once the echo came back whole.
+    pub fn outcome(&self) -> Option<Result<u64, String>> {
+        let c = self.client.as_ref()?;
+        if let Some(at) = c.mismatch {
+            return Some(Err(format!("echoed byte {at} differs")));
+        }
+        let conn = self.conns.first()?;
+        if conn.mp.is_closed() && c.received < c.total {
+            return Some(Err(format!(
+                "connection closed after {} of {} bytes",
+                c.received, c.total
+            )));
+        }
+        (c.received == c.total && c.closed).then_some(Ok(c.received))
     }
 
     fn rand64(&mut self) -> u64 {
@@ -196,6 +273,10 @@ impl MptcpPeer {
 
     /// Runs the echo and emits every packet due now.
     pub fn poll(&mut self, now: Time, out: &mut impl FnMut(Vec<u8>)) {
+        if self.client.is_some() {
+            self.poll_client(now, out);
+            return;
+        }
         for c in &mut self.conns {
             while let Some(e) = c.mp.poll_event() {
                 if e == Event::PeerClosed {
@@ -227,6 +308,70 @@ impl MptcpPeer {
                 if let Some(&(l, r)) = c.addrs.get(sf) {
                     Self::emit(l, r, &s, out);
                 }
+            }
+        }
+    }
+
+    fn poll_client(&mut self, now: Time, out: &mut impl FnMut(Vec<u8>)) {
+        let join_port = 40000 + (self.rand64() % 20000) as u16;
+        let join_iss = Seq(self.rand64() as u32);
+        let (Some(app), Some(conn)) = (self.client.as_mut(), self.conns.first_mut()) else {
+            return;
+        };
+        while let Some(e) = conn.mp.poll_event() {
+            if e == Event::Closed {
+                app.closed = true;
+            }
+        }
+        if conn.mp.is_established() && !app.joined {
+            app.joined = true;
+            if let Some(l2) = app.join_from {
+                if let Some(sf) = conn.mp.join(
+                    join_port,
+                    app.remote.port(),
+                    join_iss,
+                    role_of(l2),
+                    false,
+                    1,
+                ) {
+                    conn.addrs.push((l2, app.remote.ip()));
+                    self.flows
+                        .insert((app.remote.ip(), app.remote.port(), join_port), (0, sf));
+                }
+            }
+        }
+        while let Some(d) = conn.mp.recv() {
+            for (k, &b) in d.as_slice().iter().enumerate() {
+                if b != crate::tcppeer::pattern(app.received + k as u64) && app.mismatch.is_none() {
+                    app.mismatch = Some(app.received + k as u64);
+                }
+            }
+            app.received += d.len() as u64;
+        }
+        if conn.mp.is_established() {
+            while app.sent < app.total {
+                let n = (app.total - app.sent)
+                    .min(64 * 1024)
+                    .min(conn.mp.send_capacity() as u64);
+                if n == 0 {
+                    break;
+                }
+                let v: Vec<u8> = (0..n)
+                    .map(|k| crate::tcppeer::pattern(app.sent + k))
+                    .collect();
+                app.sent += conn.mp.send(Bytes::new(v)) as u64;
+            }
+            if app.sent == app.total && app.received == app.total && !conn.closed_called {
+                conn.closed_called = true;
+                conn.mp.close();
+            }
+            if conn.closed_called && conn.mp.data_closed() {
+                app.closed = true;
+            }
+        }
+        while let Some((sf, s)) = conn.mp.poll_transmit(now) {
+            if let Some(&(l, r)) = conn.addrs.get(sf) {
+                Self::emit(l, r, &s, out);
             }
         }
     }

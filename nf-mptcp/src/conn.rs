@@ -507,6 +507,12 @@ impl<C: Chunk> MpConnection<C> {
         }
     }
 
+    /// Both DATA_FINs are through: our DATA_FIN was acknowledged and the
+    /// peer's received (RFC 8684 §3.3.3).
+    pub fn data_closed(&self) -> bool {
+        self.fin_acked && self.peer_closed
+    }
+
     /// In-order data waiting to be read.
     pub fn readable(&self) -> usize {
         self.rq.ready_bytes()
@@ -1442,7 +1448,9 @@ impl<C: Chunk> MpConnection<C> {
                             flags: CapFlags(CapFlags::H),
                             sender_key: Some(self.local_key),
                             receiver_key: Some(rk),
-                            data_len: Some(m.len as u16),
+                            // the mapping covers exactly this segment, like the DSS
+                            // mappings that follow (Linux checks they agree)
+                            data_len: Some(seg.payload.len() as u16),
                             checksum: None,
                         })
                     }

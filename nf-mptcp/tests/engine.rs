@@ -386,7 +386,13 @@ fn hostile_dsn_and_data_ack_values_are_rejected_not_trusted() {
         data_fin: true,
         data_ack: Some(u64::MAX - 3),
         ack64: true,
-        mapping: Some(nf_mptcp::options::Mapping { dsn: u64::MAX - 5, dsn64: true, ssn: 1, len: 100, checksum: None }),
+        mapping: Some(nf_mptcp::options::Mapping {
+            dsn: u64::MAX - 5,
+            dsn64: true,
+            ssn: 1,
+            len: 100,
+            checksum: None,
+        }),
     };
     let (_, mut seg) = {
         c.send(Bytes::new(vec![7; 100]));
@@ -403,6 +409,8 @@ fn hostile_dsn_and_data_ack_values_are_rejected_not_trusted() {
     let mut s = Some(s);
     c.send(Bytes::new(vec![8; 1000]));
     run(&mut now, &mut c, &mut s, &mut no_tamper());
-    let got: usize = std::iter::from_fn(|| s.as_mut().unwrap().recv()).map(|b| b.len()).sum();
+    let got: usize = std::iter::from_fn(|| s.as_mut().unwrap().recv())
+        .map(|b| b.len())
+        .sum();
     assert_eq!(got, 1100);
 }
