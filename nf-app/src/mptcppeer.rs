@@ -11,7 +11,7 @@ use nf_core::wire::{ip_proto, ipv4, ipv6};
 use nf_mptcp::conn::{Config, Event, MpConnection, Secrets};
 use nf_mptcp::options::MptcpOption;
 use nf_mptcp::scheduler::{MinRtt, PathRole};
-use nf_tcp::Seq;
+use nf_tcp::{RawOpt, Seq};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
@@ -45,6 +45,8 @@ pub struct MptcpPeer {
     /// (remote address, remote port, local port) → (connection, subflow)
     flows: HashMap<(IpAddr, u16, u16), (usize, usize)>,
     rng: u64,
+    /// RSTs owed for refused SYNs (sent at the next poll).
+    resets: Vec<(IpAddr, IpAddr, nf_tcp::Segment<Bytes>)>,
     pub echoed_bytes: u64,
     pub parse_errors: u64,
     pub joins_unknown_token: u64,
@@ -63,6 +65,7 @@ impl MptcpPeer {
     pub fn new(port: u16, seed: u64) -> Self {
         MptcpPeer {
             client: None,
+            resets: Vec::new(),
             port,
             conns: Vec::new(),
             flows: HashMap::new(),
@@ -215,7 +218,27 @@ impl MptcpPeer {
                     .position(|c| c.mp.local_token() == token && !c.mp.is_closed())
                 else {
                     // RFC 8684 §3.2: an unknown token is refused with a RST
-                    return self.joins_unknown_token += 1;
+                    self.joins_unknown_token += 1;
+                    let h = &seg.hdr;
+                    let rst = nf_tcp::Header {
+                        src_port: h.dst_port,
+                        dst_port: h.src_port,
+                        seq: Seq(0),
+                        ack: h.seq + 1,
+                        flags: nf_core::wire::tcp::flags::RST | nf_core::wire::tcp::flags::ACK,
+                        ..Default::default()
+                    };
+                    if self.resets.len() < 64 {
+                        self.resets.push((
+                            dst,
+                            src,
+                            nf_tcp::Segment {
+                                hdr: rst,
+                                payload: nf_tcp::Gather::default(),
+                            },
+                        ));
+                    }
+                    return;
                 };
                 let conn = &mut self.conns[ci];
                 if let Some(sf) = conn.mp.accept_join(&seg, iss, role_of(src)) {
@@ -273,6 +296,9 @@ impl MptcpPeer {
 
     /// Runs the echo and emits every packet due now.
     pub fn poll(&mut self, now: Time, out: &mut impl FnMut(Vec<u8>)) {
+        for (l, r, seg) in std::mem::take(&mut self.resets) {
+            Self::emit(l, r, &seg, out);
+        }
         if self.client.is_some() {
             self.poll_client(now, out);
             return;
@@ -412,5 +438,67 @@ impl MptcpPeer {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nf_core::wire::{ipv4, tcp};
+
+    fn syn_with(opt: MptcpOption) -> Vec<u8> {
+        let mut raw = [0u8; 40];
+        let n = opt.emit(&mut raw);
+        let mut h = nf_tcp::Header {
+            src_port: 40001,
+            dst_port: 7000,
+            seq: Seq(5),
+            flags: tcp::flags::SYN,
+            window: 1000,
+            ..Default::default()
+        };
+        h.opts.mptcp = RawOpt::new(&raw[..n]);
+        let seg = nf_tcp::Segment::<Bytes> {
+            hdr: h,
+            payload: nf_tcp::Gather::default(),
+        };
+        let (src, dst) = (IpAddr::from([100, 64, 0, 2]), IpAddr::from([192, 0, 2, 1]));
+        let t = nf_tcp::wirefmt::emit(&seg, src, dst);
+        let r = ipv4::Repr {
+            src: [100, 64, 0, 2].into(),
+            dst: [192, 0, 2, 1].into(),
+            protocol: ip_proto::TCP,
+            payload_len: t.len(),
+            ttl: 64,
+            dscp_ecn: 0,
+            ident: 0,
+            dont_frag: true,
+        };
+        let mut b = vec![0u8; 20 + t.len()];
+        r.emit(&mut b[..20]);
+        b[20..].copy_from_slice(&t);
+        b
+    }
+
+    #[test]
+    fn join_with_an_unknown_token_gets_a_rst_and_is_counted() {
+        let mut p = MptcpPeer::new(7000, 1);
+        p.on_packet(
+            0,
+            &syn_with(MptcpOption::JoinSyn {
+                backup: false,
+                addr_id: 1,
+                token: 0xdead_beef,
+                nonce: 9,
+            }),
+        );
+        assert_eq!(p.joins_unknown_token, 1);
+        let mut out = vec![];
+        p.poll(1, &mut |pkt| out.push(pkt));
+        assert_eq!(out.len(), 1);
+        let ip = ipv4::Packet::new_checked(&out[0][..]).unwrap();
+        let t = tcp::Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!(t.flags() & tcp::flags::RST, tcp::flags::RST);
+        assert_eq!((t.dst_port(), t.ack_number()), (40001, 6));
     }
 }
