@@ -11,7 +11,7 @@ use nf_core::wire::{ip_proto, ipv4, ipv6};
 use nf_mptcp::conn::{Config, Event, MpConnection, Secrets};
 use nf_mptcp::options::MptcpOption;
 use nf_mptcp::scheduler::{MinRtt, PathRole};
-use nf_tcp::{RawOpt, Seq};
+use nf_tcp::Seq;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
@@ -445,6 +445,7 @@ impl MptcpPeer {
 mod tests {
     use super::*;
     use nf_core::wire::{ipv4, tcp};
+    use nf_tcp::RawOpt;
 
     fn syn_with(opt: MptcpOption) -> Vec<u8> {
         let mut raw = [0u8; 40];
