@@ -2,7 +2,86 @@
 //! endpoint on the gateway's own addresses that consumes and produces IP
 //! packets.
 
+use nf_core::chunk::Bytes;
 use nf_core::sim::Time;
+use nf_core::wire::{ip_proto, ipv4, ipv6};
+use nf_tcp::{Incoming, Segment};
+use std::net::IpAddr;
+
+/// Parses an IPv4/IPv6 packet carrying TCP into (source, destination,
+/// segment); the payload is copied into `Bytes` (a test endpoint).
+pub fn parse_tcp_packet(ip: &[u8]) -> Option<(IpAddr, IpAddr, Incoming<Bytes>)> {
+    let (src, dst, tcp) = match ip.first().map(|b| b >> 4) {
+        Some(4) => {
+            let p = ipv4::Packet::new_checked(ip)
+                .ok()
+                .filter(|p| p.protocol() == ip_proto::TCP)?;
+            (
+                IpAddr::V4(p.src_addr()),
+                IpAddr::V4(p.dst_addr()),
+                &ip[p.header_len()..usize::from(p.total_len())],
+            )
+        }
+        Some(6) => {
+            let p = ipv6::Packet::new_checked(ip)
+                .ok()
+                .filter(|p| p.next_header() == ip_proto::TCP)?;
+            (
+                IpAddr::V6(p.src_addr()),
+                IpAddr::V6(p.dst_addr()),
+                &ip[ipv6::HEADER_LEN..ipv6::HEADER_LEN + usize::from(p.payload_len())],
+            )
+        }
+        _ => return None,
+    };
+    let seg = nf_tcp::wirefmt::parse(tcp, Some((src, dst)), |s: &[u8]| Bytes::from(s)).ok()?;
+    Some((src, dst, seg))
+}
+
+/// Wraps a segment from `local` to `remote` into an IP packet.
+pub fn emit_tcp_packet(
+    local: IpAddr,
+    remote: IpAddr,
+    seg: &Segment<Bytes>,
+    out: &mut impl FnMut(Vec<u8>),
+) {
+    let tcp = nf_tcp::wirefmt::emit(seg, local, remote);
+    let mut pkt = match (local, remote) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let r = ipv4::Repr {
+                src: s,
+                dst: d,
+                protocol: ip_proto::TCP,
+                payload_len: tcp.len(),
+                ttl: 64,
+                dscp_ecn: 0,
+                ident: 0,
+                dont_frag: true,
+            };
+            let mut b = vec![0u8; ipv4::HEADER_LEN + tcp.len()];
+            r.emit(&mut b[..ipv4::HEADER_LEN]);
+            b
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let r = ipv6::Repr {
+                src: s,
+                dst: d,
+                next_header: ip_proto::TCP,
+                payload_len: tcp.len(),
+                hop_limit: 64,
+                traffic_class: 0,
+                flow_label: 0,
+            };
+            let mut b = vec![0u8; ipv6::HEADER_LEN + tcp.len()];
+            r.emit(&mut b[..ipv6::HEADER_LEN]);
+            b
+        }
+        _ => return,
+    };
+    let h = pkt.len() - tcp.len();
+    pkt[h..].copy_from_slice(&tcp);
+    out(pkt);
+}
 
 pub trait LocalPeer {
     fn on_packet(&mut self, now: Time, ip: &[u8]);

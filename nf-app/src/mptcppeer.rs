@@ -7,7 +7,6 @@
 
 use nf_core::chunk::{Bytes, Chunk};
 use nf_core::sim::Time;
-use nf_core::wire::{ip_proto, ipv4, ipv6};
 use nf_mptcp::conn::{Config, Event, MpConnection, Secrets};
 use nf_mptcp::options::MptcpOption;
 use nf_mptcp::scheduler::{MinRtt, PathRole};
@@ -147,27 +146,7 @@ impl MptcpPeer {
 
     /// Hands one IP packet (from the IP header on) to the endpoint.
     pub fn on_packet(&mut self, now: Time, ip: &[u8]) {
-        let (src, dst, tcp) = match ip.first().map(|b| b >> 4) {
-            Some(4) => match ipv4::Packet::new_checked(ip) {
-                Ok(p) if p.protocol() == ip_proto::TCP => (
-                    IpAddr::V4(p.src_addr()),
-                    IpAddr::V4(p.dst_addr()),
-                    &ip[p.header_len()..usize::from(p.total_len())],
-                ),
-                _ => return self.parse_errors += 1,
-            },
-            Some(6) => match ipv6::Packet::new_checked(ip) {
-                Ok(p) if p.next_header() == ip_proto::TCP => (
-                    IpAddr::V6(p.src_addr()),
-                    IpAddr::V6(p.dst_addr()),
-                    &ip[ipv6::HEADER_LEN..ipv6::HEADER_LEN + usize::from(p.payload_len())],
-                ),
-                _ => return self.parse_errors += 1,
-            },
-            _ => return self.parse_errors += 1,
-        };
-        let Ok(seg) = nf_tcp::wirefmt::parse(tcp, Some((src, dst)), |s: &[u8]| Bytes::from(s))
-        else {
+        let Some((src, dst, seg)) = crate::localpeer::parse_tcp_packet(ip) else {
             return self.parse_errors += 1;
         };
         let key = (src, seg.hdr.src_port, seg.hdr.dst_port);
@@ -256,42 +235,7 @@ impl MptcpPeer {
         seg: &nf_tcp::Segment<Bytes>,
         out: &mut impl FnMut(Vec<u8>),
     ) {
-        let tcp = nf_tcp::wirefmt::emit(seg, local, remote);
-        let mut pkt = match (local, remote) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let r = ipv4::Repr {
-                    src: s,
-                    dst: d,
-                    protocol: ip_proto::TCP,
-                    payload_len: tcp.len(),
-                    ttl: 64,
-                    dscp_ecn: 0,
-                    ident: 0,
-                    dont_frag: true,
-                };
-                let mut b = vec![0u8; 20 + tcp.len()];
-                r.emit(&mut b[..20]);
-                b
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                let r = ipv6::Repr {
-                    src: s,
-                    dst: d,
-                    next_header: ip_proto::TCP,
-                    payload_len: tcp.len(),
-                    hop_limit: 64,
-                    traffic_class: 0,
-                    flow_label: 0,
-                };
-                let mut b = vec![0u8; 40 + tcp.len()];
-                r.emit(&mut b[..40]);
-                b
-            }
-            _ => return,
-        };
-        let h = pkt.len() - tcp.len();
-        pkt[h..].copy_from_slice(&tcp);
-        out(pkt);
+        crate::localpeer::emit_tcp_packet(local, remote, seg, out)
     }
 
     /// Runs the echo and emits every packet due now.
@@ -444,7 +388,7 @@ impl MptcpPeer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nf_core::wire::{ipv4, tcp};
+    use nf_core::wire::{ip_proto, ipv4, tcp};
     use nf_tcp::RawOpt;
 
     fn syn_with(opt: MptcpOption) -> Vec<u8> {
