@@ -7,45 +7,11 @@
 //! check metrics` accepts /metrics, hagw's port counters match the kernel's
 //! veth counters, and hagw exits 0 on SIGTERM.
 
+mod common;
+use common::*;
 use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn ns(ns: &str, cmd: &[&str]) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(cmd)
-        .output()
-        .expect("run ip netns exec")
-}
-
-fn ns_ok(n: &str, cmd: &[&str]) -> String {
-    let o = ns(n, cmd);
-    assert!(
-        o.status.success(),
-        "`{}` in ns {n} failed: {}\n{}",
-        cmd.join(" "),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn spawn_ns(n: &str, cmd: &[&str]) -> Child {
     Command::new("ip")
@@ -55,31 +21,6 @@ fn spawn_ns(n: &str, cmd: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn")
-}
-
-fn lab(action: &str) {
-    let o = Command::new("bash")
-        .arg(root().join("scripts/lab.sh"))
-        .arg(action)
-        .output()
-        .expect("lab.sh");
-    assert!(
-        o.status.success(),
-        "lab.sh {action}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-/// Tears the lab down and stops hagw whatever happens.
-struct Guard(Option<Child>);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        lab("down");
-    }
 }
 
 fn metrics() -> String {
@@ -150,7 +91,7 @@ fn lab_end_to_end() {
     }
     std::env::set_current_dir(root()).expect("cd");
     lab("up");
-    let mut guard = Guard(None);
+    let mut guard = Guard(vec![]);
 
     let hagw = env!("CARGO_BIN_EXE_hagw");
     let log = std::fs::File::create(std::env::temp_dir().join("hagw-e2e.log")).expect("log");
@@ -168,7 +109,7 @@ fn lab_end_to_end() {
         .stderr(log)
         .spawn()
         .expect("start hagw");
-    guard.0 = Some(child);
+    guard.0.push(child);
 
     // Wait for the management API (ports are started before it listens).
     let t = Instant::now();
@@ -176,7 +117,7 @@ fn lab_end_to_end() {
         .status
         .success()
     {
-        if let Some(Some(st)) = guard.0.as_mut().map(|c| c.try_wait().expect("wait")) {
+        if let Some(Some(st)) = guard.0.last_mut().map(|c| c.try_wait().expect("wait")) {
             panic!(
                 "hagw exited early with {st}; see {}",
                 std::env::temp_dir().join("hagw-e2e.log").display()
@@ -297,7 +238,7 @@ fn lab_end_to_end() {
     );
 
     // SIGTERM → clean exit 0.
-    let mut child = guard.0.take().expect("hagw");
+    let mut child = guard.0.pop().expect("hagw");
     let pid = ns_ok("gw", &["pgrep", "-f", "hagw run --config configs/lab.toml"]);
     for p in pid.split_whitespace() {
         let _ = Command::new("kill").args(["-TERM", p]).status();

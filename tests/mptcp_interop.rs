@@ -12,65 +12,10 @@
 //! subflow from 100.64.0.1, and sends 50 MB that must come back intact.
 //! Needs root.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn ns(n: &str, cmd: &[&str]) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", n])
-        .args(cmd)
-        .output()
-        .expect("ip netns exec")
-}
-
-fn lab(action: &str) {
-    let o = Command::new("bash")
-        .arg(root().join("scripts/lab.sh"))
-        .arg(action)
-        .output()
-        .expect("lab.sh");
-    assert!(
-        o.status.success(),
-        "lab.sh {action}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-struct Guard(Option<std::process::Child>);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        lab("down");
-    }
-}
-
-fn counter(nstat: &str, name: &str) -> u64 {
-    nstat
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
 
 #[test]
 fn engine_and_linux_mptcp_50_mb_each_way_in_both_roles() {
@@ -85,7 +30,7 @@ fn engine_and_linux_mptcp_50_mb_each_way_in_both_roles() {
 
 fn engine_as_client() {
     lab("up");
-    let mut guard = Guard(None);
+    let mut guard = Guard(vec![]);
     let echo = Command::new("ip")
         .args([
             "netns",
@@ -101,7 +46,7 @@ fn engine_as_client() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("Linux MPTCP echo server");
-    guard.0 = Some(echo);
+    guard.0.push(echo);
     std::thread::sleep(Duration::from_millis(500));
     let hagw = env!("CARGO_BIN_EXE_hagw");
     let o = ns(
@@ -164,7 +109,7 @@ fn engine_as_client() {
 
 fn engine_as_server() {
     lab("up");
-    let mut guard = Guard(None);
+    let mut guard = Guard(vec![]);
     let hagw = env!("CARGO_BIN_EXE_hagw");
     let peer = Command::new("ip")
         .args([
@@ -182,7 +127,7 @@ fn engine_as_server() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("hagw mptcp-peer");
-    guard.0 = Some(peer);
+    guard.0.push(peer);
     let t = Instant::now();
     while !ns("cli", &["ping", "-c", "1", "-W", "1", "192.0.2.1"])
         .status
@@ -254,7 +199,7 @@ fn engine_as_server() {
     let _ = Command::new("pkill")
         .args(["-TERM", "-f", "mptcp-peer --config configs/lab.toml"])
         .status();
-    let mut peer = guard.0.take().expect("peer");
+    let mut peer = guard.0.pop().expect("peer");
     let t = Instant::now();
     while peer.try_wait().expect("wait").is_none() {
         assert!(

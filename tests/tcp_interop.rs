@@ -5,56 +5,10 @@
 //! server and does the same. Both directions are checked byte for byte
 //! (sha256 on the Linux side, a pattern check in the engine). Needs root.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+use common::*;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn ns(n: &str, cmd: &[&str]) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", n])
-        .args(cmd)
-        .output()
-        .expect("ip netns exec")
-}
-
-fn lab(action: &str) {
-    let o = Command::new("bash")
-        .arg(root().join("scripts/lab.sh"))
-        .arg(action)
-        .output()
-        .expect("lab.sh");
-    assert!(
-        o.status.success(),
-        "lab.sh {action}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-struct Guard(Vec<Child>);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        lab("down");
-    }
-}
 
 fn wait_exit(c: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let t = Instant::now();

@@ -1,0 +1,80 @@
+//! Helpers of the lab tests: root check, commands in the LAB.md namespaces,
+//! the lab itself, and a guard that stops helpers and tears the lab down.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs `cmd` in namespace `n`.
+pub fn ns(n: &str, cmd: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", n])
+        .args(cmd)
+        .output()
+        .expect("ip netns exec")
+}
+
+/// Runs `cmd` in namespace `n`, which must succeed; returns its stdout.
+pub fn ns_ok(n: &str, cmd: &[&str]) -> String {
+    let o = ns(n, cmd);
+    assert!(
+        o.status.success(),
+        "`{}` in ns {n} failed: {}\n{}",
+        cmd.join(" "),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `scripts/lab.sh up|down`.
+pub fn lab(action: &str) {
+    let o = Command::new("bash")
+        .arg(root().join("scripts/lab.sh"))
+        .arg(action)
+        .output()
+        .expect("lab.sh");
+    assert!(
+        o.status.success(),
+        "lab.sh {action}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Kills the processes it holds and tears the lab down, whatever happens.
+pub struct Guard(pub Vec<Child>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        lab("down");
+    }
+}
+
+/// A counter from `nstat -az` output.
+pub fn counter(nstat: &str, name: &str) -> u64 {
+    nstat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
