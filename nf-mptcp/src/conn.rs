@@ -1121,6 +1121,23 @@ impl<C: Chunk> MpConnection<C> {
             .unwrap_or(0)
     }
 
+    /// RFC 6356: tell coupled subflow controllers alpha and the total window.
+    fn couple(&mut self) {
+        if self.cfg.tcp.cc != nf_tcp::cc::CcKind::Lia {
+            return;
+        }
+        let paths = self
+            .subflows
+            .iter()
+            .filter(|s| s.usable())
+            .map(|s| (s.tcp.cwnd(), s.tcp.srtt().unwrap_or(100_000_000)));
+        let alpha = nf_tcp::cc::alpha_milli(paths.clone());
+        let total = paths.map(|p| p.0).sum();
+        for s in &mut self.subflows {
+            s.tcp.set_cc_coupling(alpha, total);
+        }
+    }
+
     /// Advertise the data-level free space on every subflow.
     fn set_windows(&mut self) {
         let free = self.cfg.recv_buffer.saturating_sub(self.rq.held());
@@ -1255,6 +1272,7 @@ impl<C: Chunk> MpConnection<C> {
     pub fn poll_transmit(&mut self, now: Time) -> Option<(usize, Segment<C>)> {
         self.now = now;
         self.set_windows();
+        self.couple();
         if self.established {
             self.pump();
             // DATA_FIN once every byte has been handed to a subflow

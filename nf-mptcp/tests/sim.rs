@@ -73,3 +73,34 @@ fn two_percent_loss_on_the_cellular_path() {
     // the lossy path keeps a small window but still carries data
     assert!(c.subflows()[1].bytes_sent() > 100_000, "{}", s.describe());
 }
+
+/// RFC 6356 coupled congestion control on both ends, cellular path lossy:
+/// the transfer completes intact over both subflows, and the coupled
+/// subflows move traffic off the congested path clearly more than
+/// uncoupled NewReno does (RFC 6356 §2, goal 3).
+#[test]
+fn lia_coupled_transfer_shifts_load_off_the_lossy_path() {
+    use nf_mptcp::conn::Config;
+    use nf_tcp::cc::CcKind;
+    let run = |cc| {
+        let mut cfg = Config::default();
+        cfg.tcp.cc = cc;
+        let mut s = setup_with(5, MB20, || Box::new(MinRtt), cfg);
+        let (u, d) = (s.up[1], s.down[1]);
+        s.sim.link(u).loss = 0.01;
+        s.sim.link(d).loss = 0.01;
+        s.run(600 * SEC);
+        assert!(s.done(MB20), "{cc:?}: {}", s.describe());
+        let c = &s.client.conn;
+        let (fixed, cell) = (c.subflows()[0].bytes_sent(), c.subflows()[1].bytes_sent());
+        println!("{cc:?}: fixed {fixed} cellular {cell}");
+        assert!(cell > 0, "{cc:?}: the cellular subflow carried data");
+        cell as f64 / (fixed + cell) as f64
+    };
+    let lia = run(CcKind::Lia);
+    let reno = run(CcKind::NewReno);
+    println!("cellular share: lia {lia:.3} newreno {reno:.3}");
+    // uncoupled-equivalent growth would give the same share: ask for a
+    // clear shift (measured 0.036 vs 0.069)
+    assert!(lia < 0.8 * reno, "lia {lia:.3} vs newreno {reno:.3}");
+}

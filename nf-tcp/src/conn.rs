@@ -381,6 +381,11 @@ impl<C: Chunk> Connection<C> {
     pub fn rto_in_row(&self) -> u32 {
         self.rto_in_row
     }
+    /// Feeds a coupled congestion controller (RFC 6356 LIA): alpha × 1000
+    /// and the total window of the MPTCP connection.
+    pub fn set_cc_coupling(&mut self, alpha_milli: u64, total: usize) {
+        self.cc.set_coupling(alpha_milli, total);
+    }
     /// Caps the window this end advertises (`None`: the receive buffer).
     pub fn set_window_limit(&mut self, limit: Option<usize>) {
         self.window_limit = limit;

@@ -158,6 +158,7 @@ pub struct Server {
     pub back: HashMap<LinkId, LinkId>,
     pub app: App,
     pub sched: fn() -> Box<dyn Scheduler>,
+    pub cfg: Config,
 }
 
 impl Node<Pkt> for Server {
@@ -180,7 +181,7 @@ impl Node<Pkt> for Server {
             match self.conn.as_mut() {
                 None => {
                     if let Some(c) = MpConnection::server(
-                        Config::default(),
+                        self.cfg,
                         Secrets {
                             key: 0x5e5e_5e5e_1234_5678,
                             seed: 9,
@@ -240,6 +241,11 @@ pub struct Setup {
 }
 
 pub fn setup(seed: u64, bytes: u64, sched: fn() -> Box<dyn Scheduler>) -> Setup {
+    setup_with(seed, bytes, sched, Config::default())
+}
+
+/// `setup` with one engine configuration for both ends.
+pub fn setup_with(seed: u64, bytes: u64, sched: fn() -> Box<dyn Scheduler>, cfg: Config) -> Setup {
     let mut sim = Sim::new(seed);
     let link = |to, delay, rate| {
         let mut l = LinkConfig::new(to, delay, rate);
@@ -267,7 +273,7 @@ pub fn setup(seed: u64, bytes: u64, sched: fn() -> Box<dyn Scheduler>) -> Setup 
         now: 0,
     };
     let conn = MpConnection::client(
-        Config::default(),
+        cfg,
         Secrets {
             key: 0x0c11_e47c_0ffe_e000,
             seed: 3,
@@ -292,6 +298,7 @@ pub fn setup(seed: u64, bytes: u64, sched: fn() -> Box<dyn Scheduler>) -> Setup 
             back: HashMap::from([(up0, down0), (up1, down1)]),
             app: app(0x22, 0x11),
             sched,
+            cfg,
         },
         up: [up0, up1],
         down: [down0, down1],

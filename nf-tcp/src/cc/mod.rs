@@ -2,9 +2,11 @@
 //! NewReno (RFC 5681 / RFC 6582).
 
 mod cubic;
+mod lia;
 mod newreno;
 
 pub use cubic::Cubic;
+pub use lia::{alpha_milli, Lia};
 pub use newreno::NewReno;
 
 use nf_core::sim::Time;
@@ -15,6 +17,8 @@ pub enum CcKind {
     #[default]
     Cubic,
     NewReno,
+    /// RFC 6356 coupled (MPTCP subflows; the connection sets the coupling).
+    Lia,
 }
 
 /// A congestion controller, in bytes.
@@ -33,6 +37,9 @@ pub trait CongestionControl: Send {
     fn on_recovery_exit(&mut self, _now: Time) {}
     /// HyStart++ (RFC 9406) saw the delay rise: leave slow start now.
     fn exit_slow_start(&mut self);
+    /// Coupled controllers (LIA): alpha × 1000 and the connection's total
+    /// window. Others ignore it.
+    fn set_coupling(&mut self, _alpha_milli: u64, _total: usize) {}
     fn name(&self) -> &'static str;
 }
 
@@ -41,6 +48,7 @@ pub fn new(kind: CcKind, mss: usize) -> Box<dyn CongestionControl> {
     match kind {
         CcKind::Cubic => Box::new(Cubic::new(mss)),
         CcKind::NewReno => Box::new(NewReno::new(mss)),
+        CcKind::Lia => Box::new(Lia::new(mss)),
     }
 }
 
