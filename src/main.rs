@@ -74,6 +74,10 @@ enum Cmd {
         join_from: Option<std::net::IpAddr>,
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// Subflow congestion control: cubic, newreno or lia (RFC 6356
+        /// coupled).
+        #[arg(long, default_value = "cubic")]
+        cc: nf_tcp::cc::CcKind,
     },
     /// Benchmarks.
     Bench {
@@ -188,6 +192,7 @@ fn main() -> ExitCode {
             bytes,
             join_from,
             timeout,
+            cc,
         } => {
             let cfg = match nf_app::config::load(&config) {
                 Ok(c) => c,
@@ -197,11 +202,12 @@ fn main() -> ExitCode {
                 }
             };
             let engine = match (echo, connect) {
-                (Some(port), None) => tcppeer::Engine::Mptcp(port),
+                (Some(port), None) => tcppeer::Engine::Mptcp(port, cc),
                 (None, Some(remote)) => tcppeer::Engine::MptcpClient {
                     remote,
                     bytes,
                     join_from,
+                    cc,
                 },
                 _ => {
                     eprintln!("hagw mptcp-peer: give --echo PORT or --connect ADDR:PORT");

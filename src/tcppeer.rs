@@ -13,6 +13,7 @@ use nf_app::stats::WorkerStats;
 use nf_app::tcppeer::{Mode, TcpPeer};
 use nf_core::wire::EthernetAddress;
 use nf_core::PacketBuf;
+use nf_tcp::cc::CcKind;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,21 +29,22 @@ impl BufPool<Mbuf> for Pool {
 /// Which engine runs.
 pub enum Engine {
     Tcp(Mode),
-    /// MPTCP echo on this port.
-    Mptcp(u16),
+    /// MPTCP echo on this port, subflows under this congestion control.
+    Mptcp(u16, CcKind),
     /// MPTCP client: connect, join a second subflow from `join_from`, send
     /// `bytes` and verify the echo.
     MptcpClient {
         remote: std::net::SocketAddr,
         bytes: u64,
         join_from: Option<IpAddr>,
+        cc: CcKind,
     },
 }
 
 pub fn run(cfg: Config, engine: Engine, timeout: Duration) -> Result<String, String> {
     let mode = match engine {
         Engine::Tcp(m) => m,
-        Engine::Mptcp(port) => Mode::Echo { port },
+        Engine::Mptcp(port, _) => Mode::Echo { port },
         Engine::MptcpClient { remote, bytes, .. } => Mode::Client { remote, bytes },
     };
     let mptcp = !matches!(engine, Engine::Tcp(_));
@@ -110,11 +112,12 @@ pub fn run(cfg: Config, engine: Engine, timeout: Duration) -> Result<String, Str
         remote,
         bytes,
         join_from,
+        cc,
     } = engine
     {
-        Box::new(MptcpPeer::client(remote, local, join_from, bytes, seed))
-    } else if mptcp {
-        Box::new(MptcpPeer::new(mode_port(mode), seed))
+        Box::new(MptcpPeer::client(remote, local, join_from, bytes, seed, cc))
+    } else if let Engine::Mptcp(port, cc) = engine {
+        Box::new(MptcpPeer::new(port, seed, cc))
     } else {
         Box::new(TcpPeer::new(
             mode,
@@ -189,12 +192,5 @@ pub fn run(cfg: Config, engine: Engine, timeout: Duration) -> Result<String, Str
             .find(|l| l.contains("echoed"))
             .unwrap_or("stopped")
             .to_string()),
-    }
-}
-
-fn mode_port(m: Mode) -> u16 {
-    match m {
-        Mode::Echo { port } => port,
-        Mode::Client { remote, .. } => remote.port(),
     }
 }

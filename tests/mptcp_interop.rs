@@ -9,7 +9,8 @@
 //! MP_JOIN were used (no fallback), and the engine's log shows both
 //! subflows carried data. Then the roles swap: the engine connects to a
 //! Linux MPTCP echo server in ns srv from 198.51.100.1, joins a second
-//! subflow from 100.64.0.1, and sends 50 MB that must come back intact.
+//! subflow from 100.64.0.1, and sends 50 MB that must come back intact,
+//! with its subflows under LIA coupled congestion control (RFC 6356).
 //! Needs root.
 
 mod common;
@@ -64,6 +65,9 @@ fn engine_as_client() {
             "100.64.0.1",
             "--timeout",
             "120",
+            // RFC 6356 coupled congestion control on our subflows
+            "--cc",
+            "lia",
         ],
     );
     let out = format!(
@@ -104,6 +108,7 @@ fn engine_as_client() {
             .any(|l| l.contains("100.64.0.1->198.51.100.2")),
         "{out}"
     );
+    assert!(subflows.iter().all(|l| l.contains(" cc lia ")), "{out}");
     drop(guard);
 }
 

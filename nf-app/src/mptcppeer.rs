@@ -39,6 +39,8 @@ struct ClientApp {
 /// The endpoint.
 pub struct MptcpPeer {
     client: Option<ClientApp>,
+    /// Engine settings for every connection (subflow congestion control).
+    cfg: Config,
     port: u16,
     conns: Vec<Conn>,
     /// (remote address, remote port, local port) → (connection, subflow)
@@ -61,9 +63,12 @@ fn role_of(a: IpAddr) -> PathRole {
 }
 
 impl MptcpPeer {
-    pub fn new(port: u16, seed: u64) -> Self {
+    pub fn new(port: u16, seed: u64, cc: nf_tcp::cc::CcKind) -> Self {
+        let mut cfg = Config::default();
+        cfg.tcp.cc = cc;
         MptcpPeer {
             client: None,
+            cfg,
             resets: Vec::new(),
             port,
             conns: Vec::new(),
@@ -84,8 +89,9 @@ impl MptcpPeer {
         join_from: Option<IpAddr>,
         bytes: u64,
         seed: u64,
+        cc: nf_tcp::cc::CcKind,
     ) -> Self {
-        let mut p = Self::new(0, seed);
+        let mut p = Self::new(0, seed, cc);
         let secrets = Secrets {
             key: p.rand64(),
             seed: p.rand64(),
@@ -93,7 +99,7 @@ impl MptcpPeer {
         let lport = 40000 + (p.rand64() % 20000) as u16;
         let iss = Seq(p.rand64() as u32);
         let mp = MpConnection::client(
-            Config::default(),
+            p.cfg,
             secrets,
             lport,
             remote.port(),
@@ -172,7 +178,7 @@ impl MptcpPeer {
                 };
                 let iss = Seq(self.rand64() as u32);
                 if let Some(mp) = MpConnection::server(
-                    Config::default(),
+                    self.cfg,
                     secrets,
                     &seg,
                     iss,
@@ -373,9 +379,10 @@ impl MptcpPeer {
                     .copied()
                     .unwrap_or((IpAddr::from([0, 0, 0, 0]), IpAddr::from([0, 0, 0, 0])));
                 s.push_str(&format!(
-                    "    subflow {i} {l}->{r} {:?} usable {} bytes_acked {} bytes_received {}\n",
+                    "    subflow {i} {l}->{r} {:?} usable {} cc {} bytes_acked {} bytes_received {}\n",
                     sf.tcp.state(),
                     sf.usable(),
+                    sf.tcp.cc_name(),
                     sf.tcp.stats().bytes_acked,
                     sf.tcp.stats().bytes_received
                 ));
@@ -427,7 +434,7 @@ mod tests {
 
     #[test]
     fn join_with_an_unknown_token_gets_a_rst_and_is_counted() {
-        let mut p = MptcpPeer::new(7000, 1);
+        let mut p = MptcpPeer::new(7000, 1, nf_tcp::cc::CcKind::Cubic);
         p.on_packet(
             0,
             &syn_with(MptcpOption::JoinSyn {

@@ -21,6 +21,26 @@ pub enum CcKind {
     Lia,
 }
 
+impl CcKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CcKind::Cubic => "cubic",
+            CcKind::NewReno => "newreno",
+            CcKind::Lia => "lia",
+        }
+    }
+}
+
+impl std::str::FromStr for CcKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [CcKind::Cubic, CcKind::NewReno, CcKind::Lia]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown congestion control `{s}` (cubic, newreno, lia)"))
+    }
+}
+
 /// A congestion controller, in bytes.
 pub trait CongestionControl: Send {
     /// The congestion window.
@@ -55,4 +75,19 @@ pub fn new(kind: CcKind, mss: usize) -> Box<dyn CongestionControl> {
 /// RFC 6928: IW = min(10*MSS, max(2*MSS, 14600)).
 pub fn initial_window(mss: usize) -> usize {
     (10 * mss).min((2 * mss).max(14600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back_and_unknown_names_are_refused() {
+        for k in [CcKind::Cubic, CcKind::NewReno, CcKind::Lia] {
+            assert_eq!(k.as_str().parse::<CcKind>(), Ok(k));
+            assert_eq!(new(k, 1460).name(), k.as_str());
+        }
+        let e = "bbr".parse::<CcKind>().unwrap_err();
+        assert!(e.contains("`bbr`") && e.contains("lia"), "{e}");
+    }
 }
