@@ -108,6 +108,19 @@ pub struct Stats {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub options_malformed: u64,
+    /// MP_TCPRST received on a subflow reset (RFC 8684 §3.6).
+    pub tcprst_rx: u64,
+    /// The reason code of the last MP_TCPRST received.
+    pub tcprst_last_reason: Option<u8>,
+}
+
+/// MP_TCPRST reason codes (RFC 8684 §3.6).
+pub mod rst_reason {
+    pub const UNSPECIFIED: u8 = 0x00;
+    /// An MPTCP-specific error, e.g. an MP_JOIN HMAC that does not verify.
+    pub const MPTCP_ERROR: u8 = 0x01;
+    pub const LACK_OF_RESOURCES: u8 = 0x02;
+    pub const ADMINISTRATIVELY_PROHIBITED: u8 = 0x03;
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -144,6 +157,8 @@ pub struct Subflow<C: Chunk> {
     /// Two RTOs in a row: not scheduled, its data reinjected elsewhere,
     /// until it makes progress again.
     stalled: bool,
+    /// Why this end resets the subflow (MP_TCPRST on its RST, §3.6).
+    rst_reason: u8,
     tx: VecDeque<TxMap>,
     rx: VecDeque<RxMap>,
     rx_next: Seq,
@@ -313,6 +328,7 @@ impl<C: Chunk> MpConnection<C> {
             usable: false,
             failed: false,
             stalled: false,
+            rst_reason: rst_reason::UNSPECIFIED,
             tx: VecDeque::new(),
             rx: VecDeque::new(),
             rx_next: Seq(0),
@@ -636,7 +652,8 @@ impl<C: Chunk> MpConnection<C> {
                 return;
             }
             if !self.handle_option(i, &h, &o, seg.payload.len()) {
-                // bad HMAC: reset this subflow (RFC 8684 §3.2)
+                // bad HMAC: reset this subflow (RFC 8684 §3.2), saying why
+                self.subflows[i].rst_reason = rst_reason::MPTCP_ERROR;
                 self.subflows[i].tcp.reject(&h);
                 self.subflows[i].failed = true;
                 self.subflows[i].usable = false;
@@ -847,6 +864,11 @@ impl<C: Chunk> MpConnection<C> {
                     }
                 }
                 self.check_fin();
+                true
+            }
+            MptcpOption::TcpRst { reason, .. } if h.rst() => {
+                self.stats.tcprst_rx += 1;
+                self.stats.tcprst_last_reason = Some(reason);
                 true
             }
             _ => true,
@@ -1369,6 +1391,15 @@ impl<C: Chunk> MpConnection<C> {
 
     fn decorate(&mut self, i: usize, seg: &mut Segment<C>) {
         if self.fallback {
+            return;
+        }
+        if seg.hdr.rst() && !self.fastclose_pending {
+            // RFC 8684 §3.6: a subflow RST says why in MP_TCPRST
+            seg.hdr.opts.sack_n = 0;
+            seg.hdr.opts.mptcp = raw(&MptcpOption::TcpRst {
+                flags: 0,
+                reason: self.subflows[i].rst_reason,
+            });
             return;
         }
         if self.established

@@ -4,7 +4,7 @@
 //! MP_CAPABLE (a middlebox stripped it, RFC 8684 §3.7).
 
 use nf_core::chunk::{Bytes, Chunk};
-use nf_mptcp::conn::{Config, Event, MpConnection, Secrets};
+use nf_mptcp::conn::{rst_reason, Config, Event, MpConnection, Secrets};
 use nf_mptcp::options::MptcpOption;
 use nf_mptcp::scheduler::{MinRtt, PathRole};
 use nf_tcp::{Connection, Incoming, RawOpt, Segment, Seq};
@@ -115,6 +115,14 @@ fn established() -> (u64, Mp, Mp) {
     (now, c, s)
 }
 
+/// The MPTCP option a segment carries, parsed.
+fn option_of(seg: &Segment<Bytes>) -> Option<MptcpOption> {
+    let h = seg.hdr;
+    h.opts
+        .mptcp
+        .and_then(|o| MptcpOption::parse(o.as_slice(), h.syn(), h.ack_flag()).ok())
+}
+
 fn rewrite(seg: &mut Segment<Bytes>, f: impl Fn(MptcpOption) -> MptcpOption) {
     let h = seg.hdr;
     if let Some(o) = h
@@ -168,11 +176,26 @@ fn join_with_a_bad_synack_hmac_is_reset_and_counted() {
     });
     assert_eq!(c.stats().joins_bad_hmac, 1);
     assert!(!c.subflows()[1].usable());
-    assert!(
-        seen.iter().any(|(fc, seg)| *fc && seg.hdr.rst()),
-        "the client resets the subflow"
+    // RFC 8684 §3.6: the RST says why (MPTCP-specific error)
+    let rst = seen
+        .iter()
+        .find(|(fc, seg)| *fc && seg.hdr.rst())
+        .map(|(_, seg)| option_of(seg))
+        .expect("the client resets the subflow");
+    assert_eq!(
+        rst,
+        Some(MptcpOption::TcpRst {
+            flags: 0,
+            reason: rst_reason::MPTCP_ERROR
+        })
     );
-    assert_eq!(s.as_ref().unwrap().stats().joins_accepted, 0);
+    let srv = s.as_ref().unwrap();
+    assert_eq!(srv.stats().joins_accepted, 0);
+    assert_eq!(srv.stats().tcprst_rx, 1);
+    assert_eq!(
+        srv.stats().tcprst_last_reason,
+        Some(rst_reason::MPTCP_ERROR)
+    );
 }
 
 #[test]
