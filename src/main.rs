@@ -75,9 +75,9 @@ enum Cmd {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
         /// Subflow congestion control: cubic, newreno or lia (RFC 6356
-        /// coupled).
-        #[arg(long, default_value = "cubic")]
-        cc: nf_tcp::cc::CcKind,
+        /// coupled). Default: the config's [conversion] congestion_control.
+        #[arg(long)]
+        cc: Option<nf_tcp::cc::CcKind>,
     },
     /// Benchmarks.
     Bench {
@@ -201,6 +201,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let cc = cc.unwrap_or(cfg.raw.conversion.congestion_control.kind());
             let engine = match (echo, connect) {
                 (Some(port), None) => tcppeer::Engine::Mptcp(port, cc),
                 (None, Some(remote)) => tcppeer::Engine::MptcpClient {

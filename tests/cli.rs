@@ -65,7 +65,28 @@ fn bad_config_is_refused_with_file_line_key_reason() {
     let (rc, _, err) = hagw(&["check-config", &p]);
     assert_eq!(rc, 2);
     assert!(
-        err.contains(&format!("{p}:3:1: key `bogus`: unknown field `bogus`")),
+        err.contains(&format!(
+            "{p}:3:1: key `workers.bogus`: unknown field `bogus`"
+        )),
+        "{err}"
+    );
+    // a bad value names its key, qualified by its table (not the value)
+    std::fs::write(&f, "[[port]]\nname = \"a\"\ndevice = \"net_null0\"\nrole = \"lan\"\n[[port]]\nname = \"b\"\ndevice = \"net_null1\"\nrole = \"wan\"\n").expect("write");
+    let (rc, _, err) = hagw(&["check-config", &p]);
+    assert_eq!(rc, 2);
+    assert!(
+        err.contains(&format!(
+            "{p}:8:8: key `port[1].role`: unknown variant `wan`"
+        )),
+        "{err}"
+    );
+    std::fs::write(&f, "[conversion]\ncongestion_control = \"vegas\"\n").expect("write");
+    let (rc, _, err) = hagw(&["check-config", &p]);
+    assert_eq!(rc, 2);
+    assert!(
+        err.contains(&format!(
+            "{p}:2:22: key `conversion.congestion_control`: unknown variant `vegas`, expected one of `cubic`, `newreno`, `lia`"
+        )),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -14,6 +14,51 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The dotted key a TOML-layer error points at (`span`): the key itself
+/// when the span covers a value (`conversion.scheduler` for a bad variant),
+/// qualified by the table it sits in (`port[1].mtu`, `workers.bogus`).
+pub fn key_at(text: &str, span: std::ops::Range<usize>) -> String {
+    let start = span.start.min(text.len());
+    let line_start = text
+        .get(..start)
+        .and_then(|t| t.rfind('\n'))
+        .map_or(0, |i| i + 1);
+    let before = text.get(line_start..start).unwrap_or("");
+    let raw = match before.split_once('=') {
+        // the span is (inside) a value: the key is left of `=`
+        Some((k, _)) => k,
+        None => text
+            .get(span)
+            .and_then(|k| k.split(['=', '\n']).next())
+            .unwrap_or(""),
+    };
+    let key = raw.trim().trim_matches(['[', ']', '"']).trim();
+    if raw.trim_start().starts_with('[') {
+        return key.to_string(); // the error is about a table header itself
+    }
+    // the table header above the key, `[name]` or the n-th `[[name]]`
+    let head = text.get(..line_start).unwrap_or("");
+    let table = head
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['));
+    let table = match table {
+        Some(h) if h.starts_with("[[") => {
+            let name = h.trim_matches(['[', ']']).trim();
+            let n = head.lines().filter(|l| l.trim() == h).count();
+            format!("{name}[{}]", n.saturating_sub(1))
+        }
+        Some(h) => h.trim_matches(['[', ']']).trim().to_string(),
+        None => String::new(),
+    };
+    match (table.is_empty(), key.is_empty()) {
+        (true, _) => key.to_string(),
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
 /// `port[1].addresses[0]`
 pub fn path_string(path: &[Seg]) -> String {
     let mut s = String::new();

@@ -73,15 +73,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
             let (line, column) = e.span().map_or((0, 0), |s| locate::line_col(text, s.start));
             let key = e
                 .span()
-                .and_then(|s| text.get(s.clone()))
-                .map(|k| {
-                    k.split(['=', '\n'])
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .trim_matches(['[', ']', '"'])
-                        .to_string()
-                })
+                .map(|s| locate::key_at(text, s))
                 .unwrap_or_default();
             return Err(ConfigErrors(vec![ConfigError {
                 file: file.to_string(),

@@ -304,6 +304,27 @@ pub enum Scheduler {
     Redundant,
 }
 
+/// Congestion control of the MPTCP subflows (`nf_tcp::cc`).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SubflowCc {
+    #[default]
+    Cubic,
+    Newreno,
+    /// RFC 6356 coupled.
+    Lia,
+}
+
+impl SubflowCc {
+    pub fn kind(self) -> nf_tcp::cc::CcKind {
+        match self {
+            SubflowCc::Cubic => nf_tcp::cc::CcKind::Cubic,
+            SubflowCc::Newreno => nf_tcp::cc::CcKind::NewReno,
+            SubflowCc::Lia => nf_tcp::cc::CcKind::Lia,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConversionSection {
@@ -316,6 +337,9 @@ pub struct ConversionSection {
     pub withdraw: Withdraw,
     #[serde(default)]
     pub scheduler: Scheduler,
+    /// Subflow congestion control: cubic (default), newreno, lia.
+    #[serde(default)]
+    pub congestion_control: SubflowCc,
     /// Gateway addresses announced with ADD_ADDR.
     #[serde(default)]
     pub advertise: Vec<String>,
@@ -353,6 +377,7 @@ impl Default for ConversionSection {
             interception: d_interception(),
             withdraw: Withdraw::Never,
             scheduler: Scheduler::FixedFirst,
+            congestion_control: SubflowCc::Cubic,
             advertise: Vec::new(),
             subscriber_prefixes: Vec::new(),
             destination_prefixes: Vec::new(),
