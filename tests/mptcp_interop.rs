@@ -115,34 +115,7 @@ fn engine_as_client() {
 fn engine_as_server() {
     lab("up");
     let mut guard = Guard(vec![]);
-    let hagw = env!("CARGO_BIN_EXE_hagw");
-    let peer = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            "gw",
-            hagw,
-            "mptcp-peer",
-            "--config",
-            "configs/lab.toml",
-            "--echo",
-            "7000",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hagw mptcp-peer");
-    guard.0.push(peer);
-    let t = Instant::now();
-    while !ns("cli", &["ping", "-c", "1", "-W", "1", "192.0.2.1"])
-        .status
-        .success()
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "mptcp-peer did not come up"
-        );
-    }
+    start_echo_peer("mptcp-peer", &mut guard);
     assert!(
         ns(
             "cli",

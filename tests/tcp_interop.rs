@@ -33,33 +33,7 @@ fn engine_and_linux_exchange_50_mb_each_way() {
     let hagw = env!("CARGO_BIN_EXE_hagw");
 
     // 1. Linux client → engine echo service on 192.0.2.1:7000
-    let server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            "gw",
-            hagw,
-            "tcp-peer",
-            "--config",
-            "configs/lab.toml",
-            "--echo",
-            "7000",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hagw tcp-peer");
-    guard.0.push(server);
-    let t = Instant::now();
-    while !ns("cli", &["ping", "-c", "1", "-W", "1", "192.0.2.1"])
-        .status
-        .success()
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "tcp-peer did not come up"
-        );
-    }
+    start_echo_peer("tcp-peer", &mut guard);
     let o = ns(
         "cli",
         &[

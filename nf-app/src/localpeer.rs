@@ -2,10 +2,11 @@
 //! endpoint on the gateway's own addresses that consumes and produces IP
 //! packets.
 
-use nf_core::chunk::Bytes;
+use nf_core::chunk::{Bytes, Chunk};
 use nf_core::sim::Time;
 use nf_core::wire::{ip_proto, ipv4, ipv6};
 use nf_tcp::{Incoming, Segment};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 
 /// Parses an IPv4/IPv6 packet carrying TCP into (source, destination,
@@ -134,5 +135,60 @@ impl LocalPeer for crate::mptcppeer::MptcpPeer {
     }
     fn describe(&self) -> String {
         crate::mptcppeer::MptcpPeer::describe(self)
+    }
+}
+
+/// A byte stream the echo endpoints read from and write back to (a TCP
+/// connection, or an MPTCP connection at the data level).
+pub trait Stream {
+    fn send(&mut self, data: Bytes) -> usize;
+    fn recv(&mut self) -> Option<Bytes>;
+    fn send_capacity(&self) -> usize;
+}
+
+impl Stream for nf_tcp::Connection<Bytes> {
+    fn send(&mut self, data: Bytes) -> usize {
+        nf_tcp::Connection::send(self, data)
+    }
+    fn recv(&mut self) -> Option<Bytes> {
+        nf_tcp::Connection::recv(self)
+    }
+    fn send_capacity(&self) -> usize {
+        nf_tcp::Connection::send_capacity(self)
+    }
+}
+
+impl Stream for nf_mptcp::conn::MpConnection<Bytes> {
+    fn send(&mut self, data: Bytes) -> usize {
+        nf_mptcp::conn::MpConnection::send(self, data)
+    }
+    fn recv(&mut self) -> Option<Bytes> {
+        nf_mptcp::conn::MpConnection::recv(self)
+    }
+    fn send_capacity(&self) -> usize {
+        nf_mptcp::conn::MpConnection::send_capacity(self)
+    }
+}
+
+/// Echo with flow control: sends what is `pending`, then reads only what
+/// can be sent back. Returns the bytes echoed.
+pub fn echo(conn: &mut impl Stream, pending: &mut VecDeque<Bytes>) -> u64 {
+    let mut echoed = 0;
+    loop {
+        while let Some(front) = pending.pop_front() {
+            let took = conn.send(front.clone());
+            echoed += took as u64;
+            if took < front.len() {
+                pending.push_front(front.slice(took, front.len()));
+                break;
+            }
+        }
+        if !pending.is_empty() || conn.send_capacity() == 0 {
+            return echoed;
+        }
+        match conn.recv() {
+            Some(d) => pending.push_back(d),
+            None => return echoed,
+        }
     }
 }

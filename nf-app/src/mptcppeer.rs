@@ -259,23 +259,7 @@ impl MptcpPeer {
                     c.peer_closed = true;
                 }
             }
-            loop {
-                while let Some(front) = c.pending.pop_front() {
-                    let took = c.mp.send(front.clone());
-                    self.echoed_bytes += took as u64;
-                    if took < front.len() {
-                        c.pending.push_front(front.slice(took, front.len()));
-                        break;
-                    }
-                }
-                if !c.pending.is_empty() || c.mp.send_capacity() == 0 {
-                    break;
-                }
-                match c.mp.recv() {
-                    Some(d) => c.pending.push_back(d),
-                    None => break,
-                }
-            }
+            self.echoed_bytes += crate::localpeer::echo(&mut c.mp, &mut c.pending);
             if c.peer_closed && c.pending.is_empty() && c.mp.readable() == 0 && !c.closed_called {
                 c.closed_called = true;
                 c.mp.close();

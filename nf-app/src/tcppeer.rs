@@ -185,24 +185,7 @@ impl TcpPeer {
                     e.peer_closed = true;
                 }
             }
-            // echo with flow control: read only what can be sent back
-            loop {
-                while let Some(front) = e.pending.pop_front() {
-                    let took = e.conn.send(front.clone());
-                    self.echoed_bytes += took as u64;
-                    if took < front.len() {
-                        e.pending.push_front(front.slice(took, front.len()));
-                        break;
-                    }
-                }
-                if !e.pending.is_empty() || e.conn.send_capacity() == 0 {
-                    break;
-                }
-                match e.conn.recv() {
-                    Some(d) => e.pending.push_back(d),
-                    None => break,
-                }
-            }
+            self.echoed_bytes += crate::localpeer::echo(&mut e.conn, &mut e.pending);
             if e.peer_closed
                 && e.pending.is_empty()
                 && e.conn.readable() == 0

@@ -124,12 +124,7 @@ fn option_of(seg: &Segment<Bytes>) -> Option<MptcpOption> {
 }
 
 fn rewrite(seg: &mut Segment<Bytes>, f: impl Fn(MptcpOption) -> MptcpOption) {
-    let h = seg.hdr;
-    if let Some(o) = h
-        .opts
-        .mptcp
-        .and_then(|o| MptcpOption::parse(o.as_slice(), h.syn(), h.ack_flag()).ok())
-    {
+    if let Some(o) = option_of(seg) {
         let o = f(o);
         let mut b = [0u8; 40];
         let n = o.emit(&mut b);

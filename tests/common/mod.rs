@@ -78,3 +78,28 @@ pub fn counter(nstat: &str, name: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// Starts `hagw <peer> --config configs/lab.toml --echo 7000` (tcp-peer or
+/// mptcp-peer) in ns gw, held by `guard`, and waits until 192.0.2.1 answers
+/// a ping from ns cli.
+pub fn start_echo_peer(peer: &str, guard: &mut Guard) {
+    let hagw = env!("CARGO_BIN_EXE_hagw");
+    let child = Command::new("ip")
+        .args(["netns", "exec", "gw", hagw, peer])
+        .args(["--config", "configs/lab.toml", "--echo", "7000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("hagw echo peer");
+    guard.0.push(child);
+    let t = std::time::Instant::now();
+    while !ns("cli", &["ping", "-c", "1", "-W", "1", "192.0.2.1"])
+        .status
+        .success()
+    {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(30),
+            "{peer} did not come up"
+        );
+    }
+}
