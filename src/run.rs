@@ -81,6 +81,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 dataplane: dataplane.clone(),
                 started: Instant::now(),
                 port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
+                nat_pool: match cfg.raw.nat.source {
+                    nf_app::config::NatSource::Pool => cfg.raw.nat.pool.clone().unwrap_or_default(),
+                    nf_app::config::NatSource::SubscriberFixed => "subscriber-fixed".into(),
+                    nf_app::config::NatSource::None => "none".into(),
+                },
             });
             let h = nf_app::mgmt::spawn(addr, st, Arc::clone(&stop));
             match h {

@@ -4,6 +4,7 @@
 
 use crate::dpdk::{self, Mbuf, Mempool, Port};
 use nf_app::config::Config;
+use nf_app::convert::{keys::KeyGen, policy::Policy, Converter};
 use nf_app::pipeline::{routing_table, BufPool, Pipeline, PipelineLimits, PortCtx};
 use nf_app::stats::{Drop, WorkerStats};
 use nf_core::wire::EthernetAddress;
@@ -70,6 +71,18 @@ impl Worker {
             MbufPool(self.pool),
             Arc::clone(&self.stats),
         );
+        if self.cfg.raw.conversion.enabled {
+            match KeyGen::from_os() {
+                Some(keys) => pipe.enable_conversion(Converter::new(
+                    Policy::from_config(&self.cfg),
+                    keys,
+                    Arc::clone(&self.stats),
+                )),
+                None => {
+                    eprintln!("hagw: worker {}: cannot read /dev/urandom for MPTCP keys; conversion is off (fix: mount /dev)", self.index);
+                }
+            }
+        }
         let queue = self.index as u16;
         let burst = self.cfg.burst;
         let retries = self.cfg.limits.tx_retries;
@@ -93,6 +106,7 @@ impl Worker {
                 process_burst(&mut pipe, now_ns, pi as u16, &mut rx);
             }
             pipe.poll_timers(now_ns);
+            pipe.poll_conversion(now_ns);
             for (pi, port) in self.ports.iter().enumerate() {
                 let Some(q) = pipe.tx_queue(pi) else { continue };
                 if q.is_empty() {

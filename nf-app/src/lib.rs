@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod convert;
 pub mod frames;
 pub mod localpeer;
 pub mod mgmt;

@@ -1,9 +1,10 @@
 //! The management thread: HTTP on the configured address with
-//! `GET /metrics` (Prometheus text format), `GET /healthz` and `GET /config`.
+//! `GET /metrics` (Prometheus text format), `GET /healthz`, `GET /config`
+//! and `GET /sessions` (the conversion point's live sessions, paged).
 //! It only reads per-core counters and ethdev statistics; it never touches a
 //! worker's hot path or allocates mbufs.
 
-use crate::stats::{Drop, Event, Layer, WorkerStats};
+use crate::stats::{Drop, Event, JoinRefuse, Layer, Refuse, Side, WorkerStats};
 use nf_core::wire::Error as WireError;
 use prometheus::core::Collector;
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
@@ -43,6 +44,8 @@ pub struct MgmtState {
     pub dataplane: Arc<dyn DataPlaneView>,
     pub started: Instant,
     pub port_names: Vec<String>,
+    /// The NAT pool's label in metrics (`pool`, or the source kind).
+    pub nat_pool: String,
 }
 
 fn counter_vec(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -253,6 +256,8 @@ pub fn render_metrics(st: &MgmtState) -> String {
             .set(w.neighbour_pending.get() as i64);
     }
 
+    render_conversion(st, &c, &g);
+
     let (in_use, size) = st.dataplane.mbuf_pool();
     g(
         "hagw_mbuf_pool_in_use",
@@ -272,6 +277,171 @@ pub fn render_metrics(st: &MgmtState) -> String {
     }
     let _ = busy.desc();
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// The conversion point's metrics (summed over workers; label values
+/// pre-created so zero counters are visible).
+fn render_conversion(
+    st: &MgmtState,
+    c: &dyn Fn(&str, &str, &[&str]) -> IntCounterVec,
+    g: &dyn Fn(&str, &str, &[&str]) -> IntGaugeVec,
+) {
+    let sum = |f: &dyn Fn(&WorkerStats) -> u64| st.workers.iter().map(|w| f(w)).sum::<u64>();
+    g(
+        "hagw_conv_sessions_active",
+        "Conversion sessions alive",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(sum(&|w| w.conv.sessions_active.get()) as i64);
+    let simple: [(&str, &str, &dyn Fn(&WorkerStats) -> u64); 8] = [
+        (
+            "hagw_conv_sessions_created_total",
+            "Conversion sessions created",
+            &|w| w.conv.sessions_created.get(),
+        ),
+        (
+            "hagw_conv_sessions_withdrawn_total",
+            "Sessions withdrawn: the server speaks MPTCP, hagw only NATs",
+            &|w| w.conv.sessions_withdrawn.get(),
+        ),
+        (
+            "hagw_conv_sessions_fallback_total",
+            "Client connections that fell back to plain TCP (RFC 8684 3.7)",
+            &|w| w.conv.sessions_fallback.get(),
+        ),
+        (
+            "hagw_conv_sessions_closed_total",
+            "Conversion sessions removed",
+            &|w| w.conv.sessions_closed.get(),
+        ),
+        (
+            "hagw_conv_sessions_timed_out_total",
+            "Sessions reset after the idle timeout",
+            &|w| w.conv.sessions_timed_out.get(),
+        ),
+        (
+            "hagw_conv_joins_accepted_total",
+            "MP_JOIN subflows attached",
+            &|w| w.conv.joins_accepted.get(),
+        ),
+        (
+            "hagw_conv_payload_bytes_copied_total",
+            "Payload bytes copied between packet buffers and the engines",
+            &|w| w.conv.payload_bytes_copied.get(),
+        ),
+        (
+            "hagw_conv_segments_malformed_total",
+            "Session segments dropped as malformed",
+            &|w| w.conv.segments_malformed.get(),
+        ),
+    ];
+    for (n, h, f) in simple {
+        c(n, h, &[]).with_label_values(&[]).inc_by(sum(f));
+    }
+    g(
+        "hagw_conv_splice_queue_bytes",
+        "Bytes held in splice queues and engine buffers",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(sum(&|w| w.conv.splice_queue_bytes.get()) as i64);
+    let pool = st.nat_pool.as_str();
+    g(
+        "hagw_conv_nat_ports_in_use",
+        "NAT ports bound, per pool",
+        &["pool"],
+    )
+    .with_label_values(&[pool])
+    .set(sum(&|w| w.conv.nat_ports_in_use.get()) as i64);
+    let refused = c(
+        "hagw_conv_sessions_refused_total",
+        "New sessions refused (RST to the client), by reason",
+        &["reason"],
+    );
+    for r in Refuse::ALL {
+        refused
+            .with_label_values(&[r.as_str()])
+            .inc_by(sum(&|w| w.conv.refused.get(*r as usize)));
+    }
+    let joins = c(
+        "hagw_conv_joins_refused_total",
+        "MP_JOINs refused, by reason",
+        &["reason"],
+    );
+    for r in JoinRefuse::ALL {
+        joins
+            .with_label_values(&[r.as_str()])
+            .inc_by(sum(&|w| w.conv.joins_refused.get(*r as usize)));
+    }
+    let sf = g(
+        "hagw_conv_subflows",
+        "Live subflows, by access role",
+        &["role"],
+    );
+    let rxp = c(
+        "hagw_conv_rx_packets_total",
+        "Packets received by the conversion point, by side",
+        &["role"],
+    );
+    let rxb = c(
+        "hagw_conv_rx_bytes_total",
+        "Bytes received by the conversion point, by side",
+        &["role"],
+    );
+    let txp = c(
+        "hagw_conv_tx_packets_total",
+        "Packets sent by the conversion point, by side",
+        &["role"],
+    );
+    let txb = c(
+        "hagw_conv_tx_bytes_total",
+        "Bytes sent by the conversion point, by side",
+        &["role"],
+    );
+    for side in Side::ALL {
+        let i = *side as usize;
+        let l = [side.as_str()];
+        sf.with_label_values(&l)
+            .set(sum(&|w| w.conv.subflows.get(i)) as i64);
+        rxp.with_label_values(&l)
+            .inc_by(sum(&|w| w.conv.rx_packets.get(i)));
+        rxb.with_label_values(&l)
+            .inc_by(sum(&|w| w.conv.rx_bytes.get(i)));
+        txp.with_label_values(&l)
+            .inc_by(sum(&|w| w.conv.tx_packets.get(i)));
+        txb.with_label_values(&l)
+            .inc_by(sum(&|w| w.conv.tx_bytes.get(i)));
+    }
+}
+
+/// `GET /sessions?offset=N&limit=M`: the live sessions of every worker,
+/// oldest first, one page.
+pub fn sessions_json(st: &MgmtState, query: &str) -> String {
+    let arg = |k: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let offset = arg("offset").unwrap_or(0);
+    let limit = arg("limit").unwrap_or(100).min(1000);
+    let mut all = Vec::new();
+    for w in &st.workers {
+        if let Ok(l) = w.sessions.lock() {
+            all.extend(l.iter().cloned());
+        }
+    }
+    all.sort_by_key(|s| std::cmp::Reverse(s.age_ms));
+    let total = all.len();
+    let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
+    serde_json::json!({
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "sessions": page,
+    })
+    .to_string()
 }
 
 /// Starts the HTTP server on its own thread. It stops when `stop` is set.
@@ -333,13 +503,22 @@ fn respond(st: &MgmtState, req: tiny_http::Request) -> std::io::Result<()> {
                     .with_header(header("Content-Type", "application/json")),
             )
         }
+        "/sessions" => {
+            let q = req.url().split_once('?').map_or("", |(_, q)| q).to_string();
+            req.respond(
+                tiny_http::Response::from_string(sessions_json(st, &q))
+                    .with_header(header("Content-Type", "application/json")),
+            )
+        }
         "/config" => req.respond(
             tiny_http::Response::from_string(st.config_json.clone())
                 .with_header(header("Content-Type", "application/json")),
         ),
         _ => req.respond(
-            tiny_http::Response::from_string("not found: try /metrics, /healthz, /config\n")
-                .with_status_code(404),
+            tiny_http::Response::from_string(
+                "not found: try /metrics, /healthz, /config, /sessions\n",
+            )
+            .with_status_code(404),
         ),
     }
 }

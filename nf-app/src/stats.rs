@@ -75,6 +75,95 @@ labelled_enum!(
     }
 );
 
+labelled_enum!(
+    /// Why a new conversion session was refused (the client gets a RST).
+    Refuse {
+        TableFull => "table_full",
+        ServerReset => "server_reset",
+        ServerTimeout => "server_timeout",
+        NoNatSource => "no_nat_source",
+        NatPortsExhausted => "nat_ports_exhausted",
+        BadSyn => "bad_syn",
+    }
+);
+
+labelled_enum!(
+    /// Why an MP_JOIN was refused.
+    JoinRefuse {
+        UnknownToken => "unknown_token",
+        BadHmac => "bad_hmac",
+        NotEstablished => "not_established",
+        SubflowLimit => "subflow_limit",
+    }
+);
+
+labelled_enum!(
+    /// The side of a conversion a packet belongs to.
+    Side {
+        Fixed => "access-fixed",
+        Cellular => "access-cellular",
+        Internet => "internet",
+    }
+);
+
+/// Conversion-point counters of one worker (issue 5 observability).
+#[derive(Debug, Default)]
+pub struct ConvStats {
+    pub sessions_active: Counter,
+    pub sessions_created: Counter,
+    /// Stepped out: the server spoke MPTCP, the connection is only NATed.
+    pub sessions_withdrawn: Counter,
+    /// The client's connection fell back to plain TCP (RFC 8684 §3.7).
+    pub sessions_fallback: Counter,
+    pub sessions_closed: Counter,
+    pub sessions_timed_out: Counter,
+    pub refused: CounterSet<{ Refuse::COUNT }>,
+    pub joins_accepted: Counter,
+    pub joins_refused: CounterSet<{ JoinRefuse::COUNT }>,
+    /// Live subflows by access role (gauge).
+    pub subflows: CounterSet<{ Side::COUNT }>,
+    pub rx_packets: CounterSet<{ Side::COUNT }>,
+    pub rx_bytes: CounterSet<{ Side::COUNT }>,
+    pub tx_packets: CounterSet<{ Side::COUNT }>,
+    pub tx_bytes: CounterSet<{ Side::COUNT }>,
+    /// Payload bytes copied between packet buffers and the engines.
+    pub payload_bytes_copied: Counter,
+    /// Bytes held in splice queues and engine buffers (gauge).
+    pub splice_queue_bytes: Counter,
+    /// NAT ports in use (gauge).
+    pub nat_ports_in_use: Counter,
+    /// TCP segments of a session that did not parse (bad checksum, options).
+    pub segments_malformed: Counter,
+    /// SYNs answered with a cookie while the half-open budget was spent.
+    pub syn_cookies_sent: Counter,
+}
+
+/// One live session, as `GET /sessions` lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SessionInfo {
+    pub id: u64,
+    pub subscriber: String,
+    pub state: &'static str,
+    pub server: String,
+    /// The server-side tuple: NAT address:port → server.
+    pub nat: String,
+    pub age_ms: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub subflows: Vec<SubflowInfo>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SubflowInfo {
+    pub client: String,
+    pub gateway: String,
+    pub role: &'static str,
+    pub rtt_us: Option<u64>,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    pub state: String,
+}
+
 const N_ERR: usize = WireError::ALL.len();
 
 /// Per-port counters of one worker.
@@ -102,6 +191,10 @@ pub struct WorkerStats {
     pub arp_entries: Counter,
     pub nd_entries: Counter,
     pub neighbour_pending: Counter,
+    pub conv: ConvStats,
+    /// The worker's live sessions, republished a few times a second (the
+    /// worker only ever `try_lock`s it, so it never waits on a scrape).
+    pub sessions: std::sync::Mutex<Vec<SessionInfo>>,
 }
 
 impl WorkerStats {
@@ -120,6 +213,8 @@ impl WorkerStats {
             arp_entries: Counter::new(),
             nd_entries: Counter::new(),
             neighbour_pending: Counter::new(),
+            conv: ConvStats::default(),
+            sessions: std::sync::Mutex::new(Vec::new()),
         }
     }
     #[inline]

@@ -271,6 +271,30 @@ impl<C: Chunk> Connection<C> {
         Self::blank(cfg, lport, rport, iss, State::SynSent)
     }
 
+    /// Active open standing in for a SYN another host sent: a conversion
+    /// point forwards the client's SYN toward the server as its own. The
+    /// SYN keeps the client's ISS, MSS, window scale, SACK-permitted and
+    /// timestamp clock, so the server's answer is valid for either end
+    /// (hagw terminates the connection, or steps out and only NATs it).
+    /// RFC 9293 §3.10.1, RFC 7323 §2.2 and §4.3.
+    /// `lport` is the source port the SYN leaves with (after NAT).
+    pub fn connect_as(mut cfg: Config, now: Time, lport: u16, syn: &Header) -> Self {
+        cfg.window_scale = cfg.window_scale && syn.opts.wscale.is_some();
+        cfg.sack = cfg.sack && syn.opts.sack_perm;
+        cfg.timestamps = cfg.timestamps && syn.opts.ts.is_some();
+        if let Some(m) = syn.opts.mss {
+            cfg.mss = m.max(64);
+        }
+        let mut c = Self::blank(cfg, lport, syn.dst_port, syn.seq, State::SynSent);
+        if let Some(s) = syn.opts.wscale {
+            c.rcv_shift = s.min(14);
+        }
+        if let Some((v, _)) = syn.opts.ts {
+            c.ts_offset = v.wrapping_sub((now / MS) as u32);
+        }
+        c
+    }
+
     /// Passive open from a SYN the listener accepted: SYN-RECEIVED, the
     /// SYN-ACK goes out on the next `poll_transmit`.
     pub fn accept(cfg: Config, syn: &Header, iss: Seq) -> Self {

@@ -358,6 +358,13 @@ pub struct ConversionSection {
     pub max_sessions: usize,
     #[serde(default = "d_session_buf")]
     pub session_buffer_bytes: usize,
+    /// A session with no packet for this long is reset on both sides.
+    #[serde(default = "d_idle")]
+    pub idle_timeout_s: u64,
+}
+
+fn d_idle() -> u64 {
+    300
 }
 
 fn d_interception() -> Vec<Interception> {
@@ -385,6 +392,7 @@ impl Default for ConversionSection {
             explicit_listen: None,
             max_sessions: d_sessions(),
             session_buffer_bytes: d_session_buf(),
+            idle_timeout_s: d_idle(),
         }
     }
 }

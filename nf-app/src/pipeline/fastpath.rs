@@ -36,6 +36,10 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         if pc.vlan.is_some() || d[..6] != pc.mac.0 {
             return SLOW;
         }
+        // TCP goes past the conversion point first
+        if d[23] == 6 && self.conv.is_some() {
+            return SLOW;
+        }
         let total = usize::from(u16::from_be_bytes([d[16], d[17]]));
         // no padding, no fragments, TTL > 1
         if 14 + total != d.len() || d[22] <= 1 || (d[20] & 0x3f) != 0 || d[21] != 0 {

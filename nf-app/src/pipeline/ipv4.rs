@@ -2,6 +2,7 @@
 //! ICMP errors (RFC 792, rate-limited per RFC 1812 §4.3.2.8).
 
 use super::{BufPool, Pipeline};
+use crate::convert::Verdict;
 use crate::stats::{Drop, Event, Layer};
 use nf_core::wire::{icmpv4, ip_proto, ipv4};
 use nf_core::PacketBuf;
@@ -68,6 +69,20 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         }
         if martian_src(ip.src) || ip.dst.is_unspecified() || ip.dst.is_loopback() {
             return self.stats.dropped(Drop::Martian);
+        }
+        let mut ip = ip;
+        if ip.protocol == ip_proto::TCP && self.conv.is_some() {
+            let local = self.local_v4.contains(&ip.dst);
+            match self.convert_input(now_ns, port, &mut buf, l2, local) {
+                Verdict::Pass => {}
+                Verdict::Consumed => return,
+                Verdict::Forward => {
+                    // NATed in place: route by the new destination
+                    let p = ipv4::Packet::new_unchecked(&buf.data()[l2..]);
+                    ip.src = p.src_addr();
+                    ip.dst = p.dst_addr();
+                }
+            }
         }
         let Some(pc) = self.ports.get(usize::from(port)) else {
             return;

@@ -3,6 +3,7 @@
 //! (RFC 4443 §2.4, rate-limited).
 
 use super::{is_link_local, set_dst_mac, BufPool, Pipeline};
+use crate::convert::Verdict;
 use crate::stats::{Drop, Event, Layer};
 use nf_core::wire::{icmpv6, ip_proto, ipv6, EtherType, EthernetAddress};
 use nf_core::PacketBuf;
@@ -41,6 +42,19 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             || ip.dst.is_unspecified()
         {
             return self.stats.dropped(Drop::Martian);
+        }
+        let mut ip = ip;
+        if ip.next_header == ip_proto::TCP && self.conv.is_some() {
+            let local = self.local_v6.contains(&ip.dst);
+            match self.convert_input(now_ns, port, &mut buf, l2, local) {
+                Verdict::Pass => {}
+                Verdict::Consumed => return,
+                Verdict::Forward => {
+                    let p = ipv6::Packet::new_unchecked(&buf.data()[l2..]);
+                    ip.src = p.src_addr();
+                    ip.dst = p.dst_addr();
+                }
+            }
         }
         let Some(pc) = self.ports.get(usize::from(port)) else {
             return;

@@ -14,7 +14,8 @@ mod ipv6;
 mod tests;
 
 use crate::config::{Config, PortRole};
-use crate::stats::{Drop, Layer, WorkerStats};
+use crate::convert::{Converter, Verdict};
+use crate::stats::{Drop, Layer, Side, WorkerStats};
 use nf_core::neighbour::{NeighbourConfig, NeighbourTable, Resolve};
 use nf_core::ratelimit::TokenBucket;
 use nf_core::route::{NextHop, RoutingTable};
@@ -193,6 +194,8 @@ pub struct Pipeline<B: PacketBuf, A: BufPool<B>> {
     /// `hagw tcp-peer` interop harness); 0 = none accepted.
     local_tcp: std::collections::VecDeque<B>,
     local_tcp_cap: usize,
+    /// The conversion point, when `[conversion] enabled`.
+    pub(crate) conv: Option<Box<Converter>>,
 }
 
 /// How often neighbour timers run.
@@ -240,6 +243,75 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             lost: Vec::with_capacity(64),
             local_tcp: std::collections::VecDeque::new(),
             local_tcp_cap: 0,
+            conv: None,
+        }
+    }
+
+    /// Turns the conversion point on: TCP from the access ports and toward
+    /// NAT addresses goes through `conv` first.
+    pub fn enable_conversion(&mut self, conv: Converter) {
+        self.conv = Some(Box::new(conv));
+    }
+
+    pub fn converter(&self) -> Option<&Converter> {
+        self.conv.as_deref()
+    }
+
+    /// Runs the conversion point's timers and sends what it queued.
+    pub fn poll_conversion(&mut self, now_ns: u64) {
+        if let Some(c) = self.conv.as_mut() {
+            c.poll(now_ns);
+            self.flush_conversion(now_ns);
+        }
+    }
+
+    /// Offers a TCP packet (`l2` bytes of link header in front) to the
+    /// conversion point.
+    pub(crate) fn convert_input(
+        &mut self,
+        now_ns: u64,
+        port: u16,
+        buf: &mut B,
+        l2: usize,
+        local: bool,
+    ) -> Verdict {
+        let side = match self.ports.get(usize::from(port)).map(|p| p.role) {
+            Some(PortRole::AccessFixed) => Some(Side::Fixed),
+            Some(PortRole::AccessCellular) => Some(Side::Cellular),
+            Some(PortRole::Internet) => Some(Side::Internet),
+            _ => None,
+        };
+        let (Some(c), Some(ip)) = (self.conv.as_mut(), buf.data_mut().get_mut(l2..)) else {
+            return Verdict::Pass;
+        };
+        let v = c.input(now_ns, side, local, ip);
+        if v == Verdict::Consumed {
+            c.poll(now_ns);
+            self.flush_conversion(now_ns);
+        }
+        v
+    }
+
+    /// Builds and routes the packets the converter queued.
+    fn flush_conversion(&mut self, now_ns: u64) {
+        let Some(c) = self.conv.as_mut() else { return };
+        let mut out = std::mem::take(c.outgoing());
+        for o in out.drain(..) {
+            let Some(mut buf) = self.pool.alloc() else {
+                self.stats.dropped(Drop::NoMbuf);
+                continue;
+            };
+            if !crate::convert::emit::tcp_packet(&mut buf, o.src, o.dst, &o.seg) {
+                self.stats.dropped(Drop::NoMbuf);
+                continue;
+            }
+            self.route_local(now_ns, 0, o.dst, buf);
+        }
+        if let Some(c) = self.conv.as_mut() {
+            let q = c.outgoing();
+            if q.is_empty() {
+                *q = out;
+            }
         }
     }
 

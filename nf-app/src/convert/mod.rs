@@ -1,0 +1,917 @@
+//! The MPTCP conversion point (DESIGN.md §1, §3): implicit interception of
+//! MP_CAPABLE SYNs from the access ports, a split connection per session
+//! (MPTCP toward the client, TCP toward the server), NAT so that the server
+//! sees one stable address, and withdrawal (NAT only) when the server
+//! itself speaks MPTCP.
+//!
+//! Setup (implicit mode) costs the client no extra round trip: the client's
+//! SYN goes to the server first, as hagw's own SYN with the client's ISN
+//! and options (`nf_tcp::Connection::connect_as`); the server's answer
+//! decides. A SYN/ACK without MP_CAPABLE → hagw terminates and answers the
+//! client with its own MP_CAPABLE SYN/ACK; with MP_CAPABLE and `withdraw =
+//! "if-server-capable"` → the SYN/ACK is passed through (NATed) and the
+//! connection is only translated from then on; RST or no answer → a RST to
+//! the client.
+//!
+//! The converter is sans-IO like the engines: the pipeline hands it IP
+//! packets and sends what it queues; timers run from `poll`.
+
+pub mod emit;
+pub mod keys;
+pub mod nat;
+pub mod policy;
+pub mod rewrite;
+pub mod session;
+
+use crate::stats::{JoinRefuse, Refuse, SessionInfo, Side, WorkerStats};
+use hashbrown::HashMap;
+use keys::KeyGen;
+use nat::{Nat, NatError};
+use nf_core::chunk::{Bytes, Chunk};
+use nf_core::sim::Time;
+use nf_core::wire::tcp::flags;
+use nf_mptcp::conn::{Config as MpConfig, MpConnection, Secrets};
+use nf_mptcp::options::MptcpOption;
+use nf_tcp::{Connection, Gather, Header, Incoming, Segment, Seq};
+use policy::Policy;
+use rewrite::Peek;
+use session::{Outgoing, Path, Phase, Session};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What the pipeline does with a packet after the converter saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not ours: route (or deliver) it as usual.
+    Pass,
+    /// Taken (handed to an engine, or dropped and counted).
+    Consumed,
+    /// NATed in place (a withdrawn connection): route it to its new
+    /// destination.
+    Forward,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct FlowKey {
+    src: IpAddr,
+    sport: u16,
+    dst: IpAddr,
+    dport: u16,
+}
+
+impl FlowKey {
+    fn of(p: &Peek) -> FlowKey {
+        FlowKey {
+            src: p.src,
+            sport: p.sport,
+            dst: p.dst,
+            dport: p.dport,
+        }
+    }
+}
+
+/// What a packet's 4-tuple belongs to.
+#[derive(Clone, Copy, Debug)]
+enum Flow {
+    /// A terminated subflow from the client.
+    Client { sid: usize, sf: usize },
+    /// The server side of a terminated session.
+    Server { sid: usize },
+    /// A withdrawn subflow, client → server (source NAT).
+    PtUp { sid: usize, i: usize },
+    /// A withdrawn subflow, server → client (destination NAT back).
+    PtDown { sid: usize, i: usize },
+}
+
+/// How often live sessions are published for `GET /sessions`.
+const PUBLISH_NS: Time = 250_000_000;
+/// How long a finished withdrawn connection keeps its NAT binding (late
+/// retransmissions, the last ACK).
+const PT_LINGER_NS: Time = 10_000_000_000;
+/// Half-open sessions (waiting for the server) at most, as a share of the
+/// table: beyond it an MP_CAPABLE SYN flood is refused, not queued.
+const HALF_OPEN_SHARE: usize = 4;
+
+/// The conversion point of one worker.
+pub struct Converter {
+    policy: Policy,
+    nat: Nat,
+    keys: KeyGen,
+    tcp_cfg: nf_tcp::Config,
+    mp_cfg: MpConfig,
+    sessions: Vec<Option<Session>>,
+    free: Vec<usize>,
+    flows: HashMap<FlowKey, Flow>,
+    tokens: HashMap<u32, usize>,
+    timers: BinaryHeap<Reverse<(Time, usize)>>,
+    dirty: Vec<usize>,
+    out: Vec<Outgoing>,
+    stats: Arc<WorkerStats>,
+    next_id: u64,
+    active: usize,
+    half_open: usize,
+    next_publish: Time,
+    next_idle_scan: Time,
+}
+
+fn side_index(s: Side) -> usize {
+    s as usize
+}
+
+impl Converter {
+    pub fn new(policy: Policy, keys: KeyGen, stats: Arc<WorkerStats>) -> Converter {
+        let buf = policy.session_buffer.max(64 * 1024);
+        let tcp_cfg = nf_tcp::Config {
+            send_buffer: buf,
+            recv_buffer: buf,
+            syn_retries: 3,
+            ..nf_tcp::Config::default()
+        };
+        let mut mp_cfg = MpConfig::default();
+        mp_cfg.tcp.cc = policy.cc;
+        mp_cfg.tcp.send_buffer = buf;
+        mp_cfg.tcp.recv_buffer = buf;
+        mp_cfg.recv_buffer = buf;
+        mp_cfg.send_buffer = buf;
+        Converter {
+            nat: Nat::new(&policy),
+            keys,
+            tcp_cfg,
+            mp_cfg,
+            sessions: Vec::new(),
+            free: Vec::new(),
+            flows: HashMap::new(),
+            tokens: HashMap::new(),
+            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
+            out: Vec::new(),
+            stats,
+            next_id: 1,
+            active: 0,
+            half_open: 0,
+            next_publish: 0,
+            next_idle_scan: 0,
+            policy,
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Live sessions.
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    /// The packets to send, in order; the caller drains it.
+    pub fn outgoing(&mut self) -> &mut Vec<Outgoing> {
+        &mut self.out
+    }
+
+    /// Is `a` a NAT address the converter answers for (the pool)?
+    pub fn owns_addr(&self, a: IpAddr) -> bool {
+        self.nat.is_pool_addr(a)
+    }
+
+    fn session(&mut self, sid: usize) -> Option<&mut Session> {
+        self.sessions.get_mut(sid).and_then(Option::as_mut)
+    }
+
+    fn touch(&mut self, sid: usize) {
+        if let Some(s) = self.sessions.get_mut(sid).and_then(Option::as_mut) {
+            if !s.dirty {
+                s.dirty = true;
+                self.dirty.push(sid);
+            }
+        }
+    }
+
+    /// One IP packet carrying TCP (from the IP header on, without link
+    /// padding) that arrived on a port of `side` (`None`: a port that is
+    /// neither access nor internet). `local`: addressed to the gateway.
+    pub fn input(&mut self, now: Time, side: Option<Side>, local: bool, ip: &mut [u8]) -> Verdict {
+        let Some(p) = rewrite::peek(ip) else {
+            return Verdict::Pass;
+        };
+        let key = FlowKey::of(&p);
+        match self.flows.get(&key).copied() {
+            Some(Flow::PtUp { sid, i }) => self.pt_forward(now, sid, i, true, &p, ip),
+            Some(Flow::PtDown { sid, i }) => self.pt_forward(now, sid, i, false, &p, ip),
+            Some(Flow::Client { sid, sf }) => {
+                let Some(seg) = self.parse(ip, &p) else {
+                    return Verdict::Consumed;
+                };
+                let side = self
+                    .sessions
+                    .get(sid)
+                    .and_then(Option::as_ref)
+                    .and_then(|s| s.paths.get(sf))
+                    .map_or(Side::Fixed, |p| p.side);
+                self.count_rx(side, ip.len(), seg.payload.len());
+                if let Some(s) = self.session(sid) {
+                    s.last = now;
+                    if let Some(m) = s.mp.as_mut() {
+                        m.handle_segment(now, sf, seg);
+                    }
+                    // before the server answered, client retransmissions
+                    // of the SYN are absorbed: hagw's SYN is on its way
+                }
+                self.touch(sid);
+                Verdict::Consumed
+            }
+            Some(Flow::Server { sid }) => {
+                let Some(seg) = self.parse(ip, &p) else {
+                    return Verdict::Consumed;
+                };
+                self.count_rx(Side::Internet, ip.len(), seg.payload.len());
+                if let Some(key) = self.server_offers_mptcp(sid, &seg) {
+                    self.withdraw(sid, key);
+                    return self.pt_forward(now, sid, 0, false, &p, ip);
+                }
+                self.server_segment(now, sid, seg);
+                Verdict::Consumed
+            }
+            None => {
+                let access = matches!(side, Some(Side::Fixed | Side::Cellular));
+                if !access || p.flags & (flags::SYN | flags::ACK | flags::RST) != flags::SYN {
+                    return Verdict::Pass;
+                }
+                self.new_syn(now, side.unwrap_or(Side::Fixed), local, ip, &p)
+            }
+        }
+    }
+
+    fn parse(&mut self, ip: &[u8], p: &Peek) -> Option<Incoming<Bytes>> {
+        let st = &self.stats.conv;
+        match nf_tcp::wirefmt::parse(ip.get(p.l4..)?, Some((p.src, p.dst)), |s: &[u8]| {
+            st.payload_bytes_copied.add(s.len() as u64);
+            Bytes::from(s)
+        }) {
+            Ok(s) => Some(s),
+            Err(_) => {
+                st.segments_malformed.inc();
+                None
+            }
+        }
+    }
+
+    fn count_rx(&self, side: Side, bytes: usize, _payload: usize) {
+        let st = &self.stats.conv;
+        st.rx_packets.inc(side_index(side));
+        st.rx_bytes.0[side_index(side)].add(bytes as u64);
+    }
+
+    /// A SYN from the access that matches no flow: MP_CAPABLE → a new
+    /// session, MP_JOIN → a subflow of a known one, else not ours.
+    fn new_syn(&mut self, now: Time, side: Side, local: bool, ip: &mut [u8], p: &Peek) -> Verdict {
+        let Some(seg) = ip.get(p.l4..).and_then(|t| {
+            nf_tcp::wirefmt::parse(t, Some((p.src, p.dst)), |s: &[u8]| Bytes::from(s)).ok()
+        }) else {
+            return Verdict::Pass;
+        };
+        let opt = seg
+            .hdr
+            .opts
+            .mptcp
+            .map(|o| MptcpOption::parse(o.as_slice(), true, false));
+        match opt {
+            Some(Ok(MptcpOption::JoinSyn { token, .. })) => self.join(now, side, token, ip, p, seg),
+            Some(Ok(MptcpOption::Capable {
+                version: 1,
+                sender_key: None,
+                ..
+            })) if !local && self.policy.matches(p.src, p.dst, p.dport) => {
+                self.count_rx(side, ip.len(), 0);
+                self.open(now, side, p, seg);
+                Verdict::Consumed
+            }
+            Some(Err(_)) if self.policy.matches(p.src, p.dst, p.dport) => {
+                // a malformed MPTCP option in a SYN we would convert:
+                // RFC 8684 §3.7 lets it fall back; we route it as plain TCP
+                self.stats.conv.segments_malformed.inc();
+                Verdict::Pass
+            }
+            _ => Verdict::Pass,
+        }
+    }
+
+    /// RST|ACK answering a SYN we refuse (RFC 9293 §3.10.7.1).
+    fn refuse_syn(&mut self, side: Side, p: &Peek, hdr: &Header, why: Refuse) {
+        self.stats.conv.refused.inc(why as usize);
+        self.reset_to(side, p.dst, p.src, hdr);
+    }
+
+    fn reset_to(&mut self, side: Side, src: IpAddr, dst: IpAddr, syn: &Header) {
+        let h = Header {
+            src_port: syn.dst_port,
+            dst_port: syn.src_port,
+            seq: Seq(0),
+            ack: syn.seq + 1,
+            flags: flags::RST | flags::ACK,
+            ..Default::default()
+        };
+        self.out.push(Outgoing {
+            src,
+            dst,
+            seg: Segment {
+                hdr: h,
+                payload: Gather::default(),
+            },
+            side,
+        });
+    }
+
+    fn open(&mut self, now: Time, side: Side, p: &Peek, syn: Incoming<Bytes>) {
+        if self.active >= self.policy.max_sessions {
+            return self.refuse_syn(side, p, &syn.hdr, Refuse::TableFull);
+        }
+        if self.half_open >= (self.policy.max_sessions / HALF_OPEN_SHARE).max(16) {
+            // RFC 4987 §3.6 spirit: the half-open budget is spent; hagw
+            // holds no state for more (the client retries its SYN)
+            self.stats.conv.syn_cookies_sent.inc();
+            return self.refuse_syn(side, p, &syn.hdr, Refuse::TableFull);
+        }
+        let subscriber = self.policy.subscriber_of(p.src).map(|s| s.fixed);
+        let sub = subscriber.unwrap_or(p.src);
+        let fixed_source = match self.policy.nat {
+            crate::config::NatSource::SubscriberFixed => {
+                subscriber.or((side == Side::Fixed).then_some(p.src))
+            }
+            crate::config::NatSource::None => Some(p.src),
+            crate::config::NatSource::Pool => None,
+        };
+        let nat = match self.nat.bind(sub, fixed_source, p.sport, p.dst) {
+            Ok(n) => n,
+            Err(NatError::NoSource) => {
+                return self.refuse_syn(side, p, &syn.hdr, Refuse::NoNatSource)
+            }
+            Err(NatError::Exhausted) => {
+                return self.refuse_syn(side, p, &syn.hdr, Refuse::NatPortsExhausted)
+            }
+        };
+        let srv = Connection::connect_as(self.tcp_cfg, now, nat.1, &syn.hdr);
+        let path = Path {
+            client: (p.src, p.sport),
+            gw: (p.dst, p.dport),
+            side,
+            live: false,
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let s = Session::new(id, sub, (p.dst, p.dport), nat, now, syn, srv, path);
+        let sid = match self.free.pop() {
+            Some(i) => {
+                self.sessions[i] = Some(s);
+                i
+            }
+            None => {
+                self.sessions.push(Some(s));
+                self.sessions.len() - 1
+            }
+        };
+        self.flows
+            .insert(FlowKey::of(p), Flow::Client { sid, sf: 0 });
+        self.flows.insert(
+            FlowKey {
+                src: p.dst,
+                sport: p.dport,
+                dst: nat.0,
+                dport: nat.1,
+            },
+            Flow::Server { sid },
+        );
+        self.active += 1;
+        self.half_open += 1;
+        let st = &self.stats.conv;
+        st.sessions_created.inc();
+        st.sessions_active.set(self.active as u64);
+        st.nat_ports_in_use.set(self.nat.in_use() as u64);
+        self.touch(sid);
+    }
+
+    /// The server's key when its SYN/ACK carries MP_CAPABLE, the session
+    /// waits for it and policy lets hagw withdraw.
+    fn server_offers_mptcp(&self, sid: usize, seg: &Incoming<Bytes>) -> Option<u64> {
+        let s = self.sessions.get(sid).and_then(Option::as_ref)?;
+        if !self.policy.withdraw
+            || s.phase != Phase::Connecting
+            || !(seg.hdr.syn() && seg.hdr.ack_flag())
+            || seg.hdr.ack != s.srv.iss() + 1
+        {
+            return None;
+        }
+        match MptcpOption::parse(seg.hdr.opts.mptcp?.as_slice(), true, true).ok()? {
+            MptcpOption::Capable {
+                sender_key: Some(key),
+                ..
+            } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The server's segment for session `sid`.
+    fn server_segment(&mut self, now: Time, sid: usize, seg: Incoming<Bytes>) {
+        let Some(s) = self.session(sid) else { return };
+        s.last = now;
+        if s.phase == Phase::Connecting && seg.hdr.syn() && seg.hdr.ack_flag() {
+            return self.terminate(now, sid, seg);
+        }
+        s.srv.handle_segment(now, seg);
+        self.touch(sid);
+    }
+
+    /// The server does not speak MPTCP: hagw terminates the client's
+    /// MPTCP connection and answers it with its own MP_CAPABLE SYN/ACK.
+    fn terminate(&mut self, now: Time, sid: usize, seg: Incoming<Bytes>) {
+        let secrets = Secrets {
+            key: self.keys.next_u64(),
+            seed: self.keys.next_u64(),
+        };
+        let iss = Seq(self.keys.next_u64() as u32);
+        let mp_cfg = self.mp_cfg;
+        let sched = self.policy.new_scheduler();
+        let Some(s) = self.session(sid) else { return };
+        s.srv.handle_segment(now, seg);
+        if s.srv.state() != nf_tcp::State::Established {
+            // not acceptable (wrong ACK): the engine answered it
+            return self.touch(sid);
+        }
+        let Some(syn) = s.syn.take() else { return };
+        let role = policy::path_role(s.paths.first().is_none_or(|p| p.side == Side::Fixed));
+        match MpConnection::server(mp_cfg, secrets, &syn, iss, role, sched) {
+            Some(mp) => {
+                let token = mp.local_token();
+                s.mp = Some(mp);
+                s.phase = Phase::Converted;
+                if let Some(p) = s.paths.first_mut() {
+                    p.live = true;
+                    let side = p.side;
+                    self.stats.conv.subflows.inc(side_index(side));
+                }
+                self.half_open = self.half_open.saturating_sub(1);
+                self.tokens.insert(token, sid);
+            }
+            None => {
+                // the SYN was checked on arrival; nothing to convert
+                s.srv.abort();
+                s.phase = Phase::Done;
+            }
+        }
+        self.touch(sid);
+    }
+
+    /// The server speaks MPTCP and policy lets it: its SYN/ACK goes to
+    /// the client (NATed back) and the connection is only translated from
+    /// now on; hagw's server-side engine is dropped.
+    fn withdraw(&mut self, sid: usize, server_key: u64) {
+        let Some(s) = self.session(sid) else { return };
+        s.phase = Phase::Passthrough;
+        s.syn = None;
+        let token = nf_mptcp::crypto::token(server_key);
+        s.server_token = Some(token);
+        let (server, nat) = (s.server, s.nat);
+        let Some(client) = s.paths.first().map(|p| p.client) else {
+            return;
+        };
+        s.pt.push((client, nat.1));
+        self.flows.insert(
+            FlowKey {
+                src: client.0,
+                sport: client.1,
+                dst: server.0,
+                dport: server.1,
+            },
+            Flow::PtUp { sid, i: 0 },
+        );
+        self.flows.insert(
+            FlowKey {
+                src: server.0,
+                sport: server.1,
+                dst: nat.0,
+                dport: nat.1,
+            },
+            Flow::PtDown { sid, i: 0 },
+        );
+        self.tokens.insert(token, sid);
+        self.half_open = self.half_open.saturating_sub(1);
+        self.stats.conv.sessions_withdrawn.inc();
+    }
+
+    /// NAT of a withdrawn subflow's packet, in place.
+    fn pt_forward(
+        &mut self,
+        now: Time,
+        sid: usize,
+        i: usize,
+        up: bool,
+        p: &Peek,
+        ip: &mut [u8],
+    ) -> Verdict {
+        let Some(s) = self.sessions.get_mut(sid).and_then(Option::as_mut) else {
+            return Verdict::Pass;
+        };
+        let Some(&(client, nport)) = s.pt.get(i) else {
+            return Verdict::Pass;
+        };
+        s.last = now;
+        if p.flags & flags::RST != 0 {
+            s.pt_rst = true;
+        }
+        if p.flags & flags::FIN != 0 {
+            if up {
+                s.pt_fin.0 = true;
+            } else {
+                s.pt_fin.1 = true;
+            }
+        }
+        let ok = if up {
+            rewrite::rewrite(ip, p, true, s.nat.0, nport)
+        } else {
+            rewrite::rewrite(ip, p, false, client.0, client.1)
+        };
+        let st = &self.stats.conv;
+        let side = if up { Side::Fixed } else { Side::Internet };
+        st.rx_packets.inc(side_index(side));
+        st.rx_bytes.0[side_index(side)].add(ip.len() as u64);
+        if ok {
+            Verdict::Forward
+        } else {
+            st.segments_malformed.inc();
+            Verdict::Consumed
+        }
+    }
+
+    /// An MP_JOIN SYN (RFC 8684 §3.2): attach it to the session that owns
+    /// the token, from any access and address family.
+    fn join(
+        &mut self,
+        now: Time,
+        side: Side,
+        token: u32,
+        ip: &mut [u8],
+        p: &Peek,
+        seg: Incoming<Bytes>,
+    ) -> Verdict {
+        let Some(&sid) = self.tokens.get(&token) else {
+            self.stats
+                .conv
+                .joins_refused
+                .inc(JoinRefuse::UnknownToken as usize);
+            self.reset_to(side, p.dst, p.src, &seg.hdr);
+            return Verdict::Consumed;
+        };
+        let iss = Seq(self.keys.next_u64() as u32);
+        let phase = self
+            .sessions
+            .get(sid)
+            .and_then(Option::as_ref)
+            .map(|s| s.phase);
+        match phase {
+            Some(Phase::Converted) => {
+                let role = policy::path_role(side == Side::Fixed);
+                let Some(s) = self.session(sid) else {
+                    return Verdict::Consumed;
+                };
+                let Some(m) = s.mp.as_mut() else {
+                    return Verdict::Consumed;
+                };
+                if !m.is_established() {
+                    self.stats
+                        .conv
+                        .joins_refused
+                        .inc(JoinRefuse::NotEstablished as usize);
+                    self.reset_to(side, p.dst, p.src, &seg.hdr);
+                    return Verdict::Consumed;
+                }
+                let hdr = seg.hdr;
+                match m.accept_join(&seg, iss, role) {
+                    Some(sf) => {
+                        while s.paths.len() < sf {
+                            // keep subflow indices and paths aligned
+                            let first = s.paths[0];
+                            s.paths.push(Path {
+                                live: false,
+                                ..first
+                            });
+                        }
+                        s.paths.push(Path {
+                            client: (p.src, p.sport),
+                            gw: (p.dst, p.dport),
+                            side,
+                            live: true,
+                        });
+                        s.last = now;
+                        self.flows.insert(FlowKey::of(p), Flow::Client { sid, sf });
+                        let st = &self.stats.conv;
+                        st.joins_accepted.inc();
+                        st.subflows.inc(side_index(side));
+                        self.count_rx(side, ip.len(), 0);
+                        self.touch(sid);
+                    }
+                    None => {
+                        self.stats
+                            .conv
+                            .joins_refused
+                            .inc(JoinRefuse::SubflowLimit as usize);
+                        self.reset_to(side, p.dst, p.src, &hdr);
+                    }
+                }
+                Verdict::Consumed
+            }
+            Some(Phase::Passthrough) => {
+                // a subflow of a withdrawn connection: NAT it like the first
+                let Some(s) = self.sessions.get_mut(sid).and_then(Option::as_mut) else {
+                    return Verdict::Consumed;
+                };
+                if p.dst != s.server.0 || p.dst.is_ipv4() != s.nat.0.is_ipv4() {
+                    self.stats
+                        .conv
+                        .joins_refused
+                        .inc(JoinRefuse::UnknownToken as usize);
+                    self.reset_to(side, p.dst, p.src, &seg.hdr);
+                    return Verdict::Consumed;
+                }
+                let (sub, nat_addr, server) = (s.sub, s.nat.0, (p.dst, p.dport));
+                let fixed = Some(nat_addr);
+                let nat = match self.nat.bind(sub, fixed, p.sport, server.0) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        self.stats
+                            .conv
+                            .joins_refused
+                            .inc(JoinRefuse::SubflowLimit as usize);
+                        self.reset_to(side, p.dst, p.src, &seg.hdr);
+                        return Verdict::Consumed;
+                    }
+                };
+                let Some(s) = self.sessions.get_mut(sid).and_then(Option::as_mut) else {
+                    return Verdict::Consumed;
+                };
+                s.pt.push(((p.src, p.sport), nat.1));
+                let i = s.pt.len() - 1;
+                self.flows.insert(FlowKey::of(p), Flow::PtUp { sid, i });
+                self.flows.insert(
+                    FlowKey {
+                        src: server.0,
+                        sport: server.1,
+                        dst: nat.0,
+                        dport: nat.1,
+                    },
+                    Flow::PtDown { sid, i },
+                );
+                self.stats.conv.joins_accepted.inc();
+                self.stats
+                    .conv
+                    .nat_ports_in_use
+                    .set(self.nat.in_use() as u64);
+                let p2 = *p;
+                self.pt_forward(now, sid, i, true, &p2, ip)
+            }
+            _ => {
+                self.stats
+                    .conv
+                    .joins_refused
+                    .inc(JoinRefuse::NotEstablished as usize);
+                self.reset_to(side, p.dst, p.src, &seg.hdr);
+                Verdict::Consumed
+            }
+        }
+    }
+
+    /// Runs what is due: sessions touched by input, expired timers, idle
+    /// timeouts, and the periodic publication for `/sessions`.
+    pub fn poll(&mut self, now: Time) {
+        while let Some(&Reverse((t, sid))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let due = self
+                .sessions
+                .get(sid)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.sched_at == Some(t));
+            if due {
+                if let Some(s) = self.session(sid) {
+                    s.sched_at = None;
+                    s.on_timeout(now);
+                }
+                self.touch(sid);
+            }
+        }
+        if now >= self.next_idle_scan {
+            self.next_idle_scan = now + 1_000_000_000;
+            self.idle_scan(now);
+        }
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &sid in &dirty {
+            self.drive(now, sid);
+        }
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+        if now >= self.next_publish {
+            self.next_publish = now + PUBLISH_NS;
+            self.publish(now);
+        }
+    }
+
+    fn drive(&mut self, now: Time, sid: usize) {
+        let withdraw = self.policy.withdraw;
+        let st = Arc::clone(&self.stats);
+        let Some(s) = self.sessions.get_mut(sid).and_then(Option::as_mut) else {
+            return;
+        };
+        s.dirty = false;
+        if s.phase == Phase::Passthrough {
+            return;
+        }
+        let before = self.out.len();
+        let failed = s.drive(now, withdraw, &st.conv, &mut self.out);
+        for o in &self.out[before..] {
+            let i = side_index(o.side);
+            st.conv.tx_packets.inc(i);
+            let ip_hdr = if o.dst.is_ipv4() { 20 } else { 40 };
+            let len = ip_hdr + 20 + o.seg.hdr.opts.len() + o.seg.payload.len();
+            st.conv.tx_bytes.0[i].add(len as u64);
+            st.conv.payload_bytes_copied.add(o.seg.payload.len() as u64);
+        }
+        if let Some(e) = failed {
+            // the server refused or never answered: the same to the client
+            if let Some(syn) = s.syn.take() {
+                let side = s.paths.first().map_or(Side::Fixed, |p| p.side);
+                let why = if e == nf_tcp::Event::Reset {
+                    Refuse::ServerReset
+                } else {
+                    Refuse::ServerTimeout
+                };
+                s.phase = Phase::Done;
+                let (src, dst) = (syn_dst(&s.paths), syn_src(&s.paths));
+                st.conv.refused.inc(why as usize);
+                self.reset_to(side, src, dst, &syn.hdr);
+            }
+        }
+        let Some(s) = self.sessions.get_mut(sid).and_then(Option::as_mut) else {
+            return;
+        };
+        if s.phase == Phase::Done || s.finished() {
+            return self.remove(sid);
+        }
+        if let Some(m) = s.mp.as_mut() {
+            if m.is_established() && !s.announced {
+                s.announced = true;
+                // RFC 8684 §3.4.1: announce the gateway's other addresses
+                for (k, a) in self.policy.advertise.iter().enumerate() {
+                    m.announce(k as u8 + 1, *a, None);
+                }
+            }
+        }
+        if let Some(t) = s.next_timeout() {
+            if s.sched_at.is_none_or(|at| t < at) {
+                s.sched_at = Some(t);
+                self.timers.push(Reverse((t, sid)));
+            }
+        }
+    }
+
+    /// Idle sessions are reset; finished withdrawn ones drop their NAT
+    /// bindings after a linger.
+    fn idle_scan(&mut self, now: Time) {
+        let idle = self.policy.idle_timeout;
+        let mut expired = Vec::new();
+        for (sid, s) in self.sessions.iter_mut().enumerate() {
+            let Some(s) = s.as_mut() else { continue };
+            let quiet = now.saturating_sub(s.last);
+            let pt_over = s.phase == Phase::Passthrough
+                && ((s.pt_fin.0 && s.pt_fin.1) || s.pt_rst)
+                && quiet > PT_LINGER_NS;
+            if pt_over || (idle > 0 && quiet > idle) {
+                expired.push((sid, pt_over));
+            }
+        }
+        for (sid, normal) in expired {
+            if !normal {
+                self.stats.conv.sessions_timed_out.inc();
+            }
+            let pass = self
+                .sessions
+                .get(sid)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.phase == Phase::Passthrough);
+            if pass {
+                self.remove(sid);
+            } else if let Some(s) = self.session(sid) {
+                s.abort();
+                s.last = now;
+                self.drive(now, sid);
+                if let Some(s) = self.session(sid) {
+                    s.phase = Phase::Done;
+                }
+                self.remove(sid);
+            }
+        }
+    }
+
+    fn remove(&mut self, sid: usize) {
+        let Some(s) = self.sessions.get_mut(sid).and_then(Option::take) else {
+            return;
+        };
+        for p in &s.paths {
+            self.flows.remove(&FlowKey {
+                src: p.client.0,
+                sport: p.client.1,
+                dst: p.gw.0,
+                dport: p.gw.1,
+            });
+        }
+        for &(c, port) in &s.pt {
+            self.flows.remove(&FlowKey {
+                src: c.0,
+                sport: c.1,
+                dst: s.server.0,
+                dport: s.server.1,
+            });
+            self.flows.remove(&FlowKey {
+                src: s.server.0,
+                sport: s.server.1,
+                dst: s.nat.0,
+                dport: port,
+            });
+        }
+        self.flows.remove(&FlowKey {
+            src: s.server.0,
+            sport: s.server.1,
+            dst: s.nat.0,
+            dport: s.nat.1,
+        });
+        for t in
+            s.mp.as_ref()
+                .map(|m| m.local_token())
+                .into_iter()
+                .chain(s.server_token)
+        {
+            if self.tokens.get(&t) == Some(&sid) {
+                self.tokens.remove(&t);
+            }
+        }
+        self.nat.release(s.sub, s.nat.0, s.nat.1);
+        for &(_, port) in s.pt.iter().skip(1) {
+            self.nat.release(s.sub, s.nat.0, port);
+        }
+        if s.phase == Phase::Connecting {
+            self.half_open = self.half_open.saturating_sub(1);
+        }
+        let st = &self.stats.conv;
+        for p in &s.paths {
+            if p.live {
+                st.subflows.0[side_index(p.side)]
+                    .set(st.subflows.get(side_index(p.side)).saturating_sub(1));
+            }
+        }
+        self.free.push(sid);
+        self.active = self.active.saturating_sub(1);
+        st.sessions_closed.inc();
+        st.sessions_active.set(self.active as u64);
+        st.nat_ports_in_use.set(self.nat.in_use() as u64);
+    }
+
+    /// Publishes the live sessions for `GET /sessions` (skipped when the
+    /// management thread holds the list right now).
+    fn publish(&mut self, now: Time) {
+        let mut held = 0usize;
+        for s in self.sessions.iter().flatten() {
+            held += s.buffered();
+        }
+        self.stats.conv.splice_queue_bytes.set(held as u64);
+        let Ok(mut list) = self.stats.sessions.try_lock() else {
+            return;
+        };
+        list.clear();
+        for s in self.sessions.iter().flatten() {
+            list.push(SessionInfo {
+                id: s.id,
+                subscriber: s.sub.to_string(),
+                state: s.phase.as_str(),
+                server: std::net::SocketAddr::from(s.server).to_string(),
+                nat: std::net::SocketAddr::from(s.nat).to_string(),
+                age_ms: now.saturating_sub(s.created) / 1_000_000,
+                bytes_up: s.bytes_up,
+                bytes_down: s.bytes_down,
+                subflows: s.subflow_info(),
+            });
+        }
+    }
+}
+
+fn syn_src(paths: &[Path]) -> IpAddr {
+    paths
+        .first()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.client.0)
+}
+fn syn_dst(paths: &[Path]) -> IpAddr {
+    paths.first().map_or(IpAddr::from([0, 0, 0, 0]), |p| p.gw.0)
+}

@@ -1,0 +1,180 @@
+//! Packet-level work on TCP packets the conversion point does not
+//! terminate: a cheap peek at the 4-tuple and flags, and the NAT rewrite
+//! of withdrawn connections with RFC 1624 incremental checksum updates
+//! (the payload is neither copied nor read).
+
+use nf_core::wire::checksum::{update16, update32};
+use nf_core::wire::ip_proto;
+use std::net::IpAddr;
+
+/// What the classifier needs of a TCP packet (IP header on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peek {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// Offset of the TCP header.
+    pub l4: usize,
+    pub sport: u16,
+    pub dport: u16,
+    pub flags: u16,
+}
+
+fn be16(d: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
+}
+
+/// The 4-tuple and flags of an unfragmented IPv4/IPv6 TCP packet whose
+/// TCP header directly follows the IP header; `None` otherwise.
+pub fn peek(ip: &[u8]) -> Option<Peek> {
+    let (src, dst, l4) = match ip.first()? >> 4 {
+        4 => {
+            let hl = usize::from(ip[0] & 0x0f) * 4;
+            let frag = be16(ip, 6)? & 0x3fff;
+            if hl < 20 || ip.len() < hl + 20 || *ip.get(9)? != ip_proto::TCP || frag != 0 {
+                return None;
+            }
+            let a: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+            let b: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
+            (IpAddr::from(a), IpAddr::from(b), hl)
+        }
+        6 => {
+            if ip.len() < 60 || *ip.get(6)? != ip_proto::TCP {
+                return None;
+            }
+            let a: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
+            let b: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
+            (IpAddr::from(a), IpAddr::from(b), 40)
+        }
+        _ => return None,
+    };
+    Some(Peek {
+        src,
+        dst,
+        l4,
+        sport: be16(ip, l4)?,
+        dport: be16(ip, l4 + 2)?,
+        flags: be16(ip, l4 + 12)? & 0x01ff,
+    })
+}
+
+/// Rewrites the source (`src = true`) or destination address and port of
+/// a packet described by `p`, patching the IPv4 header checksum and the
+/// TCP checksum incrementally (RFC 1624; RFC 3022 §4.2). The address
+/// family cannot change. Returns false (and changes nothing) otherwise.
+pub fn rewrite(ip: &mut [u8], p: &Peek, src: bool, addr: IpAddr, port: u16) -> bool {
+    let (old_addr, old_port) = if src {
+        (p.src, p.sport)
+    } else {
+        (p.dst, p.dport)
+    };
+    let tcp_ck = p.l4 + 16;
+    let port_at = p.l4 + if src { 0 } else { 2 };
+    if ip.len() < p.l4 + 20 {
+        return false;
+    }
+    let Some(mut ck) = be16(ip, tcp_ck) else {
+        return false;
+    };
+    match (old_addr, addr) {
+        (IpAddr::V4(o), IpAddr::V4(n)) => {
+            let at = if src { 12 } else { 16 };
+            ip[at..at + 4].copy_from_slice(&n.octets());
+            let Some(hc) = be16(ip, 10) else { return false };
+            let hc = update32(hc, u32::from(o), u32::from(n));
+            ip[10..12].copy_from_slice(&hc.to_be_bytes());
+            ck = update32(ck, u32::from(o), u32::from(n));
+        }
+        (IpAddr::V6(o), IpAddr::V6(n)) => {
+            let at = if src { 8 } else { 24 };
+            ip[at..at + 16].copy_from_slice(&n.octets());
+            let (o, n) = (o.octets(), n.octets());
+            for k in 0..4 {
+                let w = |a: &[u8; 16]| {
+                    u32::from_be_bytes([a[4 * k], a[4 * k + 1], a[4 * k + 2], a[4 * k + 3]])
+                };
+                ck = update32(ck, w(&o), w(&n));
+            }
+        }
+        _ => return false,
+    }
+    ip[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+    ck = update16(ck, old_port, port);
+    ip[tcp_ck..tcp_ck + 2].copy_from_slice(&ck.to_be_bytes());
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nf_core::wire::{ipv4, tcp};
+
+    fn packet() -> Vec<u8> {
+        let payload = b"hello, server";
+        let r = tcp::Repr {
+            src_port: 40000,
+            dst_port: 5201,
+            seq: 1,
+            ack: 2,
+            flags: tcp::flags::ACK | tcp::flags::PSH,
+            window: 100,
+            urgent: 0,
+            options: Default::default(),
+            payload,
+        };
+        let (s, d) = (
+            "100.64.0.2".parse().unwrap(),
+            "198.51.100.2".parse().unwrap(),
+        );
+        let mut t = vec![0u8; r.buffer_len()];
+        r.emit(IpAddr::V4(s), IpAddr::V4(d), &mut t);
+        let ih = ipv4::Repr {
+            src: s,
+            dst: d,
+            protocol: ip_proto::TCP,
+            payload_len: t.len(),
+            ttl: 64,
+            dscp_ecn: 0,
+            ident: 7,
+            dont_frag: true,
+        };
+        let mut b = vec![0u8; 20 + t.len()];
+        ih.emit(&mut b[..20]);
+        b[20..].copy_from_slice(&t);
+        b
+    }
+
+    #[test]
+    fn source_nat_keeps_both_checksums_valid() {
+        let mut b = packet();
+        let p = peek(&b).unwrap();
+        assert_eq!((p.sport, p.dport, p.l4), (40000, 5201, 20));
+        let nat: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(rewrite(&mut b, &p, true, nat, 1234));
+        let ip = ipv4::Packet::new_checked(&b[..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(IpAddr::V4(ip.src_addr()), nat);
+        let t = tcp::Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!(t.src_port(), 1234);
+        assert!(t.verify_checksum(nat, p.dst));
+        // and back: destination NAT on the reply direction
+        let q = peek(&b).unwrap();
+        let back: IpAddr = "100.64.0.2".parse().unwrap();
+        assert!(rewrite(&mut b, &q, false, back, 9));
+        let ip = ipv4::Packet::new_checked(&b[..]).unwrap();
+        assert!(ip.verify_checksum());
+        let t = tcp::Packet::new_checked(ip.payload()).unwrap();
+        assert!(t.verify_checksum(nat, back));
+        // families never mix
+        let q = peek(&b).unwrap();
+        assert!(!rewrite(&mut b, &q, true, "::1".parse().unwrap(), 1));
+    }
+
+    #[test]
+    fn peek_refuses_fragments_and_short_packets() {
+        let mut b = packet();
+        b[6] |= 0x20; // more fragments
+        assert!(peek(&b).is_none());
+        assert!(peek(&packet()[..30]).is_none());
+        assert!(peek(&[]).is_none());
+    }
+}
