@@ -7,7 +7,14 @@
   xfer.py recv HOST PORT            connect, read to EOF, print "BYTES SHA256"
   xfer.py echo-client HOST PORT BYTES  send BYTES while reading the echo; print "BYTES SHA256" if equal, exit 1 if not
   xfer.py echo-server PORT          accept one connection, echo to EOF, close
-Add --mptcp to use IPPROTO_MPTCP (262).
+  xfer.py many-server PORT          accept connections forever, echo each to EOF (a thread each)
+  xfer.py many-client HOST PORT COUNT PARALLEL BYTES
+                                    COUNT connections, PARALLEL at a time, each echoing BYTES;
+                                    print "ok COUNT", exit 1 on any failure
+  xfer.py refused HOST PORT         connect; expect a RST; print the milliseconds it took
+Add --mptcp to use IPPROTO_MPTCP (262); --v6 makes the client socket dual-stack
+(AF_INET6, IPv4 as ::ffff:a.b.c.d) so the kernel may add IPv6 subflows.
+Servers print "peer ADDRESS" on stderr for every connection they accept.
 """
 import hashlib, socket, sys
 
@@ -22,9 +29,17 @@ def pattern():
         block += h
     return bytes(block[:CHUNK])
 
+V6 = "--v6" in sys.argv
+
 def sock(mptcp):
     proto = 262 if mptcp else 0
-    return socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
+    fam = socket.AF_INET6 if V6 else socket.AF_INET
+    return socket.socket(fam, socket.SOCK_STREAM, proto)
+
+def addr(host, port):
+    if V6 and ":" not in host:
+        host = "::ffff:" + host
+    return (host, port)
 
 def send_all(s, n):
     h = hashlib.sha256()
@@ -58,11 +73,71 @@ def listen(port, mptcp):
     l.bind(("0.0.0.0", port))
     l.listen(8)
     print("listening", flush=True, file=sys.stderr)
-    c, _ = l.accept()
+    c, peer = l.accept()
+    print("peer", peer[0], flush=True, file=sys.stderr)
     return c
 
+def many_server(port, mptcp):
+    import threading
+    l = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262 if mptcp else 0)
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(("0.0.0.0", port))
+    l.listen(1024)
+    print("listening", flush=True, file=sys.stderr)
+    def serve(c):
+        try:
+            while True:
+                b = c.recv(1 << 16)
+                if not b:
+                    break
+                c.sendall(b)
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            c.close()
+    while True:
+        c, peer = l.accept()
+        print("peer", peer[0], flush=True, file=sys.stderr)
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+def many_client(host, port, count, parallel, nbytes, mptcp):
+    import threading
+    failures = []
+    def one(i):
+        try:
+            s = sock(mptcp)
+            s.settimeout(30)
+            s.connect(addr(host, port))
+            data = bytes([(i + k) & 0xff for k in range(nbytes)])
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            got = bytearray()
+            while True:
+                b = s.recv(1 << 16)
+                if not b:
+                    break
+                got += b
+            s.close()
+            if bytes(got) != data:
+                failures.append((i, "echo differs (%d bytes)" % len(got)))
+        except OSError as e:
+            failures.append((i, str(e)))
+    done = 0
+    while done < count:
+        batch = [threading.Thread(target=one, args=(done + k,)) for k in range(min(parallel, count - done))]
+        for t in batch:
+            t.start()
+        for t in batch:
+            t.join()
+        done += len(batch)
+    if failures:
+        print("FAILED", len(failures), "of", count, failures[:5])
+        sys.exit(1)
+    print("ok", count)
+
 def main():
-    args = [a for a in sys.argv[1:] if a != "--mptcp"]
+    args = [a for a in sys.argv[1:] if a not in ("--mptcp", "--v6")]
     mptcp = "--mptcp" in sys.argv
     cmd = args[0]
     if cmd == "sink":
@@ -79,7 +154,7 @@ def main():
     elif cmd == "send":
         s = sock(mptcp)
         s.settimeout(60)
-        s.connect((args[1], int(args[2])))
+        s.connect(addr(args[1], int(args[2])))
         n = int(args[3])
         d = send_all(s, n)
         s.shutdown(socket.SHUT_WR)
@@ -88,14 +163,14 @@ def main():
     elif cmd == "recv":
         s = sock(mptcp)
         s.settimeout(60)
-        s.connect((args[1], int(args[2])))
+        s.connect(addr(args[1], int(args[2])))
         n, d = recv_all(s)
         print(n, d)
     elif cmd == "echo-client":
         import threading
         s = sock(mptcp)
         s.settimeout(120)
-        s.connect((args[1], int(args[2])))
+        s.connect(addr(args[1], int(args[2])))
         n = int(args[3])
         out = {}
         def sender():
@@ -118,6 +193,22 @@ def main():
             c.sendall(b)
         c.shutdown(socket.SHUT_WR)
         print("echoed", flush=True)
+    elif cmd == "many-server":
+        many_server(int(args[1]), mptcp)
+    elif cmd == "many-client":
+        many_client(args[1], int(args[2]), int(args[3]), int(args[4]), int(args[5]), mptcp)
+    elif cmd == "refused":
+        import time
+        s = sock(mptcp)
+        s.settimeout(30)
+        t = time.monotonic()
+        try:
+            s.connect(addr(args[1], int(args[2])))
+        except ConnectionRefusedError:
+            print(int((time.monotonic() - t) * 1000))
+            return
+        print("connected: no RST")
+        sys.exit(1)
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

@@ -136,7 +136,13 @@ impl PipelineLimits {
             neighbour_pending: cfg.limits.neighbour_pending,
             icmp_errors_per_s: cfg.limits.icmp_errors_per_s,
             icmp_errors_burst: cfg.limits.icmp_errors_burst,
-            tx_queue: 4 * cfg.burst.max(32),
+            // a conversion point emits more than it receives in a burst
+            // (ACKs on both sides, a window's worth after an ACK)
+            tx_queue: if cfg.raw.conversion.enabled {
+                2048
+            } else {
+                4 * cfg.burst.max(32)
+            },
         }
     }
 }
