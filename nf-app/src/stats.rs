@@ -151,6 +151,8 @@ pub struct SessionInfo {
     pub bytes_up: u64,
     pub bytes_down: u64,
     pub subflows: Vec<SubflowInfo>,
+    /// The data level and the server side, for troubleshooting.
+    pub engine: String,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -162,6 +164,11 @@ pub struct SubflowInfo {
     pub bytes_out: u64,
     pub bytes_in: u64,
     pub state: String,
+    /// Bytes sent and not yet acknowledged on this subflow.
+    pub unacked: usize,
+    /// Two RTOs in a row: not scheduled, its data resent elsewhere.
+    pub stalled: bool,
+    pub rto_in_row: u32,
 }
 
 const N_ERR: usize = WireError::ALL.len();

@@ -584,7 +584,7 @@ impl<C: Chunk> MpConnection<C> {
         if self.closed {
             return;
         }
-        let carrier = self.subflows.iter().position(|s| s.usable());
+        let carrier = self.carrier();
         match (carrier, self.remote_key, self.fallback) {
             (Some(c), Some(_), false) => {
                 self.fastclose_pending = true;
@@ -1309,7 +1309,7 @@ impl<C: Chunk> MpConnection<C> {
             }
             // DATA_FIN (re)transmission on a pure ACK of a usable subflow
             if self.fin_rtx_at.is_some_and(|t| t <= now) && !self.fin_acked {
-                if let Some(s) = self.subflows.iter_mut().find(|s| s.usable()) {
+                if let Some(s) = self.carrier().and_then(|c| self.subflows.get_mut(c)) {
                     s.tcp.force_ack();
                     let rto = s
                         .tcp
@@ -1321,7 +1321,7 @@ impl<C: Chunk> MpConnection<C> {
             }
         }
         if self.established && !self.fallback && self.control_due(now) {
-            if let Some(s) = self.subflows.iter_mut().find(|s| s.usable()) {
+            if let Some(s) = self.carrier().and_then(|c| self.subflows.get_mut(c)) {
                 s.tcp.force_ack();
             }
         }
@@ -1335,6 +1335,17 @@ impl<C: Chunk> MpConnection<C> {
             }
         }
         None
+    }
+
+    /// The subflow that carries connection-level signals (DATA_FIN,
+    /// ADD_ADDR, MP_FASTCLOSE): a usable one that is not stalled, else any
+    /// usable one; a stalled path may be dead (RFC 8684 §3.3.3: a DATA_FIN
+    /// may be retransmitted on any subflow).
+    fn carrier(&self) -> Option<usize> {
+        self.subflows
+            .iter()
+            .position(|s| s.usable() && !s.stalled)
+            .or_else(|| self.subflows.iter().position(|s| s.usable()))
     }
 
     /// Whether an ADD_ADDR, echo, REMOVE_ADDR or MP_PRIO is waiting.

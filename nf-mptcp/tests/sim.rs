@@ -57,6 +57,22 @@ fn fixed_path_failure_mid_transfer_completes_on_cellular() {
     }
 }
 
+/// The fixed path dies for good: the data and both DATA_FINs complete on
+/// cellular within seconds, not after the dead subflow gives up (the
+/// DATA_FIN must not stay on the stalled subflow).
+#[test]
+fn fixed_path_dies_and_the_connection_still_closes_promptly() {
+    let mut s = setup(3, MB20, || Box::new(FixedFirst));
+    let (u, d) = (s.up[0], s.down[0]);
+    s.sim.link(u).down = vec![(2 * SEC, 1000 * SEC)];
+    s.sim.link(d).down = vec![(2 * SEC, 1000 * SEC)];
+    // 20 MB each way at 20 Mbit/s after the failure: about 16 s
+    s.run(30 * SEC);
+    assert!(s.done(MB20), "{}", s.describe());
+    let c = &s.client.conn;
+    assert!(c.data_closed(), "DATA_FIN both ways\n{}", s.describe());
+}
+
 #[test]
 fn two_percent_loss_on_the_cellular_path() {
     let mut s = setup(4, MB20, || Box::new(MinRtt));

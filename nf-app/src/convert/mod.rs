@@ -902,6 +902,7 @@ impl Converter {
                 bytes_up: s.bytes_up,
                 bytes_down: s.bytes_down,
                 subflows: s.subflow_info(),
+                engine: s.engine_info(),
             });
         }
     }

@@ -324,6 +324,19 @@ impl Session {
         srv_done && mp_done
     }
 
+    /// The engines' state in one line.
+    pub fn engine_info(&self) -> String {
+        format!(
+            "server {:?} unacked {} buffered {} | client {}",
+            self.srv.state(),
+            self.srv.unacked(),
+            self.srv.buffered(),
+            self.mp
+                .as_ref()
+                .map_or_else(|| "-".to_string(), |m| m.describe())
+        )
+    }
+
     pub fn subflow_info(&self) -> Vec<SubflowInfo> {
         match (&self.mp, self.phase) {
             (_, Phase::Passthrough) => self
@@ -337,6 +350,9 @@ impl Session {
                     bytes_out: 0,
                     bytes_in: 0,
                     state: "withdrawn".into(),
+                    unacked: 0,
+                    stalled: false,
+                    rto_in_row: 0,
                 })
                 .collect(),
             (Some(m), _) => m
@@ -351,6 +367,9 @@ impl Session {
                     bytes_out: s.tcp.stats().bytes_acked,
                     bytes_in: s.tcp.stats().bytes_received,
                     state: format!("{:?}", s.tcp.state()),
+                    unacked: s.tcp.unacked(),
+                    stalled: s.stalled(),
+                    rto_in_row: s.tcp.rto_in_row(),
                 })
                 .collect(),
             (None, _) => self
@@ -364,6 +383,9 @@ impl Session {
                     bytes_out: 0,
                     bytes_in: 0,
                     state: "SynReceived".into(),
+                    unacked: 0,
+                    stalled: false,
+                    rto_in_row: 0,
                 })
                 .collect(),
         }

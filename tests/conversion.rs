@@ -1,0 +1,469 @@
+//! The conversion point end to end on the reference lab (LAB.md): a Linux
+//! kernel MPTCP client in ns cli (fixed + cellular IPv4 + cellular IPv6),
+//! hagw under DPDK (`net_af_packet`) in ns gw, plain TCP servers (and one
+//! MPTCP listener) in ns srv. Needs root; without it the test says why and
+//! passes.
+//!
+//! Checks (issue 5, point 8): (a) every connection gets its cellular
+//! subflow and both accesses carry data; (b) 200 MB up and 200 MB down with
+//! sha256 equality; (c) the server sees only 192.0.2.2 with lab.toml and
+//! only pool addresses with lab-pool.toml, never 100.64.0.0/10 (nftables
+//! counters in ns srv); (d) fix0 goes down mid-transfer and the transfer
+//! completes over cellular; (e) an MPTCP listener on srv:5202 sees MPTCP
+//! with `withdraw = "if-server-capable"` and plain TCP with `never`; (f) the
+//! IPv6 cellular subflow joins via ADD_ADDR and carries the data once
+//! fixed and cellular IPv4 are gone; (g) a closed server port gives the
+//! client a prompt RST; (h) 1,000 short connections in parallel batches
+//! complete and the session table drains to 0.
+
+mod common;
+use common::*;
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LOG: &str = "hagw-conversion.log";
+
+fn spawn_ns(n: &str, cmd: &[&str]) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", n])
+        .args(cmd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+fn xfer<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["python3", "scripts/xfer.py"];
+    v.extend_from_slice(args);
+    v
+}
+
+/// Waits for `c`; returns (stdout, stderr); panics on failure or timeout.
+fn wait_output(mut c: Child, what: &str) -> (String, String) {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = c.try_wait().expect("wait") {
+            let mut out = String::new();
+            let mut err = String::new();
+            c.stdout.take().map(|mut s| s.read_to_string(&mut out));
+            c.stderr.take().map(|mut s| s.read_to_string(&mut err));
+            assert!(st.success(), "{what} failed: {out}\n{err}");
+            return (out, err);
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            let _ = c.kill();
+            panic!("{what} timed out");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn metrics() -> String {
+    ns_ok("gw", &["curl", "-sf", "http://127.0.0.1:9180/metrics"])
+}
+
+/// A metric's value (labels as written, "" for none); 0 when absent.
+fn metric(text: &str, name: &str, labels: &str) -> u64 {
+    let prefix = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+fn nstat(n: &str) -> String {
+    ns_ok(n, &["nstat", "-az"])
+}
+
+/// Starts `hagw run --config CONFIG` in ns gw and waits for /healthz.
+fn start_hagw(config: &str, guard: &mut Guard) {
+    let log = std::fs::File::create(std::env::temp_dir().join(LOG)).expect("log");
+    let hagw = env!("CARGO_BIN_EXE_hagw");
+    let child = Command::new("ip")
+        .args(["netns", "exec", "gw", hagw, "run", "--config", config])
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start hagw");
+    guard.0.push(child);
+    let t = Instant::now();
+    while !ns("gw", &["curl", "-sf", "http://127.0.0.1:9180/healthz"])
+        .status
+        .success()
+    {
+        if let Some(Some(st)) = guard.0.last_mut().map(|c| c.try_wait().expect("wait")) {
+            panic!(
+                "hagw exited early with {st}; see {}",
+                std::env::temp_dir().join(LOG).display()
+            );
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "hagw did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // the gateway answers (neighbours resolved on both sides)
+    ns_ok("cli", &["ping", "-c", "1", "-W", "2", "198.51.100.2"]);
+}
+
+fn stop_hagw(guard: &mut Guard) {
+    let _ = ns("gw", &["pkill", "-TERM", "-f", "hagw run --config"]);
+    if let Some(mut c) = guard.0.pop() {
+        let t = Instant::now();
+        while c.try_wait().expect("wait").is_none() {
+            if t.elapsed() > Duration::from_secs(15) {
+                let _ = c.kill();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// One transfer: `server` in srv, `client` in cli; both print "BYTES SHA256".
+/// Returns the addresses the server saw.
+fn transfer(server: &[&str], client: &[&str], bytes: u64) -> Vec<String> {
+    let srv = spawn_ns("srv", &xfer(server));
+    std::thread::sleep(Duration::from_millis(400));
+    let cli = ns_ok("cli", &xfer(client));
+    let (out, err) = wait_output(srv, "server");
+    let (c, s) = (cli.trim(), out.trim());
+    assert!(c.starts_with(&format!("{bytes} ")), "client moved {c}");
+    assert_eq!(c, s, "sha256 differs between the ends");
+    peers(&err)
+}
+
+fn peers(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("peer "))
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+/// nftables counters in ns srv: packets from the cellular range, from the
+/// subscriber's fixed address and from the NAT pool.
+fn srv_counters_install() {
+    let rules = "table inet hagwtest {\n chain input {\n  type filter hook input priority 0; policy accept;\n  ip saddr 100.64.0.0/10 counter comment \"cellular\"\n  ip saddr 192.0.2.2 counter comment \"fixed\"\n  ip saddr 203.0.113.0/28 counter comment \"pool\"\n }\n}\n";
+    let path = std::env::temp_dir().join("hagw-conv-nft.conf");
+    std::fs::write(&path, rules).expect("nft rules");
+    ns_ok("srv", &["nft", "-f", path.to_str().expect("path")]);
+}
+
+fn srv_counter(which: &str) -> u64 {
+    let out = ns_ok(
+        "srv",
+        &["nft", "list", "chain", "inet", "hagwtest", "input"],
+    );
+    out.lines()
+        .find(|l| l.contains(&format!("comment \"{which}\"")))
+        .and_then(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.iter()
+                .position(|x| *x == "packets")
+                .and_then(|i| w.get(i + 1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("nft counter {which} missing: {out}"))
+}
+
+/// Brings fix0 back with its default route (lab.sh's settings).
+fn fix0_up() {
+    ns_ok("cli", &["ip", "link", "set", "fix0", "up"]);
+    let _ = ns(
+        "cli",
+        &[
+            "ip",
+            "route",
+            "replace",
+            "default",
+            "via",
+            "192.0.2.1",
+            "dev",
+            "fix0",
+        ],
+    );
+}
+
+/// A subflow of a live session in /sessions whose client address starts
+/// with `prefix`: its bytes sent toward the client.
+fn subflow_bytes_out(sessions: &str, prefix: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(sessions).expect("/sessions JSON");
+    v["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["subflows"].as_array().into_iter().flatten())
+        .filter(|f| f["client"].as_str().is_some_and(|c| c.starts_with(prefix)))
+        .filter_map(|f| f["bytes_out"].as_u64())
+        .sum()
+}
+
+#[test]
+fn conversion_point_on_the_lab() {
+    if !is_root() {
+        println!("SKIPPED conversion_point_on_the_lab: needs root (network namespaces, DPDK); run the README test command as root");
+        return;
+    }
+    std::env::set_current_dir(root()).expect("cd");
+    lab("up");
+    let mut guard = Guard(vec![]);
+    srv_counters_install();
+    start_hagw("configs/lab.toml", &mut guard);
+
+    // (b) + (a) + (c): 200 MB each way from a dual-stack MPTCP client.
+    let n0 = nstat("cli");
+    let m0 = metrics();
+    let seen = transfer(
+        &["sink", "5201"],
+        &[
+            "send",
+            "198.51.100.2",
+            "5201",
+            "200000000",
+            "--mptcp",
+            "--v6",
+        ],
+        200_000_000,
+    );
+    assert_eq!(seen, vec!["192.0.2.2"], "upload: the server saw {seen:?}");
+    let m1 = metrics();
+    let seen = transfer(
+        &["serve", "5202", "200000000"],
+        &["recv", "198.51.100.2", "5202", "--mptcp", "--v6"],
+        200_000_000,
+    );
+    assert_eq!(seen, vec!["192.0.2.2"], "download: the server saw {seen:?}");
+    let m2 = metrics();
+    let n1 = nstat("cli");
+    let d = |name: &str| counter(&n1, name) - counter(&n0, name);
+    assert!(
+        d("MPTcpExtMPCapableSYNACKRX") >= 2,
+        "MP_CAPABLE answered by hagw for both connections"
+    );
+    assert!(
+        d("MPTcpExtMPJoinSynAckRx") >= 2,
+        "each connection joined its cellular subflow ({} joins)",
+        d("MPTcpExtMPJoinSynAckRx")
+    );
+    assert!(
+        d("MPTcpExtAddAddr") >= 2,
+        "ADD_ADDR of 2001:db8:c::1 received"
+    );
+    let cell = "role=\"access-cellular\"";
+    let fixed = "role=\"access-fixed\"";
+    let up_cell = metric(&m1, "hagw_conv_rx_bytes_total", cell)
+        - metric(&m0, "hagw_conv_rx_bytes_total", cell);
+    let up_fix = metric(&m1, "hagw_conv_rx_bytes_total", fixed)
+        - metric(&m0, "hagw_conv_rx_bytes_total", fixed);
+    assert!(
+        up_cell > 1_000_000 && up_fix > 1_000_000,
+        "upload over both accesses: fixed {up_fix} B, cellular {up_cell} B"
+    );
+    let down_cell = metric(&m2, "hagw_conv_tx_bytes_total", cell)
+        - metric(&m1, "hagw_conv_tx_bytes_total", cell);
+    let down_fix = metric(&m2, "hagw_conv_tx_bytes_total", fixed)
+        - metric(&m1, "hagw_conv_tx_bytes_total", fixed);
+    assert!(
+        down_fix > 100_000_000 && down_cell > 10_000,
+        "download over both accesses (fixed-first: cellular takes the overflow): fixed {down_fix} B, cellular {down_cell} B"
+    );
+    assert_eq!(
+        metric(&m2, "hagw_conv_sessions_created_total", "")
+            - metric(&m0, "hagw_conv_sessions_created_total", ""),
+        2
+    );
+    assert!(
+        metric(&m2, "hagw_conv_joins_accepted_total", "") >= 4,
+        "v4 + v6 joins"
+    );
+    println!(
+        "200 MB up: fixed {up_fix} B, cellular {up_cell} B; 200 MB down: fixed {down_fix} B, cellular {down_cell} B; payload bytes copied {}",
+        metric(&m2, "hagw_conv_payload_bytes_copied_total", "")
+    );
+
+    // (d) fix0 goes down mid-transfer: the download completes over cellular.
+    let srv = spawn_ns("srv", &xfer(&["serve", "5203", "300000000"]));
+    std::thread::sleep(Duration::from_millis(400));
+    let cli = spawn_ns(
+        "cli",
+        &xfer(&["recv", "198.51.100.2", "5203", "--mptcp", "--v6"]),
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    ns_ok("cli", &["ip", "link", "set", "fix0", "down"]);
+    let (c, _) = wait_output(cli, "download across fix0 going down");
+    let (s, _) = wait_output(srv, "server");
+    assert_eq!(c.trim(), s.trim(), "sha256 after losing fix0");
+    assert!(c.starts_with("300000000 "), "moved {c}");
+    fix0_up();
+
+    // (f) only the IPv6 cellular subflow left: fix0 down and cellular IPv4
+    // dropped in ns cli after the connection is up.
+    let srv = spawn_ns("srv", &xfer(&["serve", "5204", "100000000"]));
+    std::thread::sleep(Duration::from_millis(400));
+    let cli = spawn_ns(
+        "cli",
+        &xfer(&["recv", "198.51.100.2", "5204", "--mptcp", "--v6"]),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let drop_v4 = "table inet hagwcel { chain out { type filter hook output priority 0; policy accept; oifname \"cel0\" meta nfproto ipv4 tcp dport 5204 drop; } }";
+    let path = std::env::temp_dir().join("hagw-conv-cel.conf");
+    std::fs::write(&path, drop_v4).expect("nft");
+    ns_ok("cli", &["ip", "link", "set", "fix0", "down"]);
+    ns_ok("cli", &["nft", "-f", path.to_str().expect("path")]);
+    let (c, _) = wait_output(cli, "download over the IPv6 subflow");
+    let sessions = ns_ok("gw", &["curl", "-sf", "http://127.0.0.1:9180/sessions"]);
+    let (s, _) = wait_output(srv, "server");
+    assert_eq!(c.trim(), s.trim(), "sha256 over IPv6 cellular");
+    let v6_bytes = subflow_bytes_out(&sessions, "[2001:db8:c::2]");
+    assert!(
+        v6_bytes > 10_000_000,
+        "the IPv6 subflow carried the data: {v6_bytes} B; /sessions: {sessions}"
+    );
+    ns_ok("cli", &["nft", "delete", "table", "inet", "hagwcel"]);
+    fix0_up();
+
+    // (g) a closed port: the server's RST reaches the client promptly.
+    let ms: u64 = ns_ok(
+        "cli",
+        &xfer(&["refused", "198.51.100.2", "5999", "--mptcp"]),
+    )
+    .trim()
+    .parse()
+    .expect("milliseconds");
+    assert!(ms < 1000, "RST after {ms} ms");
+    assert!(
+        metric(
+            &metrics(),
+            "hagw_conv_sessions_refused_total",
+            "reason=\"server_reset\""
+        ) >= 1
+    );
+
+    // (e) with `withdraw = "never"`: the MPTCP listener sees plain TCP.
+    let s0 = nstat("srv");
+    transfer(
+        &["sink", "5205", "--mptcp"],
+        &["send", "198.51.100.2", "5205", "10000000", "--mptcp"],
+        10_000_000,
+    );
+    let s1 = nstat("srv");
+    assert_eq!(
+        counter(&s1, "MPTcpExtMPCapableSYNRX") - counter(&s0, "MPTcpExtMPCapableSYNRX"),
+        0,
+        "withdraw = never: hagw terminates, the server sees no MP_CAPABLE"
+    );
+
+    // (h) 1,000 short connections, 50 at a time, then the table drains.
+    let many = spawn_ns("srv", &xfer(&["many-server", "5300"]));
+    guard.0.insert(0, many);
+    std::thread::sleep(Duration::from_millis(400));
+    let out = ns_ok(
+        "cli",
+        &xfer(&[
+            "many-client",
+            "198.51.100.2",
+            "5300",
+            "1000",
+            "50",
+            "2000",
+            "--mptcp",
+        ]),
+    );
+    assert_eq!(out.trim(), "ok 1000");
+    let t = Instant::now();
+    loop {
+        let m = metrics();
+        if metric(&m, "hagw_conv_sessions_active", "") == 0 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "sessions left after 30 s: {}",
+            metric(&m, "hagw_conv_sessions_active", "")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        srv_counter("cellular"),
+        0,
+        "a cellular source reached the server"
+    );
+    assert!(srv_counter("fixed") > 0);
+    stop_hagw(&mut guard);
+
+    // (e) with `withdraw = "if-server-capable"`: the connection is MPTCP
+    // end to end, hagw only NATs it.
+    let text = std::fs::read_to_string("configs/lab.toml").expect("lab.toml");
+    let wd = text.replace(
+        "[conversion]\n",
+        "[conversion]\nwithdraw = \"if-server-capable\"\n",
+    );
+    assert_ne!(wd, text);
+    let wd_path = std::env::temp_dir().join("hagw-lab-withdraw.toml");
+    std::fs::write(&wd_path, wd).expect("config");
+    start_hagw(wd_path.to_str().expect("path"), &mut guard);
+    let s0 = nstat("srv");
+    let seen = transfer(
+        &["sink", "5206", "--mptcp"],
+        &["send", "198.51.100.2", "5206", "20000000", "--mptcp"],
+        20_000_000,
+    );
+    assert_eq!(seen, vec!["192.0.2.2"]);
+    let s1 = nstat("srv");
+    assert!(
+        counter(&s1, "MPTcpExtMPCapableSYNRX") > counter(&s0, "MPTcpExtMPCapableSYNRX"),
+        "withdrawn: the server's kernel took the MPTCP connection"
+    );
+    let m = metrics();
+    assert!(metric(&m, "hagw_conv_sessions_withdrawn_total", "") >= 1);
+    // a plain TCP server behind the same policy is still converted
+    transfer(
+        &["sink", "5207"],
+        &["send", "198.51.100.2", "5207", "10000000", "--mptcp"],
+        10_000_000,
+    );
+    assert_eq!(
+        srv_counter("cellular"),
+        0,
+        "a cellular source reached the server"
+    );
+    stop_hagw(&mut guard);
+
+    // (c) with lab-pool.toml the server sees pool addresses only.
+    let fixed_before = srv_counter("fixed");
+    start_hagw("configs/lab-pool.toml", &mut guard);
+    let seen = transfer(
+        &["sink", "5208"],
+        &[
+            "send",
+            "198.51.100.2",
+            "5208",
+            "20000000",
+            "--mptcp",
+            "--v6",
+        ],
+        20_000_000,
+    );
+    assert!(
+        seen.iter().all(|a| a.starts_with("203.0.113.")),
+        "pool NAT: the server saw {seen:?}"
+    );
+    assert!(srv_counter("pool") > 0);
+    assert_eq!(
+        srv_counter("fixed"),
+        fixed_before,
+        "the fixed address leaked past the pool NAT"
+    );
+    assert_eq!(srv_counter("cellular"), 0);
+    let m = metrics();
+    assert!(m.contains("hagw_conv_nat_ports_in_use{pool=\"203.0.113.0/28\"}"));
+    stop_hagw(&mut guard);
+    let _ = ns("srv", &["nft", "delete", "table", "inet", "hagwtest"]);
+}
