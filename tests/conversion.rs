@@ -189,6 +189,53 @@ fn fix0_up() {
             "fix0",
         ],
     );
+    let t = Instant::now();
+    while !ns(
+        "cli",
+        &[
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-I",
+            "192.0.2.2",
+            "198.51.100.2",
+        ],
+    )
+    .status
+    .success()
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "fix0 did not come back"
+        );
+    }
+}
+
+/// Waits until the session toward server port `port`, moving data
+/// downstream, has `n` subflows.
+fn wait_subflows(port: u16, n: usize) {
+    let t = Instant::now();
+    loop {
+        let body = ns_ok("gw", &["curl", "-sf", "http://127.0.0.1:9180/sessions"]);
+        let v: serde_json::Value = serde_json::from_str(&body).expect("/sessions JSON");
+        let ready = v["sessions"].as_array().into_iter().flatten().any(|s| {
+            s["server"]
+                .as_str()
+                .is_some_and(|a| a.ends_with(&format!(":{port}")))
+                && s["bytes_down"].as_u64().unwrap_or(0) > 0
+                && s["subflows"].as_array().map_or(0, Vec::len) >= n
+        });
+        if ready {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no session with {n} subflows: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A subflow of a live session in /sessions whose client address starts
@@ -295,7 +342,7 @@ fn conversion_point_on_the_lab() {
         "cli",
         &xfer(&["recv", "198.51.100.2", "5203", "--mptcp", "--v6"]),
     );
-    std::thread::sleep(Duration::from_millis(700));
+    wait_subflows(5203, 3);
     ns_ok("cli", &["ip", "link", "set", "fix0", "down"]);
     let (c, _) = wait_output(cli, "download across fix0 going down");
     let (s, _) = wait_output(srv, "server");
@@ -311,8 +358,8 @@ fn conversion_point_on_the_lab() {
         "cli",
         &xfer(&["recv", "198.51.100.2", "5204", "--mptcp", "--v6"]),
     );
-    std::thread::sleep(Duration::from_millis(500));
-    let drop_v4 = "table inet hagwcel { chain out { type filter hook output priority 0; policy accept; oifname \"cel0\" meta nfproto ipv4 tcp dport 5204 drop; } }";
+    wait_subflows(5204, 3);
+    let drop_v4 = "table inet hagwcel {\n chain out {\n  type filter hook output priority 0; policy accept;\n  oifname \"cel0\" meta nfproto ipv4 tcp dport 5204 drop\n }\n}\n";
     let path = std::env::temp_dir().join("hagw-conv-cel.conf");
     std::fs::write(&path, drop_v4).expect("nft");
     ns_ok("cli", &["ip", "link", "set", "fix0", "down"]);

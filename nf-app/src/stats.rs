@@ -169,6 +169,11 @@ pub struct SubflowInfo {
     /// Two RTOs in a row: not scheduled, its data resent elsewhere.
     pub stalled: bool,
     pub rto_in_row: u32,
+    pub cwnd: usize,
+    /// The window the client last advertised on this subflow.
+    pub peer_window: usize,
+    /// Milliseconds until the subflow's next timer, if one is armed.
+    pub timer_in_ms: Option<u64>,
 }
 
 const N_ERR: usize = WireError::ALL.len();

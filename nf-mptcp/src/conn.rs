@@ -926,16 +926,30 @@ impl<C: Chunk> MpConnection<C> {
             self.fin_acked = true;
             self.fin_rtx_at = None;
         }
-        for s in &mut self.subflows {
-            while s
-                .tx
-                .front()
-                .is_some_and(|m| m.dsn + m.len as u64 <= data_end)
-            {
-                s.tx.pop_front();
-            }
+        for i in 0..self.subflows.len() {
+            self.prune_tx(i);
         }
         self.check_fin();
+    }
+
+    /// Forgets the mappings of subflow `i` that are acknowledged at both
+    /// levels. A mapping DATA_ACKed through another subflow stays while its
+    /// own subflow may still retransmit those bytes: every retransmission
+    /// must carry the mapping that covers it (RFC 8684 §3.3.1; Linux resets
+    /// a subflow whose data arrives unmapped, MP_TCPRST "middlebox").
+    fn prune_tx(&mut self, i: usize) {
+        let una = self.snd_una;
+        let Some(s) = self.subflows.get_mut(i) else {
+            return;
+        };
+        let sub_una = s.tcp.snd_una();
+        while s
+            .tx
+            .front()
+            .is_some_and(|m| m.dsn + m.len as u64 <= una && (m.ssn + m.len).le(sub_una))
+        {
+            s.tx.pop_front();
+        }
     }
 
     fn after_tcp(&mut self, i: usize) {
@@ -959,6 +973,7 @@ impl<C: Chunk> MpConnection<C> {
                 TcpEvent::Readable | TcpEvent::PeerClosed => {}
             }
         }
+        self.prune_tx(i);
         // the server learns the key from the third ACK, after TCP's own
         // Connected event
         if self.role == Role::Server
@@ -1295,6 +1310,16 @@ impl<C: Chunk> MpConnection<C> {
         self.now = now;
         self.set_windows();
         self.couple();
+        if self.data_closed() && !self.fallback {
+            // RFC 8684 §3.3.3: once both DATA_FINs are through, a subflow
+            // stuck on a dead path has nothing left to deliver; reset it
+            // rather than retransmit into the void until it gives up
+            for s in &mut self.subflows {
+                if s.stalled && s.tcp.state() != TcpState::Closed {
+                    s.tcp.abort();
+                }
+            }
+        }
         if self.established {
             self.pump();
             // DATA_FIN once every byte has been handed to a subflow

@@ -71,6 +71,30 @@ fn fixed_path_dies_and_the_connection_still_closes_promptly() {
     assert!(s.done(MB20), "{}", s.describe());
     let c = &s.client.conn;
     assert!(c.data_closed(), "DATA_FIN both ways\n{}", s.describe());
+    // the subflow on the dead path is reset, not left retransmitting
+    assert!(
+        c.subflows()[0].tcp.state() == nf_tcp::State::Closed,
+        "{}",
+        s.describe()
+    );
+}
+
+/// The fixed path drops out for two seconds and comes back: what it held
+/// was reinjected on cellular and DATA_ACKed there, and when the fixed
+/// subflow retransmits those bytes they still carry their mapping (a
+/// receiver must never see subflow data without one).
+#[test]
+fn a_path_that_comes_back_retransmits_with_its_mappings() {
+    let mut s = setup(6, MB20, || Box::new(FixedFirst));
+    let (u, d) = (s.up[0], s.down[0]);
+    s.sim.link(u).down = vec![(2 * SEC, 4 * SEC)];
+    s.sim.link(d).down = vec![(2 * SEC, 4 * SEC)];
+    s.run(120 * SEC);
+    assert!(s.done(MB20), "{}", s.describe());
+    let (c, srv) = (&s.client.conn, s.server.conn.as_ref().unwrap());
+    assert!(c.stats().reinjected_bytes > 0, "{}", s.describe());
+    assert_eq!(c.stats().unmapped_bytes, 0, "{}", s.describe());
+    assert_eq!(srv.stats().unmapped_bytes, 0, "{}", s.describe());
 }
 
 #[test]

@@ -901,7 +901,7 @@ impl Converter {
                 age_ms: now.saturating_sub(s.created) / 1_000_000,
                 bytes_up: s.bytes_up,
                 bytes_down: s.bytes_down,
-                subflows: s.subflow_info(),
+                subflows: s.subflow_info(now),
                 engine: s.engine_info(),
             });
         }

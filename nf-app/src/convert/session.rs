@@ -286,6 +286,16 @@ impl Session {
                 self.mp_fin_sent = true;
                 m.close();
             }
+            let done = m.data_closed();
+            if self.client_gone() && !done && self.srv.state() != State::Closed {
+                // no subflow left and the data level did not finish: the
+                // client is gone, reset the server side
+                self.aborted = true;
+                self.srv.abort();
+            }
+            let Some(m) = self.mp.as_mut() else {
+                return failed;
+            };
             while let Some((i, seg)) = m.poll_transmit(now) {
                 if let Some(p) = self.paths.get(i) {
                     out.push(Outgoing {
@@ -317,11 +327,15 @@ impl Session {
 
     /// Both sides are closed (TIME_WAITs included).
     pub fn finished(&self) -> bool {
-        let srv_done = self.srv.state() == State::Closed;
-        let mp_done = self.mp.as_ref().is_none_or(|m| {
-            m.is_closed() && m.subflows().iter().all(|s| s.tcp.state() == State::Closed)
-        });
-        srv_done && mp_done
+        self.srv.state() == State::Closed && (self.mp.is_none() || self.client_gone())
+    }
+
+    /// Every subflow of a converted session is closed (reset, timed out
+    /// or done): nothing can carry the client's data any more.
+    pub fn client_gone(&self) -> bool {
+        self.mp
+            .as_ref()
+            .is_some_and(|m| m.subflows().iter().all(|s| s.tcp.state() == State::Closed))
     }
 
     /// The engines' state in one line.
@@ -331,13 +345,14 @@ impl Session {
             self.srv.state(),
             self.srv.unacked(),
             self.srv.buffered(),
-            self.mp
-                .as_ref()
-                .map_or_else(|| "-".to_string(), |m| m.describe())
+            self.mp.as_ref().map_or_else(
+                || "-".to_string(),
+                |m| format!("{} {:?}", m.describe(), m.stats())
+            )
         )
     }
 
-    pub fn subflow_info(&self) -> Vec<SubflowInfo> {
+    pub fn subflow_info(&self, now: Time) -> Vec<SubflowInfo> {
         match (&self.mp, self.phase) {
             (_, Phase::Passthrough) => self
                 .pt
@@ -353,6 +368,9 @@ impl Session {
                     unacked: 0,
                     stalled: false,
                     rto_in_row: 0,
+                    cwnd: 0,
+                    peer_window: 0,
+                    timer_in_ms: None,
                 })
                 .collect(),
             (Some(m), _) => m
@@ -370,6 +388,12 @@ impl Session {
                     unacked: s.tcp.unacked(),
                     stalled: s.stalled(),
                     rto_in_row: s.tcp.rto_in_row(),
+                    cwnd: s.tcp.cwnd(),
+                    peer_window: s.tcp.peer_window(),
+                    timer_in_ms: s
+                        .tcp
+                        .next_timeout()
+                        .map(|t| t.saturating_sub(now) / 1_000_000),
                 })
                 .collect(),
             (None, _) => self
@@ -386,6 +410,9 @@ impl Session {
                     unacked: 0,
                     stalled: false,
                     rto_in_row: 0,
+                    cwnd: 0,
+                    peer_window: 0,
+                    timer_in_ms: None,
                 })
                 .collect(),
         }
