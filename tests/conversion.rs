@@ -147,10 +147,11 @@ fn peers(stderr: &str) -> Vec<String> {
         .collect()
 }
 
-/// nftables counters in ns srv: packets from the cellular range, from the
-/// subscriber's fixed address and from the NAT pool.
+/// nftables counters in ns srv: TCP packets from the cellular range, from
+/// the subscriber's fixed address and from the NAT pool (the harness's own
+/// pings are routed, not converted, and are not counted).
 fn srv_counters_install() {
-    let rules = "table inet hagwtest {\n chain input {\n  type filter hook input priority 0; policy accept;\n  ip saddr 100.64.0.0/10 counter comment \"cellular\"\n  ip saddr 192.0.2.2 counter comment \"fixed\"\n  ip saddr 203.0.113.0/28 counter comment \"pool\"\n }\n}\n";
+    let rules = "table inet hagwtest {\n chain input {\n  type filter hook input priority 0; policy accept;\n  ip saddr 100.64.0.0/10 meta l4proto tcp counter comment \"cellular\"\n  ip saddr 192.0.2.2 meta l4proto tcp counter comment \"fixed\"\n  ip saddr 203.0.113.0/28 meta l4proto tcp counter comment \"pool\"\n }\n}\n";
     let path = std::env::temp_dir().join("hagw-conv-nft.conf");
     std::fs::write(&path, rules).expect("nft rules");
     ns_ok("srv", &["nft", "-f", path.to_str().expect("path")]);

@@ -294,7 +294,8 @@ fn render_conversion(
     )
     .with_label_values(&[])
     .set(sum(&|w| w.conv.sessions_active.get()) as i64);
-    let simple: [(&str, &str, &dyn Fn(&WorkerStats) -> u64); 8] = [
+    type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
+    let simple: [(&str, &str, Read); 8] = [
         (
             "hagw_conv_sessions_created_total",
             "Conversion sessions created",

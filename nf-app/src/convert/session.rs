@@ -230,10 +230,13 @@ impl Session {
             }
             let bad = m.stats().joins_bad_hmac;
             if bad > self.bad_hmac_seen {
-                st.joins_refused
+                if let Some(c) = st
+                    .joins_refused
                     .0
                     .get(crate::stats::JoinRefuse::BadHmac as usize)
-                    .map(|c| c.add(bad - self.bad_hmac_seen));
+                {
+                    c.add(bad - self.bad_hmac_seen);
+                }
                 self.bad_hmac_seen = bad;
             }
             // splice, client → server (flow control: read only what the
