@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod convert;
+pub mod convlab;
 pub mod frames;
 pub mod localpeer;
 pub mod mgmt;

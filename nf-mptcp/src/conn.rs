@@ -1312,10 +1312,11 @@ impl<C: Chunk> MpConnection<C> {
         self.couple();
         if self.data_closed() && !self.fallback {
             // RFC 8684 §3.3.3: once both DATA_FINs are through, a subflow
-            // stuck on a dead path has nothing left to deliver; reset it
-            // rather than retransmit into the void until it gives up
+            // stuck on a dead path (or whose peer vanished during the
+            // close) has nothing left to deliver; reset it rather than
+            // retransmit into the void until it gives up
             for s in &mut self.subflows {
-                if s.stalled && s.tcp.state() != TcpState::Closed {
+                if (s.stalled || s.tcp.rto_in_row() >= 2) && s.tcp.state() != TcpState::Closed {
                     s.tcp.abort();
                 }
             }

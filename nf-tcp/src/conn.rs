@@ -283,7 +283,8 @@ impl<C: Chunk> Connection<C> {
         cfg.sack = cfg.sack && syn.opts.sack_perm;
         cfg.timestamps = cfg.timestamps && syn.opts.ts.is_some();
         if let Some(m) = syn.opts.mss {
-            cfg.mss = m.max(64);
+            // never more than the configured limit (the egress MTU)
+            cfg.mss = m.max(64).min(cfg.mss);
         }
         let mut c = Self::blank(cfg, lport, syn.dst_port, syn.seq, State::SynSent);
         if let Some(s) = syn.opts.wscale {

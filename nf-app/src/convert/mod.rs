@@ -114,6 +114,8 @@ pub struct Converter {
     half_open: usize,
     next_publish: Time,
     next_idle_scan: Time,
+    /// The smallest MTU of the ports on each side (MSS clamping).
+    mtu: [u16; 3],
 }
 
 fn side_index(s: Side) -> usize {
@@ -153,8 +155,23 @@ impl Converter {
             half_open: 0,
             next_publish: 0,
             next_idle_scan: 0,
+            mtu: [1500; 3],
             policy,
         }
+    }
+
+    /// The smallest MTU on the fixed access, the cellular access and the
+    /// internet side: segments hagw builds fit them, and the MSS of SYNs it
+    /// passes through is clamped to them.
+    pub fn set_mtus(&mut self, fixed: u16, cellular: u16, internet: u16) {
+        self.mtu = [fixed, cellular, internet];
+        self.mp_cfg.tcp.mss = fixed.min(cellular).saturating_sub(40).max(536);
+    }
+
+    /// The largest MSS for a side and address family.
+    fn mss_for(&self, side: Side, v4: bool) -> u16 {
+        let hdr = if v4 { 40 } else { 60 };
+        self.mtu[side_index(side)].saturating_sub(hdr).max(536)
     }
 
     pub fn policy(&self) -> &Policy {
@@ -352,7 +369,11 @@ impl Converter {
                 return self.refuse_syn(side, p, &syn.hdr, Refuse::NatPortsExhausted)
             }
         };
-        let srv = Connection::connect_as(self.tcp_cfg, now, nat.1, &syn.hdr);
+        let cfg = nf_tcp::Config {
+            mss: self.mss_for(Side::Internet, p.dst.is_ipv4()),
+            ..self.tcp_cfg
+        };
+        let srv = Connection::connect_as(cfg, now, nat.1, &syn.hdr);
         let path = Path {
             client: (p.src, p.sport),
             gw: (p.dst, p.dport),
@@ -519,6 +540,14 @@ impl Converter {
         s.last = now;
         if p.flags & flags::RST != 0 {
             s.pt_rst = true;
+        }
+        if p.flags & flags::SYN != 0 {
+            // segments answering this SYN cross both the access and the
+            // internet link: clamp the MSS it announces to the narrower
+            let access = s.paths.first().map_or(Side::Fixed, |p| p.side);
+            let mtu = self.mtu[side_index(access)].min(self.mtu[side_index(Side::Internet)]);
+            let limit = mtu.saturating_sub(if p.src.is_ipv4() { 40 } else { 60 });
+            rewrite::clamp_mss(ip, p, limit);
         }
         if p.flags & flags::FIN != 0 {
             if up {
@@ -916,3 +945,6 @@ fn syn_src(paths: &[Path]) -> IpAddr {
 fn syn_dst(paths: &[Path]) -> IpAddr {
     paths.first().map_or(IpAddr::from([0, 0, 0, 0]), |p| p.gw.0)
 }
+
+#[cfg(test)]
+mod tests;

@@ -103,6 +103,49 @@ pub fn rewrite(ip: &mut [u8], p: &Peek, src: bool, addr: IpAddr, port: u16) -> b
     true
 }
 
+/// Lowers the MSS option of a SYN to `limit` in place (RFC 879 / RFC 6691:
+/// what a gateway does when the next link's MTU is smaller), with an
+/// incremental checksum update. Returns true when it changed anything.
+pub fn clamp_mss(ip: &mut [u8], p: &Peek, limit: u16) -> bool {
+    let Some(doff) = ip.get(p.l4 + 12).map(|b| usize::from(b >> 4) * 4) else {
+        return false;
+    };
+    let (start, end) = (p.l4 + 20, p.l4 + doff);
+    if doff < 20 || end > ip.len() {
+        return false;
+    }
+    let mut i = start;
+    while i < end {
+        match ip[i] {
+            0 => return false,
+            1 => i += 1,
+            kind => {
+                let Some(&len) = ip.get(i + 1) else {
+                    return false;
+                };
+                let len = usize::from(len);
+                if len < 2 || i + len > end {
+                    return false;
+                }
+                if kind == 2 && len == 4 {
+                    let old = u16::from_be_bytes([ip[i + 2], ip[i + 3]]);
+                    if old <= limit {
+                        return false;
+                    }
+                    ip[i + 2..i + 4].copy_from_slice(&limit.to_be_bytes());
+                    let at = p.l4 + 16;
+                    let ck = u16::from_be_bytes([ip[at], ip[at + 1]]);
+                    let ck = update16(ck, old, limit);
+                    ip[at..at + 2].copy_from_slice(&ck.to_be_bytes());
+                    return true;
+                }
+                i += len;
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +210,51 @@ mod tests {
         // families never mix
         let q = peek(&b).unwrap();
         assert!(!rewrite(&mut b, &q, true, "::1".parse().unwrap(), 1));
+    }
+
+    #[test]
+    fn mss_clamp_lowers_only_and_keeps_the_checksum() {
+        let opts = tcp::Options {
+            mss: Some(1460),
+            sack_permitted: true,
+            ..Default::default()
+        };
+        let r = tcp::Repr {
+            src_port: 1,
+            dst_port: 2,
+            seq: 1,
+            ack: 0,
+            flags: tcp::flags::SYN,
+            window: 100,
+            urgent: 0,
+            options: opts,
+            payload: &[],
+        };
+        let (s, d): (IpAddr, IpAddr) = (
+            "192.0.2.2".parse().unwrap(),
+            "198.51.100.2".parse().unwrap(),
+        );
+        let mut b = vec![0u8; 20 + r.buffer_len()];
+        ipv4::Repr {
+            src: "192.0.2.2".parse().unwrap(),
+            dst: "198.51.100.2".parse().unwrap(),
+            protocol: ip_proto::TCP,
+            payload_len: r.buffer_len(),
+            ttl: 64,
+            dscp_ecn: 0,
+            ident: 0,
+            dont_frag: true,
+        }
+        .emit(&mut b[..20]);
+        r.emit(s, d, &mut b[20..]);
+        let p = peek(&b).unwrap();
+        assert!(!clamp_mss(&mut b, &p, 1500), "never raised");
+        assert!(clamp_mss(&mut b, &p, 1360));
+        let t = tcp::Packet::new_checked(&b[20..]).unwrap();
+        assert!(t.verify_checksum(s, d));
+        let o = tcp::Options::parse(t.options()).unwrap();
+        assert_eq!(o.mss, Some(1360));
+        assert!(!clamp_mss(&mut b[..30], &p, 1000), "truncated: untouched");
     }
 
     #[test]

@@ -255,7 +255,20 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
 
     /// Turns the conversion point on: TCP from the access ports and toward
     /// NAT addresses goes through `conv` first.
-    pub fn enable_conversion(&mut self, conv: Converter) {
+    pub fn enable_conversion(&mut self, mut conv: Converter) {
+        let mtu = |r: PortRole| {
+            self.ports
+                .iter()
+                .filter(|p| p.role == r)
+                .map(|p| p.mtu)
+                .min()
+                .unwrap_or(1500)
+        };
+        conv.set_mtus(
+            mtu(PortRole::AccessFixed),
+            mtu(PortRole::AccessCellular),
+            mtu(PortRole::Internet),
+        );
         self.conv = Some(Box::new(conv));
     }
 

@@ -1,0 +1,310 @@
+//! The conversion point in virtual time: nf-mptcp clients and nf-tcp
+//! servers exchanging frames with the pipeline (`crate::convlab`).
+
+use crate::convlab::{ConvLab, Workload, CELL, FIXED, SERVER};
+use crate::stats::{JoinRefuse, Refuse};
+use nf_core::chunk::Bytes;
+use nf_mptcp::options::MptcpOption;
+use std::net::IpAddr;
+
+const SEC: u64 = 1_000_000_000;
+
+const CONV: &str = r#"
+[conversion]
+enabled = true
+[nat]
+source = "subscriber-fixed"
+[[subscriber]]
+fixed = "192.0.2.2"
+cellular = ["100.64.0.2"]
+"#;
+
+fn drained(lab: &mut ConvLab) -> bool {
+    lab.run_until(30 * SEC, |l| l.sessions() == 0)
+}
+
+#[test]
+fn converts_a_two_subflow_connection_and_nats_to_the_fixed_address() {
+    let mut lab = ConvLab::new(CONV, 1);
+    let c = lab.connect(
+        5201,
+        Workload {
+            up: 300_000,
+            join: true,
+        },
+    );
+    assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
+    let cl = &lab.clients[c];
+    assert!(!cl.refused && !cl.corrupt);
+    assert_eq!(cl.received, 300_000);
+    assert_eq!(cl.mp.subflows().len(), 2, "the cellular subflow joined");
+    assert!(!cl.mp.is_fallback());
+    // hagw terminated MPTCP: the server saw plain TCP from the fixed address
+    assert_eq!(lab.server.mptcp_syns, 0);
+    assert_eq!(lab.server.sources, vec![IpAddr::V4(FIXED)]);
+    let st = &lab.stats().conv;
+    assert_eq!(st.sessions_created.get(), 1);
+    assert_eq!(st.joins_accepted.get(), 1);
+    assert!(st.rx_bytes.get(crate::stats::Side::Cellular as usize) > 0);
+    assert!(
+        drained(&mut lab),
+        "the session ends after both sides closed"
+    );
+    assert_eq!(lab.stats().conv.sessions_closed.get(), 1);
+    assert_eq!(lab.stats().conv.nat_ports_in_use.get(), 0);
+}
+
+#[test]
+fn a_cellular_first_subflow_is_still_natted_to_the_fixed_address() {
+    let mut lab = ConvLab::new(CONV, 2);
+    let c = lab.connect(
+        5201,
+        Workload {
+            up: 10_000,
+            join: false,
+        },
+    );
+    // move the client's first subflow to the cellular access
+    lab.clients[c].move_first_path(CELL, 1);
+    assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
+    assert_eq!(lab.server.sources, vec![IpAddr::V4(FIXED)]);
+}
+
+#[test]
+fn cellular_without_a_subscriber_entry_is_refused_not_leaked() {
+    let conf = CONV.replace("cellular = [\"100.64.0.2\"]", "cellular = []");
+    let mut lab = ConvLab::new(&conf, 3);
+    let c = lab.connect(
+        5201,
+        Workload {
+            up: 10_000,
+            join: false,
+        },
+    );
+    lab.clients[c].move_first_path(CELL, 1);
+    assert!(lab.run_until(5 * SEC, |l| l.clients[c].finished()));
+    assert!(lab.clients[c].refused);
+    assert!(lab.server.sources.is_empty(), "nothing reached the server");
+    assert_eq!(
+        lab.stats().conv.refused.get(Refuse::NoNatSource as usize),
+        1
+    );
+}
+
+#[test]
+fn withdraws_when_the_server_speaks_mptcp() {
+    let conf = CONV.replace(
+        "enabled = true",
+        "enabled = true\nwithdraw = \"if-server-capable\"",
+    );
+    let mut lab = ConvLab::new(&conf, 4);
+    lab.server.mptcp_ports.push(5202);
+    let c = lab.connect(
+        5202,
+        Workload {
+            up: 200_000,
+            join: true,
+        },
+    );
+    assert!(
+        lab.run_until(20 * SEC, |l| l.clients[c].finished()),
+        "{} sent {} received {} {:?} {:?}",
+        lab.clients[c].mp.describe(),
+        lab.clients[c].sent,
+        lab.clients[c].received,
+        lab.stats().conv.sessions_withdrawn.get(),
+        lab.stats()
+            .drops
+            .0
+            .iter()
+            .map(|c| c.get())
+            .collect::<Vec<_>>()
+    );
+    let cl = &lab.clients[c];
+    assert!(!cl.corrupt && cl.received == 200_000);
+    assert_eq!(
+        lab.server.mptcp_syns, 2,
+        "the server got the client's MP_CAPABLE and MP_JOIN SYNs"
+    );
+    let st = &lab.stats().conv;
+    assert_eq!(st.sessions_withdrawn.get(), 1);
+    // the join with the server's token was NATed through as well
+    assert_eq!(st.joins_accepted.get(), 1);
+    assert!(lab.server.sources.iter().all(|a| *a == IpAddr::V4(FIXED)));
+    assert_eq!(
+        lab.server.sources.len(),
+        2,
+        "both subflows reached the server"
+    );
+}
+
+#[test]
+fn withdraw_never_terminates_even_a_capable_server() {
+    let mut lab = ConvLab::new(CONV, 5);
+    lab.server.mptcp_ports.push(5202);
+    let c = lab.connect(
+        5202,
+        Workload {
+            up: 50_000,
+            join: false,
+        },
+    );
+    assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
+    assert_eq!(lab.server.mptcp_syns, 0);
+    assert_eq!(lab.stats().conv.sessions_withdrawn.get(), 0);
+}
+
+#[test]
+fn a_server_reset_reaches_the_client_without_delay() {
+    let mut lab = ConvLab::new(CONV, 6);
+    lab.server.closed_ports.push(5999);
+    let c = lab.connect(
+        5999,
+        Workload {
+            up: 1000,
+            join: false,
+        },
+    );
+    let t0 = lab.now;
+    assert!(lab.run_until(5 * SEC, |l| l.clients[c].refused));
+    assert!(lab.now - t0 < SEC / 10, "RST within a few rounds");
+    assert_eq!(
+        lab.stats().conv.refused.get(Refuse::ServerReset as usize),
+        1
+    );
+    assert!(drained(&mut lab));
+}
+
+#[test]
+fn a_full_table_refuses_new_sessions_with_rst() {
+    let conf = CONV.replace("enabled = true", "enabled = true\nmax_sessions = 2");
+    let mut lab = ConvLab::new(&conf, 7);
+    let a = lab.connect(
+        5201,
+        Workload {
+            up: 20_000,
+            join: false,
+        },
+    );
+    let b = lab.connect(
+        5201,
+        Workload {
+            up: 20_000,
+            join: false,
+        },
+    );
+    let c = lab.connect(
+        5201,
+        Workload {
+            up: 20_000,
+            join: false,
+        },
+    );
+    assert!(lab.run_until(20 * SEC, |l| l.clients.iter().all(|c| c.finished())));
+    assert!(!lab.clients[a].refused && !lab.clients[b].refused);
+    assert!(lab.clients[c].refused);
+    assert_eq!(lab.stats().conv.refused.get(Refuse::TableFull as usize), 1);
+}
+
+#[test]
+fn a_join_with_an_unknown_token_is_reset_and_counted() {
+    let mut lab = ConvLab::new(CONV, 8);
+    let mut raw = [0u8; 40];
+    let n = MptcpOption::JoinSyn {
+        backup: false,
+        addr_id: 1,
+        token: 0xdead_beef,
+        nonce: 7,
+    }
+    .emit(&mut raw);
+    let mut h = nf_tcp::Header {
+        src_port: 41000,
+        dst_port: 5201,
+        seq: nf_tcp::Seq(100),
+        flags: nf_core::wire::tcp::flags::SYN,
+        window: 65535,
+        ..Default::default()
+    };
+    h.opts.mptcp = nf_tcp::RawOpt::new(&raw[..n]);
+    let seg = nf_tcp::Segment::<Bytes> {
+        hdr: h,
+        payload: nf_tcp::Gather::default(),
+    };
+    lab.inject(1, IpAddr::V4(CELL), IpAddr::V4(SERVER), &seg);
+    let out: Vec<Vec<u8>> = lab
+        .pipe
+        .tx_queue(1)
+        .map(|q| {
+            q.drain(..)
+                .map(|b| nf_core::PacketBuf::data(&b).to_vec())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(out.len(), 1, "one RST back on the cellular port");
+    let (src, dst, rst) = crate::localpeer::parse_tcp_packet(&out[0][14..]).expect("TCP");
+    assert_eq!((src, dst), (IpAddr::V4(SERVER), IpAddr::V4(CELL)));
+    assert!(rst.hdr.rst());
+    assert_eq!(rst.hdr.ack, nf_tcp::Seq(101));
+    assert_eq!(
+        lab.stats()
+            .conv
+            .joins_refused
+            .get(JoinRefuse::UnknownToken as usize),
+        1
+    );
+    assert!(lab.server.sources.is_empty());
+}
+
+#[test]
+fn pool_nat_gives_the_server_pool_addresses_only() {
+    let conf = CONV.replace(
+        "source = \"subscriber-fixed\"",
+        "source = \"pool\"\npool = \"203.0.113.0/28\"",
+    );
+    let mut lab = ConvLab::new(&conf, 9);
+    let c = lab.connect(
+        5201,
+        Workload {
+            up: 50_000,
+            join: true,
+        },
+    );
+    assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
+    assert!(!lab.clients[c].corrupt);
+    assert!(!lab.server.sources.is_empty());
+    for a in &lab.server.sources {
+        let IpAddr::V4(v) = a else { panic!("{a}") };
+        assert_eq!(v.octets()[..3], [203, 0, 113], "{a}");
+    }
+}
+
+#[test]
+fn many_short_connections_all_complete_and_the_table_drains() {
+    let mut lab = ConvLab::new(CONV, 10);
+    for round in 0..5 {
+        for _ in 0..40 {
+            lab.connect(
+                5201,
+                Workload {
+                    up: 2000,
+                    join: true,
+                },
+            );
+        }
+        assert!(
+            lab.run_until(20 * SEC, |l| l.clients.iter().all(|c| c.finished())),
+            "round {round}"
+        );
+        assert!(lab.clients.iter().all(|c| !c.refused && !c.corrupt));
+        lab.reap();
+    }
+    assert!(
+        drained(&mut lab),
+        "{:?}",
+        lab.stats().sessions.lock().map(|l| l.first().cloned())
+    );
+    let st = &lab.stats().conv;
+    assert_eq!(st.sessions_created.get(), 200);
+    assert_eq!(st.sessions_closed.get(), 200);
+    assert_eq!(st.subflows.get(0) + st.subflows.get(1), 0);
+}

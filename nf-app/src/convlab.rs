@@ -1,0 +1,580 @@
+//! A virtual-time lab for the conversion point: MPTCP clients (nf-mptcp
+//! engines with a fixed and a cellular address) and TCP servers (nf-tcp
+//! engines, or an MPTCP server for the withdraw case) exchanging real
+//! Ethernet frames with a [`Pipeline`] on `VecBuf`, the LAB.md addresses.
+//! Used by the conversion unit tests and `hagw bench convert`. The
+//! pipeline's own time is measured apart from the generators' time.
+
+use crate::config;
+use crate::convert::{keys::KeyGen, policy::Policy, Converter};
+use crate::pipeline::{routing_table, Pipeline, PipelineLimits, PortCtx};
+use crate::stats::WorkerStats;
+use crate::testkit::{mac, Pool, CLI_MAC, LAB3, SRV_MAC};
+use nf_core::chunk::{Bytes, Chunk};
+use nf_core::sim::{Rng, Time};
+use nf_core::wire::{arp, ethernet, EtherType, EthernetAddress};
+use nf_core::{PacketBuf, VecBuf};
+use nf_mptcp::conn::{Config as MpConfig, Event as MpEvent, MpConnection, Secrets};
+use nf_mptcp::scheduler::{MinRtt, PathRole};
+use nf_tcp::{Connection, Event as TcpEvent, Header, Seq, State};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const FIXED: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+pub const CELL: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
+pub const SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+
+/// What a client does once connected.
+#[derive(Clone, Copy, Debug)]
+pub struct Workload {
+    /// Bytes the client sends (then DATA_FIN).
+    pub up: u64,
+    /// Join a second subflow from the cellular address.
+    pub join: bool,
+}
+
+/// One MPTCP client.
+pub struct LabClient {
+    pub mp: MpConnection<Bytes>,
+    /// Per subflow: (local address, local port, pipeline port).
+    paths: Vec<(Ipv4Addr, u16, u16)>,
+    pub server_port: u16,
+    work: Workload,
+    pub sent: u64,
+    pub received: u64,
+    /// The echo differed from what was sent.
+    pub corrupt: bool,
+    joined: bool,
+    closing: bool,
+    /// The SYN was answered with a RST.
+    pub refused: bool,
+    pub closed: bool,
+}
+
+impl LabClient {
+    /// Moves the first subflow (before it sent anything) to `addr` on
+    /// pipeline `port` (1: the cellular access).
+    pub fn move_first_path(&mut self, addr: Ipv4Addr, port: u16) {
+        if let Some(p) = self.paths.first_mut() {
+            p.0 = addr;
+            p.2 = port;
+        }
+    }
+
+    /// Done: everything echoed and the connection closed (or refused).
+    pub fn finished(&self) -> bool {
+        self.refused || (self.closed && self.received == self.work.up)
+    }
+}
+
+enum SrvConn {
+    Tcp(Box<Connection<Bytes>>),
+    Mp(Box<MpConnection<Bytes>>),
+}
+
+/// The server side on 198.51.100.2: echo on every port, RST on closed
+/// ports, an MPTCP echo on `mptcp_ports`.
+pub struct LabServer {
+    conns: Vec<(SrvConn, VecDeque<Bytes>, bool, IpAddr)>,
+    /// (peer, peer port, our port) → (connection, subflow)
+    flows: HashMap<(IpAddr, u16, u16), (usize, usize)>,
+    pub closed_ports: Vec<u16>,
+    pub mptcp_ports: Vec<u16>,
+    /// Every source address a SYN came from.
+    pub sources: Vec<IpAddr>,
+    pub mptcp_syns: u64,
+    rng: Rng,
+}
+
+/// The lab.
+pub struct ConvLab {
+    pub pipe: Pipeline<VecBuf, Pool>,
+    pub now: Time,
+    pub clients: Vec<LabClient>,
+    pub server: LabServer,
+    rng: Rng,
+    /// Wall time spent inside the pipeline (hagw's share of the work).
+    pub pipeline_time: Duration,
+    /// Frames the pipeline received.
+    pub frames_in: u64,
+    next_port: u16,
+}
+
+fn eth_wrap(src: EthernetAddress, dst: EthernetAddress, ip: &[u8]) -> VecBuf {
+    let e = ethernet::Repr {
+        src,
+        dst,
+        vlan: None,
+        ethertype: EtherType::Ipv4,
+    };
+    let mut b = VecBuf::new();
+    if let Some(h) = b.append(e.header_len() + ip.len()) {
+        e.emit(h);
+        h[e.header_len()..].copy_from_slice(ip);
+    }
+    b
+}
+
+fn packet(src: IpAddr, dst: IpAddr, seg: &nf_tcp::Segment<Bytes>) -> Vec<u8> {
+    let mut v = Vec::new();
+    crate::localpeer::emit_tcp_packet(src, dst, seg, &mut |p| v = p);
+    v
+}
+
+impl ConvLab {
+    /// A lab whose hagw config is LAB3 plus `extra` (the `[conversion]`,
+    /// `[nat]`, `[[subscriber]]` sections).
+    pub fn new(extra: &str, seed: u64) -> ConvLab {
+        let text = format!("{LAB3}\n{extra}");
+        let cfg = match config::parse("convlab", &text) {
+            Ok(c) => c,
+            Err(e) => panic!("convlab config: {e}"),
+        };
+        let ports = cfg
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PortCtx::new(p, mac(i as u8 + 1)))
+            .collect();
+        let stats = Arc::new(WorkerStats::new(0, 1, 3));
+        let mut pipe = Pipeline::new(
+            ports,
+            routing_table(&cfg),
+            PipelineLimits::from_config(&cfg),
+            Pool { left: usize::MAX },
+            Arc::clone(&stats),
+        );
+        let mut secret = [0u8; 32];
+        secret[..8].copy_from_slice(&seed.to_le_bytes());
+        pipe.enable_conversion(Converter::new(
+            Policy::from_config(&cfg),
+            KeyGen::new(secret),
+            stats,
+        ));
+        // neighbours: the client on both accesses, the server
+        let gw = [
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(100, 64, 0, 1),
+            Ipv4Addr::new(198, 51, 100, 1),
+        ];
+        for (port, ip, m) in [
+            (0u16, FIXED, CLI_MAC),
+            (1, CELL, CLI_MAC),
+            (2, SERVER, SRV_MAC),
+        ] {
+            let r = arp::Repr {
+                operation: arp::Operation::Reply,
+                sender_hw: m,
+                sender_ip: ip,
+                target_hw: mac(port as u8 + 1),
+                target_ip: gw[usize::from(port)],
+            };
+            let mut body = [0u8; arp::PACKET_LEN];
+            r.emit(&mut body);
+            let e = ethernet::Repr {
+                src: m,
+                dst: mac(port as u8 + 1),
+                vlan: None,
+                ethertype: EtherType::Arp,
+            };
+            let mut b = VecBuf::new();
+            if let Some(h) = b.append(e.header_len() + body.len()) {
+                e.emit(h);
+                h[e.header_len()..].copy_from_slice(&body);
+            }
+            pipe.process(0, port, b);
+        }
+        ConvLab {
+            pipe,
+            now: 1_000_000,
+            clients: Vec::new(),
+            server: LabServer {
+                conns: Vec::new(),
+                flows: HashMap::new(),
+                closed_ports: Vec::new(),
+                mptcp_ports: Vec::new(),
+                sources: Vec::new(),
+                mptcp_syns: 0,
+                rng: Rng::new(seed ^ 0x5e),
+            },
+            rng: Rng::new(seed),
+            pipeline_time: Duration::ZERO,
+            frames_in: 0,
+            next_port: 40000,
+        }
+    }
+
+    pub fn stats(&self) -> &WorkerStats {
+        self.pipe.stats()
+    }
+
+    /// Opens a client connection to the server's `port` from the fixed
+    /// address; returns its index.
+    pub fn connect(&mut self, port: u16, work: Workload) -> usize {
+        let lport = self.next_port;
+        self.next_port = self.next_port.wrapping_add(1).max(40000);
+        let secrets = Secrets {
+            key: self.rng.next_u64(),
+            seed: self.rng.next_u64(),
+        };
+        let mp = MpConnection::client(
+            MpConfig::default(),
+            secrets,
+            lport,
+            port,
+            Seq(self.rng.next_u64() as u32),
+            PathRole::Fixed,
+            Box::new(MinRtt),
+        );
+        self.clients.push(LabClient {
+            mp,
+            paths: vec![(FIXED, lport, 0)],
+            server_port: port,
+            work,
+            sent: 0,
+            received: 0,
+            corrupt: false,
+            joined: false,
+            closing: false,
+            refused: false,
+            closed: false,
+        });
+        self.clients.len() - 1
+    }
+
+    /// Sends `seg` into the pipeline on `port`, timing the pipeline.
+    pub fn inject(&mut self, port: u16, src: IpAddr, dst: IpAddr, seg: &nf_tcp::Segment<Bytes>) {
+        let (sm, dm) = if port == 2 {
+            (SRV_MAC, mac(3))
+        } else {
+            (CLI_MAC, mac(port as u8 + 1))
+        };
+        let frame = eth_wrap(sm, dm, &packet(src, dst, seg));
+        let t = Instant::now();
+        self.pipe.process(self.now, port, frame);
+        self.pipeline_time += t.elapsed();
+        self.frames_in += 1;
+    }
+
+    fn run_clients(&mut self) {
+        let now = self.now;
+        let mut out = Vec::new();
+        for (ci, c) in self.clients.iter_mut().enumerate() {
+            if c.refused || (c.closed && c.mp.is_closed()) {
+                continue;
+            }
+            while let Some(e) = c.mp.poll_event() {
+                if e == MpEvent::Closed {
+                    c.closed = true;
+                }
+            }
+            if c.mp.is_established() {
+                if c.work.join && !c.joined {
+                    c.joined = true;
+                    let lport = c.paths[0].1.wrapping_add(20000);
+                    if let Some(sf) = c.mp.join(
+                        lport,
+                        c.server_port,
+                        Seq((ci as u32).wrapping_mul(7919)),
+                        PathRole::Cellular,
+                        false,
+                        1,
+                    ) {
+                        while c.paths.len() < sf {
+                            c.paths.push(c.paths[0]);
+                        }
+                        c.paths.push((CELL, lport, 1));
+                    }
+                }
+                while c.sent < c.work.up {
+                    let n = (c.work.up - c.sent)
+                        .min(16 * 1024)
+                        .min(c.mp.send_capacity() as u64);
+                    if n == 0 {
+                        break;
+                    }
+                    let v: Vec<u8> = (c.sent..c.sent + n).map(|i| i as u8).collect();
+                    c.sent += c.mp.send(Bytes::new(v)) as u64;
+                }
+                while let Some(d) = c.mp.recv() {
+                    let start = c.received;
+                    if d.as_slice()
+                        .iter()
+                        .enumerate()
+                        .any(|(k, &b)| b != (start + k as u64) as u8)
+                    {
+                        c.corrupt = true;
+                    }
+                    c.received += d.len() as u64;
+                }
+                if c.sent == c.work.up && c.received == c.work.up && !c.closing {
+                    c.closing = true;
+                    c.mp.close();
+                }
+                if c.closing && c.mp.data_closed() {
+                    c.closed = true;
+                }
+            }
+            while let Some((sf, seg)) = c.mp.poll_transmit(now) {
+                if let Some(&(a, _, port)) = c.paths.get(sf) {
+                    out.push((port, IpAddr::V4(a), seg));
+                }
+            }
+        }
+        for (port, src, seg) in out {
+            self.inject(port, src, IpAddr::V4(SERVER), &seg);
+        }
+    }
+
+    fn run_server(&mut self) {
+        let now = self.now;
+        let mut out = Vec::new();
+        for (conn, pending, closed, peer) in self.server.conns.iter_mut() {
+            match conn {
+                SrvConn::Tcp(c) => {
+                    let mut peer_fin = false;
+                    while let Some(e) = c.poll_event() {
+                        peer_fin |= e == TcpEvent::PeerClosed;
+                    }
+                    crate::localpeer::echo(c.as_mut(), pending);
+                    if (peer_fin || c.state() == State::CloseWait)
+                        && pending.is_empty()
+                        && c.readable() == 0
+                        && !*closed
+                    {
+                        *closed = true;
+                        c.close();
+                    }
+                    while let Some(s) = c.poll_transmit(now) {
+                        out.push((*peer, s));
+                    }
+                }
+                SrvConn::Mp(m) => {
+                    let mut peer_fin = false;
+                    while let Some(e) = m.poll_event() {
+                        peer_fin |= e == MpEvent::PeerClosed;
+                    }
+                    crate::localpeer::echo(m.as_mut(), pending);
+                    if peer_fin && pending.is_empty() && m.readable() == 0 && !*closed {
+                        *closed = true;
+                        m.close();
+                    }
+                    while let Some((_, s)) = m.poll_transmit(now) {
+                        // subflow peers: the harness's subflows all come
+                        // from addresses the NAT maps to one address
+                        out.push((*peer, s));
+                    }
+                }
+            }
+        }
+        for (peer, seg) in out {
+            self.inject(2, IpAddr::V4(SERVER), peer, &seg);
+        }
+    }
+
+    fn server_input(&mut self, src: IpAddr, seg: nf_tcp::Incoming<Bytes>) {
+        let key = (src, seg.hdr.src_port, seg.hdr.dst_port);
+        let now = self.now;
+        if let Some(&(ci, sf)) = self.server.flows.get(&key) {
+            match self.server.conns.get_mut(ci).map(|c| &mut c.0) {
+                Some(SrvConn::Tcp(c)) => c.handle_segment(now, seg),
+                Some(SrvConn::Mp(m)) => m.handle_segment(now, sf, seg),
+                None => {}
+            }
+            return;
+        }
+        let h = seg.hdr;
+        if !h.syn() || h.ack_flag() {
+            return;
+        }
+        self.server.sources.push(src);
+        if h.opts.mptcp.is_some() {
+            self.server.mptcp_syns += 1;
+        }
+        if self.server.closed_ports.contains(&h.dst_port) {
+            let rst = Header {
+                src_port: h.dst_port,
+                dst_port: h.src_port,
+                seq: Seq(0),
+                ack: h.seq + 1,
+                flags: nf_core::wire::tcp::flags::RST | nf_core::wire::tcp::flags::ACK,
+                ..Default::default()
+            };
+            let s = nf_tcp::Segment {
+                hdr: rst,
+                payload: nf_tcp::Gather::default(),
+            };
+            self.inject(2, IpAddr::V4(SERVER), src, &s);
+            return;
+        }
+        let iss = Seq(self.server.rng.next_u64() as u32);
+        let join = h
+            .opts
+            .mptcp
+            .and_then(|o| nf_mptcp::options::MptcpOption::parse(o.as_slice(), true, false).ok());
+        if let Some(nf_mptcp::options::MptcpOption::JoinSyn { token, .. }) = join {
+            // RFC 8684 §3.2: a subflow of one of our MPTCP connections
+            for (ci, (c, _, _, _)) in self.server.conns.iter_mut().enumerate() {
+                if let SrvConn::Mp(m) = c {
+                    if m.local_token() == token {
+                        if let Some(sf) = m.accept_join(&seg, iss, PathRole::Other) {
+                            self.server.flows.insert(key, (ci, sf));
+                        }
+                        return;
+                    }
+                }
+            }
+            return;
+        }
+        let conn = if self.server.mptcp_ports.contains(&h.dst_port) {
+            let secrets = Secrets {
+                key: self.server.rng.next_u64(),
+                seed: self.server.rng.next_u64(),
+            };
+            match MpConnection::server(
+                MpConfig::default(),
+                secrets,
+                &seg,
+                iss,
+                PathRole::Other,
+                Box::new(MinRtt),
+            ) {
+                Some(m) => SrvConn::Mp(Box::new(m)),
+                None => SrvConn::Tcp(Box::new(Connection::accept(
+                    nf_tcp::Config::default(),
+                    &h,
+                    iss,
+                ))),
+            }
+        } else {
+            SrvConn::Tcp(Box::new(Connection::accept(
+                nf_tcp::Config::default(),
+                &h,
+                iss,
+            )))
+        };
+        self.server.conns.push((conn, VecDeque::new(), false, src));
+        self.server
+            .flows
+            .insert(key, (self.server.conns.len() - 1, 0));
+    }
+
+    fn client_input(&mut self, dst: IpAddr, seg: nf_tcp::Incoming<Bytes>) {
+        let now = self.now;
+        let (dport, sport) = (seg.hdr.dst_port, seg.hdr.src_port);
+        for c in &mut self.clients {
+            if c.server_port != sport {
+                continue;
+            }
+            let Some(sf) = c
+                .paths
+                .iter()
+                .position(|&(a, p, _)| IpAddr::V4(a) == dst && p == dport)
+            else {
+                continue;
+            };
+            if seg.hdr.rst() && !c.mp.is_established() {
+                c.refused = true;
+            }
+            c.mp.handle_segment(now, sf, seg);
+            return;
+        }
+    }
+
+    /// Moves what the pipeline sent to the clients and the server.
+    fn deliver(&mut self) {
+        for port in 0..3usize {
+            let frames: Vec<VecBuf> = match self.pipe.tx_queue(port) {
+                Some(q) => std::mem::take(q),
+                None => continue,
+            };
+            for f in frames {
+                let Some(ip) = f.data().get(14..) else {
+                    continue;
+                };
+                let Some((src, dst, seg)) = crate::localpeer::parse_tcp_packet(ip) else {
+                    continue;
+                };
+                if port == 2 {
+                    self.server_input(src, seg);
+                } else {
+                    self.client_input(dst, seg);
+                }
+            }
+        }
+    }
+
+    fn timers(&mut self) {
+        let now = self.now;
+        for c in &mut self.clients {
+            if c.mp.next_timeout().is_some_and(|t| t <= now) {
+                c.mp.on_timeout(now);
+            }
+        }
+        for (c, _, _, _) in self.server.conns.iter_mut() {
+            match c {
+                SrvConn::Tcp(c) => {
+                    if c.next_timeout().is_some_and(|t| t <= now) {
+                        c.on_timeout(now)
+                    }
+                }
+                SrvConn::Mp(m) => {
+                    if m.next_timeout().is_some_and(|t| t <= now) {
+                        m.on_timeout(now)
+                    }
+                }
+            }
+        }
+    }
+
+    /// One round: engines transmit, the pipeline forwards and converts,
+    /// everyone receives; virtual time moves by `dt`.
+    pub fn step(&mut self, dt: Time) {
+        self.timers();
+        self.run_clients();
+        self.run_server();
+        let t = Instant::now();
+        self.pipe.poll_conversion(self.now);
+        self.pipeline_time += t.elapsed();
+        self.deliver();
+        self.now += dt;
+    }
+
+    /// Steps until `done` holds or `limit` of virtual time passed; true
+    /// when `done` held.
+    pub fn run_until(&mut self, limit: Time, mut done: impl FnMut(&ConvLab) -> bool) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.step(100_000);
+        }
+        done(self)
+    }
+
+    /// Removes finished clients and server connections (long benches).
+    pub fn reap(&mut self) {
+        self.clients
+            .retain(|c| !(c.refused || (c.finished() && c.mp.is_closed())));
+        if self.server.conns.iter().all(|(c, _, _, _)| match c {
+            SrvConn::Tcp(c) => c.state() == State::Closed,
+            SrvConn::Mp(m) => m.is_closed(),
+        }) {
+            self.server.conns.clear();
+            self.server.flows.clear();
+        }
+    }
+
+    /// Live conversion sessions in the pipeline.
+    pub fn sessions(&self) -> usize {
+        self.pipe.converter().map_or(0, Converter::active)
+    }
+
+    /// Chunk helper for tests: total payload a client moved.
+    pub fn bytes(&self) -> u64 {
+        self.clients.iter().map(|c| c.received + c.sent).sum()
+    }
+}
