@@ -101,6 +101,20 @@ enum BenchCmd {
         #[arg(long, default_value_t = 1)]
         lcore: u32,
     },
+    /// Conversions per second and bulk Gbit/s per core: in-process MPTCP
+    /// clients (two subflows) and TCP servers through the conversion point
+    /// (no DPDK; pin it with taskset).
+    Convert {
+        /// Connections per measurement.
+        #[arg(long, default_value_t = 20_000)]
+        conns: usize,
+        /// Megabytes echoed by the bulk connection.
+        #[arg(long, default_value_t = 200)]
+        bulk_mb: u64,
+        /// Repetitions (min and median are reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -225,6 +239,17 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+        Cmd::Bench {
+            what:
+                BenchCmd::Convert {
+                    conns,
+                    bulk_mb,
+                    runs,
+                },
+        } => {
+            print!("{}", bench::convert(conns.max(1), bulk_mb.max(1), runs.max(1)));
+            ExitCode::SUCCESS
         }
         Cmd::Bench {
             what:

@@ -427,6 +427,16 @@ pub fn sessions_json(st: &MgmtState, query: &str) -> String {
     };
     let offset = arg("offset").unwrap_or(0);
     let limit = arg("limit").unwrap_or(100).min(1000);
+    // ask every worker for a fresh list and give them a moment to publish
+    for w in &st.workers {
+        w.sessions_wanted.store(true, Ordering::Relaxed);
+    }
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(200)
+        && st.workers.iter().any(|w| w.sessions_wanted.load(Ordering::Relaxed))
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let mut all = Vec::new();
     for w in &st.workers {
         if let Ok(l) = w.sessions.lock() {

@@ -204,9 +204,11 @@ pub struct WorkerStats {
     pub nd_entries: Counter,
     pub neighbour_pending: Counter,
     pub conv: ConvStats,
-    /// The worker's live sessions, republished a few times a second (the
-    /// worker only ever `try_lock`s it, so it never waits on a scrape).
+    /// The worker's live sessions, published when `GET /sessions` asks
+    /// (the worker only ever `try_lock`s it, so it never waits on a scrape).
     pub sessions: std::sync::Mutex<Vec<SessionInfo>>,
+    /// Set by `GET /sessions`; the worker publishes and clears it.
+    pub sessions_wanted: std::sync::atomic::AtomicBool,
 }
 
 impl WorkerStats {
@@ -227,6 +229,7 @@ impl WorkerStats {
             neighbour_pending: Counter::new(),
             conv: ConvStats::default(),
             sessions: std::sync::Mutex::new(Vec::new()),
+            sessions_wanted: std::sync::atomic::AtomicBool::new(false),
         }
     }
     #[inline]

@@ -85,8 +85,6 @@ enum Flow {
     PtDown { sid: usize, i: usize },
 }
 
-/// How often live sessions are published for `GET /sessions`.
-const PUBLISH_NS: Time = 250_000_000;
 /// How long a finished withdrawn connection keeps its NAT binding (late
 /// retransmissions, the last ACK).
 const PT_LINGER_NS: Time = 10_000_000_000;
@@ -112,7 +110,6 @@ pub struct Converter {
     next_id: u64,
     active: usize,
     half_open: usize,
-    next_publish: Time,
     next_idle_scan: Time,
     /// The smallest MTU of the ports on each side (MSS clamping).
     mtu: [u16; 3],
@@ -153,7 +150,6 @@ impl Converter {
             next_id: 1,
             active: 0,
             half_open: 0,
-            next_publish: 0,
             next_idle_scan: 0,
             mtu: [1500; 3],
             policy,
@@ -743,8 +739,9 @@ impl Converter {
         if self.dirty.is_empty() {
             self.dirty = dirty;
         }
-        if now >= self.next_publish {
-            self.next_publish = now + PUBLISH_NS;
+        // `GET /sessions` asked for a fresh list (a relaxed load per loop;
+        // the list is built only when someone looks)
+        if self.stats.sessions_wanted.load(std::sync::atomic::Ordering::Relaxed) {
             self.publish(now);
         }
     }
@@ -812,8 +809,10 @@ impl Converter {
     fn idle_scan(&mut self, now: Time) {
         let idle = self.policy.idle_timeout;
         let mut expired = Vec::new();
+        let mut held = 0usize;
         for (sid, s) in self.sessions.iter_mut().enumerate() {
             let Some(s) = s.as_mut() else { continue };
+            held += s.buffered();
             let quiet = now.saturating_sub(s.last);
             let pt_over = s.phase == Phase::Passthrough
                 && ((s.pt_fin.0 && s.pt_fin.1) || s.pt_rst)
@@ -822,6 +821,7 @@ impl Converter {
                 expired.push((sid, pt_over));
             }
         }
+        self.stats.conv.splice_queue_bytes.set(held as u64);
         for (sid, normal) in expired {
             if !normal {
                 self.stats.conv.sessions_timed_out.inc();
@@ -908,17 +908,15 @@ impl Converter {
         st.nat_ports_in_use.set(self.nat.in_use() as u64);
     }
 
-    /// Publishes the live sessions for `GET /sessions` (skipped when the
-    /// management thread holds the list right now).
+    /// Publishes the live sessions for `GET /sessions` (retried at the
+    /// next poll when the management thread holds the list right now).
     fn publish(&mut self, now: Time) {
-        let mut held = 0usize;
-        for s in self.sessions.iter().flatten() {
-            held += s.buffered();
-        }
-        self.stats.conv.splice_queue_bytes.set(held as u64);
         let Ok(mut list) = self.stats.sessions.try_lock() else {
             return;
         };
+        self.stats
+            .sessions_wanted
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         list.clear();
         for s in self.sessions.iter().flatten() {
             list.push(SessionInfo {
