@@ -6,6 +6,7 @@
 
 mod bench;
 mod dpdk;
+mod l2fwd;
 mod preflight;
 mod run;
 mod tcppeer;
@@ -78,6 +79,15 @@ enum Cmd {
         /// coupled). Default: the config's [conversion] congestion_control.
         #[arg(long)]
         cc: Option<nf_tcp::cc::CcKind>,
+    },
+    /// The lab's ceiling: forward frames between two ports untouched
+    /// (rx_burst → tx_burst), until SIGTERM.
+    L2fwd {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The two port names, e.g. `fix1,srv1`.
+        #[arg(long, value_delimiter = ',')]
+        ports: Vec<String>,
     },
     /// Benchmarks.
     Bench {
@@ -240,6 +250,32 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::L2fwd { config, ports } => {
+            let cfg = match nf_app::config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let (a, b) = match ports.as_slice() {
+                [a, b] => (a.as_str(), b.as_str()),
+                _ => {
+                    eprintln!("hagw l2fwd: --ports takes two port names, e.g. fix1,srv1");
+                    return ExitCode::from(2);
+                }
+            };
+            match l2fwd::run(cfg, a, b) {
+                Ok(r) => {
+                    eprint!("{r}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hagw l2fwd: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Cmd::Bench {
             what:
                 BenchCmd::Convert {
@@ -248,7 +284,10 @@ fn main() -> ExitCode {
                     runs,
                 },
         } => {
-            print!("{}", bench::convert(conns.max(1), bulk_mb.max(1), runs.max(1)));
+            print!(
+                "{}",
+                bench::convert(conns.max(1), bulk_mb.max(1), runs.max(1))
+            );
             ExitCode::SUCCESS
         }
         Cmd::Bench {

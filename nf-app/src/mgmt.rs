@@ -433,7 +433,10 @@ pub fn sessions_json(st: &MgmtState, query: &str) -> String {
     }
     let t = Instant::now();
     while t.elapsed() < Duration::from_millis(200)
-        && st.workers.iter().any(|w| w.sessions_wanted.load(Ordering::Relaxed))
+        && st
+            .workers
+            .iter()
+            .any(|w| w.sessions_wanted.load(Ordering::Relaxed))
     {
         std::thread::sleep(Duration::from_millis(2));
     }

@@ -741,7 +741,11 @@ impl Converter {
         }
         // `GET /sessions` asked for a fresh list (a relaxed load per loop;
         // the list is built only when someone looks)
-        if self.stats.sessions_wanted.load(std::sync::atomic::Ordering::Relaxed) {
+        if self
+            .stats
+            .sessions_wanted
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
             self.publish(now);
         }
     }
