@@ -245,13 +245,7 @@ pub fn convert(conns: usize, bulk_mb: u64, runs: usize) -> String {
         while done < conns {
             let batch = (conns - done).min(64);
             for _ in 0..batch {
-                lab.connect(
-                    5201,
-                    Workload {
-                        up: 1000,
-                        join: true,
-                    },
-                );
+                lab.connect(5201, Workload::echo(1000, true));
             }
             lab.run_until(60 * SEC, |l| l.clients.iter().all(|c| c.finished()));
             done += lab
@@ -269,13 +263,7 @@ pub fn convert(conns: usize, bulk_mb: u64, runs: usize) -> String {
         // bulk
         let mut lab = ConvLab::new(CONF, 2000 + run as u64);
         let bytes = bulk_mb * 1_000_000;
-        let c = lab.connect(
-            5201,
-            Workload {
-                up: bytes,
-                join: true,
-            },
-        );
+        let c = lab.connect(5201, Workload::echo(bytes, true));
         let t = Instant::now();
         lab.run_until(3600 * SEC, |l| l.clients[c].finished());
         let wall = t.elapsed().as_secs_f64();

@@ -31,8 +31,20 @@ pub const SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 pub struct Workload {
     /// Bytes the client sends (then DATA_FIN).
     pub up: u64,
+    /// Keep the connection open (and silent) once the echo is back.
+    pub hold: bool,
     /// Join a second subflow from the cellular address.
     pub join: bool,
+}
+
+impl Workload {
+    pub fn echo(up: u64, join: bool) -> Workload {
+        Workload {
+            up,
+            join,
+            hold: false,
+        }
+    }
 }
 
 /// One MPTCP client.
@@ -309,7 +321,7 @@ impl ConvLab {
                     }
                     c.received += d.len() as u64;
                 }
-                if c.sent == c.work.up && c.received == c.work.up && !c.closing {
+                if c.sent == c.work.up && c.received == c.work.up && !c.closing && !c.work.hold {
                     c.closing = true;
                     c.mp.close();
                 }

@@ -26,13 +26,7 @@ fn drained(lab: &mut ConvLab) -> bool {
 #[test]
 fn converts_a_two_subflow_connection_and_nats_to_the_fixed_address() {
     let mut lab = ConvLab::new(CONV, 1);
-    let c = lab.connect(
-        5201,
-        Workload {
-            up: 300_000,
-            join: true,
-        },
-    );
+    let c = lab.connect(5201, Workload::echo(300_000, true));
     assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
     let cl = &lab.clients[c];
     assert!(!cl.refused && !cl.corrupt);
@@ -57,13 +51,7 @@ fn converts_a_two_subflow_connection_and_nats_to_the_fixed_address() {
 #[test]
 fn a_cellular_first_subflow_is_still_natted_to_the_fixed_address() {
     let mut lab = ConvLab::new(CONV, 2);
-    let c = lab.connect(
-        5201,
-        Workload {
-            up: 10_000,
-            join: false,
-        },
-    );
+    let c = lab.connect(5201, Workload::echo(10_000, false));
     // move the client's first subflow to the cellular access
     lab.clients[c].move_first_path(CELL, 1);
     assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
@@ -74,13 +62,7 @@ fn a_cellular_first_subflow_is_still_natted_to_the_fixed_address() {
 fn cellular_without_a_subscriber_entry_is_refused_not_leaked() {
     let conf = CONV.replace("cellular = [\"100.64.0.2\"]", "cellular = []");
     let mut lab = ConvLab::new(&conf, 3);
-    let c = lab.connect(
-        5201,
-        Workload {
-            up: 10_000,
-            join: false,
-        },
-    );
+    let c = lab.connect(5201, Workload::echo(10_000, false));
     lab.clients[c].move_first_path(CELL, 1);
     assert!(lab.run_until(5 * SEC, |l| l.clients[c].finished()));
     assert!(lab.clients[c].refused);
@@ -99,13 +81,7 @@ fn withdraws_when_the_server_speaks_mptcp() {
     );
     let mut lab = ConvLab::new(&conf, 4);
     lab.server.mptcp_ports.push(5202);
-    let c = lab.connect(
-        5202,
-        Workload {
-            up: 200_000,
-            join: true,
-        },
-    );
+    let c = lab.connect(5202, Workload::echo(200_000, true));
     assert!(
         lab.run_until(20 * SEC, |l| l.clients[c].finished()),
         "{} sent {} received {} {:?} {:?}",
@@ -142,13 +118,7 @@ fn withdraws_when_the_server_speaks_mptcp() {
 fn withdraw_never_terminates_even_a_capable_server() {
     let mut lab = ConvLab::new(CONV, 5);
     lab.server.mptcp_ports.push(5202);
-    let c = lab.connect(
-        5202,
-        Workload {
-            up: 50_000,
-            join: false,
-        },
-    );
+    let c = lab.connect(5202, Workload::echo(50_000, false));
     assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
     assert_eq!(lab.server.mptcp_syns, 0);
     assert_eq!(lab.stats().conv.sessions_withdrawn.get(), 0);
@@ -158,13 +128,7 @@ fn withdraw_never_terminates_even_a_capable_server() {
 fn a_server_reset_reaches_the_client_without_delay() {
     let mut lab = ConvLab::new(CONV, 6);
     lab.server.closed_ports.push(5999);
-    let c = lab.connect(
-        5999,
-        Workload {
-            up: 1000,
-            join: false,
-        },
-    );
+    let c = lab.connect(5999, Workload::echo(1000, false));
     let t0 = lab.now;
     assert!(lab.run_until(5 * SEC, |l| l.clients[c].refused));
     assert!(lab.now - t0 < SEC / 10, "RST within a few rounds");
@@ -179,27 +143,9 @@ fn a_server_reset_reaches_the_client_without_delay() {
 fn a_full_table_refuses_new_sessions_with_rst() {
     let conf = CONV.replace("enabled = true", "enabled = true\nmax_sessions = 2");
     let mut lab = ConvLab::new(&conf, 7);
-    let a = lab.connect(
-        5201,
-        Workload {
-            up: 20_000,
-            join: false,
-        },
-    );
-    let b = lab.connect(
-        5201,
-        Workload {
-            up: 20_000,
-            join: false,
-        },
-    );
-    let c = lab.connect(
-        5201,
-        Workload {
-            up: 20_000,
-            join: false,
-        },
-    );
+    let a = lab.connect(5201, Workload::echo(20_000, false));
+    let b = lab.connect(5201, Workload::echo(20_000, false));
+    let c = lab.connect(5201, Workload::echo(20_000, false));
     assert!(lab.run_until(20 * SEC, |l| l.clients.iter().all(|c| c.finished())));
     assert!(!lab.clients[a].refused && !lab.clients[b].refused);
     assert!(lab.clients[c].refused);
@@ -231,6 +177,7 @@ fn a_join_with_an_unknown_token_is_reset_and_counted() {
         payload: nf_tcp::Gather::default(),
     };
     lab.inject(1, IpAddr::V4(CELL), IpAddr::V4(SERVER), &seg);
+    lab.pipe.poll_conversion(lab.now);
     let out: Vec<Vec<u8>> = lab
         .pipe
         .tx_queue(1)
@@ -262,13 +209,7 @@ fn pool_nat_gives_the_server_pool_addresses_only() {
         "source = \"pool\"\npool = \"203.0.113.0/28\"",
     );
     let mut lab = ConvLab::new(&conf, 9);
-    let c = lab.connect(
-        5201,
-        Workload {
-            up: 50_000,
-            join: true,
-        },
-    );
+    let c = lab.connect(5201, Workload::echo(50_000, true));
     assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
     assert!(!lab.clients[c].corrupt);
     assert!(!lab.server.sources.is_empty());
@@ -283,13 +224,7 @@ fn many_short_connections_all_complete_and_the_table_drains() {
     let mut lab = ConvLab::new(CONV, 10);
     for round in 0..5 {
         for _ in 0..40 {
-            lab.connect(
-                5201,
-                Workload {
-                    up: 2000,
-                    join: true,
-                },
-            );
+            lab.connect(5201, Workload::echo(2000, true));
         }
         assert!(
             lab.run_until(20 * SEC, |l| l.clients.iter().all(|c| c.finished())),
@@ -307,4 +242,28 @@ fn many_short_connections_all_complete_and_the_table_drains() {
     assert_eq!(st.sessions_created.get(), 200);
     assert_eq!(st.sessions_closed.get(), 200);
     assert_eq!(st.subflows.get(0) + st.subflows.get(1), 0);
+}
+
+#[test]
+fn an_idle_session_is_reset_on_both_sides_after_the_timeout() {
+    let conf = CONV.replace("enabled = true", "enabled = true\nidle_timeout_s = 2");
+    let mut lab = ConvLab::new(&conf, 11);
+    let c = lab.connect(
+        5201,
+        Workload {
+            up: 5000,
+            join: true,
+            hold: true,
+        },
+    );
+    assert!(lab.run_until(5 * SEC, |l| l.clients[c].received == 5000));
+    assert_eq!(lab.sessions(), 1);
+    // silence: after the idle timeout hagw resets the server side and
+    // fast-closes the client's connection (RFC 8684 §3.5)
+    assert!(lab.run_until(10 * SEC, |l| l.sessions() == 0));
+    assert_eq!(lab.stats().conv.sessions_timed_out.get(), 1);
+    assert!(lab.run_until(2 * SEC, |l| l.clients[c].mp.is_closed()));
+    assert!(
+        lab.clients[c].mp.stats().fastcloses_rx == 1 || lab.clients[c].mp.stats().tcprst_rx > 0
+    );
 }

@@ -303,12 +303,8 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         let (Some(c), Some(ip)) = (self.conv.as_mut(), buf.data_mut().get_mut(l2..)) else {
             return Verdict::Pass;
         };
-        let v = c.input(now_ns, side, local, ip);
-        if v == Verdict::Consumed {
-            c.poll(now_ns);
-            self.flush_conversion(now_ns);
-        }
-        v
+        // the touched sessions run once per burst, from poll_conversion
+        c.input(now_ns, side, local, ip)
     }
 
     /// Builds and routes the packets the converter queued.
