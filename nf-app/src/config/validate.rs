@@ -538,6 +538,18 @@ pub fn validate(raw: RawConfig) -> Result<Config, Errs> {
             ));
         }
     }
+    if c.enabled && c.interception.contains(&Interception::Explicit) {
+        errs.push((
+            vec![K("conversion"), K("interception")],
+            "\"explicit\" (RFC 8803 converter) is not built yet: use [\"implicit\"]".into(),
+        ));
+    }
+    if c.enabled && raw.workers.lcores.len() > 1 {
+        errs.push((
+            vec![K("workers"), K("lcores")],
+            "the conversion point runs on one worker for now (MP_JOIN and NAT steering across workers is not built yet): list one lcore".into(),
+        ));
+    }
     if c.interception.is_empty() {
         errs.push((
             vec![K("conversion"), K("interception")],

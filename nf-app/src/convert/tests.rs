@@ -267,3 +267,19 @@ fn an_idle_session_is_reset_on_both_sides_after_the_timeout() {
         lab.clients[c].mp.stats().fastcloses_rx == 1 || lab.clients[c].mp.stats().tcprst_rx > 0
     );
 }
+
+#[test]
+fn config_refuses_what_the_conversion_point_cannot_do_yet() {
+    let text = format!(
+        "{}\n[workers]\nlcores = [1, 2]\n[conversion]\nenabled = true\ninterception = [\"implicit\", \"explicit\"]\n",
+        crate::testkit::LAB3
+    );
+    let err = match crate::config::parse("c.toml", &text) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("key `workers.lcores`"), "{err}");
+    assert!(err.contains("one worker"), "{err}");
+    assert!(err.contains("key `conversion.interception`"), "{err}");
+    assert!(err.contains("not built yet"), "{err}");
+}
