@@ -90,6 +90,10 @@ impl Worker {
         let st = &*self.stats;
         let epoch = Instant::now();
         let mut last = dpdk::tsc();
+        // link state, checked once a second (REMOVE_ADDR when a port with
+        // advertised addresses goes down)
+        let mut link_up: Vec<bool> = self.ports.iter().map(|p| p.link().up).collect();
+        let mut next_link_check = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
             let now_ns = epoch.elapsed().as_nanos() as u64;
             let mut got = 0usize;
@@ -107,6 +111,18 @@ impl Worker {
             }
             pipe.poll_timers(now_ns);
             pipe.poll_conversion(now_ns);
+            if now_ns >= next_link_check && pipe.converter().is_some() {
+                next_link_check = now_ns + 1_000_000_000;
+                for (pi, port) in self.ports.iter().enumerate() {
+                    let up = port.link().up;
+                    if link_up.get(pi) != Some(&up) {
+                        if let Some(l) = link_up.get_mut(pi) {
+                            *l = up;
+                        }
+                        pipe.set_port_up(pi as u16, up);
+                    }
+                }
+            }
             for (pi, port) in self.ports.iter().enumerate() {
                 let Some(q) = pipe.tx_queue(pi) else { continue };
                 if q.is_empty() {

@@ -113,6 +113,9 @@ pub struct Converter {
     next_idle_scan: Time,
     /// The smallest MTU of the ports on each side (MSS clamping).
     mtu: [u16; 3],
+    /// Advertised addresses (ids 1.., in `policy.advertise` order) whose
+    /// port is down: withdrawn with REMOVE_ADDR, not announced.
+    addr_down: Vec<bool>,
 }
 
 fn side_index(s: Side) -> usize {
@@ -152,6 +155,7 @@ impl Converter {
             half_open: 0,
             next_idle_scan: 0,
             mtu: [1500; 3],
+            addr_down: vec![false; policy.advertise.len()],
             policy,
         }
     }
@@ -162,6 +166,43 @@ impl Converter {
     pub fn set_mtus(&mut self, fixed: u16, cellular: u16, internet: u16) {
         self.mtu = [fixed, cellular, internet];
         self.mp_cfg.tcp.mss = fixed.min(cellular).saturating_sub(40).max(536);
+    }
+
+    /// A port went down (or came back) with these addresses: advertised
+    /// ones among them are withdrawn from every converted session with
+    /// REMOVE_ADDR (RFC 8684 §3.4.2), or announced again.
+    pub fn port_state(&mut self, addrs: &[IpAddr], up: bool) {
+        let mut changed = Vec::new();
+        for (k, a) in self.policy.advertise.iter().enumerate() {
+            if addrs.contains(a) && self.addr_down.get(k) == Some(&up) {
+                if let Some(d) = self.addr_down.get_mut(k) {
+                    *d = !up;
+                }
+                changed.push((k as u8 + 1, *a));
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        for sid in 0..self.sessions.len() {
+            let Some(m) = self
+                .sessions
+                .get_mut(sid)
+                .and_then(Option::as_mut)
+                .filter(|s| s.announced)
+                .and_then(|s| s.mp.as_mut())
+            else {
+                continue;
+            };
+            for &(id, a) in &changed {
+                if up {
+                    m.announce(id, a, None);
+                } else {
+                    m.withdraw(id);
+                }
+            }
+            self.touch(sid);
+        }
     }
 
     /// The largest MSS for a side and address family.
@@ -796,7 +837,9 @@ impl Converter {
                 s.announced = true;
                 // RFC 8684 §3.4.1: announce the gateway's other addresses
                 for (k, a) in self.policy.advertise.iter().enumerate() {
-                    m.announce(k as u8 + 1, *a, None);
+                    if self.addr_down.get(k) != Some(&true) {
+                        m.announce(k as u8 + 1, *a, None);
+                    }
                 }
             }
         }

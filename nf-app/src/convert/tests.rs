@@ -283,3 +283,25 @@ fn config_refuses_what_the_conversion_point_cannot_do_yet() {
     assert!(err.contains("key `conversion.interception`"), "{err}");
     assert!(err.contains("not built yet"), "{err}");
 }
+
+#[test]
+fn a_port_going_down_withdraws_its_advertised_address() {
+    let conf = CONV.replace("enabled = true", "enabled = true\nadvertise = [\"2001:db8:c::1\"]");
+    let mut lab = ConvLab::new(&conf, 12);
+    let c = lab.connect(
+        5201,
+        Workload {
+            up: 5000,
+            join: false,
+            hold: true,
+        },
+    );
+    assert!(lab.run_until(5 * SEC, |l| l.clients[c].mp.stats().add_addr_rx == 1));
+    // cel1 (port 1) carries 2001:db8:c::1: REMOVE_ADDR reaches the client
+    lab.pipe.set_port_up(1, false);
+    assert!(lab.run_until(5 * SEC, |l| l.clients[c].mp.stats().remove_addr_rx == 1));
+    // and back up: announced again
+    lab.pipe.set_port_up(1, true);
+    assert!(lab.run_until(5 * SEC, |l| l.clients[c].mp.stats().add_addr_rx == 2));
+    assert!(!lab.clients[c].corrupt);
+}

@@ -272,6 +272,23 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         self.conv = Some(Box::new(conv));
     }
 
+    /// Tells the conversion point that `port`'s link went down or up: its
+    /// advertised addresses are withdrawn (REMOVE_ADDR) or announced again.
+    pub fn set_port_up(&mut self, port: u16, up: bool) {
+        let Some(pc) = self.ports.get(usize::from(port)) else {
+            return;
+        };
+        let addrs: Vec<IpAddr> = pc
+            .v4
+            .iter()
+            .map(|c| IpAddr::V4(c.addr))
+            .chain(pc.v6.iter().map(|c| IpAddr::V6(c.addr)))
+            .collect();
+        if let Some(c) = self.conv.as_mut() {
+            c.port_state(&addrs, up);
+        }
+    }
+
     pub fn converter(&self) -> Option<&Converter> {
         self.conv.as_deref()
     }
