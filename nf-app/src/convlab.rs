@@ -93,6 +93,8 @@ pub struct LabServer {
     /// (peer, peer port, our port) → (connection, subflow)
     flows: HashMap<(IpAddr, u16, u16), (usize, usize)>,
     pub closed_ports: Vec<u16>,
+    /// Ports answered with ICMP port unreachable (a filtering host).
+    pub unreachable_ports: Vec<u16>,
     pub mptcp_ports: Vec<u16>,
     /// Every source address a SYN came from.
     pub sources: Vec<IpAddr>,
@@ -111,6 +113,8 @@ pub struct ConvLab {
     pub pipeline_time: Duration,
     /// Frames the pipeline received.
     pub frames_in: u64,
+    /// ICMP errors the pipeline sent toward the client.
+    pub icmp_to_clients: u64,
     next_port: u16,
 }
 
@@ -206,6 +210,7 @@ impl ConvLab {
                 conns: Vec::new(),
                 flows: HashMap::new(),
                 closed_ports: Vec::new(),
+                unreachable_ports: Vec::new(),
                 mptcp_ports: Vec::new(),
                 sources: Vec::new(),
                 mptcp_syns: 0,
@@ -214,6 +219,7 @@ impl ConvLab {
             rng: Rng::new(seed),
             pipeline_time: Duration::ZERO,
             frames_in: 0,
+            icmp_to_clients: 0,
             next_port: 40000,
         }
     }
@@ -405,6 +411,10 @@ impl ConvLab {
         if h.opts.mptcp.is_some() {
             self.server.mptcp_syns += 1;
         }
+        if self.server.unreachable_ports.contains(&h.dst_port) {
+            self.icmp_unreachable(src, &seg);
+            return;
+        }
         if self.server.closed_ports.contains(&h.dst_port) {
             let rst = Header {
                 src_port: h.dst_port,
@@ -473,6 +483,38 @@ impl ConvLab {
             .insert(key, (self.server.conns.len() - 1, 0));
     }
 
+    /// ICMP port unreachable (RFC 792) from the server, quoting the SYN.
+    fn icmp_unreachable(&mut self, src: IpAddr, syn: &nf_tcp::Incoming<Bytes>) {
+        let seg = nf_tcp::Segment {
+            hdr: syn.hdr,
+            payload: nf_tcp::Gather::default(),
+        };
+        let quoted = packet(src, IpAddr::V4(SERVER), &seg);
+        let IpAddr::V4(dst) = src else { return };
+        let msg = nf_core::wire::icmpv4::Repr::DestUnreachable {
+            code: 3,
+            next_hop_mtu: 0,
+            data: &quoted[..quoted.len().min(28)],
+        };
+        let iph = nf_core::wire::ipv4::Repr {
+            src: SERVER,
+            dst,
+            protocol: nf_core::wire::ip_proto::ICMP,
+            payload_len: msg.buffer_len(),
+            ttl: 64,
+            dscp_ecn: 0,
+            ident: 0,
+            dont_frag: false,
+        };
+        let mut ip = vec![0u8; 20 + msg.buffer_len()];
+        iph.emit(&mut ip[..20]);
+        msg.emit(&mut ip[20..]);
+        let frame = eth_wrap(SRV_MAC, mac(3), &ip);
+        let t = Instant::now();
+        self.pipe.process(self.now, 2, frame);
+        self.pipeline_time += t.elapsed();
+    }
+
     fn client_input(&mut self, dst: IpAddr, seg: nf_tcp::Incoming<Bytes>) {
         let now = self.now;
         let (dport, sport) = (seg.hdr.dst_port, seg.hdr.src_port);
@@ -506,6 +548,10 @@ impl ConvLab {
                 let Some(ip) = f.data().get(14..) else {
                     continue;
                 };
+                if port != 2 && ip.len() > 20 && ip[9] == nf_core::wire::ip_proto::ICMP {
+                    self.icmp_to_clients += 1;
+                    continue;
+                }
                 let Some((src, dst, seg)) = crate::localpeer::parse_tcp_packet(ip) else {
                     continue;
                 };

@@ -81,6 +81,7 @@ labelled_enum!(
         TableFull => "table_full",
         ServerReset => "server_reset",
         ServerTimeout => "server_timeout",
+        ServerUnreachable => "server_unreachable",
         NoNatSource => "no_nat_source",
         NatPortsExhausted => "nat_ports_exhausted",
         BadSyn => "bad_syn",

@@ -298,6 +298,61 @@ impl Converter {
         }
     }
 
+    /// An ICMPv4 error (from the IP header on) that may concern a session:
+    /// "destination unreachable" about the SYN hagw sent for a session
+    /// still waiting for its server ends that session, and the client gets
+    /// the same answer: returned are the client's side, its SYN as an IP
+    /// packet (to quote) and the ICMP code. Errors about other session
+    /// packets are absorbed (`Some(None)`): they concern hagw's connection,
+    /// not the client's. `None`: not about a session.
+    #[allow(clippy::type_complexity)]
+    pub fn icmp_input(&mut self, ip: &[u8]) -> Option<Option<(Side, Vec<u8>, u8)>> {
+        let hl = usize::from(ip.first()? & 0x0f) * 4;
+        let (kind, code) = (*ip.get(hl)?, *ip.get(hl + 1)?);
+        // RFC 792: destination unreachable (3), time exceeded (11), ...
+        if !matches!(kind, 3 | 4 | 11 | 12) {
+            return None;
+        }
+        let inner = ip.get(hl + 8..)?;
+        let ihl = usize::from(inner.first()? & 0x0f) * 4;
+        if inner.first()? >> 4 != 4 || *inner.get(9)? != nf_core::wire::ip_proto::TCP {
+            return None;
+        }
+        let a: [u8; 4] = inner.get(12..16)?.try_into().ok()?;
+        let b: [u8; 4] = inner.get(16..20)?.try_into().ok()?;
+        let sport = u16::from_be_bytes([*inner.get(ihl)?, *inner.get(ihl + 1)?]);
+        let dport = u16::from_be_bytes([*inner.get(ihl + 2)?, *inner.get(ihl + 3)?]);
+        // the quoted packet went nat → server; our key is the reply's tuple
+        let key = FlowKey {
+            src: IpAddr::from(b),
+            sport: dport,
+            dst: IpAddr::from(a),
+            dport: sport,
+        };
+        let Some(Flow::Server { sid }) = self.flows.get(&key).copied() else {
+            return None;
+        };
+        let s = self.sessions.get_mut(sid).and_then(Option::as_mut)?;
+        if kind != 3 || s.phase != Phase::Connecting {
+            return Some(None);
+        }
+        let syn = s.syn.take()?;
+        let path = *s.paths.first()?;
+        s.phase = Phase::Done;
+        let seg = Segment {
+            hdr: syn.hdr,
+            payload: Gather::default(),
+        };
+        let mut quoted = Vec::new();
+        crate::localpeer::emit_tcp_packet(path.client.0, path.gw.0, &seg, &mut |p| quoted = p);
+        self.stats
+            .conv
+            .refused
+            .inc(Refuse::ServerUnreachable as usize);
+        self.touch(sid);
+        Some(Some((path.side, quoted, code)))
+    }
+
     fn parse(&mut self, ip: &[u8], p: &Peek) -> Option<Incoming<Bytes>> {
         let st = &self.stats.conv;
         match nf_tcp::wirefmt::parse(ip.get(p.l4..)?, Some((p.src, p.dst)), |s: &[u8]| {

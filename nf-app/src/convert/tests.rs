@@ -286,7 +286,10 @@ fn config_refuses_what_the_conversion_point_cannot_do_yet() {
 
 #[test]
 fn a_port_going_down_withdraws_its_advertised_address() {
-    let conf = CONV.replace("enabled = true", "enabled = true\nadvertise = [\"2001:db8:c::1\"]");
+    let conf = CONV.replace(
+        "enabled = true",
+        "enabled = true\nadvertise = [\"2001:db8:c::1\"]",
+    );
     let mut lab = ConvLab::new(&conf, 12);
     let c = lab.connect(
         5201,
@@ -304,4 +307,21 @@ fn a_port_going_down_withdraws_its_advertised_address() {
     lab.pipe.set_port_up(1, true);
     assert!(lab.run_until(5 * SEC, |l| l.clients[c].mp.stats().add_addr_rx == 2));
     assert!(!lab.clients[c].corrupt);
+}
+
+#[test]
+fn an_icmp_unreachable_for_the_syn_reaches_the_client_as_the_same_answer() {
+    let mut lab = ConvLab::new(CONV, 13);
+    lab.server.unreachable_ports.push(5998);
+    let c = lab.connect(5998, Workload::echo(1000, false));
+    assert!(lab.run_until(SEC, |l| l.icmp_to_clients > 0));
+    assert_eq!(
+        lab.stats()
+            .conv
+            .refused
+            .get(Refuse::ServerUnreachable as usize),
+        1
+    );
+    assert!(drained(&mut lab));
+    assert!(!lab.clients[c].mp.is_established());
 }

@@ -36,8 +36,8 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         if pc.vlan.is_some() || d[..6] != pc.mac.0 {
             return SLOW;
         }
-        // TCP goes past the conversion point first
-        if d[23] == 6 && self.conv.is_some() {
+        // TCP (and ICMP errors about it) go past the conversion point first
+        if (d[23] == 6 || d[23] == 1) && self.conv.is_some() {
             return SLOW;
         }
         let total = usize::from(u16::from_be_bytes([d[16], d[17]]));

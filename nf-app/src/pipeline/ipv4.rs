@@ -3,6 +3,7 @@
 
 use super::{BufPool, Pipeline};
 use crate::convert::Verdict;
+use crate::stats::Side;
 use crate::stats::{Drop, Event, Layer};
 use nf_core::wire::{icmpv4, ip_proto, ipv4};
 use nf_core::PacketBuf;
@@ -71,6 +72,34 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             return self.stats.dropped(Drop::Martian);
         }
         let mut ip = ip;
+        if ip.protocol == ip_proto::ICMP && self.conv.is_some() {
+            let verdict = match (self.conv.as_mut(), buf.data().get(l2..)) {
+                (Some(c), Some(d)) => c.icmp_input(d),
+                _ => None,
+            };
+            match verdict {
+                None => {}
+                Some(None) => return,
+                Some(Some((side, quoted, code))) => {
+                    // the same answer to the client: unreachable, quoting
+                    // its own SYN, from its access port
+                    let role = match side {
+                        Side::Cellular => crate::config::PortRole::AccessCellular,
+                        _ => crate::config::PortRole::AccessFixed,
+                    };
+                    let cport = self.ports.iter().position(|p| p.role == role).unwrap_or(0) as u16;
+                    self.icmp4_error(
+                        now_ns,
+                        cport,
+                        &quoted,
+                        icmpv4::kind::DEST_UNREACHABLE,
+                        code,
+                        0,
+                    );
+                    return;
+                }
+            }
+        }
         if ip.protocol == ip_proto::TCP && self.conv.is_some() {
             let local = self.local_v4.contains(&ip.dst);
             match self.convert_input(now_ns, port, &mut buf, l2, local) {
