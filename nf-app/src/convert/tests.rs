@@ -325,3 +325,81 @@ fn an_icmp_unreachable_for_the_syn_reaches_the_client_as_the_same_answer() {
     assert!(drained(&mut lab));
     assert!(!lab.clients[c].mp.is_established());
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A TCP segment from `src:sport` to `dst:dport` with these fields and
+    /// raw option bytes (valid checksum: it reaches the engines).
+    #[allow(clippy::too_many_arguments)]
+    fn segment(
+        flags: u16,
+        seq: u32,
+        ack: u32,
+        mptcp: &[u8],
+        payload: usize,
+        sport: u16,
+        dport: u16,
+    ) -> nf_tcp::Segment<Bytes> {
+        let mut h = nf_tcp::Header {
+            src_port: sport,
+            dst_port: dport,
+            seq: nf_tcp::Seq(seq),
+            ack: nf_tcp::Seq(ack),
+            flags,
+            window: 4096,
+            ..Default::default()
+        };
+        h.opts.mptcp = nf_tcp::RawOpt::new(mptcp);
+        nf_tcp::Segment {
+            hdr: h,
+            payload: if payload == 0 {
+                nf_tcp::Gather::default()
+            } else {
+                nf_tcp::Gather::one(Bytes::new(vec![0x5a; payload]))
+            },
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Hostile segments on a live session's tuples, from both sides and
+        /// on both accesses (random flags, sequence numbers, MPTCP option
+        /// bytes — MP_JOIN with random tokens, malformed DSS, FASTCLOSE):
+        /// no panic, and the honest client still completes its transfer.
+        #[test]
+        fn hostile_segments_never_break_the_gateway(
+            segs in proptest::collection::vec(
+                (0u16..0x40, any::<u32>(), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..24), 0usize..1500, 0u8..4),
+                1..40)
+        ) {
+            let mut lab = ConvLab::new(CONV, 21);
+            let c = lab.connect(5201, Workload::echo(100_000, true));
+            prop_assert!(lab.run_until(5 * SEC, |l| l.clients[c].mp.subflows().len() == 2 && l.clients[c].received > 0));
+            for (flags, seq, ack, mut opt, payload, who) in segs {
+                // a plausible MPTCP option header half of the time
+                if opt.len() >= 3 && seq % 2 == 0 {
+                    opt[0] = 30;
+                    opt[1] = opt.len() as u8;
+                }
+                let (port, src, dst, sport, dport) = match who {
+                    // the honest client's tuples (fixed, then cellular)
+                    0 => (0, FIXED, SERVER, 40000, 5201),
+                    1 => (1, CELL, SERVER, 60000, 5201),
+                    // a stranger on the cellular access (new SYNs, joins)
+                    2 => (1, CELL, SERVER, 45000 + (seq % 7) as u16, 5201),
+                    // the server side toward the NAT address
+                    _ => (2, SERVER, FIXED, 5201, 40000),
+                };
+                let s = segment(flags, seq, ack, &opt, payload, sport, dport);
+                lab.inject(port, std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst), &s);
+                lab.step(100_000);
+            }
+            // the gateway still works for a newcomer
+            let d = lab.connect(5201, Workload::echo(20_000, true));
+            prop_assert!(lab.run_until(20 * SEC, |l| l.clients[d].finished()));
+            prop_assert!(!lab.clients[d].refused && !lab.clients[d].corrupt);
+        }
+    }
+}
