@@ -82,6 +82,7 @@ labelled_enum!(
         ServerReset => "server_reset",
         ServerTimeout => "server_timeout",
         ServerUnreachable => "server_unreachable",
+        HalfOpenLimit => "half_open_limit",
         NoNatSource => "no_nat_source",
         NatPortsExhausted => "nat_ports_exhausted",
         BadSyn => "bad_syn",
@@ -135,8 +136,6 @@ pub struct ConvStats {
     pub nat_ports_in_use: Counter,
     /// TCP segments of a session that did not parse (bad checksum, options).
     pub segments_malformed: Counter,
-    /// SYNs answered with a cookie while the half-open budget was spent.
-    pub syn_cookies_sent: Counter,
 }
 
 /// One live session, as `GET /sessions` lists it.

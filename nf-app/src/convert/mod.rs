@@ -88,9 +88,14 @@ enum Flow {
 /// How long a finished withdrawn connection keeps its NAT binding (late
 /// retransmissions, the last ACK).
 const PT_LINGER_NS: Time = 10_000_000_000;
-/// Half-open sessions (waiting for the server) at most, as a share of the
-/// table: beyond it an MP_CAPABLE SYN flood is refused, not queued.
+/// Half-open sessions (the client has not completed its handshake) at
+/// most, as a share of the table: beyond it new MP_CAPABLE SYNs are refused
+/// (RST), so a SYN flood cannot fill the table with sessions that never
+/// carry data.
 const HALF_OPEN_SHARE: usize = 4;
+/// Half-open sessions per client address: one hostile subscriber cannot
+/// spend the budget of the others.
+const HALF_OPEN_PER_SOURCE: u32 = 64;
 
 /// The conversion point of one worker.
 pub struct Converter {
@@ -110,6 +115,7 @@ pub struct Converter {
     next_id: u64,
     active: usize,
     half_open: usize,
+    half_open_by_src: HashMap<IpAddr, u32>,
     next_idle_scan: Time,
     /// The smallest MTU of the ports on each side (MSS clamping).
     mtu: [u16; 3],
@@ -133,6 +139,9 @@ impl Converter {
         };
         let mut mp_cfg = MpConfig::default();
         mp_cfg.tcp.cc = policy.cc;
+        // a client that never completes its handshake holds its session
+        // for 1 + 2 + 4 + 8 s at most
+        mp_cfg.tcp.syn_retries = 3;
         mp_cfg.tcp.send_buffer = buf;
         mp_cfg.tcp.recv_buffer = buf;
         mp_cfg.recv_buffer = buf;
@@ -153,6 +162,7 @@ impl Converter {
             next_id: 1,
             active: 0,
             half_open: 0,
+            half_open_by_src: HashMap::new(),
             next_idle_scan: 0,
             mtu: [1500; 3],
             addr_down: vec![false; policy.advertise.len()],
@@ -437,11 +447,13 @@ impl Converter {
         if self.active >= self.policy.max_sessions {
             return self.refuse_syn(side, p, &syn.hdr, Refuse::TableFull);
         }
-        if self.half_open >= (self.policy.max_sessions / HALF_OPEN_SHARE).max(16) {
-            // RFC 4987 §3.6 spirit: the half-open budget is spent; hagw
-            // holds no state for more (the client retries its SYN)
-            self.stats.conv.syn_cookies_sent.inc();
-            return self.refuse_syn(side, p, &syn.hdr, Refuse::TableFull);
+        let per_src = self.half_open_by_src.get(&p.src).copied().unwrap_or(0);
+        if self.half_open >= (self.policy.max_sessions / HALF_OPEN_SHARE).max(16)
+            || per_src >= HALF_OPEN_PER_SOURCE
+        {
+            // RFC 4987 §3.2 spirit: hagw holds no state for more
+            // (a real client retries its SYN)
+            return self.refuse_syn(side, p, &syn.hdr, Refuse::HalfOpenLimit);
         }
         let subscriber = self.policy.subscriber_of(p.src).map(|s| s.fixed);
         let sub = subscriber.unwrap_or(p.src);
@@ -498,6 +510,7 @@ impl Converter {
         );
         self.active += 1;
         self.half_open += 1;
+        *self.half_open_by_src.entry(p.src).or_insert(0) += 1;
         let st = &self.stats.conv;
         st.sessions_created.inc();
         st.sessions_active.set(self.active as u64);
@@ -564,7 +577,6 @@ impl Converter {
                     let side = p.side;
                     self.stats.conv.subflows.inc(side_index(side));
                 }
-                self.half_open = self.half_open.saturating_sub(1);
                 self.tokens.insert(token, sid);
             }
             None => {
@@ -609,7 +621,7 @@ impl Converter {
             Flow::PtDown { sid, i: 0 },
         );
         self.tokens.insert(token, sid);
-        self.half_open = self.half_open.saturating_sub(1);
+        self.clear_half_open(sid);
         self.stats.conv.sessions_withdrawn.inc();
     }
 
@@ -887,6 +899,13 @@ impl Converter {
         if s.phase == Phase::Done || s.finished() {
             return self.remove(sid);
         }
+        let established = s.mp.as_ref().is_some_and(|m| m.is_established());
+        if established && s.half_open {
+            self.clear_half_open(sid);
+        }
+        let Some(s) = self.sessions.get_mut(sid).and_then(Option::as_mut) else {
+            return;
+        };
         if let Some(m) = s.mp.as_mut() {
             if m.is_established() && !s.announced {
                 s.announced = true;
@@ -947,6 +966,32 @@ impl Converter {
         }
     }
 
+    fn release_src(&mut self, a: IpAddr) {
+        if let Some(n) = self.half_open_by_src.get_mut(&a) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.half_open_by_src.remove(&a);
+            }
+        }
+    }
+
+    /// The client completed its handshake (or the connection was
+    /// withdrawn): the session no longer counts as half-open.
+    fn clear_half_open(&mut self, sid: usize) {
+        let Some(s) = self.sessions.get_mut(sid).and_then(Option::as_mut) else {
+            return;
+        };
+        if !s.half_open {
+            return;
+        }
+        s.half_open = false;
+        let src = s.paths.first().map(|p| p.client.0);
+        self.half_open = self.half_open.saturating_sub(1);
+        if let Some(a) = src {
+            self.release_src(a);
+        }
+    }
+
     fn remove(&mut self, sid: usize) {
         let Some(s) = self.sessions.get_mut(sid).and_then(Option::take) else {
             return;
@@ -993,8 +1038,11 @@ impl Converter {
         for &(_, port) in s.pt.iter().skip(1) {
             self.nat.release(s.sub, s.nat.0, port);
         }
-        if s.phase == Phase::Connecting {
+        if s.half_open {
             self.half_open = self.half_open.saturating_sub(1);
+            if let Some(p) = s.paths.first() {
+                self.release_src(p.client.0);
+            }
         }
         let st = &self.stats.conv;
         for p in &s.paths {

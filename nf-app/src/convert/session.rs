@@ -93,6 +93,8 @@ pub struct Session {
     pub announced: bool,
     /// Why the session ended, if not normally.
     pub aborted: bool,
+    /// Counted as half-open: the client has not completed its handshake.
+    pub half_open: bool,
 }
 
 impl Session {
@@ -137,6 +139,7 @@ impl Session {
             dirty: false,
             announced: false,
             aborted: false,
+            half_open: true,
         }
     }
 

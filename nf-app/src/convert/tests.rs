@@ -403,3 +403,46 @@ mod hostile {
         }
     }
 }
+
+#[test]
+fn a_syn_flood_from_one_address_does_not_lock_out_the_others() {
+    use nf_mptcp::options::CapFlags;
+    let mut lab = ConvLab::new(CONV, 14);
+    let mut raw = [0u8; 40];
+    let n = MptcpOption::Capable {
+        version: 1,
+        flags: CapFlags(CapFlags::H),
+        sender_key: None,
+        receiver_key: None,
+        data_len: None,
+        checksum: None,
+    }
+    .emit(&mut raw);
+    // 200 MP_CAPABLE SYNs from the cellular address that never go further
+    for k in 0..200u16 {
+        let mut h = nf_tcp::Header {
+            src_port: 20000 + k,
+            dst_port: 5201,
+            seq: nf_tcp::Seq(u32::from(k) * 7919),
+            flags: nf_core::wire::tcp::flags::SYN,
+            window: 65535,
+            ..Default::default()
+        };
+        h.opts.mptcp = nf_tcp::RawOpt::new(&raw[..n]);
+        let seg = nf_tcp::Segment::<Bytes> {
+            hdr: h,
+            payload: nf_tcp::Gather::default(),
+        };
+        lab.inject(1, IpAddr::V4(CELL), IpAddr::V4(SERVER), &seg);
+        lab.step(100_000);
+    }
+    let st = &lab.stats().conv;
+    assert_eq!(st.sessions_created.get(), 64, "per-address half-open cap");
+    assert_eq!(st.refused.get(Refuse::HalfOpenLimit as usize), 136);
+    // the fixed line still gets through
+    let c = lab.connect(5201, Workload::echo(20_000, true));
+    assert!(lab.run_until(10 * SEC, |l| l.clients[c].finished()));
+    assert!(!lab.clients[c].refused && !lab.clients[c].corrupt);
+    // the flood's sessions give up after the SYN/ACK retries
+    assert!(drained(&mut lab), "{} left", lab.sessions());
+}
