@@ -85,7 +85,6 @@ labelled_enum!(
         HalfOpenLimit => "half_open_limit",
         NoNatSource => "no_nat_source",
         NatPortsExhausted => "nat_ports_exhausted",
-        BadSyn => "bad_syn",
     }
 );
 
