@@ -159,7 +159,7 @@ impl ConvLab {
             ports,
             routing_table(&cfg),
             PipelineLimits::from_config(&cfg),
-            Pool { left: usize::MAX },
+            Pool::new(usize::MAX),
             Arc::clone(&stats),
         );
         let mut secret = [0u8; 32];
@@ -559,6 +559,10 @@ impl ConvLab {
                     self.server_input(src, seg);
                 } else {
                     self.client_input(dst, seg);
+                }
+                // back to the pool, as the NIC frees a sent mbuf
+                if self.pipe.pool.free.len() < 4096 {
+                    self.pipe.pool.free.push(f);
                 }
             }
         }

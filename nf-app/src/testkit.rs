@@ -8,9 +8,20 @@ use nf_core::wire::EthernetAddress;
 use nf_core::VecBuf;
 use std::sync::Arc;
 
-/// A pool of `VecBuf`s that runs dry after `left` allocations.
+/// A pool of `VecBuf`s that runs dry after `left` allocations. Buffers
+/// given back through `free` are reused, as an mbuf pool recycles mbufs.
 pub struct Pool {
     pub left: usize,
+    pub free: Vec<VecBuf>,
+}
+
+impl Pool {
+    pub fn new(left: usize) -> Pool {
+        Pool {
+            left,
+            free: Vec::new(),
+        }
+    }
 }
 
 impl BufPool<VecBuf> for Pool {
@@ -19,7 +30,13 @@ impl BufPool<VecBuf> for Pool {
             return None;
         }
         self.left -= 1;
-        Some(VecBuf::new())
+        Some(match self.free.pop() {
+            Some(mut b) => {
+                b.reset();
+                b
+            }
+            None => VecBuf::new(),
+        })
     }
 }
 
@@ -70,7 +87,7 @@ pub fn lab_pipeline() -> Pipeline<VecBuf, Pool> {
         ports,
         routing_table(&cfg),
         PipelineLimits::from_config(&cfg),
-        Pool { left: 100_000 },
+        Pool::new(100_000),
         stats,
     )
 }

@@ -490,7 +490,7 @@ fn no_mbuf_is_counted() {
         ports,
         routing_table(&cfg),
         PipelineLimits::from_config(&cfg),
-        Pool { left: 0 },
+        Pool::new(0),
         Arc::new(WorkerStats::new(0, 1, 3)),
     );
     feed(
@@ -594,7 +594,7 @@ addresses = ["198.51.100.1/24"]
         ports,
         routing_table(&cfg),
         PipelineLimits::from_config(&cfg),
-        Pool { left: 100 },
+        Pool::new(100),
         Arc::new(WorkerStats::new(0, 1, 2)),
     );
     let tag = |f: &[u8]| {
