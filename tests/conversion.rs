@@ -81,35 +81,10 @@ fn nstat(n: &str) -> String {
     ns_ok(n, &["nstat", "-az"])
 }
 
-/// Starts `hagw run --config CONFIG` in ns gw and waits for /healthz.
+/// Starts hagw with CONFIG and waits until the server answers a ping
+/// through it (neighbours resolved on both sides).
 fn start_hagw(config: &str, guard: &mut Guard) {
-    let log = std::fs::File::create(std::env::temp_dir().join(LOG)).expect("log");
-    let hagw = env!("CARGO_BIN_EXE_hagw");
-    let child = Command::new("ip")
-        .args(["netns", "exec", "gw", hagw, "run", "--config", config])
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("start hagw");
-    guard.0.push(child);
-    let t = Instant::now();
-    while !ns("gw", &["curl", "-sf", "http://127.0.0.1:9180/healthz"])
-        .status
-        .success()
-    {
-        if let Some(Some(st)) = guard.0.last_mut().map(|c| c.try_wait().expect("wait")) {
-            panic!(
-                "hagw exited early with {st}; see {}",
-                std::env::temp_dir().join(LOG).display()
-            );
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "hagw did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // the gateway answers (neighbours resolved on both sides)
+    common::start_hagw(config, LOG, guard);
     ns_ok("cli", &["ping", "-c", "1", "-W", "2", "198.51.100.2"]);
 }
 

@@ -93,42 +93,8 @@ fn lab_end_to_end() {
     lab("up");
     let mut guard = Guard(vec![]);
 
-    let hagw = env!("CARGO_BIN_EXE_hagw");
-    let log = std::fs::File::create(std::env::temp_dir().join("hagw-e2e.log")).expect("log");
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            "gw",
-            hagw,
-            "run",
-            "--config",
-            "configs/lab.toml",
-        ])
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("start hagw");
-    guard.0.push(child);
-
-    // Wait for the management API (ports are started before it listens).
-    let t = Instant::now();
-    while !ns("gw", &["curl", "-sf", "http://127.0.0.1:9180/healthz"])
-        .status
-        .success()
-    {
-        if let Some(Some(st)) = guard.0.last_mut().map(|c| c.try_wait().expect("wait")) {
-            panic!(
-                "hagw exited early with {st}; see {}",
-                std::env::temp_dir().join("hagw-e2e.log").display()
-            );
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "hagw did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Waits for the management API (ports are started before it listens).
+    start_hagw("configs/lab.toml", "hagw-e2e.log", &mut guard);
     let health = ns_ok("gw", &["curl", "-sf", "http://127.0.0.1:9180/healthz"]);
     assert!(health.contains("\"status\":\"ok\""), "{health}");
     let config = ns_ok("gw", &["curl", "-sf", "http://127.0.0.1:9180/config"]);

@@ -5,9 +5,8 @@
 //! Used by the conversion unit tests and `hagw bench convert`. The
 //! pipeline's own time is measured apart from the generators' time.
 
-use crate::config;
 use crate::convert::{keys::KeyGen, policy::Policy, Converter};
-use crate::pipeline::{routing_table, Pipeline, PipelineLimits, PortCtx};
+use crate::pipeline::Pipeline;
 use crate::stats::WorkerStats;
 use crate::testkit::{mac, Pool, CLI_MAC, LAB3, SRV_MAC};
 use nf_core::chunk::{Bytes, Chunk};
@@ -144,24 +143,8 @@ impl ConvLab {
     /// `[nat]`, `[[subscriber]]` sections).
     pub fn new(extra: &str, seed: u64) -> ConvLab {
         let text = format!("{LAB3}\n{extra}");
-        let cfg = match config::parse("convlab", &text) {
-            Ok(c) => c,
-            Err(e) => panic!("convlab config: {e}"),
-        };
-        let ports = cfg
-            .ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| PortCtx::new(p, mac(i as u8 + 1)))
-            .collect();
-        let stats = Arc::new(WorkerStats::new(0, 1, 3));
-        let mut pipe = Pipeline::new(
-            ports,
-            routing_table(&cfg),
-            PipelineLimits::from_config(&cfg),
-            Pool::new(usize::MAX),
-            Arc::clone(&stats),
-        );
+        let (mut pipe, cfg) = crate::testkit::pipeline_from(&text, Pool::new(usize::MAX));
+        let stats = Arc::clone(&pipe.stats);
         let mut secret = [0u8; 32];
         secret[..8].copy_from_slice(&seed.to_le_bytes());
         pipe.enable_conversion(Converter::new(

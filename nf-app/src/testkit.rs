@@ -72,7 +72,13 @@ pub const SRV_MAC: EthernetAddress = EthernetAddress([0x02, 0x5e, 0, 0, 0, 2]);
 
 /// A pipeline over [`LAB3`] with a pool of `VecBuf`s.
 pub fn lab_pipeline() -> Pipeline<VecBuf, Pool> {
-    let cfg = match config::parse("testkit", LAB3) {
+    pipeline_from(LAB3, Pool::new(100_000)).0
+}
+
+/// A pipeline over a config text (ports get [`mac`] addresses in order),
+/// with its parsed config.
+pub fn pipeline_from(text: &str, pool: Pool) -> (Pipeline<VecBuf, Pool>, config::Config) {
+    let cfg = match config::parse("testkit", text) {
         Ok(c) => c,
         Err(e) => panic!("testkit config: {e}"),
     };
@@ -82,12 +88,13 @@ pub fn lab_pipeline() -> Pipeline<VecBuf, Pool> {
         .enumerate()
         .map(|(i, p)| PortCtx::new(p, mac(i as u8 + 1)))
         .collect();
-    let stats = Arc::new(WorkerStats::new(0, 1, 3));
-    Pipeline::new(
+    let stats = Arc::new(WorkerStats::new(0, 1, cfg.ports.len()));
+    let p = Pipeline::new(
         ports,
         routing_table(&cfg),
         PipelineLimits::from_config(&cfg),
-        Pool::new(100_000),
+        pool,
         stats,
-    )
+    );
+    (p, cfg)
 }

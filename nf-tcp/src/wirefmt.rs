@@ -6,11 +6,10 @@ use nf_core::wire::tcp as wire;
 use nf_core::wire::Error;
 use std::net::IpAddr;
 
-/// Serialises a segment (header, options, payload) with its checksum.
-pub fn emit<C: Chunk>(seg: &Segment<C>, src: IpAddr, dst: IpAddr) -> Vec<u8> {
-    let payload = seg.payload.to_vec();
+/// The wire representation of a segment's header with `payload`.
+pub fn repr<'a, C: Chunk>(seg: &'a Segment<C>, payload: &'a [u8]) -> wire::Repr<'a> {
     let h = &seg.hdr;
-    let r = wire::Repr {
+    wire::Repr {
         src_port: h.src_port,
         dst_port: h.dst_port,
         seq: h.seq.0,
@@ -19,8 +18,14 @@ pub fn emit<C: Chunk>(seg: &Segment<C>, src: IpAddr, dst: IpAddr) -> Vec<u8> {
         window: h.window,
         urgent: 0,
         options: h.opts.to_wire(),
-        payload: &payload,
-    };
+        payload,
+    }
+}
+
+/// Serialises a segment (header, options, payload) with its checksum.
+pub fn emit<C: Chunk>(seg: &Segment<C>, src: IpAddr, dst: IpAddr) -> Vec<u8> {
+    let payload = seg.payload.to_vec();
+    let r = repr(seg, &payload);
     let mut b = vec![0u8; r.buffer_len()];
     r.emit(src, dst, &mut b);
     b

@@ -103,3 +103,32 @@ pub fn start_echo_peer(peer: &str, guard: &mut Guard) {
         );
     }
 }
+
+/// Starts `hagw run --config CONFIG` in ns gw, held by `guard`, logging to
+/// `$TMPDIR/LOG`, and waits until its management API answers /healthz.
+pub fn start_hagw(config: &str, log: &str, guard: &mut Guard) {
+    let path = std::env::temp_dir().join(log);
+    let f = std::fs::File::create(&path).expect("log");
+    let hagw = env!("CARGO_BIN_EXE_hagw");
+    let child = Command::new("ip")
+        .args(["netns", "exec", "gw", hagw, "run", "--config", config])
+        .stdout(f.try_clone().expect("log"))
+        .stderr(f)
+        .spawn()
+        .expect("start hagw");
+    guard.0.push(child);
+    let t = std::time::Instant::now();
+    while !ns("gw", &["curl", "-sf", "http://127.0.0.1:9180/healthz"])
+        .status
+        .success()
+    {
+        if let Some(Some(st)) = guard.0.last_mut().map(|c| c.try_wait().expect("wait")) {
+            panic!("hagw exited early with {st}; see {}", path.display());
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(30),
+            "hagw did not come up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -2,7 +2,7 @@
 //! buffers from the pool.
 
 use nf_core::chunk::{Bytes, Chunk};
-use nf_core::wire::{ip_proto, ipv4, ipv6, tcp};
+use nf_core::wire::{ip_proto, ipv4, ipv6};
 use nf_core::PacketBuf;
 use nf_tcp::Segment;
 use std::net::IpAddr;
@@ -25,18 +25,7 @@ pub fn tcp_packet<B: PacketBuf>(
             &joined
         }
     };
-    let h = &seg.hdr;
-    let r = tcp::Repr {
-        src_port: h.src_port,
-        dst_port: h.dst_port,
-        seq: h.seq.0,
-        ack: h.ack.0,
-        flags: h.flags,
-        window: h.window,
-        urgent: 0,
-        options: h.opts.to_wire(),
-        payload,
-    };
+    let r = nf_tcp::wirefmt::repr(seg, payload);
     let tl = r.buffer_len();
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {

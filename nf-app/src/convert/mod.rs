@@ -62,6 +62,16 @@ struct FlowKey {
 }
 
 impl FlowKey {
+    /// Packets from `src` to `dst`.
+    fn new(src: (IpAddr, u16), dst: (IpAddr, u16)) -> FlowKey {
+        FlowKey {
+            src: src.0,
+            sport: src.1,
+            dst: dst.0,
+            dport: dst.1,
+        }
+    }
+
     fn of(p: &Peek) -> FlowKey {
         FlowKey {
             src: p.src,
@@ -333,12 +343,7 @@ impl Converter {
         let sport = u16::from_be_bytes([*inner.get(ihl)?, *inner.get(ihl + 1)?]);
         let dport = u16::from_be_bytes([*inner.get(ihl + 2)?, *inner.get(ihl + 3)?]);
         // the quoted packet went nat → server; our key is the reply's tuple
-        let key = FlowKey {
-            src: IpAddr::from(b),
-            sport: dport,
-            dst: IpAddr::from(a),
-            dport: sport,
-        };
+        let key = FlowKey::new((IpAddr::from(b), dport), (IpAddr::from(a), sport));
         let Some(Flow::Server { sid }) = self.flows.get(&key).copied() else {
             return None;
         };
@@ -499,15 +504,8 @@ impl Converter {
         };
         self.flows
             .insert(FlowKey::of(p), Flow::Client { sid, sf: 0 });
-        self.flows.insert(
-            FlowKey {
-                src: p.dst,
-                sport: p.dport,
-                dst: nat.0,
-                dport: nat.1,
-            },
-            Flow::Server { sid },
-        );
+        self.flows
+            .insert(FlowKey::new((p.dst, p.dport), nat), Flow::Server { sid });
         self.active += 1;
         self.half_open += 1;
         *self.half_open_by_src.entry(p.src).or_insert(0) += 1;
@@ -602,24 +600,10 @@ impl Converter {
             return;
         };
         s.pt.push((client, nat.1));
-        self.flows.insert(
-            FlowKey {
-                src: client.0,
-                sport: client.1,
-                dst: server.0,
-                dport: server.1,
-            },
-            Flow::PtUp { sid, i: 0 },
-        );
-        self.flows.insert(
-            FlowKey {
-                src: server.0,
-                sport: server.1,
-                dst: nat.0,
-                dport: nat.1,
-            },
-            Flow::PtDown { sid, i: 0 },
-        );
+        self.flows
+            .insert(FlowKey::new(client, server), Flow::PtUp { sid, i: 0 });
+        self.flows
+            .insert(FlowKey::new(server, nat), Flow::PtDown { sid, i: 0 });
         self.tokens.insert(token, sid);
         self.clear_half_open(sid);
         self.stats.conv.sessions_withdrawn.inc();
@@ -786,15 +770,8 @@ impl Converter {
                 s.pt.push(((p.src, p.sport), nat.1));
                 let i = s.pt.len() - 1;
                 self.flows.insert(FlowKey::of(p), Flow::PtUp { sid, i });
-                self.flows.insert(
-                    FlowKey {
-                        src: server.0,
-                        sport: server.1,
-                        dst: nat.0,
-                        dport: nat.1,
-                    },
-                    Flow::PtDown { sid, i },
-                );
+                self.flows
+                    .insert(FlowKey::new(server, nat), Flow::PtDown { sid, i });
                 self.stats.conv.joins_accepted.inc();
                 self.stats
                     .conv
@@ -997,33 +974,13 @@ impl Converter {
             return;
         };
         for p in &s.paths {
-            self.flows.remove(&FlowKey {
-                src: p.client.0,
-                sport: p.client.1,
-                dst: p.gw.0,
-                dport: p.gw.1,
-            });
+            self.flows.remove(&FlowKey::new(p.client, p.gw));
         }
         for &(c, port) in &s.pt {
-            self.flows.remove(&FlowKey {
-                src: c.0,
-                sport: c.1,
-                dst: s.server.0,
-                dport: s.server.1,
-            });
-            self.flows.remove(&FlowKey {
-                src: s.server.0,
-                sport: s.server.1,
-                dst: s.nat.0,
-                dport: port,
-            });
+            self.flows.remove(&FlowKey::new(c, s.server));
+            self.flows.remove(&FlowKey::new(s.server, (s.nat.0, port)));
         }
-        self.flows.remove(&FlowKey {
-            src: s.server.0,
-            sport: s.server.1,
-            dst: s.nat.0,
-            dport: s.nat.1,
-        });
+        self.flows.remove(&FlowKey::new(s.server, s.nat));
         for t in
             s.mp.as_ref()
                 .map(|m| m.local_token())
