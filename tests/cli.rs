@@ -17,7 +17,12 @@ fn hagw(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn shipped_configs_are_valid() {
-    for f in ["configs/lab.toml", "configs/example.toml"] {
+    for f in [
+        "configs/lab.toml",
+        "configs/lab-pool.toml",
+        "configs/lab-xdp.toml",
+        "configs/example.toml",
+    ] {
         let (rc, out, err) = hagw(&["check-config", f]);
         assert_eq!(rc, 0, "{f}: {out}{err}");
         assert!(out.contains(": ok ("), "{out}");
