@@ -337,6 +337,10 @@ pub struct ConversionSection {
     pub withdraw: Withdraw,
     #[serde(default)]
     pub scheduler: Scheduler,
+    /// `weighted`: the share of downstream bytes per access (fixed,
+    /// cellular), e.g. [3, 1] for 75 % / 25 %.
+    #[serde(default = "d_weights")]
+    pub weights: [u32; 2],
     /// Subflow congestion control: cubic (default), newreno, lia.
     #[serde(default)]
     pub congestion_control: SubflowCc,
@@ -363,6 +367,10 @@ pub struct ConversionSection {
     pub idle_timeout_s: u64,
 }
 
+fn d_weights() -> [u32; 2] {
+    [1, 1]
+}
+
 fn d_idle() -> u64 {
     300
 }
@@ -384,6 +392,7 @@ impl Default for ConversionSection {
             interception: d_interception(),
             withdraw: Withdraw::Never,
             scheduler: Scheduler::FixedFirst,
+            weights: d_weights(),
             congestion_control: SubflowCc::Cubic,
             advertise: Vec::new(),
             subscriber_prefixes: Vec::new(),

@@ -538,6 +538,12 @@ pub fn validate(raw: RawConfig) -> Result<Config, Errs> {
             ));
         }
     }
+    if c.weights.iter().all(|w| *w == 0) {
+        errs.push((
+            vec![K("conversion"), K("weights")],
+            "at least one weight must be above 0".into(),
+        ));
+    }
     if c.enabled && c.interception.contains(&Interception::Explicit) {
         errs.push((
             vec![K("conversion"), K("interception")],

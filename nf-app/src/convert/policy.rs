@@ -56,6 +56,8 @@ pub struct Policy {
     pub enabled: bool,
     pub withdraw: bool,
     pub scheduler: Scheduler,
+    /// `weighted`: fixed and cellular shares.
+    pub weights: [u32; 2],
     pub cc: nf_tcp::cc::CcKind,
     pub advertise: Vec<IpAddr>,
     pub subscriber_prefixes: Vec<Prefix>,
@@ -89,6 +91,7 @@ impl Policy {
             enabled: c.enabled,
             withdraw: c.withdraw == Withdraw::IfServerCapable,
             scheduler: c.scheduler,
+            weights: c.weights,
             cc: c.congestion_control.kind(),
             advertise: c.advertise.iter().filter_map(|a| a.parse().ok()).collect(),
             subscriber_prefixes: prefixes(&c.subscriber_prefixes),
@@ -139,8 +142,10 @@ impl Policy {
             Scheduler::FixedFirst => Box::new(sched::FixedFirst),
             Scheduler::MinRtt => Box::new(sched::MinRtt),
             Scheduler::ActiveStandby => Box::new(sched::ActiveStandby),
-            // ATSSS load balancing: even split between the accesses
-            Scheduler::Weighted => Box::new(sched::Weighted::new(1, 1, 1)),
+            // ATSSS load balancing: the configured split between the accesses
+            Scheduler::Weighted => {
+                Box::new(sched::Weighted::new(self.weights[0], self.weights[1], 1))
+            }
             Scheduler::Redundant => Box::new(sched::Redundant),
         }
     }

@@ -446,3 +446,22 @@ fn a_syn_flood_from_one_address_does_not_lock_out_the_others() {
     // the flood's sessions give up after the SYN/ACK retries
     assert!(drained(&mut lab), "{} left", lab.sessions());
 }
+
+#[test]
+fn the_weighted_scheduler_splits_downstream_bytes_as_configured() {
+    let conf = CONV.replace(
+        "enabled = true",
+        "enabled = true\nscheduler = \"weighted\"\nweights = [1, 3]",
+    );
+    let mut lab = ConvLab::new(&conf, 15);
+    let c = lab.connect(5201, Workload::echo(2_000_000, true));
+    assert!(lab.run_until(60 * SEC, |l| l.clients[c].finished()));
+    let st = &lab.stats().conv;
+    let (f, cell) = (
+        st.tx_bytes.get(crate::stats::Side::Fixed as usize) as f64,
+        st.tx_bytes.get(crate::stats::Side::Cellular as usize) as f64,
+    );
+    let share = cell / (f + cell);
+    println!("cellular share of downstream bytes: {share:.2}");
+    assert!((0.6..0.9).contains(&share), "cellular share {share:.2}");
+}
