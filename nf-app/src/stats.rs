@@ -83,6 +83,7 @@ labelled_enum!(
         ServerTimeout => "server_timeout",
         ServerUnreachable => "server_unreachable",
         HalfOpenLimit => "half_open_limit",
+        SubscriberLimit => "subscriber_limit",
         NoNatSource => "no_nat_source",
         NatPortsExhausted => "nat_ports_exhausted",
     }

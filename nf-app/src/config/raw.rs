@@ -360,11 +360,19 @@ pub struct ConversionSection {
     pub explicit_listen: Option<String>,
     #[serde(default = "d_sessions")]
     pub max_sessions: usize,
+    /// Sessions one subscriber may hold (its fixed and cellular addresses
+    /// together): one subscriber cannot fill the table for the others.
+    #[serde(default = "d_sessions_per_sub")]
+    pub max_sessions_per_subscriber: usize,
     #[serde(default = "d_session_buf")]
     pub session_buffer_bytes: usize,
     /// A session with no packet for this long is reset on both sides.
     #[serde(default = "d_idle")]
     pub idle_timeout_s: u64,
+}
+
+fn d_sessions_per_sub() -> usize {
+    4096
 }
 
 fn d_weights() -> [u32; 2] {
@@ -400,6 +408,7 @@ impl Default for ConversionSection {
             destination_ports: Vec::new(),
             explicit_listen: None,
             max_sessions: d_sessions(),
+            max_sessions_per_subscriber: d_sessions_per_sub(),
             session_buffer_bytes: d_session_buf(),
             idle_timeout_s: d_idle(),
         }

@@ -126,6 +126,8 @@ pub struct Converter {
     active: usize,
     half_open: usize,
     half_open_by_src: HashMap<IpAddr, u32>,
+    /// Live sessions per subscriber (NAT key).
+    by_subscriber: HashMap<IpAddr, usize>,
     next_idle_scan: Time,
     /// The smallest MTU of the ports on each side (MSS clamping).
     mtu: [u16; 3],
@@ -173,6 +175,7 @@ impl Converter {
             active: 0,
             half_open: 0,
             half_open_by_src: HashMap::new(),
+            by_subscriber: HashMap::new(),
             next_idle_scan: 0,
             mtu: [1500; 3],
             addr_down: vec![false; policy.advertise.len()],
@@ -462,6 +465,11 @@ impl Converter {
         }
         let subscriber = self.policy.subscriber_of(p.src).map(|s| s.fixed);
         let sub = subscriber.unwrap_or(p.src);
+        if self.by_subscriber.get(&sub).copied().unwrap_or(0)
+            >= self.policy.max_sessions_per_subscriber
+        {
+            return self.refuse_syn(side, p, &syn.hdr, Refuse::SubscriberLimit);
+        }
         let fixed_source = match self.policy.nat {
             crate::config::NatSource::SubscriberFixed => {
                 subscriber.or((side == Side::Fixed).then_some(p.src))
@@ -507,6 +515,7 @@ impl Converter {
         self.flows
             .insert(FlowKey::new((p.dst, p.dport), nat), Flow::Server { sid });
         self.active += 1;
+        *self.by_subscriber.entry(sub).or_insert(0) += 1;
         self.half_open += 1;
         *self.half_open_by_src.entry(p.src).or_insert(0) += 1;
         let st = &self.stats.conv;
@@ -989,6 +998,12 @@ impl Converter {
         {
             if self.tokens.get(&t) == Some(&sid) {
                 self.tokens.remove(&t);
+            }
+        }
+        if let Some(n) = self.by_subscriber.get_mut(&s.sub) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.by_subscriber.remove(&s.sub);
             }
         }
         self.nat.release(s.sub, s.nat.0, s.nat.1);

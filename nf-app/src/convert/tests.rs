@@ -465,3 +465,37 @@ fn the_weighted_scheduler_splits_downstream_bytes_as_configured() {
     println!("cellular share of downstream bytes: {share:.2}");
     assert!((0.6..0.9).contains(&share), "cellular share {share:.2}");
 }
+
+#[test]
+fn a_subscriber_is_capped_at_its_own_session_limit() {
+    // the table (65536) stays open to everyone else
+    let conf = CONV.replace(
+        "enabled = true",
+        "enabled = true\nmax_sessions_per_subscriber = 3",
+    );
+    let mut lab = ConvLab::new(&conf, 16);
+    let held: Vec<usize> = (0..4)
+        .map(|_| {
+            lab.connect(
+                5201,
+                Workload {
+                    up: 1000,
+                    join: false,
+                    hold: true,
+                },
+            )
+        })
+        .collect();
+    assert!(lab.run_until(5 * SEC, |l| held
+        .iter()
+        .all(|&c| l.clients[c].refused || l.clients[c].received == 1000)));
+    assert_eq!(held.iter().filter(|&&c| lab.clients[c].refused).count(), 1);
+    assert_eq!(
+        lab.stats()
+            .conv
+            .refused
+            .get(Refuse::SubscriberLimit as usize),
+        1
+    );
+    assert_eq!(lab.sessions(), 3);
+}
