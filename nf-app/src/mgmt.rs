@@ -295,7 +295,12 @@ fn render_conversion(
     .with_label_values(&[])
     .set(sum(&|w| w.conv.sessions_active.get()) as i64);
     type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
-    let simple: [(&str, &str, Read); 8] = [
+    let simple: [(&str, &str, Read); 9] = [
+        (
+            "hagw_conv_sessions_evicted_total",
+            "Half-open sessions reset to make room for new ones (SYN floods)",
+            &|w| w.conv.sessions_evicted.get(),
+        ),
         (
             "hagw_conv_sessions_created_total",
             "Conversion sessions created",

@@ -119,6 +119,8 @@ pub struct ConvStats {
     pub sessions_fallback: Counter,
     pub sessions_closed: Counter,
     pub sessions_timed_out: Counter,
+    /// Half-open sessions reset to make room for new ones (SYN floods).
+    pub sessions_evicted: Counter,
     pub refused: CounterSet<{ Refuse::COUNT }>,
     pub joins_accepted: Counter,
     pub joins_refused: CounterSet<{ JoinRefuse::COUNT }>,

@@ -128,6 +128,9 @@ pub struct Converter {
     half_open_by_src: HashMap<IpAddr, u32>,
     /// Live sessions per subscriber (NAT key).
     by_subscriber: HashMap<IpAddr, usize>,
+    /// Half-open sessions, oldest first, as (slot, session id); entries of
+    /// sessions that completed or ended are skipped lazily.
+    half_open_fifo: std::collections::VecDeque<(usize, u64)>,
     next_idle_scan: Time,
     /// The smallest MTU of the ports on each side (MSS clamping).
     mtu: [u16; 3],
@@ -176,6 +179,7 @@ impl Converter {
             half_open: 0,
             half_open_by_src: HashMap::new(),
             by_subscriber: HashMap::new(),
+            half_open_fifo: std::collections::VecDeque::new(),
             next_idle_scan: 0,
             mtu: [1500; 3],
             addr_down: vec![false; policy.advertise.len()],
@@ -451,17 +455,47 @@ impl Converter {
         });
     }
 
-    fn open(&mut self, now: Time, side: Side, p: &Peek, syn: Incoming<Bytes>) {
-        if self.active >= self.policy.max_sessions {
-            return self.refuse_syn(side, p, &syn.hdr, Refuse::TableFull);
+    /// Resets the oldest half-open session to make room (a SYN flood's
+    /// sessions never complete; a real client completes within its RTT, so
+    /// under a flood it keeps working as long as a half-open session lives
+    /// longer than that: budget / flood rate). False when none is left.
+    fn evict_half_open(&mut self, now: Time) -> bool {
+        while let Some((sid, id)) = self.half_open_fifo.pop_front() {
+            let live = self
+                .sessions
+                .get(sid)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.id == id && s.half_open);
+            if !live {
+                continue;
+            }
+            if let Some(s) = self.session(sid) {
+                s.abort();
+            }
+            self.drive(now, sid);
+            if let Some(s) = self.session(sid) {
+                s.phase = Phase::Done;
+            }
+            self.remove(sid);
+            self.stats.conv.sessions_evicted.inc();
+            return true;
         }
+        false
+    }
+
+    fn open(&mut self, now: Time, side: Side, p: &Peek, syn: Incoming<Bytes>) {
         let per_src = self.half_open_by_src.get(&p.src).copied().unwrap_or(0);
-        if self.half_open >= (self.policy.max_sessions / HALF_OPEN_SHARE).max(16)
-            || per_src >= HALF_OPEN_PER_SOURCE
-        {
+        if per_src >= HALF_OPEN_PER_SOURCE {
             // RFC 4987 §3.2 spirit: hagw holds no state for more
             // (a real client retries its SYN)
             return self.refuse_syn(side, p, &syn.hdr, Refuse::HalfOpenLimit);
+        }
+        let budget = (self.policy.max_sessions / HALF_OPEN_SHARE).max(16);
+        if self.half_open >= budget && !self.evict_half_open(now) {
+            return self.refuse_syn(side, p, &syn.hdr, Refuse::HalfOpenLimit);
+        }
+        if self.active >= self.policy.max_sessions && !self.evict_half_open(now) {
+            return self.refuse_syn(side, p, &syn.hdr, Refuse::TableFull);
         }
         let subscriber = self.policy.subscriber_of(p.src).map(|s| s.fixed);
         let sub = subscriber.unwrap_or(p.src);
@@ -517,6 +551,17 @@ impl Converter {
         self.active += 1;
         *self.by_subscriber.entry(sub).or_insert(0) += 1;
         self.half_open += 1;
+        self.half_open_fifo.push_back((sid, id));
+        if self.half_open_fifo.len() > 2 * budget {
+            // drop the entries of sessions no longer half-open
+            let sessions = &self.sessions;
+            self.half_open_fifo.retain(|&(sid, id)| {
+                sessions
+                    .get(sid)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| s.id == id && s.half_open)
+            });
+        }
         *self.half_open_by_src.entry(p.src).or_insert(0) += 1;
         let st = &self.stats.conv;
         st.sessions_created.inc();

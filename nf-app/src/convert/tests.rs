@@ -143,10 +143,17 @@ fn a_server_reset_reaches_the_client_without_delay() {
 fn a_full_table_refuses_new_sessions_with_rst() {
     let conf = CONV.replace("enabled = true", "enabled = true\nmax_sessions = 2");
     let mut lab = ConvLab::new(&conf, 7);
-    let a = lab.connect(5201, Workload::echo(20_000, false));
-    let b = lab.connect(5201, Workload::echo(20_000, false));
+    let hold = Workload {
+        up: 20_000,
+        join: false,
+        hold: true,
+    };
+    let a = lab.connect(5201, hold);
+    let b = lab.connect(5201, hold);
+    assert!(lab.run_until(5 * SEC, |l| l.clients.iter().all(|c| c.received == 20_000)));
+    // two established sessions fill the table: nothing to evict
     let c = lab.connect(5201, Workload::echo(20_000, false));
-    assert!(lab.run_until(20 * SEC, |l| l.clients.iter().all(|c| c.finished())));
+    assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
     assert!(!lab.clients[a].refused && !lab.clients[b].refused);
     assert!(lab.clients[c].refused);
     assert_eq!(lab.stats().conv.refused.get(Refuse::TableFull as usize), 1);
@@ -498,4 +505,62 @@ fn a_subscriber_is_capped_at_its_own_session_limit() {
         1
     );
     assert_eq!(lab.sessions(), 3);
+}
+
+#[test]
+fn a_spoofed_syn_flood_evicts_half_open_sessions_and_real_clients_get_through() {
+    use nf_mptcp::options::CapFlags;
+    // a table of 256: a half-open budget of 64
+    let conf = CONV.replace("enabled = true", "enabled = true\nmax_sessions = 256");
+    let mut lab = ConvLab::new(&conf, 17);
+    let mut raw = [0u8; 40];
+    let n = MptcpOption::Capable {
+        version: 1,
+        flags: CapFlags(CapFlags::H),
+        sender_key: None,
+        receiver_key: None,
+        data_len: None,
+        checksum: None,
+    }
+    .emit(&mut raw);
+    let mut flood = |lab: &mut ConvLab, k: u16| {
+        let mut h = nf_tcp::Header {
+            src_port: 30000 + k,
+            dst_port: 5201,
+            seq: nf_tcp::Seq(u32::from(k) * 7919),
+            flags: nf_core::wire::tcp::flags::SYN,
+            window: 65535,
+            ..Default::default()
+        };
+        h.opts.mptcp = nf_tcp::RawOpt::new(&raw[..n]);
+        let seg = nf_tcp::Segment::<Bytes> {
+            hdr: h,
+            payload: nf_tcp::Gather::default(),
+        };
+        // spoofed sources on the fixed access, one SYN each
+        let src = std::net::Ipv4Addr::new(192, 0, 2, 10 + (k % 200) as u8);
+        lab.inject(0, IpAddr::V4(src), IpAddr::V4(SERVER), &seg);
+    };
+    for k in 0..300u16 {
+        flood(&mut lab, k);
+        lab.step(100_000);
+    }
+    // mid-flood (one more SYN every 100 us), a real client connects and
+    // completes its transfer
+    let c = lab.connect(5201, Workload::echo(20_000, true));
+    let mut k = 300u16;
+    while !lab.clients[c].finished() && k < 3000 {
+        flood(&mut lab, k);
+        lab.step(100_000);
+        k += 1;
+    }
+    assert!(lab.clients[c].finished(), "after {} flood SYNs", k - 300);
+    assert!(!lab.clients[c].refused && !lab.clients[c].corrupt);
+    let st = &lab.stats().conv;
+    assert!(
+        st.sessions_evicted.get() > 100,
+        "evicted {}",
+        st.sessions_evicted.get()
+    );
+    assert!(lab.sessions() <= 256);
 }
