@@ -523,7 +523,7 @@ fn a_spoofed_syn_flood_evicts_half_open_sessions_and_real_clients_get_through() 
         checksum: None,
     }
     .emit(&mut raw);
-    let mut flood = |lab: &mut ConvLab, k: u16| {
+    let flood = |lab: &mut ConvLab, k: u16| {
         let mut h = nf_tcp::Header {
             src_port: 30000 + k,
             dst_port: 5201,
