@@ -32,6 +32,8 @@ pub struct Workload {
     pub up: u64,
     /// Keep the connection open (and silent) once the echo is back.
     pub hold: bool,
+    /// Never read what arrives (a receiver whose window stays shut).
+    pub deaf: bool,
     /// Join a second subflow from the cellular address.
     pub join: bool,
 }
@@ -42,6 +44,7 @@ impl Workload {
             up,
             join,
             hold: false,
+            deaf: false,
         }
     }
 }
@@ -299,7 +302,7 @@ impl ConvLab {
                     let v: Vec<u8> = (c.sent..c.sent + n).map(|i| i as u8).collect();
                     c.sent += c.mp.send(Bytes::new(v)) as u64;
                 }
-                while let Some(d) = c.mp.recv() {
+                while let Some(d) = (!c.work.deaf).then(|| c.mp.recv()).flatten() {
                     let start = c.received;
                     if d.as_slice()
                         .iter()

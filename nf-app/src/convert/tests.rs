@@ -147,6 +147,7 @@ fn a_full_table_refuses_new_sessions_with_rst() {
         up: 20_000,
         join: false,
         hold: true,
+        deaf: false,
     };
     let a = lab.connect(5201, hold);
     let b = lab.connect(5201, hold);
@@ -261,6 +262,7 @@ fn an_idle_session_is_reset_on_both_sides_after_the_timeout() {
             up: 5000,
             join: true,
             hold: true,
+            deaf: false,
         },
     );
     assert!(lab.run_until(5 * SEC, |l| l.clients[c].received == 5000));
@@ -304,6 +306,7 @@ fn a_port_going_down_withdraws_its_advertised_address() {
             up: 5000,
             join: false,
             hold: true,
+            deaf: false,
         },
     );
     assert!(lab.run_until(5 * SEC, |l| l.clients[c].mp.stats().add_addr_rx == 1));
@@ -489,6 +492,7 @@ fn a_subscriber_is_capped_at_its_own_session_limit() {
                     up: 1000,
                     join: false,
                     hold: true,
+                    deaf: false,
                 },
             )
         })
@@ -563,4 +567,40 @@ fn a_spoofed_syn_flood_evicts_half_open_sessions_and_real_clients_get_through() 
         st.sessions_evicted.get()
     );
     assert!(lab.sessions() <= 256);
+}
+
+#[test]
+fn a_client_that_never_reads_keeps_memory_within_the_session_budget() {
+    let buf = 256 * 1024;
+    let conf = CONV.replace(
+        "enabled = true",
+        &format!("enabled = true\nsession_buffer_bytes = {buf}"),
+    );
+    let mut lab = ConvLab::new(&conf, 18);
+    let c = lab.connect(
+        5201,
+        Workload {
+            up: 60_000_000,
+            join: true,
+            hold: true,
+            deaf: true,
+        },
+    );
+    // the echo comes back but the client never reads it: every window
+    // along the way closes
+    lab.run_until(10 * SEC, |_| false);
+    let held = lab.stats().conv.splice_queue_bytes.get() as usize;
+    println!(
+        "held {held} B for a {buf} B budget; client sent {}",
+        lab.clients[c].sent
+    );
+    assert!(held > 0, "data is waiting");
+    assert!(held <= 4 * buf + 2 * 64 * 1024, "held {held} B");
+    // what the client could queue: its own send buffer, the server's
+    // buffers and hagw's, never the whole 60 MB
+    assert!(
+        lab.clients[c].sent < 30_000_000,
+        "flow control held the client back"
+    );
+    assert_eq!(lab.sessions(), 1);
 }
