@@ -541,3 +541,51 @@ fn respond(st: &MgmtState, req: tiny_http::Request) -> std::io::Result<()> {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct OnePort;
+    impl DataPlaneView for OnePort {
+        fn ports(&self) -> Vec<PortSnapshot> {
+            vec![PortSnapshot {
+                name: "p".into(),
+                role: "internet",
+                ..PortSnapshot::default()
+            }]
+        }
+        fn mbuf_pool(&self) -> (u64, u64) {
+            (0, 0)
+        }
+    }
+
+    /// Every metric the shipped Grafana dashboard queries is rendered.
+    #[test]
+    fn the_dashboard_queries_only_metrics_that_exist() {
+        let st = MgmtState {
+            config_json: String::new(),
+            workers: vec![Arc::new(WorkerStats::new(0, 1, 1))],
+            dataplane: Arc::new(OnePort),
+            started: Instant::now(),
+            port_names: vec!["p".into()],
+            nat_pool: "subscriber-fixed".into(),
+        };
+        let text = render_metrics(&st);
+        let dash = include_str!("../../configs/grafana/hagw-conversion.json");
+        let mut names: Vec<&str> = dash
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("hagw_") && w.len() > 5)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(names.len() > 10, "{names:?}");
+        for n in names {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(n) && l[n.len()..].starts_with(['{', ' '])),
+                "{n} is not in /metrics"
+            );
+        }
+    }
+}
