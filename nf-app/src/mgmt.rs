@@ -295,7 +295,12 @@ fn render_conversion(
     .with_label_values(&[])
     .set(sum(&|w| w.conv.sessions_active.get()) as i64);
     type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
-    let simple: [(&str, &str, Read); 9] = [
+    let simple: [(&str, &str, Read); 10] = [
+        (
+            "hagw_conv_segments_after_close_total",
+            "Late client packets of ended sessions, dropped (never sent to the server)",
+            &|w| w.conv.segments_after_close.get(),
+        ),
         (
             "hagw_conv_sessions_evicted_total",
             "Half-open sessions reset to make room for new ones (SYN floods)",

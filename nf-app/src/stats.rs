@@ -138,6 +138,8 @@ pub struct ConvStats {
     pub nat_ports_in_use: Counter,
     /// TCP segments of a session that did not parse (bad checksum, options).
     pub segments_malformed: Counter,
+    /// Late client packets of ended sessions, dropped.
+    pub segments_after_close: Counter,
 }
 
 /// One live session, as `GET /sessions` lists it.

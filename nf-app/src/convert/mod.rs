@@ -95,6 +95,9 @@ enum Flow {
     PtDown { sid: usize, i: usize },
 }
 
+/// How long the client tuples of an ended converted session still absorb
+/// late packets.
+const TOMBSTONE_NS: Time = 30_000_000_000;
 /// How long a finished withdrawn connection keeps its NAT binding (late
 /// retransmissions, the last ACK).
 const PT_LINGER_NS: Time = 10_000_000_000;
@@ -128,6 +131,9 @@ pub struct Converter {
     half_open_by_src: HashMap<IpAddr, u32>,
     /// Live sessions per subscriber (NAT key).
     by_subscriber: HashMap<IpAddr, usize>,
+    /// Client 4-tuples of converted sessions that ended, until when their
+    /// late packets are still dropped (like TIME-WAIT, RFC 9293 §3.6.1).
+    tombstones: HashMap<FlowKey, Time>,
     /// Half-open sessions, oldest first, as (slot, session id); entries of
     /// sessions that completed or ended are skipped lazily.
     half_open_fifo: std::collections::VecDeque<(usize, u64)>,
@@ -180,6 +186,7 @@ impl Converter {
             half_open_by_src: HashMap::new(),
             by_subscriber: HashMap::new(),
             half_open_fifo: std::collections::VecDeque::new(),
+            tombstones: HashMap::new(),
             next_idle_scan: 0,
             mtu: [1500; 3],
             addr_down: vec![false; policy.advertise.len()],
@@ -317,7 +324,14 @@ impl Converter {
             }
             None => {
                 let access = matches!(side, Some(Side::Fixed | Side::Cellular));
-                if !access || p.flags & (flags::SYN | flags::ACK | flags::RST) != flags::SYN {
+                let syn = p.flags & (flags::SYN | flags::ACK | flags::RST) == flags::SYN;
+                if !syn && self.tombstones.contains_key(&key) {
+                    // a late packet of a converted connection: it must not
+                    // reach the server (nor leak a cellular source)
+                    self.stats.conv.segments_after_close.inc();
+                    return Verdict::Consumed;
+                }
+                if !access || !syn {
                     return Verdict::Pass;
                 }
                 self.new_syn(now, side.unwrap_or(Side::Fixed), local, ip, &p)
@@ -544,6 +558,7 @@ impl Converter {
                 self.sessions.len() - 1
             }
         };
+        self.tombstones.remove(&FlowKey::of(p));
         self.flows
             .insert(FlowKey::of(p), Flow::Client { sid, sf: 0 });
         self.flows
@@ -974,6 +989,7 @@ impl Converter {
             }
         }
         self.stats.conv.splice_queue_bytes.set(held as u64);
+        self.tombstones.retain(|_, until| *until > now);
         for (sid, normal) in expired {
             if !normal {
                 self.stats.conv.sessions_timed_out.inc();
@@ -1027,8 +1043,14 @@ impl Converter {
         let Some(s) = self.sessions.get_mut(sid).and_then(Option::take) else {
             return;
         };
+        let until = s.last.saturating_add(TOMBSTONE_NS);
         for p in &s.paths {
-            self.flows.remove(&FlowKey::new(p.client, p.gw));
+            let k = FlowKey::new(p.client, p.gw);
+            self.flows.remove(&k);
+            if s.phase != Phase::Passthrough && self.tombstones.len() < self.policy.max_sessions * 4
+            {
+                self.tombstones.insert(k, until);
+            }
         }
         for &(c, port) in &s.pt {
             self.flows.remove(&FlowKey::new(c, s.server));

@@ -604,3 +604,33 @@ fn a_client_that_never_reads_keeps_memory_within_the_session_budget() {
     );
     assert_eq!(lab.sessions(), 1);
 }
+
+#[test]
+fn late_client_packets_of_an_ended_session_never_reach_the_server() {
+    let mut lab = ConvLab::new(CONV, 19);
+    let c = lab.connect(5201, Workload::echo(5000, true));
+    assert!(lab.run_until(10 * SEC, |l| l.clients[c].finished()));
+    assert!(drained(&mut lab));
+    let before = lab.server.sources.len();
+    // a stray ACK on the ended connection's fixed tuple, then on its cellular one
+    for (port, src, sport) in [(0u16, FIXED, 40000u16), (1, CELL, 60000)] {
+        let h = nf_tcp::Header {
+            src_port: sport,
+            dst_port: 5201,
+            seq: nf_tcp::Seq(1),
+            ack: nf_tcp::Seq(1),
+            flags: nf_core::wire::tcp::flags::ACK,
+            window: 100,
+            ..Default::default()
+        };
+        let seg = nf_tcp::Segment::<Bytes> {
+            hdr: h,
+            payload: nf_tcp::Gather::default(),
+        };
+        lab.inject(port, IpAddr::V4(src), IpAddr::V4(SERVER), &seg);
+    }
+    let to_server = lab.pipe.tx_queue(2).map_or(0, |q| q.len());
+    assert_eq!(to_server, 0, "nothing forwarded toward the server");
+    assert_eq!(lab.stats().conv.segments_after_close.get(), 2);
+    assert_eq!(lab.server.sources.len(), before);
+}
