@@ -1313,11 +1313,13 @@ impl<C: Chunk> MpConnection<C> {
         if self.data_closed() && !self.fallback {
             // RFC 8684 §3.3.3: once both DATA_FINs are through, a subflow
             // stuck on a dead path (or whose peer vanished during the
-            // close) has nothing left to deliver; reset it rather than
-            // retransmit into the void until it gives up
+            // close) has nothing left to deliver; drop it rather than
+            // retransmit into the void until it gives up. Silently: a RST
+            // on the peer's last subflow would surface there as
+            // ECONNRESET before its application read the end of the data.
             for s in &mut self.subflows {
                 if (s.stalled || s.tcp.rto_in_row() >= 2) && s.tcp.state() != TcpState::Closed {
-                    s.tcp.abort();
+                    s.tcp.forget();
                 }
             }
         }

@@ -507,6 +507,13 @@ impl<C: Chunk> Connection<C> {
         self.enter_closed(Event::Closed);
     }
 
+    /// Drops the connection without a segment (no RST): for a connection
+    /// whose peer already has everything and whose path or peer is gone,
+    /// where a RST could only surface as an error at the peer.
+    pub fn forget(&mut self) {
+        self.enter_closed(Event::Closed);
+    }
+
     /// Refuses the connection in answer to `hdr` (e.g. an MP_JOIN with a bad
     /// HMAC, RFC 8684 §3.2): a RST built as RFC 9293 §3.10.7.1 says, and the
     /// connection is closed.

@@ -503,3 +503,19 @@ fn simultaneous_close_goes_through_closing() {
     c.on_timeout(22 * MS + SEC);
     assert_eq!(c.state(), State::Closed);
 }
+
+#[test]
+fn forget_closes_without_a_segment_and_abort_sends_a_rst() {
+    let mut c = established(cfg());
+    c.send(Bytes::new(vec![7; 3000]));
+    let _ = out(&mut c, 0);
+    c.forget();
+    assert_eq!(c.state(), State::Closed);
+    assert!(out(&mut c, 1).is_empty(), "no RST, no retransmission");
+    assert!(c.next_timeout().is_none());
+    let mut d = established(cfg());
+    d.abort();
+    let rst = out(&mut d, 1);
+    assert_eq!(rst.len(), 1);
+    assert!(rst[0].hdr.rst());
+}
