@@ -286,9 +286,7 @@ impl ConvLab {
                         false,
                         1,
                     ) {
-                        while c.paths.len() < sf {
-                            c.paths.push(c.paths[0]);
-                        }
+                        debug_assert_eq!(sf, c.paths.len());
                         c.paths.push((CELL, lport, 1));
                     }
                 }

@@ -27,7 +27,7 @@ use crate::stats::{JoinRefuse, Refuse, SessionInfo, Side, WorkerStats};
 use hashbrown::HashMap;
 use keys::KeyGen;
 use nat::{Nat, NatError};
-use nf_core::chunk::{Bytes, Chunk};
+use nf_core::chunk::Bytes;
 use nf_core::sim::Time;
 use nf_core::wire::tcp::flags;
 use nf_mptcp::conn::{Config as MpConfig, MpConnection, Secrets};
@@ -298,7 +298,7 @@ impl Converter {
                     .and_then(Option::as_ref)
                     .and_then(|s| s.paths.get(sf))
                     .map_or(Side::Fixed, |p| p.side);
-                self.count_rx(side, ip.len(), seg.payload.len());
+                self.count_rx(side, ip.len());
                 if let Some(s) = self.session(sid) {
                     s.last = now;
                     if let Some(m) = s.mp.as_mut() {
@@ -314,7 +314,7 @@ impl Converter {
                 let Some(seg) = self.parse(ip, &p) else {
                     return Verdict::Consumed;
                 };
-                self.count_rx(Side::Internet, ip.len(), seg.payload.len());
+                self.count_rx(Side::Internet, ip.len());
                 if let Some(key) = self.server_offers_mptcp(sid, &seg) {
                     self.withdraw(sid, key);
                     return self.pt_forward(now, sid, 0, false, &p, ip);
@@ -403,7 +403,7 @@ impl Converter {
         }
     }
 
-    fn count_rx(&self, side: Side, bytes: usize, _payload: usize) {
+    fn count_rx(&self, side: Side, bytes: usize) {
         let st = &self.stats.conv;
         st.rx_packets.inc(side_index(side));
         st.rx_bytes.0[side_index(side)].add(bytes as u64);
@@ -429,7 +429,7 @@ impl Converter {
                 sender_key: None,
                 ..
             })) if !local && self.policy.matches(p.src, p.dst, p.dport) => {
-                self.count_rx(side, ip.len(), 0);
+                self.count_rx(side, ip.len());
                 self.open(now, side, p, seg);
                 Verdict::Consumed
             }
@@ -441,6 +441,14 @@ impl Converter {
             }
             _ => Verdict::Pass,
         }
+    }
+
+    /// RST answering an MP_JOIN SYN we refuse (RFC 8684 §3.2), counted by
+    /// reason.
+    fn refuse_join(&mut self, side: Side, p: &Peek, hdr: &Header, why: JoinRefuse) -> Verdict {
+        self.stats.conv.joins_refused.inc(why as usize);
+        self.reset_to(side, p.dst, p.src, hdr);
+        Verdict::Consumed
     }
 
     /// RST|ACK answering a SYN we refuse (RFC 9293 §3.10.7.1).
@@ -742,12 +750,7 @@ impl Converter {
         seg: Incoming<Bytes>,
     ) -> Verdict {
         let Some(&sid) = self.tokens.get(&token) else {
-            self.stats
-                .conv
-                .joins_refused
-                .inc(JoinRefuse::UnknownToken as usize);
-            self.reset_to(side, p.dst, p.src, &seg.hdr);
-            return Verdict::Consumed;
+            return self.refuse_join(side, p, &seg.hdr, JoinRefuse::UnknownToken);
         };
         let iss = Seq(self.keys.next_u64() as u32);
         let phase = self
@@ -765,24 +768,12 @@ impl Converter {
                     return Verdict::Consumed;
                 };
                 if !m.is_established() {
-                    self.stats
-                        .conv
-                        .joins_refused
-                        .inc(JoinRefuse::NotEstablished as usize);
-                    self.reset_to(side, p.dst, p.src, &seg.hdr);
-                    return Verdict::Consumed;
+                    return self.refuse_join(side, p, &seg.hdr, JoinRefuse::NotEstablished);
                 }
                 let hdr = seg.hdr;
                 match m.accept_join(&seg, iss, role) {
                     Some(sf) => {
-                        while s.paths.len() < sf {
-                            // keep subflow indices and paths aligned
-                            let first = s.paths[0];
-                            s.paths.push(Path {
-                                live: false,
-                                ..first
-                            });
-                        }
+                        // every subflow has its path: index `sf` is the next
                         s.paths.push(Path {
                             client: (p.src, p.sport),
                             gw: (p.dst, p.dport),
@@ -794,15 +785,11 @@ impl Converter {
                         let st = &self.stats.conv;
                         st.joins_accepted.inc();
                         st.subflows.inc(side_index(side));
-                        self.count_rx(side, ip.len(), 0);
+                        self.count_rx(side, ip.len());
                         self.touch(sid);
                     }
                     None => {
-                        self.stats
-                            .conv
-                            .joins_refused
-                            .inc(JoinRefuse::SubflowLimit as usize);
-                        self.reset_to(side, p.dst, p.src, &hdr);
+                        self.refuse_join(side, p, &hdr, JoinRefuse::SubflowLimit);
                     }
                 }
                 Verdict::Consumed
@@ -813,24 +800,14 @@ impl Converter {
                     return Verdict::Consumed;
                 };
                 if p.dst != s.server.0 || p.dst.is_ipv4() != s.nat.0.is_ipv4() {
-                    self.stats
-                        .conv
-                        .joins_refused
-                        .inc(JoinRefuse::UnknownToken as usize);
-                    self.reset_to(side, p.dst, p.src, &seg.hdr);
-                    return Verdict::Consumed;
+                    return self.refuse_join(side, p, &seg.hdr, JoinRefuse::UnknownToken);
                 }
                 let (sub, nat_addr, server) = (s.sub, s.nat.0, (p.dst, p.dport));
                 let fixed = Some(nat_addr);
                 let nat = match self.nat.bind(sub, fixed, p.sport, server.0) {
                     Ok(n) => n,
                     Err(_) => {
-                        self.stats
-                            .conv
-                            .joins_refused
-                            .inc(JoinRefuse::SubflowLimit as usize);
-                        self.reset_to(side, p.dst, p.src, &seg.hdr);
-                        return Verdict::Consumed;
+                        return self.refuse_join(side, p, &seg.hdr, JoinRefuse::SubflowLimit);
                     }
                 };
                 let Some(s) = self.sessions.get_mut(sid).and_then(Option::as_mut) else {
@@ -849,14 +826,7 @@ impl Converter {
                 let p2 = *p;
                 self.pt_forward(now, sid, i, true, &p2, ip)
             }
-            _ => {
-                self.stats
-                    .conv
-                    .joins_refused
-                    .inc(JoinRefuse::NotEstablished as usize);
-                self.reset_to(side, p.dst, p.src, &seg.hdr);
-                Verdict::Consumed
-            }
+            _ => self.refuse_join(side, p, &seg.hdr, JoinRefuse::NotEstablished),
         }
     }
 
@@ -906,7 +876,7 @@ impl Converter {
 
     fn drive(&mut self, now: Time, sid: usize) {
         let withdraw = self.policy.withdraw;
-        let st = Arc::clone(&self.stats);
+        let st = &self.stats.conv;
         let Some(s) = self.sessions.get_mut(sid).and_then(Option::as_mut) else {
             return;
         };
@@ -914,16 +884,8 @@ impl Converter {
         if s.phase == Phase::Passthrough {
             return;
         }
-        let before = self.out.len();
-        let failed = s.drive(now, withdraw, &st.conv, &mut self.out);
-        for o in &self.out[before..] {
-            let i = side_index(o.side);
-            st.conv.tx_packets.inc(i);
-            let ip_hdr = if o.dst.is_ipv4() { 20 } else { 40 };
-            let len = ip_hdr + 20 + o.seg.hdr.opts.len() + o.seg.payload.len();
-            st.conv.tx_bytes.0[i].add(len as u64);
-            st.conv.payload_bytes_copied.add(o.seg.payload.len() as u64);
-        }
+        // what goes out is counted where it is built (Pipeline::flush_conversion)
+        let failed = s.drive(now, withdraw, st, &mut self.out);
         if let Some(e) = failed {
             // the server refused or never answered: the same to the client
             if let Some(syn) = s.syn.take() {
@@ -935,7 +897,7 @@ impl Converter {
                 };
                 s.phase = Phase::Done;
                 let (src, dst) = (syn_dst(&s.paths), syn_src(&s.paths));
-                st.conv.refused.inc(why as usize);
+                self.stats.conv.refused.inc(why as usize);
                 self.reset_to(side, src, dst, &syn.hdr);
             }
         }

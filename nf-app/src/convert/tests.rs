@@ -19,6 +19,47 @@ fixed = "192.0.2.2"
 cellular = ["100.64.0.2"]
 "#;
 
+/// A bare segment toward server port 5201 (no payload), with an optional
+/// MPTCP option.
+fn to_server(
+    sport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u16,
+    opt: Option<MptcpOption>,
+) -> nf_tcp::Segment<Bytes> {
+    let mut h = nf_tcp::Header {
+        src_port: sport,
+        dst_port: 5201,
+        seq: nf_tcp::Seq(seq),
+        ack: nf_tcp::Seq(ack),
+        flags,
+        window: 65535,
+        ..Default::default()
+    };
+    if let Some(o) = opt {
+        let mut raw = [0u8; 40];
+        let n = o.emit(&mut raw);
+        h.opts.mptcp = nf_tcp::RawOpt::new(&raw[..n]);
+    }
+    nf_tcp::Segment {
+        hdr: h,
+        payload: nf_tcp::Gather::default(),
+    }
+}
+
+/// The MP_CAPABLE option of a client's SYN (RFC 8684 §3.1).
+fn mp_capable_syn_option() -> MptcpOption {
+    MptcpOption::Capable {
+        version: 1,
+        flags: nf_mptcp::options::CapFlags(nf_mptcp::options::CapFlags::H),
+        sender_key: None,
+        receiver_key: None,
+        data_len: None,
+        checksum: None,
+    }
+}
+
 fn drained(lab: &mut ConvLab) -> bool {
     lab.run_until(30 * SEC, |l| l.sessions() == 0)
 }
@@ -163,27 +204,13 @@ fn a_full_table_refuses_new_sessions_with_rst() {
 #[test]
 fn a_join_with_an_unknown_token_is_reset_and_counted() {
     let mut lab = ConvLab::new(CONV, 8);
-    let mut raw = [0u8; 40];
-    let n = MptcpOption::JoinSyn {
+    let join = MptcpOption::JoinSyn {
         backup: false,
         addr_id: 1,
         token: 0xdead_beef,
         nonce: 7,
-    }
-    .emit(&mut raw);
-    let mut h = nf_tcp::Header {
-        src_port: 41000,
-        dst_port: 5201,
-        seq: nf_tcp::Seq(100),
-        flags: nf_core::wire::tcp::flags::SYN,
-        window: 65535,
-        ..Default::default()
     };
-    h.opts.mptcp = nf_tcp::RawOpt::new(&raw[..n]);
-    let seg = nf_tcp::Segment::<Bytes> {
-        hdr: h,
-        payload: nf_tcp::Gather::default(),
-    };
+    let seg = to_server(41000, 100, 0, nf_core::wire::tcp::flags::SYN, Some(join));
     lab.inject(1, IpAddr::V4(CELL), IpAddr::V4(SERVER), &seg);
     lab.pipe.poll_conversion(lab.now);
     let out: Vec<Vec<u8>> = lab
@@ -416,33 +443,16 @@ mod hostile {
 
 #[test]
 fn a_syn_flood_from_one_address_does_not_lock_out_the_others() {
-    use nf_mptcp::options::CapFlags;
     let mut lab = ConvLab::new(CONV, 14);
-    let mut raw = [0u8; 40];
-    let n = MptcpOption::Capable {
-        version: 1,
-        flags: CapFlags(CapFlags::H),
-        sender_key: None,
-        receiver_key: None,
-        data_len: None,
-        checksum: None,
-    }
-    .emit(&mut raw);
     // 200 MP_CAPABLE SYNs from the cellular address that never go further
     for k in 0..200u16 {
-        let mut h = nf_tcp::Header {
-            src_port: 20000 + k,
-            dst_port: 5201,
-            seq: nf_tcp::Seq(u32::from(k) * 7919),
-            flags: nf_core::wire::tcp::flags::SYN,
-            window: 65535,
-            ..Default::default()
-        };
-        h.opts.mptcp = nf_tcp::RawOpt::new(&raw[..n]);
-        let seg = nf_tcp::Segment::<Bytes> {
-            hdr: h,
-            payload: nf_tcp::Gather::default(),
-        };
+        let seg = to_server(
+            20000 + k,
+            u32::from(k) * 7919,
+            0,
+            nf_core::wire::tcp::flags::SYN,
+            Some(mp_capable_syn_option()),
+        );
         lab.inject(1, IpAddr::V4(CELL), IpAddr::V4(SERVER), &seg);
         lab.step(100_000);
     }
@@ -513,34 +523,17 @@ fn a_subscriber_is_capped_at_its_own_session_limit() {
 
 #[test]
 fn a_spoofed_syn_flood_evicts_half_open_sessions_and_real_clients_get_through() {
-    use nf_mptcp::options::CapFlags;
     // a table of 256: a half-open budget of 64
     let conf = CONV.replace("enabled = true", "enabled = true\nmax_sessions = 256");
     let mut lab = ConvLab::new(&conf, 17);
-    let mut raw = [0u8; 40];
-    let n = MptcpOption::Capable {
-        version: 1,
-        flags: CapFlags(CapFlags::H),
-        sender_key: None,
-        receiver_key: None,
-        data_len: None,
-        checksum: None,
-    }
-    .emit(&mut raw);
     let flood = |lab: &mut ConvLab, k: u16| {
-        let mut h = nf_tcp::Header {
-            src_port: 30000 + k,
-            dst_port: 5201,
-            seq: nf_tcp::Seq(u32::from(k) * 7919),
-            flags: nf_core::wire::tcp::flags::SYN,
-            window: 65535,
-            ..Default::default()
-        };
-        h.opts.mptcp = nf_tcp::RawOpt::new(&raw[..n]);
-        let seg = nf_tcp::Segment::<Bytes> {
-            hdr: h,
-            payload: nf_tcp::Gather::default(),
-        };
+        let seg = to_server(
+            30000 + k,
+            u32::from(k) * 7919,
+            0,
+            nf_core::wire::tcp::flags::SYN,
+            Some(mp_capable_syn_option()),
+        );
         // spoofed sources on the fixed access, one SYN each
         let src = std::net::Ipv4Addr::new(192, 0, 2, 10 + (k % 200) as u8);
         lab.inject(0, IpAddr::V4(src), IpAddr::V4(SERVER), &seg);
@@ -614,19 +607,7 @@ fn late_client_packets_of_an_ended_session_never_reach_the_server() {
     let before = lab.server.sources.len();
     // a stray ACK on the ended connection's fixed tuple, then on its cellular one
     for (port, src, sport) in [(0u16, FIXED, 40000u16), (1, CELL, 60000)] {
-        let h = nf_tcp::Header {
-            src_port: sport,
-            dst_port: 5201,
-            seq: nf_tcp::Seq(1),
-            ack: nf_tcp::Seq(1),
-            flags: nf_core::wire::tcp::flags::ACK,
-            window: 100,
-            ..Default::default()
-        };
-        let seg = nf_tcp::Segment::<Bytes> {
-            hdr: h,
-            payload: nf_tcp::Gather::default(),
-        };
+        let seg = to_server(sport, 1, 1, nf_core::wire::tcp::flags::ACK, None);
         lab.inject(port, IpAddr::V4(src), IpAddr::V4(SERVER), &seg);
     }
     let to_server = lab.pipe.tx_queue(2).map_or(0, |q| q.len());

@@ -337,6 +337,10 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                 self.stats.dropped(Drop::NoMbuf);
                 continue;
             }
+            let st = &self.stats.conv;
+            st.tx_packets.inc(o.side as usize);
+            st.tx_bytes.0[o.side as usize].add(buf.len() as u64);
+            st.payload_bytes_copied.add(o.seg.payload.len() as u64);
             self.route_local(now_ns, 0, o.dst, buf);
         }
         if let Some(c) = self.conv.as_mut() {
