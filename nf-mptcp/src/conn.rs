@@ -39,6 +39,9 @@ pub struct Config {
     /// Largest mapping handed to one subflow at a time.
     pub max_mapping: usize,
     pub max_subflows: usize,
+    /// Ask for DSS checksums (the A flag of MP_CAPABLE, RFC 8684 §3.1).
+    /// Either end asking makes them used on the whole connection.
+    pub checksum: bool,
 }
 
 impl Default for Config {
@@ -54,6 +57,7 @@ impl Default for Config {
             send_buffer: 8 << 20,
             max_mapping: 16 * 1024,
             max_subflows: 8,
+            checksum: false,
         }
     }
 }
@@ -112,6 +116,16 @@ pub struct Stats {
     pub tcprst_rx: u64,
     /// The reason code of the last MP_TCPRST received.
     pub tcprst_last_reason: Option<u8>,
+    /// DSS checksums that did not verify (RFC 8684 §3.3.1).
+    pub csum_failures: u64,
+    /// DSS mappings without the negotiated checksum: the subflow is reset.
+    pub csum_missing: u64,
+    /// MP_FAIL sent (on an ACK, or on the RST of the failed subflow, §3.7).
+    pub mp_fail_tx: u64,
+    pub mp_fail_rx: u64,
+    /// Infinite mappings sent and received (fallback after MP_FAIL, §3.7).
+    pub infinite_tx: u64,
+    pub infinite_rx: u64,
 }
 
 /// MP_TCPRST reason codes (RFC 8684 §3.6).
@@ -137,6 +151,19 @@ struct RxMap {
     ssn: Seq,
     dsn: u64,
     len: usize,
+    /// The DSS checksum, when negotiated, and the data-level length it
+    /// covers as sent (a DATA_FIN counts one, RFC 8684 §3.3.1).
+    csum: Option<(u16, u16)>,
+}
+
+/// Where a fallen-back subflow's byte stream meets the data stream (RFC
+/// 8684 §3.7): subflow byte `ssn` carries data byte `dsn` (an offset from
+/// IDSN + 1), and every byte after follows in order.
+#[derive(Clone, Copy, Debug)]
+struct FbBase {
+    sub: usize,
+    ssn: Seq,
+    dsn: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +190,16 @@ pub struct Subflow<C: Chunk> {
     rx: VecDeque<RxMap>,
     rx_next: Seq,
     rx_started: bool,
+    /// Checksummed data of the mapping being received, held until the
+    /// whole mapping is in and its checksum verifies: (data offset, bytes).
+    held: Vec<(Seq, u64, C)>,
+    held_sum: crate::crypto::DssSum,
+    /// The start of the mapping whose data is held.
+    held_map: Option<Seq>,
+    /// MP_FAIL for the RST of this subflow (a checksum failed, §3.7).
+    rst_fail: Option<u64>,
+    /// The peer's FIN arrived (a fallen-back connection's end of data).
+    fin_rx: bool,
 }
 
 impl<C: Chunk> Subflow<C> {
@@ -207,6 +244,20 @@ pub struct MpConnection<C: Chunk> {
     /// RFC 8684 §3.7: the peer (or a middlebox stripping options) did not
     /// do MPTCP: the first subflow carries the data as plain TCP.
     fallback: bool,
+    /// DSS checksums are in use (either end set the A flag, §3.1).
+    csum: bool,
+    /// After fallback: how our subflow bytes map to our data, and how the
+    /// peer's do (set when its infinite mapping or unmapped data arrives).
+    tx_fb: Option<FbBase>,
+    rx_fb: Option<FbBase>,
+    /// Our infinite mapping rides on our segments until the subflow
+    /// acknowledges past this point.
+    infinite_until: Option<Seq>,
+    /// MP_FAIL (wire DSN) on our ACKs until the peer's infinite mapping
+    /// arrives; meanwhile the data from the failed mapping on waits here
+    /// (subflow sequence number, bytes), not delivered (§3.7).
+    fail_tx: Option<u64>,
+    limbo: Vec<(Seq, C)>,
     /// The next ACK carries MP_FASTCLOSE, then the subflow resets.
     fastclose_pending: bool,
     /// Our announcements: (id, addr, port, done (echoed or given up), next
@@ -256,6 +307,20 @@ const ADD_ADDR_TRIES: u8 = 5;
 /// Out-of-order chunks the data level holds at most.
 const RQ_SEGMENTS: usize = 65536;
 
+/// The DSS checksum of a segment's payload (RFC 8684 §3.3.1).
+fn payload_checksum<C: Chunk>(
+    p: &nf_tcp::segment::Gather<C>,
+    dsn: u64,
+    ssn: u32,
+    len: u16,
+) -> u16 {
+    let mut sum = crypto::DssSum::default();
+    for c in p.parts() {
+        sum.add(c.as_slice());
+    }
+    sum.finish(dsn, ssn, len)
+}
+
 fn raw(o: &MptcpOption) -> Option<RawOpt> {
     let mut b = [0u8; 40];
     let n = o.emit(&mut b);
@@ -288,6 +353,12 @@ impl<C: Chunk> MpConnection<C> {
             sched,
             established: false,
             fallback: false,
+            csum: cfg.checksum,
+            tx_fb: None,
+            rx_fb: None,
+            infinite_until: None,
+            fail_tx: None,
+            limbo: Vec::new(),
             fastclose_pending: false,
             announced: Vec::new(),
             echoes: VecDeque::new(),
@@ -333,6 +404,11 @@ impl<C: Chunk> MpConnection<C> {
             rx: VecDeque::new(),
             rx_next: Seq(0),
             rx_started: false,
+            held: Vec::new(),
+            held_sum: crate::crypto::DssSum::default(),
+            held_map: None,
+            rst_fail: None,
+            fin_rx: false,
         }
     }
 
@@ -379,23 +455,27 @@ impl<C: Chunk> MpConnection<C> {
             .opts
             .mptcp
             .and_then(|o| MptcpOption::parse(o.as_slice(), true, false).ok())?;
-        match o {
+        let peer_csum = match o {
             MptcpOption::Capable {
                 version: 1,
                 sender_key: None,
+                flags,
                 ..
-            } => {}
+            } => flags.checksum(),
             _ => return None,
-        }
+        };
         let tcp = Tcp::accept(cfg.tcp, &syn.hdr, iss);
-        Some(Self::new(
+        let mut c = Self::new(
             cfg,
             Role::Server,
             secrets.key,
             secrets.seed,
             sched,
             Self::subflow(tcp, role, false, 0, Kind::Initial),
-        ))
+        );
+        // RFC 8684 §3.1: checksums when either end asks for them
+        c.csum |= peer_csum;
+        Some(c)
     }
 
     pub fn local_token(&self) -> u32 {
@@ -406,6 +486,10 @@ impl<C: Chunk> MpConnection<C> {
     }
     pub fn is_fallback(&self) -> bool {
         self.fallback
+    }
+    /// Whether DSS checksums are in use on this connection.
+    pub fn checksums(&self) -> bool {
+        self.csum
     }
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -643,20 +727,37 @@ impl<C: Chunk> MpConnection<C> {
             // the SYN/ACK came back without MP_CAPABLE: plain TCP (§3.7)
             self.fallback = true;
             self.stats.fallbacks += 1;
+            self.tx_fb = Some(FbBase {
+                sub: i,
+                ssn: self.subflows[i].tcp.iss() + 1,
+                dsn: 0,
+            });
+            self.rx_fb = Some(FbBase {
+                sub: i,
+                ssn: h.seq + 1,
+                dsn: 0,
+            });
         }
         if let Some(o) = opt {
-            if self.fallback || self.subflows[i].failed {
+            if (self.fallback && self.rx_fb.is_some()) || self.subflows[i].failed {
                 // options on a fallen-back connection are ignored
                 self.subflows[i].tcp.handle_segment(now, seg);
                 self.after_tcp(i);
                 return;
             }
             if !self.handle_option(i, &h, &o, seg.payload.len()) {
-                // bad HMAC: reset this subflow (RFC 8684 §3.2), saying why
+                // bad HMAC (RFC 8684 §3.2), a missing checksum (§3.3.1), an
+                // MP_FAIL fallback cannot answer (§3.7): reset this
+                // subflow, saying why; what it carried goes elsewhere
+                let up = self.subflows[i].usable();
                 self.subflows[i].rst_reason = rst_reason::MPTCP_ERROR;
                 self.subflows[i].tcp.reject(&h);
-                self.subflows[i].failed = true;
-                self.subflows[i].usable = false;
+                if up {
+                    self.subflow_down(i);
+                } else {
+                    self.subflows[i].failed = true;
+                    self.subflows[i].usable = false;
+                }
                 return;
             }
         }
@@ -671,6 +772,8 @@ impl<C: Chunk> MpConnection<C> {
                 sender_key,
                 receiver_key,
                 data_len,
+                flags,
+                checksum,
                 ..
             } => {
                 if self.subflows[i].kind != Kind::Initial {
@@ -678,14 +781,21 @@ impl<C: Chunk> MpConnection<C> {
                 }
                 match (self.role, sender_key, receiver_key) {
                     // SYN/ACK from the server
-                    (Role::Client, Some(k), None) if h.syn() => self.set_remote_key(k),
+                    (Role::Client, Some(k), None) if h.syn() => {
+                        self.set_remote_key(k);
+                        // RFC 8684 §3.1: checksums when either end asks
+                        self.csum |= flags.checksum();
+                    }
                     // third ACK or first data from the client
                     (Role::Server, Some(k), Some(r)) if r == self.local_key => {
                         self.set_remote_key(k);
                         if let (Some(len), true) = (data_len, payload > 0) {
+                            if self.csum && checksum.is_none() {
+                                return self.checksum_missing(i);
+                            }
                             // MP_CAPABLE with data: DSN = IDSN + 1 at the
                             // segment's subflow sequence number
-                            self.add_rx_map(i, h.seq, 0, usize::from(len));
+                            self.add_rx_map(i, h.seq, 0, usize::from(len), checksum.map(|c| (c, len)));
                         }
                     }
                     _ => {}
@@ -851,6 +961,15 @@ impl<C: Chunk> MpConnection<C> {
                         self.stats.mappings_invalid += 1;
                         return true;
                     }
+                    if m.len == 0 && !data_fin {
+                        // RFC 8684 §3.7: an infinite mapping
+                        self.infinite_mapping_rx(i, h.seq, m.ssn, off);
+                        return true;
+                    }
+                    if self.csum && m.checksum.is_none() {
+                        // RFC 8684 §3.3.1: the negotiated checksum is missing
+                        return self.checksum_missing(i);
+                    }
                     let data_len = usize::from(m.len).saturating_sub(usize::from(
                         data_fin && m.len > 0 && payload < usize::from(m.len),
                     ));
@@ -860,11 +979,23 @@ impl<C: Chunk> MpConnection<C> {
                     if data_len > 0 {
                         // the subflow sequence number is relative to its ISN
                         let irs = self.subflows[i].tcp.irs();
-                        self.add_rx_map(i, irs + m.ssn as usize, off, data_len);
+                        self.add_rx_map(
+                            i,
+                            irs + m.ssn as usize,
+                            off,
+                            data_len,
+                            m.checksum.map(|c| (c, m.len)),
+                        );
                     }
                 }
                 self.check_fin();
                 true
+            }
+            MptcpOption::Fail { dsn } => {
+                self.stats.mp_fail_rx += 1;
+                // on a RST, the subflow goes down and what it carried and
+                // the peer did not DATA_ACK is reinjected elsewhere
+                h.rst() || self.mp_fail_rx(i, dsn)
             }
             MptcpOption::TcpRst { reason, .. } if h.rst() => {
                 self.stats.tcprst_rx += 1;
@@ -882,14 +1013,198 @@ impl<C: Chunk> MpConnection<C> {
         }
     }
 
-    fn add_rx_map(&mut self, i: usize, ssn: Seq, dsn: u64, len: usize) {
+    /// RFC 8684 §3.3.1: a mapping without the negotiated checksum is not
+    /// valid; the subflow is reset (the caller does it on `false`).
+    fn checksum_missing(&mut self, _i: usize) -> bool {
+        self.stats.csum_missing += 1;
+        false
+    }
+
+    /// Whether subflow `i` is the only one left.
+    fn alone(&self, i: usize) -> bool {
+        self.subflows
+            .iter()
+            .enumerate()
+            .all(|(k, s)| k == i || s.failed)
+    }
+
+    /// The peer sent MP_FAIL on an ACK (RFC 8684 §3.7): the data from `dsn`
+    /// on failed its checksum on the only subflow. If that data and all
+    /// after it went out on this subflow in order, answer with an infinite
+    /// mapping that acts retroactively from there, and fall back to TCP.
+    /// False when that cannot be (the subflow is then reset).
+    fn mp_fail_rx(&mut self, i: usize, dsn: u64) -> bool {
+        if self.tx_fb.is_some() {
+            return true; // already answered (the MP_FAIL is repeated)
+        }
+        let off = dsn.wrapping_sub(self.local_idsn.wrapping_add(1));
+        let s = &self.subflows[i];
+        let start = s
+            .tx
+            .iter()
+            .find(|m| m.dsn <= off && off < m.dsn + m.len as u64)
+            .map(|m| m.ssn + (off - m.dsn) as usize);
+        let Some(start) = start else {
+            return false;
+        };
+        // every mapping from there on is linear in both spaces, and nothing
+        // since was handed to another subflow
+        let linear = s
+            .tx
+            .iter()
+            .filter(|m| m.dsn + m.len as u64 > off)
+            .all(|m| {
+                if m.dsn >= off {
+                    (m.ssn - start) as u64 == m.dsn - off
+                } else {
+                    (start - m.ssn) as u64 == off - m.dsn
+                }
+            })
+            && (s.tcp.queued_end() - start) as u64 == self.snd_nxt - off;
+        if !self.alone(i) || off < self.snd_una || off > self.snd_nxt || !linear {
+            return false;
+        }
+        self.start_tx_fallback(i, start, off);
+        true
+    }
+
+    /// From here our subflow `i` carries the data stream as plain TCP:
+    /// subflow byte `ssn` is data byte `dsn`. The infinite mapping says so
+    /// on our segments until the subflow acknowledges what is queued now.
+    fn start_tx_fallback(&mut self, i: usize, ssn: Seq, dsn: u64) {
+        self.tx_fb = Some(FbBase { sub: i, ssn, dsn });
+        self.infinite_until = Some(self.subflows[i].tcp.queued_end());
+        self.stats.infinite_tx += 1;
+        if !self.fallback {
+            self.fallback = true;
+            self.stats.fallbacks += 1;
+        }
+        self.reinject.clear();
+        self.drto_at = None;
+        self.subflows[i].tcp.force_ack();
+    }
+
+    /// The peer's subflow `i` now carries its data stream as plain TCP
+    /// (RFC 8684 §3.7), from subflow byte `ssn` = data byte `dsn`.
+    fn start_rx_fallback(&mut self, i: usize, ssn: Seq, dsn: u64) {
+        self.rx_fb = Some(FbBase { sub: i, ssn, dsn });
+        self.fail_tx = None;
+        if !self.fallback {
+            self.fallback = true;
+            self.stats.fallbacks += 1;
+        }
+        if self.tx_fb.is_none() {
+            // our direction follows, continuing where it stands
+            let s = &self.subflows[i];
+            self.start_tx_fallback(i, s.tcp.queued_end(), self.snd_nxt);
+        }
+        let s = &mut self.subflows[i];
+        s.rx.clear();
+        s.held_map = None;
+        s.held_sum = Default::default();
+        let held: Vec<(Seq, C)> = s.held.drain(..).map(|(at, _, c)| (at, c)).collect();
+        let limbo = std::mem::take(&mut self.limbo);
+        for (at, c) in limbo.into_iter().chain(held) {
+            self.fb_deliver(at, c);
+        }
+    }
+
+    /// An infinite mapping arrived (RFC 8684 §3.7): the subflow sequence
+    /// number it names (relative; 0: the point where our MP_FAIL stopped
+    /// the data, else this segment) carries data byte `dsn`.
+    fn infinite_mapping_rx(&mut self, i: usize, seq: Seq, ssn_rel: u32, dsn: u64) {
+        if self.rx_fb.is_some() {
+            return;
+        }
+        self.stats.infinite_rx += 1;
+        if !self.alone(i) {
+            // only a connection down to one subflow may fall back
+            self.stats.mappings_invalid += 1;
+            return;
+        }
+        let base = if ssn_rel != 0 {
+            self.subflows[i].tcp.irs() + ssn_rel as usize
+        } else if let Some((at, _)) = self.limbo.first() {
+            *at
+        } else {
+            seq
+        };
+        self.start_rx_fallback(i, base, dsn);
+    }
+
+    /// Data of the fallen-back stream at subflow sequence number `at`.
+    fn fb_deliver(&mut self, at: Seq, c: C) {
+        let Some(fb) = self.rx_fb else { return };
+        let (at, c) = if at.lt(fb.ssn) {
+            let skip = fb.ssn - at;
+            if skip >= c.len() {
+                return;
+            }
+            (fb.ssn, c.slice(skip, c.len()))
+        } else {
+            (at, c)
+        };
+        self.rx_insert(fb.dsn + (at - fb.ssn) as u64, c);
+    }
+
+    fn rx_insert(&mut self, at: u64, c: C) {
+        match self.rq.insert(at, c) {
+            Insert::InOrder(k) => {
+                self.stats.bytes_received += k as u64;
+                self.events.push_back(Event::Readable);
+            }
+            Insert::OutOfOrder | Insert::Duplicate => {}
+            Insert::NoRoom => self.stats.mappings_invalid += 1,
+        }
+    }
+
+    /// A mapping's checksum did not verify (RFC 8684 §3.7). On the only
+    /// subflow, with the data level in order up to the failed mapping:
+    /// MP_FAIL on our ACKs, the data from there waits for the peer's
+    /// infinite mapping. Otherwise the subflow is reset with MP_FAIL on
+    /// its RST, and the peer resends elsewhere what we did not DATA_ACK.
+    fn checksum_failed(&mut self, i: usize, m: RxMap) {
+        self.stats.csum_failures += 1;
+        self.stats.mp_fail_tx += 1;
+        let wire = self.remote_idsn.wrapping_add(1).wrapping_add(m.dsn);
+        let in_order = m.dsn == self.rq.next() && self.rq.held() == self.rq.ready_bytes();
+        let single = self.alone(i) && in_order && self.fail_tx.is_none();
+        let s = &mut self.subflows[i];
+        s.held_map = None;
+        s.held_sum = Default::default();
+        let held: Vec<(Seq, C)> = s.held.drain(..).map(|(at, _, c)| (at, c)).collect();
+        if single {
+            self.fail_tx = Some(wire);
+            self.limbo = held;
+            s.tcp.force_ack();
+        } else {
+            s.rst_fail = Some(wire);
+            s.rx.clear();
+            s.tcp.abort();
+            self.subflow_down(i);
+        }
+    }
+
+    fn add_rx_map(
+        &mut self,
+        i: usize,
+        ssn: Seq,
+        dsn: u64,
+        len: usize,
+        csum: Option<(u16, u16)>,
+    ) {
         let s = &mut self.subflows[i];
         if s.rx_started && (ssn + len).le(s.rx_next) {
             return; // already consumed (a retransmission's mapping)
         }
         // the common case: the next segment continues the last mapping
+        // (never merged when each mapping has its own checksum)
         if let Some(last) = s.rx.back_mut() {
-            if last.ssn + last.len == ssn && last.dsn.wrapping_add(last.len as u64) == dsn {
+            if csum.is_none()
+                && last.csum.is_none()
+                && last.ssn + last.len == ssn
+                && last.dsn.wrapping_add(last.len as u64) == dsn
+            {
                 last.len += len;
                 return;
             }
@@ -905,7 +1220,12 @@ impl<C: Chunk> MpConnection<C> {
             self.stats.mappings_invalid += 1;
             return;
         }
-        s.rx.push_back(RxMap { ssn, dsn, len });
+        s.rx.push_back(RxMap {
+            ssn,
+            dsn,
+            len,
+            csum,
+        });
     }
 
     fn on_data_ack(&mut self, a: u64) {
@@ -969,8 +1289,28 @@ impl<C: Chunk> MpConnection<C> {
                         self.events.push_back(Event::SubflowUp(i));
                     }
                 }
+                TcpEvent::Closed if self.fallback && self.fin_queued => {
+                    // a fallen-back connection ends with the subflow's FIN
+                    self.fin_acked |= self.subflows[i].tcp.unacked() == 0;
+                    self.subflow_down(i);
+                }
                 TcpEvent::Reset | TcpEvent::TimedOut | TcpEvent::Closed => self.subflow_down(i),
-                TcpEvent::Readable | TcpEvent::PeerClosed => {}
+                TcpEvent::PeerClosed => self.subflows[i].fin_rx = true,
+                TcpEvent::Readable => {}
+            }
+        }
+        if self.fallback
+            && self.fin_queued
+            && matches!(
+                self.subflows[i].tcp.state(),
+                TcpState::FinWait2 | TcpState::TimeWait
+            )
+        {
+            self.fin_acked = true;
+        }
+        if let (Some(fb), Some(until)) = (self.tx_fb, self.infinite_until) {
+            if fb.sub == i && self.subflows[i].tcp.snd_una().gt(until) {
+                self.infinite_until = None;
             }
         }
         self.prune_tx(i);
@@ -1037,60 +1377,126 @@ impl<C: Chunk> MpConnection<C> {
                 s.rx_next = s.tcp.irs() + 1;
                 s.rx_started = true;
             }
+            if self.fail_tx.is_some() {
+                // RFC 8684 §3.7: after MP_FAIL the data waits in the subflow
+                // for the peer's infinite mapping
+                return;
+            }
             // The sender respects the data-level window we advertise (RFC
             // 8684 §3.3.4), so everything it sent fits: read on. Only a
             // peer ignoring the window is cut off (memory stays bounded).
             if self.rq.held() >= 2 * self.cfg.recv_buffer {
                 return;
             }
-            let Some(c) = s.tcp.recv() else { return };
-            if self.fallback {
-                // the subflow byte stream is the data stream
-                let at = (s.rx_next - (s.tcp.irs() + 1)) as u64;
-                s.rx_next = s.rx_next + c.len();
-                if let Insert::InOrder(k) = self.rq.insert(at, c) {
-                    self.stats.bytes_received += k as u64;
-                    self.events.push_back(Event::Readable);
-                }
-                if s.tcp.state() == TcpState::CloseWait
-                    && !self.peer_closed
-                    && s.tcp.readable() == 0
-                {
-                    self.peer_closed = true;
-                    self.events.push_back(Event::PeerClosed);
-                }
-                continue;
-            }
+            let Some(c) = s.tcp.recv() else {
+                self.fb_peer_fin(i);
+                return;
+            };
             let mut off = 0usize;
             while off < c.len() {
-                let pos = s.rx_next;
-                let Some(m) =
-                    s.rx.iter()
-                        .find(|m| pos.ge(m.ssn) && pos.lt(m.ssn + m.len))
-                        .copied()
-                else {
-                    // bytes without a mapping (RFC 8684 §3.7 would fall back)
+                let pos = self.subflows[i].rx_next;
+                if self.rx_fb.is_some_and(|f| f.sub == i && pos.ge(f.ssn)) {
+                    // the subflow byte stream is the data stream
+                    self.subflows[i].rx_next = pos + (c.len() - off);
+                    self.fb_deliver(pos, c.slice(off, c.len()));
+                    break;
+                }
+                let found = self.subflows[i]
+                    .rx
+                    .iter()
+                    .find(|m| pos.ge(m.ssn) && pos.lt(m.ssn + m.len))
+                    .copied();
+                let Some(m) = found else {
+                    if self.rx_fb.is_none() && self.may_fall_back(i, pos) {
+                        // RFC 8684 §3.7: data without a mapping: the peer
+                        // (or a middlebox stripping its options) does TCP
+                        self.start_rx_fallback(i, pos, self.rq.next());
+                        continue;
+                    }
+                    // bytes without a mapping: dropped; the sender's
+                    // data-level retransmission brings them again
                     self.stats.unmapped_bytes += (c.len() - off) as u64;
+                    let s = &mut self.subflows[i];
                     s.rx_next = s.rx_next + (c.len() - off);
                     break;
                 };
+                let s = &mut self.subflows[i];
                 let n = (c.len() - off).min((m.ssn + m.len) - pos);
                 let at = m.dsn.wrapping_add((pos - m.ssn) as u64);
                 let part = c.slice(off, off + n);
-                match self.rq.insert(at, part) {
-                    Insert::InOrder(k) => {
-                        self.stats.bytes_received += k as u64;
-                        self.events.push_back(Event::Readable);
-                    }
-                    Insert::OutOfOrder | Insert::Duplicate => {}
-                    Insert::NoRoom => self.stats.mappings_invalid += 1,
-                }
                 off += n;
-                s.rx_next = s.rx_next + n;
+                s.rx_next = pos + n;
                 let done = s.rx_next;
                 s.rx.retain(|m| (m.ssn + m.len).gt(done));
+                let Some((ck, wire_len)) = m.csum else {
+                    self.rx_insert(at, part);
+                    continue;
+                };
+                // RFC 8684 §3.3.1: checksummed data is delivered once its
+                // whole mapping is in and verifies
+                let whole = match s.held_map {
+                    None if pos == m.ssn => {
+                        s.held_map = Some(m.ssn);
+                        true
+                    }
+                    Some(x) => x == m.ssn,
+                    // a mapping that cannot be verified whole
+                    None => false,
+                };
+                s.held_sum.add(part.as_slice());
+                s.held.push((pos, at, part));
+                if whole && done != m.ssn + m.len {
+                    continue;
+                }
+                let dsn = self.remote_idsn.wrapping_add(1).wrapping_add(m.dsn);
+                let ssn = (m.ssn - s.tcp.irs()) as u32;
+                if !whole || s.held_sum.finish(dsn, ssn, wire_len) != ck {
+                    self.checksum_failed(i, m);
+                    if self.fail_tx.is_some() && off < c.len() {
+                        // the rest of this read waits with the failed data
+                        let at = self.subflows[i].rx_next;
+                        self.limbo.push((at, c.slice(off, c.len())));
+                        self.subflows[i].rx_next = at + (c.len() - off);
+                    }
+                    return;
+                }
+                s.held_map = None;
+                s.held_sum = Default::default();
+                let held = std::mem::take(&mut s.held);
+                for (_, at, part) in held {
+                    self.rx_insert(at, part);
+                }
             }
             self.check_fin();
+        }
+    }
+
+    /// Whether unmapped data at `pos` of subflow `i` means the peer fell
+    /// back to TCP (RFC 8684 §3.7): our direction already fell back (its
+    /// answer to our MP_FAIL or infinite mapping), or this is the first
+    /// data of the only subflow.
+    fn may_fall_back(&self, i: usize, pos: Seq) -> bool {
+        let s = &self.subflows[i];
+        self.alone(i)
+            && (self.fallback
+                || (self.subflows.len() == 1
+                    && s.kind == Kind::Initial
+                    && pos == s.tcp.irs() + 1
+                    && self.rq.next() == 0
+                    && self.rq.held() == 0))
+    }
+
+    /// The end of a fallen-back stream: the subflow's FIN, once its data
+    /// is read.
+    fn fb_peer_fin(&mut self, i: usize) {
+        let s = &self.subflows[i];
+        if self.rx_fb.is_some_and(|f| f.sub == i)
+            && s.fin_rx
+            && s.tcp.readable() == 0
+            && !self.peer_closed
+        {
+            self.peer_closed = true;
+            self.events.push_back(Event::PeerClosed);
         }
     }
 
@@ -1186,16 +1592,22 @@ impl<C: Chunk> MpConnection<C> {
     /// Hands data-level bytes to subflows as the scheduler decides.
     fn pump(&mut self) {
         if self.fallback {
-            // plain TCP: hand everything to the first subflow, no mappings;
-            // what it acknowledges is acknowledged at the data level
-            let s = &mut self.subflows[0];
-            let acked = s.tcp.stats().bytes_acked;
-            if acked > self.snd_una {
-                self.dq.ack_to(Seq(acked as u32));
-                self.stats.bytes_sent += acked - self.snd_una;
-                self.snd_una = acked;
-            }
+            // plain TCP: everything goes on the fallen-back subflow, no
+            // mappings; what it acknowledges is acknowledged at the data
+            // level (RFC 8684 §3.7)
+            let Some(fb) = self.tx_fb else { return };
+            let s = &mut self.subflows[fb.sub];
+            let sub_una = s.tcp.snd_una();
             let end = self.snd_una + self.dq.len() as u64;
+            if sub_una.gt(fb.ssn) {
+                // (a FIN takes a sequence number and no data)
+                let acked = (fb.dsn + (sub_una - fb.ssn) as u64).min(end);
+                if acked > self.snd_una {
+                    self.dq.ack_to(Seq(acked as u32));
+                    self.stats.bytes_sent += acked - self.snd_una;
+                    self.snd_una = acked;
+                }
+            }
             while self.snd_nxt < end && s.tcp.send_capacity() > 0 {
                 let g = self
                     .dq
@@ -1387,6 +1799,10 @@ impl<C: Chunk> MpConnection<C> {
     /// The control option a pure ACK of subflow `i` should carry, if any.
     fn control_option(&mut self, i: usize) -> Option<MptcpOption> {
         let now = self.now;
+        if let Some(dsn) = self.fail_tx {
+            // RFC 8684 §3.7: on every ACK until the infinite mapping comes
+            return Some(MptcpOption::Fail { dsn });
+        }
         if let Some((id, addr, port)) = self.echoes.pop_front() {
             return Some(MptcpOption::AddAddr {
                 echo: true,
@@ -1430,14 +1846,41 @@ impl<C: Chunk> MpConnection<C> {
 
     fn decorate(&mut self, i: usize, seg: &mut Segment<C>) {
         if self.fallback {
+            // RFC 8684 §3.7: the infinite mapping on our segments until the
+            // peer has it, then no options
+            if let (Some(fb), Some(_)) = (self.tx_fb, self.infinite_until) {
+                if fb.sub == i && !seg.hdr.syn() && !seg.hdr.rst() {
+                    let o = MptcpOption::Dss {
+                        data_fin: false,
+                        data_ack: Some(self.data_ack()),
+                        ack64: true,
+                        mapping: Some(Mapping {
+                            dsn: self.local_idsn.wrapping_add(1).wrapping_add(fb.dsn),
+                            dsn64: true,
+                            ssn: (fb.ssn - self.subflows[i].tcp.iss()) as u32,
+                            len: 0,
+                            checksum: self.csum.then_some(0),
+                        }),
+                    };
+                    seg.hdr.opts.sack_n = 0;
+                    if o.len() <= seg.hdr.option_space_left() {
+                        seg.hdr.opts.mptcp = raw(&o);
+                    }
+                }
+            }
             return;
         }
         if seg.hdr.rst() && !self.fastclose_pending {
-            // RFC 8684 §3.6: a subflow RST says why in MP_TCPRST
+            // RFC 8684 §3.6: a subflow RST says why in MP_TCPRST; §3.7: the
+            // RST of a subflow whose checksum failed carries MP_FAIL
             seg.hdr.opts.sack_n = 0;
-            seg.hdr.opts.mptcp = raw(&MptcpOption::TcpRst {
-                flags: 0,
-                reason: self.subflows[i].rst_reason,
+            let s = &self.subflows[i];
+            seg.hdr.opts.mptcp = raw(&match s.rst_fail {
+                Some(dsn) => MptcpOption::Fail { dsn },
+                None => MptcpOption::TcpRst {
+                    flags: 0,
+                    reason: s.rst_reason,
+                },
             });
             return;
         }
@@ -1471,7 +1914,7 @@ impl<C: Chunk> MpConnection<C> {
         let opt = match (h.syn(), h.ack_flag(), s.kind) {
             (true, false, Kind::Initial) => Some(MptcpOption::Capable {
                 version: 1,
-                flags: CapFlags(CapFlags::H),
+                flags: self.cap_flags(),
                 sender_key: None,
                 receiver_key: None,
                 data_len: None,
@@ -1479,7 +1922,7 @@ impl<C: Chunk> MpConnection<C> {
             }),
             (true, true, Kind::Initial) => Some(MptcpOption::Capable {
                 version: 1,
-                flags: CapFlags(CapFlags::H),
+                flags: self.cap_flags(),
                 sender_key: Some(self.local_key),
                 receiver_key: None,
                 data_len: None,
@@ -1531,20 +1974,28 @@ impl<C: Chunk> MpConnection<C> {
                     .flatten();
                 match (mpc_needed, map, self.remote_key) {
                     (true, Some(m), Some(rk)) if m.mpc && h.seq == m.ssn => {
+                        let len = seg.payload.len() as u16;
                         Some(MptcpOption::Capable {
                             version: 1,
-                            flags: CapFlags(CapFlags::H),
+                            flags: self.cap_flags(),
                             sender_key: Some(self.local_key),
                             receiver_key: Some(rk),
                             // the mapping covers exactly this segment, like the DSS
                             // mappings that follow (Linux checks they agree)
-                            data_len: Some(seg.payload.len() as u16),
-                            checksum: None,
+                            data_len: Some(len),
+                            checksum: self.csum.then(|| {
+                                payload_checksum(
+                                    &seg.payload,
+                                    self.local_idsn.wrapping_add(1),
+                                    (h.seq - s.tcp.iss()) as u32,
+                                    len,
+                                )
+                            }),
                         })
                     }
                     (true, None, Some(rk)) => Some(MptcpOption::Capable {
                         version: 1,
-                        flags: CapFlags(CapFlags::H),
+                        flags: self.cap_flags(),
                         sender_key: Some(self.local_key),
                         receiver_key: Some(rk),
                         data_len: None,
@@ -1552,27 +2003,39 @@ impl<C: Chunk> MpConnection<C> {
                     }),
                     _ => {
                         let iss = s.tcp.iss();
-                        let mapping = map.map(|m| Mapping {
-                            dsn: self
+                        let mapping = map.map(|m| {
+                            let dsn = self
                                 .local_idsn
                                 .wrapping_add(1)
-                                .wrapping_add(m.dsn + (h.seq - m.ssn) as u64),
-                            dsn64: true,
+                                .wrapping_add(m.dsn + (h.seq - m.ssn) as u64);
                             // RFC 8684 §3.3.1: relative to the subflow's ISN (the first data
                             // byte has SSN 1, as Linux expects)
-                            ssn: (h.seq - iss) as u32,
-                            len: seg.payload.len() as u16,
-                            checksum: None,
+                            let ssn = (h.seq - iss) as u32;
+                            let len = seg.payload.len() as u16;
+                            Mapping {
+                                dsn,
+                                dsn64: true,
+                                ssn,
+                                len,
+                                checksum: self.csum.then(|| {
+                                    payload_checksum(&seg.payload, dsn, ssn, len)
+                                }),
+                            }
                         });
                         // DATA_FIN rides on pure ACKs until acknowledged
                         let fin = match (mapping, self.fin_dsn, self.fin_acked) {
-                            (None, Some(f), false) if s.usable() => Some(Mapping {
-                                dsn: self.local_idsn.wrapping_add(1).wrapping_add(f),
-                                dsn64: true,
-                                ssn: 0,
-                                len: 1,
-                                checksum: None,
-                            }),
+                            (None, Some(f), false) if s.usable() => {
+                                let dsn = self.local_idsn.wrapping_add(1).wrapping_add(f);
+                                Some(Mapping {
+                                    dsn,
+                                    dsn64: true,
+                                    ssn: 0,
+                                    len: 1,
+                                    checksum: self
+                                        .csum
+                                        .then(|| crypto::dss_checksum(dsn, 0, 1, &[])),
+                                })
+                            }
                             _ => None,
                         };
                         Some(MptcpOption::Dss {
@@ -1599,6 +2062,11 @@ impl<C: Chunk> MpConnection<C> {
         }
     }
 
+    /// Our MP_CAPABLE flags: HMAC-SHA256, and checksums when in use.
+    fn cap_flags(&self) -> CapFlags {
+        CapFlags(CapFlags::H | if self.csum { CapFlags::A } else { 0 })
+    }
+
     pub fn next_timeout(&self) -> Option<Time> {
         let fin = self.fin_rtx_at.filter(|_| !self.fin_acked && !self.closed);
         let drto = self
@@ -1623,7 +2091,7 @@ impl<C: Chunk> MpConnection<C> {
     pub fn on_timeout(&mut self, now: Time) {
         self.now = now;
         if self.drto_at.is_some_and(|t| t <= now) {
-            if self.snd_nxt > self.snd_una && !self.closed {
+            if self.snd_nxt > self.snd_una && !self.closed && !self.fallback {
                 // resend the head of the unacknowledged data on the best
                 // subflow (RFC 8684 §3.3.6)
                 let len = ((self.snd_nxt - self.snd_una) as usize).min(64 * 1024);

@@ -99,12 +99,43 @@ pub fn add_addr_hmac(
 /// 32-bit relative subflow sequence number, 16-bit data-level length, 16
 /// zero bits) and the payload.
 pub fn dss_checksum(dsn: u64, ssn: u32, len: u16, payload: &[u8]) -> u16 {
-    use nf_core::wire::checksum;
-    let mut ph = [0u8; 16];
-    ph[..8].copy_from_slice(&dsn.to_be_bytes());
-    ph[8..12].copy_from_slice(&ssn.to_be_bytes());
-    ph[12..14].copy_from_slice(&len.to_be_bytes());
-    !checksum::combine(&[checksum::sum(&ph), checksum::sum(payload)])
+    let mut s = DssSum::default();
+    s.add(payload);
+    s.finish(dsn, ssn, len)
+}
+
+/// The DSS checksum of a mapping whose data arrives in pieces (a mapping
+/// may span several segments, RFC 8684 §3.3.1): each piece is summed as it
+/// comes; a piece that starts at an odd offset has its sum byte-swapped
+/// (RFC 1071 §2(B)).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DssSum {
+    acc: u64,
+    odd: bool,
+}
+
+impl DssSum {
+    pub fn add(&mut self, data: &[u8]) {
+        use nf_core::wire::checksum;
+        let s = checksum::fold(checksum::sum(data));
+        self.acc += u64::from(if self.odd { s.swap_bytes() } else { s });
+        self.odd ^= data.len() % 2 == 1;
+    }
+
+    /// The checksum: the pseudo-header (64-bit DSN, 32-bit relative subflow
+    /// sequence number, 16-bit data-level length, 16 zero bits) and the data.
+    pub fn finish(&self, dsn: u64, ssn: u32, len: u16) -> u16 {
+        use nf_core::wire::checksum;
+        let mut ph = [0u8; 16];
+        ph[..8].copy_from_slice(&dsn.to_be_bytes());
+        ph[8..12].copy_from_slice(&ssn.to_be_bytes());
+        ph[12..14].copy_from_slice(&len.to_be_bytes());
+        let mut acc = u64::from(checksum::sum(&ph)) + self.acc;
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        !(acc as u16)
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +160,38 @@ mod tests {
             join_hmac64(0x0102_0304_0506_0708, 0x0807_0605_0403_0201, 1, 2).to_be_bytes(),
             h[..8]
         );
+    }
+
+    /// The checksum in one pass, as RFC 8684 §3.3.1 describes it.
+    fn reference(dsn: u64, ssn: u32, len: u16, payload: &[u8]) -> u16 {
+        use nf_core::wire::checksum;
+        let mut ph = [0u8; 16];
+        ph[..8].copy_from_slice(&dsn.to_be_bytes());
+        ph[8..12].copy_from_slice(&ssn.to_be_bytes());
+        ph[12..14].copy_from_slice(&len.to_be_bytes());
+        !checksum::combine(&[checksum::sum(&ph), checksum::sum(payload)])
+    }
+
+    proptest::proptest! {
+        /// Summing a mapping's data in pieces of any sizes (odd ones
+        /// included) gives the checksum of the whole.
+        #[test]
+        fn pieces_sum_like_the_whole(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            cuts in proptest::collection::vec(0usize..600, 0..6),
+            dsn in proptest::prelude::any::<u64>(),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut s = DssSum::default();
+            let mut at = 0;
+            for c in cuts.into_iter().chain([data.len()]) {
+                s.add(&data[at..c]);
+                at = c;
+            }
+            let len = data.len() as u16;
+            proptest::prop_assert_eq!(s.finish(dsn, 7, len), reference(dsn, 7, len, &data));
+        }
     }
 
     #[test]

@@ -20,8 +20,12 @@ fn to_incoming(s: &Segment<Bytes>) -> Incoming<Bytes> {
 }
 
 fn pair() -> (Mp, Option<Mp>) {
+    pair_with(Config::default())
+}
+
+fn pair_with(cfg: Config) -> (Mp, Option<Mp>) {
     let c = MpConnection::client(
-        Config::default(),
+        cfg,
         Secrets { key: 11, seed: 1 },
         40000,
         80,
@@ -40,6 +44,17 @@ fn run(
     s: &mut Option<Mp>,
     tamper: &mut dyn FnMut(bool, usize, &mut Segment<Bytes>),
 ) -> Vec<(bool, Segment<Bytes>)> {
+    run_with(Config::default(), now, c, s, tamper)
+}
+
+/// `run` with the server (made from the first SYN) configured by `srv_cfg`.
+fn run_with(
+    srv_cfg: Config,
+    now: &mut u64,
+    c: &mut Mp,
+    s: &mut Option<Mp>,
+    tamper: &mut dyn FnMut(bool, usize, &mut Segment<Bytes>),
+) -> Vec<(bool, Segment<Bytes>)> {
     let mut seen = vec![];
     for _ in 0..100_000 {
         *now += MS;
@@ -52,7 +67,7 @@ fn run(
             match s {
                 None => {
                     *s = MpConnection::server(
-                        Config::default(),
+                        srv_cfg,
                         Secrets { key: 22, seed: 2 },
                         &inc,
                         Seq(9000),
@@ -431,4 +446,245 @@ fn hostile_dsn_and_data_ack_values_are_rejected_not_trusted() {
         .map(|b| b.len())
         .sum();
     assert_eq!(got, 1100);
+}
+
+// ---- DSS checksums, MP_FAIL and the infinite mapping (RFC 8684 §3.3.1, §3.7)
+
+fn with_checksums() -> Config {
+    Config {
+        checksum: true,
+        ..Config::default()
+    }
+}
+
+/// Client and server established with checksums asked for by `client` /
+/// `server`, "hello" delivered.
+fn established_csum(client: bool, server: bool) -> (u64, Mp, Mp) {
+    let pick = |on| if on { with_checksums() } else { Config::default() };
+    let (mut c, mut s) = pair_with(pick(client));
+    let mut now = 0;
+    c.send(Bytes::from(&b"hello"[..]));
+    run_with(pick(server), &mut now, &mut c, &mut s, &mut no_tamper());
+    let mut s = s.expect("server");
+    assert!(c.is_established() && s.is_established());
+    assert_eq!(
+        s.recv().map(|b| b.as_slice().to_vec()),
+        Some(b"hello".to_vec())
+    );
+    (now, c, s)
+}
+
+fn data(salt: u8, n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31) ^ salt).collect()
+}
+
+fn drain(m: &mut Mp) -> Vec<u8> {
+    std::iter::from_fn(|| m.recv())
+        .flat_map(|b| b.as_slice().to_vec())
+        .collect()
+}
+
+/// A middlebox rewrites one byte of the payload (and fixes the TCP
+/// checksum): the `nth` data segment matching `pick` gets byte 3 flipped.
+fn flip_nth(
+    nth: usize,
+    pick: impl Fn(bool, usize) -> bool,
+) -> impl FnMut(bool, usize, &mut Segment<Bytes>) {
+    let mut k = 0;
+    move |from_client, i, seg| {
+        if pick(from_client, i) && seg.payload.len() > 3 && !seg.hdr.syn() {
+            k += 1;
+            if k == nth {
+                let mut v = seg.payload.to_vec();
+                v[3] ^= 0x5a;
+                seg.payload = nf_tcp::Gather::one(Bytes::new(v));
+            }
+        }
+    }
+}
+
+#[test]
+fn checksums_are_negotiated_by_either_end_and_verify() {
+    for (client, server) in [(true, false), (false, true), (true, true)] {
+        let (mut now, mut c, s) = established_csum(client, server);
+        assert!(c.checksums() && s.checksums(), "{client} {server}");
+        let (up, down) = (data(1, 150_000), data(2, 150_000));
+        c.send(Bytes::new(up.clone()));
+        let mut s = Some(s);
+        s.as_mut().unwrap().send(Bytes::new(down.clone()));
+        let seen = run(&mut now, &mut c, &mut s, &mut no_tamper());
+        let mut s = s.unwrap();
+        assert!(drain(&mut s) == up && drain(&mut c) == down);
+        assert_eq!(c.stats().csum_failures + s.stats().csum_failures, 0);
+        // every data segment's mapping carries a checksum that verifies
+        let mut mapped = 0;
+        for (_, seg) in seen.iter().filter(|(_, seg)| !seg.payload.is_empty()) {
+            if let Some(MptcpOption::Dss {
+                mapping: Some(m), ..
+            }) = option_of(seg)
+            {
+                let ck = m.checksum.expect("a checksum on every mapping");
+                let ssn = m.ssn;
+                let want = nf_mptcp::crypto::dss_checksum(m.dsn, ssn, m.len, &seg.payload.to_vec());
+                assert_eq!(ck, want);
+                mapped += 1;
+            }
+        }
+        assert!(mapped > 100, "{mapped}");
+    }
+    // nobody asks: no checksums (Linux's default)
+    let (_, c, s) = established_csum(false, false);
+    assert!(!c.checksums() && !s.checksums());
+}
+
+#[test]
+fn a_failed_checksum_on_the_only_subflow_falls_back_with_an_infinite_mapping() {
+    let (mut now, mut c, s) = established_csum(true, false);
+    let up = data(3, 300_000);
+    c.send(Bytes::new(up.clone()));
+    let mut s = Some(s);
+    // the 20th client data segment is rewritten on the way
+    let seen = run(&mut now, &mut c, &mut s, &mut flip_nth(20, |fc, _| fc));
+    let mut srv = s.unwrap();
+    assert_eq!(srv.stats().csum_failures, 1);
+    assert_eq!(srv.stats().mp_fail_tx, 1);
+    assert!(c.stats().mp_fail_rx >= 1);
+    assert_eq!((c.stats().infinite_tx, srv.stats().infinite_rx), (1, 1), "{}\n{:?}\n{}\n{:?}", c.describe(), c.stats(), srv.describe(), srv.stats());
+    assert!(c.is_fallback() && srv.is_fallback());
+    // MP_FAIL rides on the server's ACKs (not a RST), naming the DSN of
+    // the failed mapping
+    let fail = seen
+        .iter()
+        .filter(|(fc, _)| !fc)
+        .find_map(|(_, seg)| match option_of(seg) {
+            Some(MptcpOption::Fail { dsn }) => Some((dsn, seg.hdr.rst())),
+            _ => None,
+        })
+        .expect("MP_FAIL");
+    assert!(!fail.1);
+    // the infinite mapping acts retroactively from that DSN
+    assert!(seen.iter().any(|(fc, seg)| *fc
+        && matches!(option_of(seg), Some(MptcpOption::Dss { mapping: Some(m), .. })
+            if m.len == 0 && m.dsn == fail.0)));
+    // the stream is what TCP carried: everything arrives, in place, and
+    // only the byte the middlebox changed differs
+    let got = drain(&mut srv);
+    assert_eq!(got.len(), up.len());
+    let diff: Vec<usize> = (0..up.len()).filter(|&k| got[k] != up[k]).collect();
+    assert_eq!(diff.len(), 1, "{diff:?}");
+    // after the fallback: plain TCP both ways, no MPTCP options, and an
+    // orderly close
+    let (more_up, down) = (data(4, 50_000), data(5, 80_000));
+    c.send(Bytes::new(more_up.clone()));
+    srv.send(Bytes::new(down.clone()));
+    c.close();
+    srv.close();
+    let mut s = Some(srv);
+    let seen = run(&mut now, &mut c, &mut s, &mut no_tamper());
+    let mut srv = s.unwrap();
+    assert!(drain(&mut srv) == more_up, "{}", srv.describe());
+    assert!(drain(&mut c) == down, "{}", c.describe());
+    // only the infinite mappings, until the peer has them
+    let opts: Vec<(bool, Option<MptcpOption>)> = seen
+        .iter()
+        .filter(|(_, seg)| seg.hdr.opts.mptcp.is_some())
+        .map(|(fc, seg)| (*fc, option_of(seg)))
+        .collect();
+    assert!(
+        opts.iter().all(|(_, o)| matches!(o, Some(MptcpOption::Dss { mapping: Some(m), .. }) if m.len == 0)),
+        "{opts:?}"
+    );
+    let tail = &seen[seen.len() - 20..];
+    assert!(tail.iter().all(|(_, seg)| seg.hdr.opts.mptcp.is_none()));
+    assert!(c.data_closed() && srv.data_closed(), "{} | {}", c.describe(), srv.describe());
+}
+
+#[test]
+fn a_failed_checksum_with_another_subflow_resets_that_subflow_only() {
+    let (mut now, mut c, s) = established_csum(true, true);
+    c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
+        .expect("join");
+    let mut s = Some(s);
+    run(&mut now, &mut c, &mut s, &mut no_tamper());
+    assert!(c.subflows()[1].usable());
+    let up = data(6, 400_000);
+    c.send(Bytes::new(up.clone()));
+    let seen = run(&mut now, &mut c, &mut s, &mut flip_nth(5, |fc, i| fc && i == 1));
+    let mut srv = s.unwrap();
+    assert_eq!(srv.stats().csum_failures, 1);
+    // RFC 8684 §3.7: the RST of the failed subflow carries MP_FAIL
+    assert!(seen.iter().any(|(fc, seg)| !fc
+        && seg.hdr.rst()
+        && matches!(option_of(seg), Some(MptcpOption::Fail { .. }))));
+    assert!(!srv.subflows()[1].usable() && !c.subflows()[1].usable());
+    assert!(!c.is_fallback() && !srv.is_fallback());
+    // the data is resent on the other subflow: nothing corrupt delivered
+    assert!(drain(&mut srv) == up, "{}", srv.describe());
+    assert!(c.stats().reinjected_bytes > 0);
+}
+
+#[test]
+fn a_mapping_without_the_negotiated_checksum_resets_the_subflow() {
+    let (mut now, mut c, s) = established_csum(true, false);
+    c.send(Bytes::new(data(7, 10_000)));
+    let mut s = Some(s);
+    let seen = run(&mut now, &mut c, &mut s, &mut |fc, _, seg| {
+        if fc && !seg.payload.is_empty() {
+            rewrite(seg, |o| match o {
+                MptcpOption::Dss {
+                    data_fin,
+                    data_ack,
+                    ack64,
+                    mapping: Some(m),
+                } => MptcpOption::Dss {
+                    data_fin,
+                    data_ack,
+                    ack64,
+                    mapping: Some(nf_mptcp::options::Mapping {
+                        checksum: None,
+                        ..m
+                    }),
+                },
+                x => x,
+            });
+        }
+    });
+    let srv = s.unwrap();
+    assert_eq!(srv.stats().csum_missing, 1);
+    assert_eq!(srv.stats().bytes_received, 5, "nothing accepted unverified");
+    assert!(seen.iter().any(|(fc, seg)| !fc
+        && seg.hdr.rst()
+        && option_of(seg)
+            == Some(MptcpOption::TcpRst {
+                flags: 0,
+                reason: rst_reason::MPTCP_ERROR
+            })));
+    assert!(srv.is_closed());
+}
+
+#[test]
+fn options_stripped_from_the_first_data_fall_back_to_tcp() {
+    // established by the handshake alone; the server sends first and a
+    // middlebox strips the DSS from its data (RFC 8684 §3.7)
+    let (mut c, mut s) = pair();
+    let mut now = 0;
+    run(&mut now, &mut c, &mut s, &mut no_tamper());
+    let mut srv = s.expect("server");
+    assert!(c.is_established() && srv.is_established());
+    let (down, up) = (data(8, 120_000), data(9, 90_000));
+    srv.send(Bytes::new(down.clone()));
+    let mut s = Some(srv);
+    run(&mut now, &mut c, &mut s, &mut |fc, _, seg| {
+        if !fc && !seg.payload.is_empty() {
+            seg.hdr.opts.mptcp = None;
+        }
+    });
+    assert!(c.is_fallback());
+    assert!(drain(&mut c) == down, "{}", c.describe());
+    c.send(Bytes::new(up.clone()));
+    run(&mut now, &mut c, &mut s, &mut no_tamper());
+    let mut srv = s.unwrap();
+    assert!(srv.is_fallback(), "the infinite mapping told the server");
+    assert!(drain(&mut srv) == up, "{}", srv.describe());
+    assert_eq!((c.stats().fallbacks, srv.stats().fallbacks), (1, 1));
 }
