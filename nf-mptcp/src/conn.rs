@@ -793,9 +793,12 @@ impl<C: Chunk> MpConnection<C> {
                             if self.csum && checksum.is_none() {
                                 return self.checksum_missing(i);
                             }
-                            // MP_CAPABLE with data: DSN = IDSN + 1 at the
-                            // segment's subflow sequence number
-                            self.add_rx_map(i, h.seq, 0, usize::from(len), checksum.map(|c| (c, len)));
+                            // MP_CAPABLE with data (RFC 8684 §3.1): the
+                            // mapping starts at the first data byte (SSN 1,
+                            // DSN IDSN + 1), whichever segment carries it
+                            // (Linux repeats it on every segment it covers)
+                            let ssn = self.subflows[i].tcp.irs() + 1;
+                            self.add_rx_map(i, ssn, 0, usize::from(len), checksum.map(|c| (c, len)));
                         }
                     }
                     _ => {}

@@ -688,3 +688,41 @@ fn options_stripped_from_the_first_data_fall_back_to_tcp() {
     assert!(drain(&mut srv) == up, "{}", srv.describe());
     assert_eq!((c.stats().fallbacks, srv.stats().fallbacks), (1, 1));
 }
+
+#[test]
+fn an_mp_capable_data_mapping_repeated_on_later_segments_maps_from_the_first_byte() {
+    // Linux puts the MP_CAPABLE-with-data option (data-level length of the
+    // whole first write) on every segment that write is cut into; the
+    // mapping starts at the first data byte whichever segment carries it
+    // (RFC 8684 §3.1)
+    let (mut c, mut s) = pair();
+    let mut now = 0;
+    let first = data(10, 4000);
+    c.send(Bytes::new(first.clone()));
+    run(&mut now, &mut c, &mut s, &mut |fc, _, seg| {
+        if fc && !seg.payload.is_empty() && seg.hdr.seq.0 < 1000 + 4001 {
+            let o = MptcpOption::Capable {
+                version: 1,
+                flags: nf_mptcp::options::CapFlags(nf_mptcp::options::CapFlags::H),
+                sender_key: Some(11),
+                receiver_key: Some(22),
+                data_len: Some(4000),
+                checksum: None,
+            };
+            let mut b = [0u8; 40];
+            let n = o.emit(&mut b);
+            seg.hdr.opts.mptcp = RawOpt::new(&b[..n]);
+        }
+    });
+    let mut srv = s.expect("server");
+    assert!(drain(&mut srv) == first, "{}", srv.describe());
+    // the data after it follows its own DSS mappings
+    let next = data(11, 8000);
+    c.send(Bytes::new(next.clone()));
+    let mut s = Some(srv);
+    run(&mut now, &mut c, &mut s, &mut no_tamper());
+    let mut srv = s.expect("server");
+    assert!(drain(&mut srv) == next, "{}", srv.describe());
+    // delivered as sent, not recovered by a data-level retransmission
+    assert_eq!(c.stats().data_rtos, 0, "{:?}", c.stats());
+}
