@@ -79,6 +79,10 @@ enum Cmd {
         /// coupled). Default: the config's [conversion] congestion_control.
         #[arg(long)]
         cc: Option<nf_tcp::cc::CcKind>,
+        /// Ask for DSS checksums (RFC 8684 §3.1, the A flag); the peer
+        /// asking turns them on as well.
+        #[arg(long)]
+        checksum: bool,
     },
     /// The lab's ceiling: forward frames between two ports untouched
     /// (rx_burst → tx_burst), until SIGTERM.
@@ -217,6 +221,7 @@ fn main() -> ExitCode {
             join_from,
             timeout,
             cc,
+            checksum,
         } => {
             let cfg = match nf_app::config::load(&config) {
                 Ok(c) => c,
@@ -227,12 +232,13 @@ fn main() -> ExitCode {
             };
             let cc = cc.unwrap_or(cfg.raw.conversion.congestion_control.kind());
             let engine = match (echo, connect) {
-                (Some(port), None) => tcppeer::Engine::Mptcp(port, cc),
+                (Some(port), None) => tcppeer::Engine::Mptcp(port, cc, checksum),
                 (None, Some(remote)) => tcppeer::Engine::MptcpClient {
                     remote,
                     bytes,
                     join_from,
                     cc,
+                    checksum,
                 },
                 _ => {
                     eprintln!("hagw mptcp-peer: give --echo PORT or --connect ADDR:PORT");

@@ -29,8 +29,9 @@ impl BufPool<Mbuf> for Pool {
 /// Which engine runs.
 pub enum Engine {
     Tcp(Mode),
-    /// MPTCP echo on this port, subflows under this congestion control.
-    Mptcp(u16, CcKind),
+    /// MPTCP echo on this port, subflows under this congestion control,
+    /// DSS checksums asked for or not.
+    Mptcp(u16, CcKind, bool),
     /// MPTCP client: connect, join a second subflow from `join_from`, send
     /// `bytes` and verify the echo.
     MptcpClient {
@@ -38,13 +39,14 @@ pub enum Engine {
         bytes: u64,
         join_from: Option<IpAddr>,
         cc: CcKind,
+        checksum: bool,
     },
 }
 
 pub fn run(cfg: Config, engine: Engine, timeout: Duration) -> Result<String, String> {
     let mode = match engine {
         Engine::Tcp(m) => m,
-        Engine::Mptcp(port, _) => Mode::Echo { port },
+        Engine::Mptcp(port, ..) => Mode::Echo { port },
         Engine::MptcpClient { remote, bytes, .. } => Mode::Client { remote, bytes },
     };
     let mptcp = !matches!(engine, Engine::Tcp(_));
@@ -113,11 +115,14 @@ pub fn run(cfg: Config, engine: Engine, timeout: Duration) -> Result<String, Str
         bytes,
         join_from,
         cc,
+        checksum,
     } = engine
     {
-        Box::new(MptcpPeer::client(remote, local, join_from, bytes, seed, cc))
-    } else if let Engine::Mptcp(port, cc) = engine {
-        Box::new(MptcpPeer::new(port, seed, cc))
+        Box::new(MptcpPeer::client(
+            remote, local, join_from, bytes, seed, cc, checksum,
+        ))
+    } else if let Engine::Mptcp(port, cc, checksum) = engine {
+        Box::new(MptcpPeer::new(port, seed, cc, checksum))
     } else {
         Box::new(TcpPeer::new(
             mode,

@@ -11,7 +11,10 @@
 //! Linux MPTCP echo server in ns srv from 198.51.100.1, joins a second
 //! subflow from 100.64.0.1, and sends 50 MB that must come back intact,
 //! with its subflows under LIA coupled congestion control (RFC 6356).
-//! Needs root.
+//! Both roles run once more with DSS checksums (RFC 8684 §3.3.1): asked
+//! for by the Linux client (net.mptcp.checksum_enabled=1), and by the
+//! engine as client (the A flag; the Linux server follows it). Linux's
+//! DataCsumErr and MPFail counters stay at zero, no fallback. Needs root.
 
 mod common;
 use common::*;
@@ -109,6 +112,65 @@ fn engine_as_client() {
         "{out}"
     );
     assert!(subflows.iter().all(|l| l.contains(" cc lia ")), "{out}");
+
+    // the engine asks for DSS checksums; the Linux server follows
+    let echo = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "srv",
+            "python3",
+            "scripts/xfer.py",
+            "echo-server",
+            "--mptcp",
+            "5005",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("Linux MPTCP echo server");
+    guard.0.push(echo);
+    std::thread::sleep(Duration::from_millis(500));
+    let o = ns(
+        "gw",
+        &[
+            hagw,
+            "mptcp-peer",
+            "--config",
+            "configs/lab.toml",
+            "--connect",
+            "198.51.100.2:5005",
+            "--bytes",
+            "10000000",
+            "--join-from",
+            "100.64.0.1",
+            "--timeout",
+            "120",
+            "--checksum",
+        ],
+    );
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "with checksums: {out}");
+    assert!(
+        out.contains("10000000 bytes sent and echoed back intact")
+            && out.contains("conn checksums true fallback false")
+            && out.contains("csum_failures: 0,"),
+        "{out}"
+    );
+    let nstat = String::from_utf8_lossy(&ns("srv", &["nstat", "-az"]).stdout).into_owned();
+    for bad in [
+        "MPTcpExtDataCsumErr",
+        "MPTcpExtMPFailTx",
+        "MPTcpExtMPFailRx",
+        "MPTcpExtInfiniteMapRx",
+        "MPTcpExtDSSNotMatching",
+    ] {
+        assert_eq!(counter(&nstat, bad), 0, "{bad}\n{nstat}");
+    }
     drop(guard);
 }
 
@@ -155,6 +217,32 @@ fn engine_as_server() {
     );
     assert!(out.starts_with("50000000 "), "{out}");
 
+    // the Linux client asks for DSS checksums (RFC 8684 §3.1)
+    assert!(
+        ns("cli", &["sysctl", "-qw", "net.mptcp.checksum_enabled=1"])
+            .status
+            .success()
+    );
+    let o = ns(
+        "cli",
+        &[
+            "python3",
+            "scripts/xfer.py",
+            "echo-client",
+            "--mptcp",
+            "192.0.2.1",
+            "7000",
+            "10000000",
+        ],
+    );
+    let _ = ns("cli", &["sysctl", "-qw", "net.mptcp.checksum_enabled=0"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.starts_with("10000000 "),
+        "Linux MPTCP client with checksums → engine echo failed: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
     let nstat = String::from_utf8_lossy(&ns("cli", &["nstat", "-az"]).stdout).into_owned();
     assert!(
         counter(&nstat, "MPTcpExtMPCapableSYNACKRX") >= 1,
@@ -170,6 +258,9 @@ fn engine_as_server() {
         "MPTcpExtDSSCorruptionFallback",
         "MPTcpExtDSSCorruptionReset",
         "MPTcpExtInfiniteMapRx",
+        "MPTcpExtDataCsumErr",
+        "MPTcpExtMPFailRx",
+        "MPTcpExtMPFailTx",
     ] {
         assert_eq!(counter(&nstat, fallback), 0, "{fallback}\n{nstat}");
     }
@@ -193,14 +284,33 @@ fn engine_as_server() {
         String::from_utf8_lossy(&po.stderr)
     );
     assert!(po.status.success(), "{log}");
-    assert!(log.contains("echoed 50000000 bytes"), "{log}");
-    // both subflows carried data both ways (bytes_acked / bytes_received)
+    assert!(log.contains("echoed 60000000 bytes"), "{log}");
+    // one connection without checksums, one with; none failed
+    let conns: Vec<&str> = log
+        .lines()
+        .filter(|l| l.trim_start().starts_with("conn "))
+        .collect();
+    assert_eq!(conns.len(), 2, "{log}");
+    assert!(
+        conns[0].contains("conn checksums false fallback false"),
+        "{log}"
+    );
+    assert!(
+        conns[1].contains("conn checksums true fallback false"),
+        "{log}"
+    );
+    assert!(
+        conns.iter().all(|l| l.contains("csum_failures: 0,")),
+        "{log}"
+    );
+    // both subflows of the 50 MB connection carried data both ways
+    // (bytes_acked / bytes_received)
     let subflows: Vec<&str> = log
         .lines()
         .filter(|l| l.trim_start().starts_with("subflow "))
         .collect();
-    assert_eq!(subflows.len(), 2, "{log}");
-    for l in &subflows {
+    assert_eq!(subflows.len(), 4, "{log}");
+    for l in &subflows[..2] {
         let num = |key: &str| -> u64 {
             l.split(key)
                 .nth(1)
@@ -214,7 +324,7 @@ fn engine_as_server() {
         );
     }
     assert!(
-        subflows.iter().any(|l| l.contains("->100.64.0.2")),
+        subflows[..2].iter().any(|l| l.contains("->100.64.0.2")),
         "a cellular subflow: {log}"
     );
     lab("down");

@@ -1,5 +1,6 @@
 //! Option and segment sequences fed to an MPTCP connection (server side,
-//! after a normal MP_CAPABLE handshake): never a panic, memory bounded.
+//! after a normal MP_CAPABLE handshake, with or without DSS checksums):
+//! never a panic, memory bounded.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use nf_core::chunk::Bytes;
@@ -15,7 +16,9 @@ fn opt(o: MptcpOption) -> Option<RawOpt> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let cfg = Config { recv_buffer: 256 * 1024, send_buffer: 256 * 1024, ..Config::default() };
+    // the first byte's low bit: DSS checksums (RFC 8684 §3.3.1) or not
+    let checksum = data.first().is_some_and(|b| b & 1 == 1);
+    let cfg = Config { recv_buffer: 256 * 1024, send_buffer: 256 * 1024, checksum, ..Config::default() };
     let mut syn = Header { src_port: 2, dst_port: 1, seq: Seq(5000), flags: 2, window: 65535, ..Default::default() };
     syn.opts.mptcp = opt(MptcpOption::Capable { version: 1, flags: nf_mptcp::options::CapFlags(1), sender_key: None, receiver_key: None, data_len: None, checksum: None });
     let Some(mut c) = MpConnection::<Bytes>::server(cfg, Secrets { key: 1, seed: 2 }, &Incoming { hdr: syn, payload: Bytes::empty() }, Seq(100), PathRole::Fixed, Box::new(MinRtt)) else { return };

@@ -63,9 +63,11 @@ fn role_of(a: IpAddr) -> PathRole {
 }
 
 impl MptcpPeer {
-    pub fn new(port: u16, seed: u64, cc: nf_tcp::cc::CcKind) -> Self {
+    /// `checksum`: ask for DSS checksums (RFC 8684 §3.1, the A flag).
+    pub fn new(port: u16, seed: u64, cc: nf_tcp::cc::CcKind, checksum: bool) -> Self {
         let mut cfg = Config::default();
         cfg.tcp.cc = cc;
+        cfg.checksum = checksum;
         MptcpPeer {
             client: None,
             cfg,
@@ -90,8 +92,9 @@ impl MptcpPeer {
         bytes: u64,
         seed: u64,
         cc: nf_tcp::cc::CcKind,
+        checksum: bool,
     ) -> Self {
-        let mut p = Self::new(0, seed, cc);
+        let mut p = Self::new(0, seed, cc, checksum);
         let secrets = Secrets {
             key: p.rand64(),
             seed: p.rand64(),
@@ -355,7 +358,13 @@ impl MptcpPeer {
             self.echoed_bytes, self.joins_unknown_token, self.plain_tcp_syns
         );
         for c in &self.conns {
-            s.push_str(&format!("  conn {} {:?}\n", c.mp.describe(), c.mp.stats()));
+            s.push_str(&format!(
+                "  conn checksums {} fallback {} {} {:?}\n",
+                c.mp.checksums(),
+                c.mp.is_fallback(),
+                c.mp.describe(),
+                c.mp.stats()
+            ));
             for (i, sf) in c.mp.subflows().iter().enumerate() {
                 let (l, r) = c
                     .addrs
@@ -418,7 +427,7 @@ mod tests {
 
     #[test]
     fn join_with_an_unknown_token_gets_a_rst_and_is_counted() {
-        let mut p = MptcpPeer::new(7000, 1, nf_tcp::cc::CcKind::Cubic);
+        let mut p = MptcpPeer::new(7000, 1, nf_tcp::cc::CcKind::Cubic, false);
         p.on_packet(
             0,
             &syn_with(MptcpOption::JoinSyn {

@@ -308,12 +308,7 @@ const ADD_ADDR_TRIES: u8 = 5;
 const RQ_SEGMENTS: usize = 65536;
 
 /// The DSS checksum of a segment's payload (RFC 8684 §3.3.1).
-fn payload_checksum<C: Chunk>(
-    p: &nf_tcp::segment::Gather<C>,
-    dsn: u64,
-    ssn: u32,
-    len: u16,
-) -> u16 {
+fn payload_checksum<C: Chunk>(p: &nf_tcp::segment::Gather<C>, dsn: u64, ssn: u32, len: u16) -> u16 {
     let mut sum = crypto::DssSum::default();
     for c in p.parts() {
         sum.add(c.as_slice());
@@ -798,7 +793,13 @@ impl<C: Chunk> MpConnection<C> {
                             // DSN IDSN + 1), whichever segment carries it
                             // (Linux repeats it on every segment it covers)
                             let ssn = self.subflows[i].tcp.irs() + 1;
-                            self.add_rx_map(i, ssn, 0, usize::from(len), checksum.map(|c| (c, len)));
+                            self.add_rx_map(
+                                i,
+                                ssn,
+                                0,
+                                usize::from(len),
+                                checksum.map(|c| (c, len)),
+                            );
                         }
                     }
                     _ => {}
@@ -1042,28 +1043,22 @@ impl<C: Chunk> MpConnection<C> {
         }
         let off = dsn.wrapping_sub(self.local_idsn.wrapping_add(1));
         let s = &self.subflows[i];
-        let start = s
-            .tx
-            .iter()
-            .find(|m| m.dsn <= off && off < m.dsn + m.len as u64)
-            .map(|m| m.ssn + (off - m.dsn) as usize);
+        let start =
+            s.tx.iter()
+                .find(|m| m.dsn <= off && off < m.dsn + m.len as u64)
+                .map(|m| m.ssn + (off - m.dsn) as usize);
         let Some(start) = start else {
             return false;
         };
         // every mapping from there on is linear in both spaces, and nothing
         // since was handed to another subflow
-        let linear = s
-            .tx
-            .iter()
-            .filter(|m| m.dsn + m.len as u64 > off)
-            .all(|m| {
-                if m.dsn >= off {
-                    (m.ssn - start) as u64 == m.dsn - off
-                } else {
-                    (start - m.ssn) as u64 == off - m.dsn
-                }
-            })
-            && (s.tcp.queued_end() - start) as u64 == self.snd_nxt - off;
+        let linear = s.tx.iter().filter(|m| m.dsn + m.len as u64 > off).all(|m| {
+            if m.dsn >= off {
+                (m.ssn - start) as u64 == m.dsn - off
+            } else {
+                (start - m.ssn) as u64 == off - m.dsn
+            }
+        }) && (s.tcp.queued_end() - start) as u64 == self.snd_nxt - off;
         if !self.alone(i) || off < self.snd_una || off > self.snd_nxt || !linear {
             return false;
         }
@@ -1188,14 +1183,7 @@ impl<C: Chunk> MpConnection<C> {
         }
     }
 
-    fn add_rx_map(
-        &mut self,
-        i: usize,
-        ssn: Seq,
-        dsn: u64,
-        len: usize,
-        csum: Option<(u16, u16)>,
-    ) {
+    fn add_rx_map(&mut self, i: usize, ssn: Seq, dsn: u64, len: usize, csum: Option<(u16, u16)>) {
         let s = &mut self.subflows[i];
         if s.rx_started && (ssn + len).le(s.rx_next) {
             return; // already consumed (a retransmission's mapping)
@@ -2020,9 +2008,9 @@ impl<C: Chunk> MpConnection<C> {
                                 dsn64: true,
                                 ssn,
                                 len,
-                                checksum: self.csum.then(|| {
-                                    payload_checksum(&seg.payload, dsn, ssn, len)
-                                }),
+                                checksum: self
+                                    .csum
+                                    .then(|| payload_checksum(&seg.payload, dsn, ssn, len)),
                             }
                         });
                         // DATA_FIN rides on pure ACKs until acknowledged

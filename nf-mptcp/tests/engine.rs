@@ -460,7 +460,13 @@ fn with_checksums() -> Config {
 /// Client and server established with checksums asked for by `client` /
 /// `server`, "hello" delivered.
 fn established_csum(client: bool, server: bool) -> (u64, Mp, Mp) {
-    let pick = |on| if on { with_checksums() } else { Config::default() };
+    let pick = |on| {
+        if on {
+            with_checksums()
+        } else {
+            Config::default()
+        }
+    };
     let (mut c, mut s) = pair_with(pick(client));
     let mut now = 0;
     c.send(Bytes::from(&b"hello"[..]));
@@ -549,7 +555,15 @@ fn a_failed_checksum_on_the_only_subflow_falls_back_with_an_infinite_mapping() {
     assert_eq!(srv.stats().csum_failures, 1);
     assert_eq!(srv.stats().mp_fail_tx, 1);
     assert!(c.stats().mp_fail_rx >= 1);
-    assert_eq!((c.stats().infinite_tx, srv.stats().infinite_rx), (1, 1), "{}\n{:?}\n{}\n{:?}", c.describe(), c.stats(), srv.describe(), srv.stats());
+    assert_eq!(
+        (c.stats().infinite_tx, srv.stats().infinite_rx),
+        (1, 1),
+        "{}\n{:?}\n{}\n{:?}",
+        c.describe(),
+        c.stats(),
+        srv.describe(),
+        srv.stats()
+    );
     assert!(c.is_fallback() && srv.is_fallback());
     // MP_FAIL rides on the server's ACKs (not a RST), naming the DSN of
     // the failed mapping
@@ -591,12 +605,19 @@ fn a_failed_checksum_on_the_only_subflow_falls_back_with_an_infinite_mapping() {
         .map(|(fc, seg)| (*fc, option_of(seg)))
         .collect();
     assert!(
-        opts.iter().all(|(_, o)| matches!(o, Some(MptcpOption::Dss { mapping: Some(m), .. }) if m.len == 0)),
+        opts.iter().all(
+            |(_, o)| matches!(o, Some(MptcpOption::Dss { mapping: Some(m), .. }) if m.len == 0)
+        ),
         "{opts:?}"
     );
     let tail = &seen[seen.len() - 20..];
     assert!(tail.iter().all(|(_, seg)| seg.hdr.opts.mptcp.is_none()));
-    assert!(c.data_closed() && srv.data_closed(), "{} | {}", c.describe(), srv.describe());
+    assert!(
+        c.data_closed() && srv.data_closed(),
+        "{} | {}",
+        c.describe(),
+        srv.describe()
+    );
 }
 
 #[test]
@@ -609,7 +630,12 @@ fn a_failed_checksum_with_another_subflow_resets_that_subflow_only() {
     assert!(c.subflows()[1].usable());
     let up = data(6, 400_000);
     c.send(Bytes::new(up.clone()));
-    let seen = run(&mut now, &mut c, &mut s, &mut flip_nth(5, |fc, i| fc && i == 1));
+    let seen = run(
+        &mut now,
+        &mut c,
+        &mut s,
+        &mut flip_nth(5, |fc, i| fc && i == 1),
+    );
     let mut srv = s.unwrap();
     assert_eq!(srv.stats().csum_failures, 1);
     // RFC 8684 §3.7: the RST of the failed subflow carries MP_FAIL
