@@ -14,7 +14,9 @@
 //! IPv6 cellular subflow joins via ADD_ADDR and carries the data once
 //! fixed and cellular IPv4 are gone; (g) a closed server port gives the
 //! client a prompt RST; (h) 1,000 short connections in parallel batches
-//! complete and the session table drains to 0.
+//! complete and the session table drains to 0; (i) a client asking for DSS
+//! checksums (net.mptcp.checksum_enabled=1) moves 20 MB each way with no
+//! checksum error, MP_FAIL or fallback on either side.
 
 mod common;
 use common::*;
@@ -368,6 +370,38 @@ fn conversion_point_on_the_lab() {
             "reason=\"server_reset\""
         ) >= 1
     );
+
+    // (i) DSS checksums asked for by the client (RFC 8684 §3.1, §3.3.1)
+    ns_ok("cli", &["sysctl", "-qw", "net.mptcp.checksum_enabled=1"]);
+    let c0 = nstat("cli");
+    let fb0 = metric(&metrics(), "hagw_conv_sessions_fallback_total", "");
+    transfer(
+        &["sink", "5208"],
+        &["send", "198.51.100.2", "5208", "20000000", "--mptcp"],
+        20_000_000,
+    );
+    transfer(
+        &["serve", "5209", "20000000"],
+        &["recv", "198.51.100.2", "5209", "--mptcp"],
+        20_000_000,
+    );
+    ns_ok("cli", &["sysctl", "-qw", "net.mptcp.checksum_enabled=0"]);
+    let c1 = nstat("cli");
+    for bad in [
+        "MPTcpExtDataCsumErr",
+        "MPTcpExtMPFailTx",
+        "MPTcpExtMPFailRx",
+        "MPTcpExtInfiniteMapRx",
+        "MPTcpExtMPCapableFallbackSYNACK",
+    ] {
+        assert_eq!(counter(&c1, bad) - counter(&c0, bad), 0, "{bad}\n{c1}");
+    }
+    assert_eq!(
+        metric(&metrics(), "hagw_conv_sessions_fallback_total", ""),
+        fb0,
+        "no conversion fell back"
+    );
+    assert_eq!(srv_counter("cellular"), 0, "(i): a cellular source leaked");
 
     // (e) with `withdraw = "never"`: the MPTCP listener sees plain TCP.
     let s0 = nstat("srv");

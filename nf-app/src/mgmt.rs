@@ -295,11 +295,16 @@ fn render_conversion(
     .with_label_values(&[])
     .set(sum(&|w| w.conv.sessions_active.get()) as i64);
     type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
-    let simple: [(&str, &str, Read); 10] = [
+    let simple: [(&str, &str, Read); 11] = [
         (
             "hagw_conv_segments_after_close_total",
             "Late client packets of ended sessions, dropped (never sent to the server)",
             &|w| w.conv.segments_after_close.get(),
+        ),
+        (
+            "hagw_conv_segments_no_session_total",
+            "MPTCP subflow segments from the access that match no session: RST, never routed",
+            &|w| w.conv.segments_no_session.get(),
         ),
         (
             "hagw_conv_sessions_evicted_total",

@@ -140,6 +140,10 @@ pub struct ConvStats {
     pub segments_malformed: Counter,
     /// Late client packets of ended sessions, dropped.
     pub segments_after_close: Counter,
+    /// MPTCP subflow segments from the access that belong to no session
+    /// (hagw restarted, or the session ended long ago): answered with a
+    /// RST, never routed.
+    pub segments_no_session: Counter,
 }
 
 /// One live session, as `GET /sessions` lists it.

@@ -331,6 +331,9 @@ impl Converter {
                     self.stats.conv.segments_after_close.inc();
                     return Verdict::Consumed;
                 }
+                if access && !syn && !local && self.policy.matches(p.src, p.dst, p.dport) {
+                    return self.no_session(side.unwrap_or(Side::Fixed), ip, &p);
+                }
                 if !access || !syn {
                     return Verdict::Pass;
                 }
@@ -441,6 +444,59 @@ impl Converter {
             }
             _ => Verdict::Pass,
         }
+    }
+
+    /// A segment from the access, in the conversion policy, of no session
+    /// and no recent one. Plain TCP is routed (a client that did not ask
+    /// for MPTCP is not converted). A segment with an MPTCP option belongs
+    /// to a connection hagw converted and forgot (it restarted, or the
+    /// session ended long ago): routing it would put the subscriber's
+    /// access address in front of the server, past the NAT. It is answered
+    /// with a RST (RFC 9293 §3.10.7.1, a segment of no connection; the
+    /// client's stale subflow ends) and counted; a RST is dropped.
+    fn no_session(&mut self, side: Side, ip: &[u8], p: &Peek) -> Verdict {
+        let Some(seg) = ip.get(p.l4..).and_then(|t| {
+            nf_tcp::wirefmt::parse(t, Some((p.src, p.dst)), |s: &[u8]| Bytes::from(s)).ok()
+        }) else {
+            return Verdict::Pass;
+        };
+        if seg.hdr.opts.mptcp.is_none() {
+            return Verdict::Pass;
+        }
+        self.stats.conv.segments_no_session.inc();
+        let h = seg.hdr;
+        if h.rst() {
+            return Verdict::Consumed;
+        }
+        let len = nf_core::chunk::Chunk::len(&seg.payload) + usize::from(h.fin());
+        let hdr = if h.ack_flag() {
+            Header {
+                src_port: h.dst_port,
+                dst_port: h.src_port,
+                seq: h.ack,
+                flags: flags::RST,
+                ..Default::default()
+            }
+        } else {
+            Header {
+                src_port: h.dst_port,
+                dst_port: h.src_port,
+                seq: Seq(0),
+                ack: h.seq + len,
+                flags: flags::RST | flags::ACK,
+                ..Default::default()
+            }
+        };
+        self.out.push(Outgoing {
+            src: p.dst,
+            dst: p.src,
+            seg: Segment {
+                hdr,
+                payload: Gather::default(),
+            },
+            side,
+        });
+        Verdict::Consumed
     }
 
     /// RST answering an MP_JOIN SYN we refuse (RFC 8684 §3.2), counted by

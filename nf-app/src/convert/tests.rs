@@ -615,3 +615,43 @@ fn late_client_packets_of_an_ended_session_never_reach_the_server() {
     assert_eq!(lab.stats().conv.segments_after_close.get(), 2);
     assert_eq!(lab.server.sources.len(), before);
 }
+
+#[test]
+fn an_mptcp_segment_of_no_session_is_reset_not_routed() {
+    // hagw restarted: a client's subflow of a session it no longer knows
+    // sends a FIN (with its DSS). Routed, it would show the server the
+    // cellular address; it gets a RST instead. Plain TCP still routes.
+    let mut lab = ConvLab::new(CONV, 20);
+    let dss = MptcpOption::Dss {
+        data_fin: false,
+        data_ack: Some(77),
+        ack64: true,
+        mapping: None,
+    };
+    let fin = nf_core::wire::tcp::flags::FIN | nf_core::wire::tcp::flags::ACK;
+    let seg = to_server(34027, 1000, 5000, fin, Some(dss));
+    lab.inject(1, IpAddr::V4(CELL), IpAddr::V4(SERVER), &seg);
+    lab.pipe.poll_conversion(lab.now);
+    assert_eq!(lab.pipe.tx_queue(2).map_or(0, |q| q.len()), 0, "not routed");
+    assert_eq!(lab.stats().conv.segments_no_session.get(), 1);
+    let rst = lab
+        .pipe
+        .tx_queue(1)
+        .and_then(|q| q.first().cloned())
+        .expect("a RST toward the client");
+    let ip = &nf_core::PacketBuf::data(&rst)[14..];
+    let tcp = &ip[usize::from(ip[0] & 0x0f) * 4..];
+    assert_eq!(u16::from_be_bytes([tcp[0], tcp[1]]), 5201);
+    assert_eq!(u16::from_be_bytes([tcp[2], tcp[3]]), 34027);
+    assert_eq!(
+        u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        5000,
+        "seq = its ACK"
+    );
+    assert_eq!(tcp[13] & 0x04, 0x04, "RST");
+    // a plain TCP segment of no session is routed as before
+    let plain = to_server(40100, 1000, 5000, nf_core::wire::tcp::flags::ACK, None);
+    lab.inject(0, IpAddr::V4(FIXED), IpAddr::V4(SERVER), &plain);
+    assert_eq!(lab.pipe.tx_queue(2).map_or(0, |q| q.len()), 1, "routed");
+    assert_eq!(lab.stats().conv.segments_no_session.get(), 1);
+}
