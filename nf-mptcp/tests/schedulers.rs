@@ -26,13 +26,27 @@ fn min_rtt_aggregates_both_paths() {
     let mut s = setup(7, bytes, || Box::new(MinRtt));
     let g = upload(&mut s, bytes);
     let (fixed, cell) = shares(&s);
+    // What the two links can carry as data: 70 Mbit/s times the payload
+    // share of a full-size segment on the wire (IP, TCP and its options:
+    // timestamps and the DSS mapping take about 5 %).
+    let (payload, wire) = s.client.largest;
+    let capacity = 70e6 * payload as f64 / wire as f64;
     println!(
-        "min-rtt: {:.2} Mbit/s goodput = {:.3} of 70 Mbit/s; fixed {fixed} B, cellular {cell} B",
+        "min-rtt: {:.2} Mbit/s goodput = {:.3} of the {:.2} Mbit/s the paths carry as data \
+         ({payload} of {wire} B per segment), {:.3} of the 70 Mbit/s link rates; \
+         fixed {fixed} B, cellular {cell} B",
         g / 1e6,
+        g / capacity,
+        capacity / 1e6,
         g / 70e6
     );
     assert!(cell > bytes / 10, "cellular carries a real share");
-    assert!(g >= 0.85 * 70e6, "goodput {:.2} Mbit/s", g / 1e6);
+    assert!(
+        g >= 0.9 * capacity,
+        "goodput {:.2} Mbit/s of {:.2}",
+        g / 1e6,
+        capacity / 1e6
+    );
 }
 
 #[test]

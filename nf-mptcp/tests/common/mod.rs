@@ -110,6 +110,8 @@ pub struct Client {
     pub out: [LinkId; 2],
     pub app: App,
     pub joined: bool,
+    /// The largest segment sent: (payload bytes, bytes on the wire).
+    pub largest: (usize, usize),
 }
 
 impl Node<Pkt> for Client {
@@ -129,14 +131,15 @@ impl Node<Pkt> for Client {
     fn transmit(&mut self, now: Time, out: &mut dyn FnMut(LinkId, Pkt)) {
         self.app.pump(now, &mut self.conn);
         while let Some((i, s)) = self.conn.poll_transmit(now) {
-            out(
-                self.out[i],
-                Pkt {
-                    bytes: nf_tcp::wirefmt::emit(&s, CLI[i], SRV),
-                    src: CLI[i],
-                    dst: SRV,
-                },
-            );
+            let p = Pkt {
+                bytes: nf_tcp::wirefmt::emit(&s, CLI[i], SRV),
+                src: CLI[i],
+                dst: SRV,
+            };
+            if s.payload.len() > self.largest.0 {
+                self.largest = (s.payload.len(), p.wire_len());
+            }
+            out(self.out[i], p);
         }
     }
     fn next_timeout(&self) -> Option<Time> {
@@ -291,6 +294,7 @@ pub fn setup_with(seed: u64, bytes: u64, sched: fn() -> Box<dyn Scheduler>, cfg:
             out: [up0, up1],
             app: app(0x11, 0x22),
             joined: false,
+            largest: (0, 0),
         },
         server: Server {
             conn: None,
