@@ -71,10 +71,11 @@ fn inc(s: &Segment<Bytes>, payload: &Bytes) -> Incoming<Bytes> {
     }
 }
 
-fn established() -> (MpConnection<Bytes>, MpConnection<Bytes>) {
+fn established(checksum: bool) -> (MpConnection<Bytes>, MpConnection<Bytes>) {
     let cfg = Config {
         send_buffer: 1 << 30,
         recv_buffer: 1 << 30,
+        checksum,
         ..Config::default()
     };
     let mut c = MpConnection::client(
@@ -106,6 +107,7 @@ fn established() -> (MpConnection<Bytes>, MpConnection<Bytes>) {
         }
     }
     assert!(c.is_established() && s.is_established());
+    assert_eq!(c.checksums(), checksum);
     (c, s)
 }
 
@@ -114,45 +116,51 @@ fn data_level(c: &mut Criterion) {
     let mut g = c.benchmark_group("mptcp_data_level");
     g.throughput(Throughput::Elements(1));
     // sender: mapping + DSS decoration per segment; receiver: mapping
-    // lookup, data-level reassembly, DATA_ACK per segment
-    g.bench_function("send_and_receive_per_segment", |b| {
-        b.iter_custom(|n| {
-            let mut total = Duration::ZERO;
-            let mut left = n;
-            while left > 0 {
-                let batch = left.min(50_000);
-                left -= batch;
-                let (mut c, mut s) = established();
-                c.send(big.slice(0, (batch as usize) * 1400));
-                let mut now = 100;
-                let mut segs = 0u64;
-                let t = Instant::now();
-                while segs < batch {
-                    now += 1;
-                    let mut moved = false;
-                    while let Some((i, seg)) = c.poll_transmit(now) {
-                        moved = true;
-                        if !seg.payload.is_empty() {
-                            segs += 1;
+    // lookup, data-level reassembly, DATA_ACK per segment; with DSS
+    // checksums, each side also sums the 1400-byte payload
+    for (name, checksum) in [
+        ("send_and_receive_per_segment", false),
+        ("send_and_receive_per_segment_checksummed", true),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|n| {
+                let mut total = Duration::ZERO;
+                let mut left = n;
+                while left > 0 {
+                    let batch = left.min(50_000);
+                    left -= batch;
+                    let (mut c, mut s) = established(checksum);
+                    c.send(big.slice(0, (batch as usize) * 1400));
+                    let mut now = 100;
+                    let mut segs = 0u64;
+                    let t = Instant::now();
+                    while segs < batch {
+                        now += 1;
+                        let mut moved = false;
+                        while let Some((i, seg)) = c.poll_transmit(now) {
+                            moved = true;
+                            if !seg.payload.is_empty() {
+                                segs += 1;
+                            }
+                            s.handle_segment(now, i, inc(&seg, &big));
                         }
-                        s.handle_segment(now, i, inc(&seg, &big));
+                        while let Some(d) = s.recv() {
+                            black_box(d.len());
+                        }
+                        while let Some((i, seg)) = s.poll_transmit(now) {
+                            moved = true;
+                            c.handle_segment(now, i, inc(&seg, &big));
+                        }
+                        if !moved {
+                            break;
+                        }
                     }
-                    while let Some(d) = s.recv() {
-                        black_box(d.len());
-                    }
-                    while let Some((i, seg)) = s.poll_transmit(now) {
-                        moved = true;
-                        c.handle_segment(now, i, inc(&seg, &big));
-                    }
-                    if !moved {
-                        break;
-                    }
+                    total += t.elapsed() * batch as u32 / segs.max(1) as u32;
                 }
-                total += t.elapsed() * batch as u32 / segs.max(1) as u32;
-            }
-            total
-        })
-    });
+                total
+            })
+        });
+    }
     g.finish();
 }
 
