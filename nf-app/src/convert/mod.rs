@@ -888,6 +888,16 @@ impl Converter {
 
     /// Runs what is due: sessions touched by input, expired timers, idle
     /// timeouts, and the periodic publication for `/sessions`.
+    /// When `poll` next has timer work: a session's timer or the idle
+    /// scan (a dirty session is driven by the next `poll` in any case).
+    pub fn next_timeout(&self) -> Time {
+        self.timers
+            .peek()
+            .map_or(self.next_idle_scan, |Reverse((t, _))| {
+                (*t).min(self.next_idle_scan)
+            })
+    }
+
     pub fn poll(&mut self, now: Time) {
         while let Some(&Reverse((t, sid))) = self.timers.peek() {
             if t > now {

@@ -655,3 +655,21 @@ fn an_mptcp_segment_of_no_session_is_reset_not_routed() {
     assert_eq!(lab.pipe.tx_queue(2).map_or(0, |q| q.len()), 1, "routed");
     assert_eq!(lab.stats().conv.segments_no_session.get(), 1);
 }
+
+#[test]
+fn a_lab_that_skips_idle_time_converts_and_drains_the_same() {
+    // the benchmark's mode: jumps to the next timer when nothing moves
+    for skip in [false, true] {
+        let mut lab = ConvLab::new(CONV, 21);
+        lab.skip_idle = skip;
+        let cs: Vec<usize> = (0..8)
+            .map(|_| lab.connect(5201, Workload::echo(20_000, true)))
+            .collect();
+        assert!(lab.run_until(20 * SEC, |l| cs.iter().all(|&c| l.clients[c].finished())));
+        assert!(cs
+            .iter()
+            .all(|&c| lab.clients[c].received == 20_000 && !lab.clients[c].corrupt));
+        assert!(drained(&mut lab), "skip_idle {skip}");
+        assert_eq!(lab.stats().conv.sessions_closed.get(), 8);
+    }
+}
