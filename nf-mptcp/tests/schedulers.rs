@@ -22,7 +22,7 @@ fn shares(s: &Setup) -> (u64, u64) {
 
 #[test]
 fn min_rtt_aggregates_both_paths() {
-    let bytes = 40 << 20;
+    let bytes = 100 << 20;
     let mut s = setup(7, bytes, || Box::new(MinRtt));
     let g = upload(&mut s, bytes);
     let (fixed, cell) = shares(&s);
