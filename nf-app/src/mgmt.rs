@@ -295,7 +295,7 @@ fn render_conversion(
     .with_label_values(&[])
     .set(sum(&|w| w.conv.sessions_active.get()) as i64);
     type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
-    let simple: [(&str, &str, Read); 11] = [
+    let simple: [(&str, &str, Read); 14] = [
         (
             "hagw_conv_segments_after_close_total",
             "Late client packets of ended sessions, dropped (never sent to the server)",
@@ -305,6 +305,21 @@ fn render_conversion(
             "hagw_conv_segments_no_session_total",
             "MPTCP subflow segments from the access that match no session: RST, never routed",
             &|w| w.conv.segments_no_session.get(),
+        ),
+        (
+            "hagw_conv_syn_cookies_sent_total",
+            "Cookie SYN/ACKs sent: the half-open budget was spent (SYN flood)",
+            &|w| w.conv.syn_cookies_sent.get(),
+        ),
+        (
+            "hagw_conv_syn_cookies_accepted_total",
+            "Third ACKs that proved a SYN cookie: sessions opened statelessly",
+            &|w| w.conv.syn_cookies_accepted.get(),
+        ),
+        (
+            "hagw_conv_syn_cookies_invalid_total",
+            "MP_CAPABLE ACKs of no session that were not a valid cookie",
+            &|w| w.conv.syn_cookies_invalid.get(),
         ),
         (
             "hagw_conv_sessions_evicted_total",

@@ -144,6 +144,12 @@ pub struct ConvStats {
     /// (hagw restarted, or the session ended long ago): answered with a
     /// RST, never routed.
     pub segments_no_session: Counter,
+    /// SYN cookies (RFC 4987 §3.6): SYN/ACKs sent once the half-open
+    /// budget is spent, third ACKs that proved a cookie, and ACKs that
+    /// looked like one and did not.
+    pub syn_cookies_sent: Counter,
+    pub syn_cookies_accepted: Counter,
+    pub syn_cookies_invalid: Counter,
 }
 
 /// One live session, as `GET /sessions` lists it.

@@ -16,6 +16,7 @@
 //! The converter is sans-IO like the engines: the pipeline hands it IP
 //! packets and sends what it queues; timers run from `poll`.
 
+pub mod cookie;
 pub mod emit;
 pub mod keys;
 pub mod nat;
@@ -115,6 +116,7 @@ pub struct Converter {
     policy: Policy,
     nat: Nat,
     keys: KeyGen,
+    cookies: cookie::Cookies,
     tcp_cfg: nf_tcp::Config,
     mp_cfg: MpConfig,
     sessions: Vec<Option<Session>>,
@@ -150,7 +152,8 @@ fn side_index(s: Side) -> usize {
 }
 
 impl Converter {
-    pub fn new(policy: Policy, keys: KeyGen, stats: Arc<WorkerStats>) -> Converter {
+    pub fn new(policy: Policy, mut keys: KeyGen, stats: Arc<WorkerStats>) -> Converter {
+        let cookies = cookie::Cookies::new((keys.next_u64(), keys.next_u64()));
         let buf = policy.session_buffer.max(64 * 1024);
         let tcp_cfg = nf_tcp::Config {
             send_buffer: buf,
@@ -170,6 +173,7 @@ impl Converter {
         Converter {
             nat: Nat::new(&policy),
             keys,
+            cookies,
             tcp_cfg,
             mp_cfg,
             sessions: Vec::new(),
@@ -332,7 +336,13 @@ impl Converter {
                     return Verdict::Consumed;
                 }
                 if access && !syn && !local && self.policy.matches(p.src, p.dst, p.dport) {
-                    return self.no_session(side.unwrap_or(Side::Fixed), ip, &p);
+                    let side = side.unwrap_or(Side::Fixed);
+                    if p.flags & (flags::ACK | flags::RST) == flags::ACK {
+                        if let Some(v) = self.cookie_ack(now, side, ip, &p) {
+                            return v;
+                        }
+                    }
+                    return self.no_session(side, ip, &p);
                 }
                 if !access || !syn {
                     return Verdict::Pass;
@@ -468,7 +478,13 @@ impl Converter {
         if h.rst() {
             return Verdict::Consumed;
         }
-        let len = nf_core::chunk::Chunk::len(&seg.payload) + usize::from(h.fin());
+        self.reset_segment(side, p, &h, nf_core::chunk::Chunk::len(&seg.payload))
+    }
+
+    /// A RST answering segment `h` (with `payload` bytes) of no connection
+    /// (RFC 9293 §3.10.7.1).
+    fn reset_segment(&mut self, side: Side, p: &Peek, h: &Header, payload: usize) -> Verdict {
+        let len = payload + usize::from(h.fin());
         let hdr = if h.ack_flag() {
             Header {
                 src_port: h.dst_port,
@@ -569,18 +585,39 @@ impl Converter {
             return self.refuse_syn(side, p, &syn.hdr, Refuse::HalfOpenLimit);
         }
         let budget = (self.policy.max_sessions / HALF_OPEN_SHARE).max(16);
-        if self.half_open >= budget && !self.evict_half_open(now) {
-            return self.refuse_syn(side, p, &syn.hdr, Refuse::HalfOpenLimit);
+        if self.half_open >= budget {
+            // RFC 4987 §3.6: a SYN flood spent the half-open budget; the
+            // client gets a cookie SYN/ACK and hagw keeps nothing
+            return self.send_cookie(now, side, p, &syn.hdr);
         }
         if self.active >= self.policy.max_sessions && !self.evict_half_open(now) {
             return self.refuse_syn(side, p, &syn.hdr, Refuse::TableFull);
         }
+        let hdr = syn.hdr;
+        if let Err(why) = self.create_session(now, side, p, syn, None, None) {
+            self.refuse_syn(side, p, &hdr, why);
+        }
+    }
+
+    /// A session for the client's SYN `syn`: NAT binding and the SYN
+    /// toward the server (`srv_syn` when it differs from the client's).
+    /// `mp`: the client's side, already established by a cookie; else the
+    /// session is half-open until the server answers.
+    fn create_session(
+        &mut self,
+        now: Time,
+        side: Side,
+        p: &Peek,
+        syn: Incoming<Bytes>,
+        srv_syn: Option<Header>,
+        mp: Option<MpConnection<Bytes>>,
+    ) -> Result<usize, Refuse> {
         let subscriber = self.policy.subscriber_of(p.src).map(|s| s.fixed);
         let sub = subscriber.unwrap_or(p.src);
         if self.by_subscriber.get(&sub).copied().unwrap_or(0)
             >= self.policy.max_sessions_per_subscriber
         {
-            return self.refuse_syn(side, p, &syn.hdr, Refuse::SubscriberLimit);
+            return Err(Refuse::SubscriberLimit);
         }
         let fixed_source = match self.policy.nat {
             crate::config::NatSource::SubscriberFixed => {
@@ -591,18 +628,14 @@ impl Converter {
         };
         let nat = match self.nat.bind(sub, fixed_source, p.sport, p.dst) {
             Ok(n) => n,
-            Err(NatError::NoSource) => {
-                return self.refuse_syn(side, p, &syn.hdr, Refuse::NoNatSource)
-            }
-            Err(NatError::Exhausted) => {
-                return self.refuse_syn(side, p, &syn.hdr, Refuse::NatPortsExhausted)
-            }
+            Err(NatError::NoSource) => return Err(Refuse::NoNatSource),
+            Err(NatError::Exhausted) => return Err(Refuse::NatPortsExhausted),
         };
         let cfg = nf_tcp::Config {
             mss: self.mss_for(Side::Internet, p.dst.is_ipv4()),
             ..self.tcp_cfg
         };
-        let srv = Connection::connect_as(cfg, now, nat.1, &syn.hdr);
+        let srv = Connection::connect_as(cfg, now, nat.1, srv_syn.as_ref().unwrap_or(&syn.hdr));
         let path = Path {
             client: (p.src, p.sport),
             gw: (p.dst, p.dport),
@@ -611,7 +644,17 @@ impl Converter {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let s = Session::new(id, sub, (p.dst, p.dport), nat, now, syn, srv, path);
+        let mut s = Session::new(id, sub, (p.dst, p.dport), nat, now, syn, srv, path);
+        let token = mp.as_ref().map(MpConnection::local_token);
+        if let Some(m) = mp {
+            s.syn = None;
+            s.half_open = false;
+            s.mp = Some(m);
+            if let Some(p) = s.paths.first_mut() {
+                p.live = true;
+            }
+            self.stats.conv.subflows.inc(side_index(side));
+        }
         let sid = match self.free.pop() {
             Some(i) => {
                 self.sessions[i] = Some(s);
@@ -629,24 +672,190 @@ impl Converter {
             .insert(FlowKey::new((p.dst, p.dport), nat), Flow::Server { sid });
         self.active += 1;
         *self.by_subscriber.entry(sub).or_insert(0) += 1;
-        self.half_open += 1;
-        self.half_open_fifo.push_back((sid, id));
-        if self.half_open_fifo.len() > 2 * budget {
-            // drop the entries of sessions no longer half-open
-            let sessions = &self.sessions;
-            self.half_open_fifo.retain(|&(sid, id)| {
-                sessions
-                    .get(sid)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|s| s.id == id && s.half_open)
-            });
+        match token {
+            Some(t) => {
+                self.tokens.insert(t, sid);
+            }
+            None => {
+                self.half_open += 1;
+                self.half_open_fifo.push_back((sid, id));
+                let budget = (self.policy.max_sessions / HALF_OPEN_SHARE).max(16);
+                if self.half_open_fifo.len() > 2 * budget {
+                    // drop the entries of sessions no longer half-open
+                    let sessions = &self.sessions;
+                    self.half_open_fifo.retain(|&(sid, id)| {
+                        sessions
+                            .get(sid)
+                            .and_then(Option::as_ref)
+                            .is_some_and(|s| s.id == id && s.half_open)
+                    });
+                }
+                *self.half_open_by_src.entry(p.src).or_insert(0) += 1;
+            }
         }
-        *self.half_open_by_src.entry(p.src).or_insert(0) += 1;
         let st = &self.stats.conv;
         st.sessions_created.inc();
         st.sessions_active.set(self.active as u64);
         st.nat_ports_in_use.set(self.nat.in_use() as u64);
         self.touch(sid);
+        Ok(sid)
+    }
+
+    /// The SYN hagw remembers for a cookie: the client's ISN, the MSS the
+    /// cookie carries and MP_CAPABLE (checksums if the client asked); no
+    /// window scaling, SACK or timestamps (RFC 4987 §3.6).
+    fn cookie_syn(h: &Header, seq: Seq, mss: u16, checksum: bool) -> Header {
+        let mut opts = nf_tcp::Opts {
+            mss: Some(mss),
+            ..Default::default()
+        };
+        let o = MptcpOption::Capable {
+            version: 1,
+            flags: nf_mptcp::options::CapFlags(
+                nf_mptcp::options::CapFlags::H
+                    | if checksum {
+                        nf_mptcp::options::CapFlags::A
+                    } else {
+                        0
+                    },
+            ),
+            sender_key: None,
+            receiver_key: None,
+            data_len: None,
+            checksum: None,
+        };
+        let mut raw = [0u8; 40];
+        let n = o.emit(&mut raw);
+        opts.mptcp = nf_tcp::RawOpt::new(&raw[..n]);
+        Header {
+            src_port: h.src_port,
+            dst_port: h.dst_port,
+            seq,
+            flags: flags::SYN,
+            window: h.window,
+            opts,
+            ..Default::default()
+        }
+    }
+
+    /// Answers an MP_CAPABLE SYN with a cookie SYN/ACK, keeping no state.
+    fn send_cookie(&mut self, now: Time, side: Side, p: &Peek, syn: &Header) {
+        let checksum = syn
+            .opts
+            .mptcp
+            .and_then(|o| MptcpOption::parse(o.as_slice(), true, false).ok())
+            .is_some_and(|o| matches!(o, MptcpOption::Capable { flags, .. } if flags.checksum()));
+        let t = cookie::Tuple {
+            client: (p.src, p.sport),
+            server: (p.dst, p.dport),
+        };
+        let (isn, mss) = self.cookies.make(
+            now,
+            &t,
+            syn.seq,
+            syn.opts.mss.unwrap_or(536),
+            checksum,
+        );
+        let secrets = Secrets {
+            key: self.cookies.key(&t, isn),
+            seed: 0,
+        };
+        let hdr = Self::cookie_syn(syn, syn.seq, mss, checksum);
+        let syn = Incoming {
+            hdr,
+            payload: Bytes::empty(),
+        };
+        let role = policy::path_role(side == Side::Fixed);
+        let sched = self.policy.new_scheduler();
+        let Some(mut mp) = MpConnection::server(self.mp_cfg, secrets, &syn, isn, role, sched)
+        else {
+            return;
+        };
+        if let Some((_, seg)) = mp.poll_transmit(now) {
+            self.stats.conv.syn_cookies_sent.inc();
+            self.out.push(Outgoing {
+                src: p.dst,
+                dst: p.src,
+                seg,
+                side,
+            });
+        }
+    }
+
+    /// The third ACK of a cookie SYN/ACK (MP_CAPABLE with both keys, ours
+    /// derived from the cookie): the client is real; the session starts
+    /// with its MPTCP side established and the SYN goes to the server. None
+    /// when it is not a valid cookie ACK.
+    fn cookie_ack(&mut self, now: Time, side: Side, ip: &[u8], p: &Peek) -> Option<Verdict> {
+        let seg = ip.get(p.l4..).and_then(|t| {
+            nf_tcp::wirefmt::parse(t, Some((p.src, p.dst)), |s: &[u8]| Bytes::from(s)).ok()
+        })?;
+        let h = seg.hdr;
+        let Some(Ok(MptcpOption::Capable {
+            sender_key: Some(_),
+            receiver_key: Some(ours),
+            ..
+        })) = h
+            .opts
+            .mptcp
+            .map(|o| MptcpOption::parse(o.as_slice(), false, true))
+        else {
+            return None;
+        };
+        let t = cookie::Tuple {
+            client: (p.src, p.sport),
+            server: (p.dst, p.dport),
+        };
+        let isn = Seq(h.ack.0.wrapping_sub(1));
+        let client_isn = Seq(h.seq.0.wrapping_sub(1));
+        let valid = self
+            .cookies
+            .check(now, &t, client_isn, isn)
+            .filter(|_| ours == self.cookies.key(&t, isn));
+        let Some(ck) = valid else {
+            self.stats.conv.syn_cookies_invalid.inc();
+            return None;
+        };
+        let secrets = Secrets {
+            key: ours,
+            seed: self.keys.next_u64(),
+        };
+        let syn = Incoming {
+            hdr: Self::cookie_syn(&h, client_isn, ck.mss, ck.checksum),
+            payload: Bytes::empty(),
+        };
+        let role = policy::path_role(side == Side::Fixed);
+        let sched = self.policy.new_scheduler();
+        let mut mp = MpConnection::server(self.mp_cfg, secrets, &syn, isn, role, sched)?;
+        // the SYN/ACK went out statelessly before; now the ACK
+        let _ = mp.poll_transmit(now);
+        mp.handle_segment(now, 0, seg);
+        if !mp.is_established() {
+            self.stats.conv.syn_cookies_invalid.inc();
+            return None;
+        }
+        if self.active >= self.policy.max_sessions && !self.evict_half_open(now) {
+            self.stats.conv.refused.inc(Refuse::TableFull as usize);
+            return Some(self.reset_segment(side, p, &h, 0));
+        }
+        // toward the server hagw offers its own options (nothing of the
+        // client's SYN to mirror: it is terminated in any case)
+        let mut srv_syn = syn.hdr;
+        srv_syn.opts.mptcp = None;
+        srv_syn.opts.wscale = Some(7);
+        srv_syn.opts.sack_perm = true;
+        srv_syn.opts.ts = Some(((now / 1_000_000) as u32, 0));
+        srv_syn.opts.mss = None;
+        match self.create_session(now, side, p, syn, Some(srv_syn), Some(mp)) {
+            Ok(_) => {
+                self.stats.conv.syn_cookies_accepted.inc();
+                Some(Verdict::Consumed)
+            }
+            Err(why) => {
+                self.stats.conv.refused.inc(why as usize);
+                Some(self.reset_segment(side, p, &h, 0))
+            }
+        }
     }
 
     /// The server's key when its SYN/ACK carries MP_CAPABLE, the session
@@ -655,6 +864,7 @@ impl Converter {
         let s = self.sessions.get(sid).and_then(Option::as_ref)?;
         if !self.policy.withdraw
             || s.phase != Phase::Connecting
+            || s.mp.is_some()
             || !(seg.hdr.syn() && seg.hdr.ack_flag())
             || seg.hdr.ack != s.srv.iss() + 1
         {
@@ -694,6 +904,11 @@ impl Converter {
         s.srv.handle_segment(now, seg);
         if s.srv.state() != nf_tcp::State::Established {
             // not acceptable (wrong ACK): the engine answered it
+            return self.touch(sid);
+        }
+        if s.mp.is_some() {
+            // a cookie's session: the client's side is up already
+            s.phase = Phase::Converted;
             return self.touch(sid);
         }
         let Some(syn) = s.syn.take() else { return };

@@ -194,7 +194,7 @@ impl Session {
             match e {
                 TcpEvent::PeerClosed => self.peer_fin_srv = true,
                 TcpEvent::Reset | TcpEvent::TimedOut => {
-                    if self.phase == Phase::Connecting {
+                    if self.phase == Phase::Connecting && self.mp.is_none() {
                         failed = Some(e);
                     } else if let Some(m) = self.mp.as_mut() {
                         // RFC 8684 §3.5: the server's reset ends the

@@ -522,8 +522,8 @@ fn a_subscriber_is_capped_at_its_own_session_limit() {
 }
 
 #[test]
-fn a_spoofed_syn_flood_evicts_half_open_sessions_and_real_clients_get_through() {
-    // a table of 256: a half-open budget of 64
+fn a_spoofed_syn_flood_gets_syn_cookies_and_real_clients_get_through() {
+    // a table of 256: a half-open budget of 64, then SYN cookies
     let conf = CONV.replace("enabled = true", "enabled = true\nmax_sessions = 256");
     let mut lab = ConvLab::new(&conf, 17);
     let flood = |lab: &mut ConvLab, k: u16| {
@@ -542,24 +542,57 @@ fn a_spoofed_syn_flood_evicts_half_open_sessions_and_real_clients_get_through() 
         flood(&mut lab, k);
         lab.step(100_000);
     }
-    // mid-flood (one more SYN every 100 us), a real client connects and
-    // completes its transfer
-    let c = lab.connect(5201, Workload::echo(20_000, true));
+    let st = &lab.stats().conv;
+    assert!(st.syn_cookies_sent.get() >= 200, "{}", st.syn_cookies_sent.get());
+    // the cookies cost no state: the table holds the budget's 64
+    assert_eq!(lab.sessions(), 64);
+    // mid-flood (one more SYN every 100 us), a real client connects with a
+    // cookie and completes its transfer, cellular subflow included
+    let c = lab.connect(5201, Workload::echo(200_000, true));
     let mut k = 300u16;
-    while !lab.clients[c].finished() && k < 3000 {
+    while !lab.clients[c].finished() && k < 30000 {
         flood(&mut lab, k);
         lab.step(100_000);
         k += 1;
     }
     assert!(lab.clients[c].finished(), "after {} flood SYNs", k - 300);
-    assert!(!lab.clients[c].refused && !lab.clients[c].corrupt);
+    let cl = &lab.clients[c];
+    assert!(!cl.refused && !cl.corrupt);
+    assert_eq!(cl.received, 200_000);
+    assert_eq!(cl.mp.subflows().len(), 2, "the cellular subflow joined");
     let st = &lab.stats().conv;
-    assert!(
-        st.sessions_evicted.get() > 100,
-        "evicted {}",
-        st.sessions_evicted.get()
-    );
+    assert_eq!(st.syn_cookies_accepted.get(), 1);
+    assert_eq!(st.syn_cookies_invalid.get(), 0);
     assert!(lab.sessions() <= 256);
+    // the server saw the subscriber's fixed address, as for any session
+    assert!(lab.server.sources.iter().all(|a| *a != IpAddr::V4(CELL)));
+}
+
+#[test]
+fn an_ack_with_a_forged_cookie_opens_nothing() {
+    let conf = CONV.replace("enabled = true", "enabled = true\nmax_sessions = 64");
+    let mut lab = ConvLab::new(&conf, 22);
+    let ack = to_server(
+        41000,
+        1001,
+        0x1234_5678,
+        nf_core::wire::tcp::flags::ACK,
+        Some(MptcpOption::Capable {
+            version: 1,
+            flags: nf_mptcp::options::CapFlags(nf_mptcp::options::CapFlags::H),
+            sender_key: Some(7),
+            receiver_key: Some(8),
+            data_len: None,
+            checksum: None,
+        }),
+    );
+    lab.inject(0, IpAddr::V4(FIXED), IpAddr::V4(SERVER), &ack);
+    lab.pipe.poll_conversion(lab.now);
+    let st = &lab.stats().conv;
+    assert_eq!(st.syn_cookies_invalid.get(), 1);
+    assert_eq!(st.segments_no_session.get(), 1, "answered with a RST");
+    assert_eq!(lab.sessions(), 0);
+    assert_eq!(lab.pipe.tx_queue(2).map_or(0, |q| q.len()), 0, "nothing to the server");
 }
 
 #[test]
