@@ -12,6 +12,8 @@
                                     COUNT connections, PARALLEL at a time, each echoing BYTES;
                                     print "ok COUNT", exit 1 on any failure
   xfer.py refused HOST PORT         connect; expect a RST; print the milliseconds it took
+  xfer.py synflood HOST PORT COUNT  COUNT MP_CAPABLE SYNs from spoofed sources (192.0.2.100-199,
+                                    raw socket, root); print "sent COUNT"
 Add --mptcp to use IPPROTO_MPTCP (262); --v6 makes the client socket dual-stack
 (AF_INET6, IPv4 as ::ffff:a.b.c.d) so the kernel may add IPv6 subflows.
 Servers print "peer ADDRESS" on stderr for every connection they accept.
@@ -136,6 +138,38 @@ def many_client(host, port, count, parallel, nbytes, mptcp):
         sys.exit(1)
     print("ok", count)
 
+def csum16(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(int.from_bytes(b[i:i + 2], "big") for i in range(0, len(b), 2))
+    while t > 0xffff:
+        t = (t & 0xffff) + (t >> 16)
+    return (~t) & 0xffff
+
+def synflood(host, port, count):
+    """MP_CAPABLE v1 SYNs (RFC 8684 3.1) from spoofed sources, as a flood
+    would send them: nobody answers their SYN/ACKs."""
+    import random, struct
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    raw.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+    dst = socket.inet_aton(host)
+    rnd = random.Random(7)
+    for k in range(count):
+        src = socket.inet_aton("192.0.2.%d" % (100 + k % 100))
+        sport = 20000 + k
+        # MSS 1460, SACK permitted, MP_CAPABLE v1 (flags: H), padding
+        opts = bytes([2, 4, 0x05, 0xb4, 4, 2, 30, 4, 0x01, 0x01, 1, 1])
+        off = (20 + len(opts)) // 4
+        tcp = struct.pack("!HHIIBBHHH", sport, port, rnd.getrandbits(32), 0,
+                          off << 4, 0x02, 64240, 0, 0) + opts
+        pseudo = src + dst + struct.pack("!BBH", 0, 6, len(tcp))
+        tcp = tcp[:16] + struct.pack("!H", csum16(pseudo + tcp)) + tcp[18:]
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), k & 0xffff, 0,
+                         64, 6, 0, src, dst)
+        ip = ip[:10] + struct.pack("!H", csum16(ip)) + ip[12:]
+        raw.sendto(ip + tcp, (host, 0))
+    print("sent", count)
+
 def main():
     args = [a for a in sys.argv[1:] if a not in ("--mptcp", "--v6")]
     mptcp = "--mptcp" in sys.argv
@@ -166,6 +200,8 @@ def main():
         s.connect(addr(args[1], int(args[2])))
         n, d = recv_all(s)
         print(n, d)
+    elif cmd == "synflood":
+        synflood(args[1], int(args[2]), int(args[3]))
     elif cmd == "echo-client":
         import threading
         s = sock(mptcp)

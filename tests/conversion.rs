@@ -14,7 +14,9 @@
 //! IPv6 cellular subflow joins via ADD_ADDR and carries the data once
 //! fixed and cellular IPv4 are gone; (g) a closed server port gives the
 //! client a prompt RST; (h) 1,000 short connections in parallel batches
-//! complete and the session table drains to 0; (i) a client asking for DSS
+//! complete and the session table drains to 0; (j) under a spoofed SYN
+//! flood the real client gets a SYN cookie and its connection works;
+//! (i) a client asking for DSS
 //! checksums (net.mptcp.checksum_enabled=1) moves 20 MB each way with no
 //! checksum error, MP_FAIL or fallback on either side.
 
@@ -530,6 +532,47 @@ fn conversion_point_on_the_lab() {
     assert_eq!(srv_counter("cellular"), 0);
     let m = metrics();
     assert!(m.contains("hagw_conv_nat_ports_in_use{pool=\"203.0.113.0/28\"}"));
+    stop_hagw(&mut guard);
+
+    // (j) a spoofed MP_CAPABLE SYN flood spends the half-open budget (16
+    // with max_sessions = 64); the real client then gets a SYN cookie, and
+    // its connection (cellular subflow included) works.
+    let cookie = text.replace("[conversion]\n", "[conversion]\nmax_sessions = 64\n");
+    let cookie_path = std::env::temp_dir().join("hagw-lab-cookie.toml");
+    std::fs::write(&cookie_path, cookie).expect("config");
+    start_hagw(cookie_path.to_str().expect("path"), &mut guard);
+    let many = spawn_ns("srv", &xfer(&["many-server", "5210"]));
+    guard.0.insert(0, many);
+    std::thread::sleep(Duration::from_millis(400));
+    ns_ok("cli", &xfer(&["synflood", "198.51.100.2", "5210", "40"]));
+    let t = Instant::now();
+    while metric(&metrics(), "hagw_conv_syn_cookies_sent_total", "") < 20 {
+        assert!(t.elapsed() < Duration::from_secs(10), "no cookies sent");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let c0 = nstat("cli");
+    transfer(
+        &["sink", "5211"],
+        &["send", "198.51.100.2", "5211", "5000000", "--mptcp"],
+        5_000_000,
+    );
+    let c1 = nstat("cli");
+    let m = metrics();
+    assert_eq!(
+        metric(&m, "hagw_conv_syn_cookies_accepted_total", ""),
+        1,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "hagw_conv_syn_cookies_invalid_total", ""), 0);
+    assert!(
+        counter(&c1, "MPTcpExtMPCapableSYNACKRX") > counter(&c0, "MPTcpExtMPCapableSYNACKRX"),
+        "the cookie SYN/ACK carried MP_CAPABLE"
+    );
+    assert!(
+        counter(&c1, "MPTcpExtMPJoinSynAckRx") > counter(&c0, "MPTcpExtMPJoinSynAckRx"),
+        "the cellular subflow joined the cookie's connection"
+    );
+    assert_eq!(srv_counter("cellular"), 0);
     stop_hagw(&mut guard);
     let _ = ns("srv", &["nft", "delete", "table", "inet", "hagwtest"]);
 }

@@ -146,7 +146,10 @@ mod tests {
         assert_eq!(c.check(1000 * SEC, &tuple(40001), Seq(77), isn), None);
         assert_eq!(c.check(1000 * SEC, &t, Seq(78), isn), None, "client ISN");
         assert_eq!(c.check(1000 * SEC, &t, Seq(77), isn + 1), None);
-        assert_eq!(Cookies::new((1, 3)).check(1000 * SEC, &t, Seq(77), isn), None);
+        assert_eq!(
+            Cookies::new((1, 3)).check(1000 * SEC, &t, Seq(77), isn),
+            None
+        );
         assert_ne!(c.key(&t, isn), c.key(&tuple(40001), isn));
     }
 

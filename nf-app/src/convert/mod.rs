@@ -749,13 +749,9 @@ impl Converter {
             client: (p.src, p.sport),
             server: (p.dst, p.dport),
         };
-        let (isn, mss) = self.cookies.make(
-            now,
-            &t,
-            syn.seq,
-            syn.opts.mss.unwrap_or(536),
-            checksum,
-        );
+        let (isn, mss) = self
+            .cookies
+            .make(now, &t, syn.seq, syn.opts.mss.unwrap_or(536), checksum);
         let secrets = Secrets {
             key: self.cookies.key(&t, isn),
             seed: 0,

@@ -543,7 +543,11 @@ fn a_spoofed_syn_flood_gets_syn_cookies_and_real_clients_get_through() {
         lab.step(100_000);
     }
     let st = &lab.stats().conv;
-    assert!(st.syn_cookies_sent.get() >= 200, "{}", st.syn_cookies_sent.get());
+    assert!(
+        st.syn_cookies_sent.get() >= 200,
+        "{}",
+        st.syn_cookies_sent.get()
+    );
     // the cookies cost no state: the table holds the budget's 64
     assert_eq!(lab.sessions(), 64);
     // mid-flood (one more SYN every 100 us), a real client connects with a
@@ -592,7 +596,11 @@ fn an_ack_with_a_forged_cookie_opens_nothing() {
     assert_eq!(st.syn_cookies_invalid.get(), 1);
     assert_eq!(st.segments_no_session.get(), 1, "answered with a RST");
     assert_eq!(lab.sessions(), 0);
-    assert_eq!(lab.pipe.tx_queue(2).map_or(0, |q| q.len()), 0, "nothing to the server");
+    assert_eq!(
+        lab.pipe.tx_queue(2).map_or(0, |q| q.len()),
+        0,
+        "nothing to the server"
+    );
 }
 
 #[test]
