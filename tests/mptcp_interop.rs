@@ -32,9 +32,8 @@ fn engine_and_linux_mptcp_50_mb_each_way_in_both_roles() {
     engine_as_client();
 }
 
-fn engine_as_client() {
-    lab("up");
-    let mut guard = Guard(vec![]);
+/// A Linux MPTCP echo server on srv:`port` (one connection), held by `guard`.
+fn linux_echo_server(port: &str, guard: &mut Guard) {
     let echo = Command::new("ip")
         .args([
             "netns",
@@ -44,7 +43,7 @@ fn engine_as_client() {
             "scripts/xfer.py",
             "echo-server",
             "--mptcp",
-            "5004",
+            port,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -52,36 +51,67 @@ fn engine_as_client() {
         .expect("Linux MPTCP echo server");
     guard.0.push(echo);
     std::thread::sleep(Duration::from_millis(500));
+}
+
+/// The engine as client of the echo server on srv:`port`, two subflows,
+/// `bytes` each way; returns (success, stdout + stderr).
+fn engine_client(port: &str, bytes: &str, extra: &[&str]) -> (bool, String) {
     let hagw = env!("CARGO_BIN_EXE_hagw");
-    let o = ns(
-        "gw",
-        &[
-            hagw,
-            "mptcp-peer",
-            "--config",
-            "configs/lab.toml",
-            "--connect",
-            "198.51.100.2:5004",
-            "--bytes",
-            "50000000",
-            "--join-from",
-            "100.64.0.1",
-            "--timeout",
-            "120",
-            // RFC 6356 coupled congestion control on our subflows
-            "--cc",
-            "lia",
-        ],
-    );
+    let connect = format!("198.51.100.2:{port}");
+    let mut args = vec![
+        hagw,
+        "mptcp-peer",
+        "--config",
+        "configs/lab.toml",
+        "--connect",
+        &connect,
+        "--bytes",
+        bytes,
+        "--join-from",
+        "100.64.0.1",
+        "--timeout",
+        "120",
+    ];
+    args.extend_from_slice(extra);
+    let o = ns("gw", &args);
     let out = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(
-        o.status.success(),
-        "engine → Linux MPTCP echo failed: {out}"
+    (o.status.success(), out)
+}
+
+/// The Linux MPTCP client in ns cli echoes `bytes` through the engine on
+/// 192.0.2.1:7000 and checks them.
+fn linux_echo_client(bytes: &str, what: &str) {
+    let o = ns(
+        "cli",
+        &[
+            "python3",
+            "scripts/xfer.py",
+            "echo-client",
+            "--mptcp",
+            "192.0.2.1",
+            "7000",
+            bytes,
+        ],
     );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.starts_with(&format!("{bytes} ")),
+        "Linux MPTCP client{what} → engine echo failed: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn engine_as_client() {
+    lab("up");
+    let mut guard = Guard(vec![]);
+    linux_echo_server("5004", &mut guard);
+    // RFC 6356 coupled congestion control on our subflows
+    let (ok, out) = engine_client("5004", "50000000", &["--cc", "lia"]);
+    assert!(ok, "engine → Linux MPTCP echo failed: {out}");
     assert!(
         out.contains("50000000 bytes sent and echoed back intact"),
         "{out}"
@@ -114,47 +144,9 @@ fn engine_as_client() {
     assert!(subflows.iter().all(|l| l.contains(" cc lia ")), "{out}");
 
     // the engine asks for DSS checksums; the Linux server follows
-    let echo = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            "srv",
-            "python3",
-            "scripts/xfer.py",
-            "echo-server",
-            "--mptcp",
-            "5005",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("Linux MPTCP echo server");
-    guard.0.push(echo);
-    std::thread::sleep(Duration::from_millis(500));
-    let o = ns(
-        "gw",
-        &[
-            hagw,
-            "mptcp-peer",
-            "--config",
-            "configs/lab.toml",
-            "--connect",
-            "198.51.100.2:5005",
-            "--bytes",
-            "10000000",
-            "--join-from",
-            "100.64.0.1",
-            "--timeout",
-            "120",
-            "--checksum",
-        ],
-    );
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "with checksums: {out}");
+    linux_echo_server("5005", &mut guard);
+    let (ok, out) = engine_client("5005", "10000000", &["--checksum"]);
+    assert!(ok, "with checksums: {out}");
     assert!(
         out.contains("10000000 bytes sent and echoed back intact")
             && out.contains("conn checksums true fallback false")
@@ -197,25 +189,7 @@ fn engine_as_server() {
         "the cellular path reaches the gateway"
     );
 
-    let o = ns(
-        "cli",
-        &[
-            "python3",
-            "scripts/xfer.py",
-            "echo-client",
-            "--mptcp",
-            "192.0.2.1",
-            "7000",
-            "50000000",
-        ],
-    );
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "Linux MPTCP client → engine echo failed: {out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(out.starts_with("50000000 "), "{out}");
+    linux_echo_client("50000000", "");
 
     // the Linux client asks for DSS checksums (RFC 8684 §3.1)
     assert!(
@@ -223,25 +197,8 @@ fn engine_as_server() {
             .status
             .success()
     );
-    let o = ns(
-        "cli",
-        &[
-            "python3",
-            "scripts/xfer.py",
-            "echo-client",
-            "--mptcp",
-            "192.0.2.1",
-            "7000",
-            "10000000",
-        ],
-    );
+    linux_echo_client("10000000", " with DSS checksums");
     let _ = ns("cli", &["sysctl", "-qw", "net.mptcp.checksum_enabled=0"]);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success() && out.starts_with("10000000 "),
-        "Linux MPTCP client with checksums → engine echo failed: {out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 
     let nstat = String::from_utf8_lossy(&ns("cli", &["nstat", "-az"]).stdout).into_owned();
     assert!(
