@@ -344,6 +344,12 @@ pub struct ConversionSection {
     /// Subflow congestion control: cubic (default), newreno, lia.
     #[serde(default)]
     pub congestion_control: SubflowCc,
+    /// Ask converted clients for DSS checksums (RFC 8684 §3.1, the A
+    /// flag): payload changed by a middlebox on the access is caught
+    /// (MP_FAIL, RFC 8684 §3.7) at the cost of summing every byte. A
+    /// client asking for them gets them in any case.
+    #[serde(default)]
+    pub dss_checksums: bool,
     /// Gateway addresses announced with ADD_ADDR.
     #[serde(default)]
     pub advertise: Vec<String>,
@@ -402,6 +408,7 @@ impl Default for ConversionSection {
             scheduler: Scheduler::FixedFirst,
             weights: d_weights(),
             congestion_control: SubflowCc::Cubic,
+            dss_checksums: false,
             advertise: Vec::new(),
             subscriber_prefixes: Vec::new(),
             destination_prefixes: Vec::new(),

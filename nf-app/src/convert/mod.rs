@@ -163,6 +163,7 @@ impl Converter {
         };
         let mut mp_cfg = MpConfig::default();
         mp_cfg.tcp.cc = policy.cc;
+        mp_cfg.checksum = policy.checksums;
         // a client that never completes its handshake holds its session
         // for 1 + 2 + 4 + 8 s at most
         mp_cfg.tcp.syn_retries = 3;

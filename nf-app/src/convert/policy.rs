@@ -59,6 +59,8 @@ pub struct Policy {
     /// `weighted`: fixed and cellular shares.
     pub weights: [u32; 2],
     pub cc: nf_tcp::cc::CcKind,
+    /// Ask clients for DSS checksums.
+    pub checksums: bool,
     pub advertise: Vec<IpAddr>,
     pub subscriber_prefixes: Vec<Prefix>,
     pub destination_prefixes: Vec<Prefix>,
@@ -94,6 +96,7 @@ impl Policy {
             scheduler: c.scheduler,
             weights: c.weights,
             cc: c.congestion_control.kind(),
+            checksums: c.dss_checksums,
             advertise: c.advertise.iter().filter_map(|a| a.parse().ok()).collect(),
             subscriber_prefixes: prefixes(&c.subscriber_prefixes),
             destination_prefixes: prefixes(&c.destination_prefixes),

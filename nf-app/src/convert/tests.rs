@@ -714,3 +714,17 @@ fn a_lab_that_skips_idle_time_converts_and_drains_the_same() {
         assert_eq!(lab.stats().conv.sessions_closed.get(), 8);
     }
 }
+
+#[test]
+fn dss_checksums_asked_by_hagw_are_used_and_verified() {
+    let conf = CONV.replace("enabled = true", "enabled = true\ndss_checksums = true");
+    let mut lab = ConvLab::new(&conf, 23);
+    let c = lab.connect(5201, Workload::echo(300_000, true));
+    assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
+    let cl = &lab.clients[c];
+    assert!(cl.mp.checksums(), "the client follows hagw's A flag");
+    assert!(!cl.refused && !cl.corrupt && cl.received == 300_000);
+    assert_eq!(cl.mp.subflows().len(), 2);
+    assert_eq!(cl.mp.stats().csum_failures, 0);
+    assert!(!cl.mp.is_fallback());
+}
