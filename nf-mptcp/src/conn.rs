@@ -483,6 +483,14 @@ impl<C: Chunk> MpConnection<C> {
     pub fn is_fallback(&self) -> bool {
         self.fallback
     }
+    /// The initial subflow's timestamp clock: its TSval at `now` is `tsval`
+    /// (SYN cookies, `nf_tcp::Connection::set_ts_clock`).
+    pub fn set_ts_clock(&mut self, now: Time, tsval: u32) {
+        if let Some(s) = self.subflows.first_mut() {
+            s.tcp.set_ts_clock(now, tsval);
+        }
+    }
+
     /// Whether DSS checksums are in use on this connection.
     pub fn checksums(&self) -> bool {
         self.csum

@@ -310,6 +310,13 @@ impl<C: Chunk> Connection<C> {
         c
     }
 
+    /// Sets the timestamp clock (RFC 7323 §4.3) so that the TSval sent at
+    /// `now` is `tsval` (a SYN cookie's SYN-ACK carries information in its
+    /// low bits; the connection rebuilt from the ACK continues from there).
+    pub fn set_ts_clock(&mut self, now: Time, tsval: u32) {
+        self.ts_offset = tsval.wrapping_sub((now / MS) as u32);
+    }
+
     /// An already established connection rebuilt from a SYN cookie
     /// (RFC 4987 §3.6): options come from the cookie, timestamps are off.
     pub(crate) fn from_cookie(

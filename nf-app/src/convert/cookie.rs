@@ -8,8 +8,10 @@
 //! all that, the 4-tuple and the client's ISN (HMAC-SHA256 with a secret
 //! from the CSPRNG). hagw's MPTCP key (RFC 8684 §3.1) is derived from the
 //! same secret, the 4-tuple and the cookie: the third ACK echoes it in
-//! MP_CAPABLE, so it is checked too. Window scaling, SACK and timestamps
-//! are not offered in a cookie SYN/ACK (nothing would remember them).
+//! MP_CAPABLE, so it is checked too. When the client uses timestamps, its
+//! window scale and SACK-permitted ride in the low five bits of the
+//! SYN/ACK's TSval, which the ACK echoes (as Linux does); without
+//! timestamps the cookie SYN/ACK offers neither.
 
 use nf_core::sim::Time;
 use nf_mptcp::crypto;

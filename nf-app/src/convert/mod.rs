@@ -147,6 +147,10 @@ pub struct Converter {
     addr_down: Vec<bool>,
 }
 
+/// A cookie SYN's timestamp options: the client's TSval, window scale and
+/// SACK-permitted (None: the client sent no timestamps).
+type TsOptions = Option<(u32, Option<u8>, bool)>;
+
 fn side_index(s: Side) -> usize {
     s as usize
 }
@@ -703,13 +707,20 @@ impl Converter {
     }
 
     /// The SYN hagw remembers for a cookie: the client's ISN, the MSS the
-    /// cookie carries and MP_CAPABLE (checksums if the client asked); no
-    /// window scaling, SACK or timestamps (RFC 4987 §3.6).
-    fn cookie_syn(h: &Header, seq: Seq, mss: u16, checksum: bool) -> Header {
+    /// cookie carries, MP_CAPABLE (checksums if the client asked) and, when
+    /// the client uses timestamps, its window scale and SACK-permitted as
+    /// the low bits of hagw's TSval echo them (`ts_options`); without
+    /// timestamps neither (RFC 4987 §3.6).
+    fn cookie_syn(h: &Header, seq: Seq, mss: u16, checksum: bool, ts: TsOptions) -> Header {
         let mut opts = nf_tcp::Opts {
             mss: Some(mss),
             ..Default::default()
         };
+        if let Some((tsval, wscale, sack)) = ts {
+            opts.ts = Some((tsval, 0));
+            opts.wscale = wscale;
+            opts.sack_perm = sack;
+        }
         let o = MptcpOption::Capable {
             version: 1,
             flags: nf_mptcp::options::CapFlags(
@@ -757,7 +768,11 @@ impl Converter {
             key: self.cookies.key(&t, isn),
             seed: 0,
         };
-        let hdr = Self::cookie_syn(syn, syn.seq, mss, checksum);
+        let ts = syn
+            .opts
+            .ts
+            .map(|(v, _)| (v, syn.opts.wscale, syn.opts.sack_perm));
+        let hdr = Self::cookie_syn(syn, syn.seq, mss, checksum, ts);
         let syn = Incoming {
             hdr,
             payload: Bytes::empty(),
@@ -768,6 +783,12 @@ impl Converter {
         else {
             return;
         };
+        if let Some((_, wscale, sack)) = ts {
+            // the client's window scale and SACK-permitted ride in the low
+            // bits of our TSval; its TSecr brings them back
+            let bits = u32::from(wscale.map_or(15, |w| w.min(14))) | u32::from(sack) << 4;
+            mp.set_ts_clock(now, ((now / 1_000_000) as u32 & !0x1f) | bits);
+        }
         if let Some((_, seg)) = mp.poll_transmit(now) {
             self.stats.conv.syn_cookies_sent.inc();
             self.out.push(Outgoing {
@@ -817,13 +838,23 @@ impl Converter {
             key: ours,
             seed: self.keys.next_u64(),
         };
+        // the options the cookie SYN/ACK took from the client's SYN, from
+        // the low bits of our TSval that the client echoes
+        let ts = h.opts.ts.filter(|&(_, ecr)| ecr != 0).map(|(v, ecr)| {
+            let w = (ecr & 0xf) as u8;
+            (v, (w != 15).then_some(w), ecr & 0x10 != 0)
+        });
         let syn = Incoming {
-            hdr: Self::cookie_syn(&h, client_isn, ck.mss, ck.checksum),
+            hdr: Self::cookie_syn(&h, client_isn, ck.mss, ck.checksum, ts),
             payload: Bytes::empty(),
         };
         let role = policy::path_role(side == Side::Fixed);
         let sched = self.policy.new_scheduler();
         let mut mp = MpConnection::server(self.mp_cfg, secrets, &syn, isn, role, sched)?;
+        if let Some((_, ecr)) = h.opts.ts.filter(|_| ts.is_some()) {
+            // our clock goes on from the TSval the client echoes
+            mp.set_ts_clock(now, ecr);
+        }
         // the SYN/ACK went out statelessly before; now the ACK
         let _ = mp.poll_transmit(now);
         mp.handle_segment(now, 0, seg);

@@ -564,6 +564,9 @@ fn a_spoofed_syn_flood_gets_syn_cookies_and_real_clients_get_through() {
     assert!(!cl.refused && !cl.corrupt);
     assert_eq!(cl.received, 200_000);
     assert_eq!(cl.mp.subflows().len(), 2, "the cellular subflow joined");
+    // the cookie kept the client's window scale and SACK in our TSval: the
+    // client sees hagw's window scale on its first subflow
+    assert!(cl.mp.subflows()[0].tcp.peer_window_shift() > 0);
     let st = &lab.stats().conv;
     assert_eq!(st.syn_cookies_accepted.get(), 1);
     assert_eq!(st.syn_cookies_invalid.get(), 0);
