@@ -254,11 +254,13 @@ pub struct MpConnection<C: Chunk> {
     /// Our infinite mapping rides on our segments until the subflow
     /// acknowledges past this point.
     infinite_until: Option<Seq>,
-    /// MP_FAIL (wire DSN) on our ACKs until the peer's infinite mapping
-    /// arrives; meanwhile the data from the failed mapping on waits here
-    /// (subflow sequence number, bytes), not delivered (§3.7).
+    /// MP_FAIL (wire DSN) sent, on every fourth pure ACK until the peer's
+    /// infinite mapping arrives (the others carry the DATA_ACK) (§3.7).
     fail_tx: Option<u64>,
-    limbo: Vec<(Seq, C)>,
+    fail_acks: u32,
+    /// The echo of the peer's MP_FAIL, owed on our next segment (Linux
+    /// resets the subflow when it does not come).
+    fail_echo: Option<u64>,
     /// The next ACK carries MP_FASTCLOSE, then the subflow resets.
     fastclose_pending: bool,
     /// Our announcements: (id, addr, port, done (echoed or given up), next
@@ -354,7 +356,8 @@ impl<C: Chunk> MpConnection<C> {
             rx_fb: None,
             infinite_until: None,
             fail_tx: None,
-            limbo: Vec::new(),
+            fail_acks: 0,
+            fail_echo: None,
             fastclose_pending: false,
             announced: Vec::new(),
             echoes: VecDeque::new(),
@@ -1042,36 +1045,48 @@ impl<C: Chunk> MpConnection<C> {
     }
 
     /// The peer sent MP_FAIL on an ACK (RFC 8684 §3.7): the data from `dsn`
-    /// on failed its checksum on the only subflow. If that data and all
-    /// after it went out on this subflow in order, answer with an infinite
-    /// mapping that acts retroactively from there, and fall back to TCP.
-    /// False when that cannot be (the subflow is then reset).
+    /// failed its checksum on the only subflow. We echo the MP_FAIL and
+    /// answer with an infinite mapping from where the peer stands (the
+    /// failed data, or past it when the peer already took it as TCP carried
+    /// it, as Linux does), then fall back to TCP. It needs everything we
+    /// sent from there to be linear on this subflow; false when it is not
+    /// (the subflow is then reset).
     fn mp_fail_rx(&mut self, i: usize, dsn: u64) -> bool {
-        if self.tx_fb.is_some() {
-            return true; // already answered (the MP_FAIL is repeated)
+        if self.fail_tx == Some(dsn) || self.tx_fb.is_some() {
+            return true; // the echo of ours, or already answered
         }
         let off = dsn.wrapping_sub(self.local_idsn.wrapping_add(1));
+        let from = off.max(self.snd_una);
+        if !self.alone(i) || off > self.snd_nxt {
+            return false;
+        }
         let s = &self.subflows[i];
         let start =
             s.tx.iter()
-                .find(|m| m.dsn <= off && off < m.dsn + m.len as u64)
-                .map(|m| m.ssn + (off - m.dsn) as usize);
+                .find(|m| m.dsn <= from && from < m.dsn + m.len as u64)
+                .map(|m| m.ssn + (from - m.dsn) as usize)
+                .or_else(|| (from == self.snd_nxt).then(|| s.tcp.queued_end()));
         let Some(start) = start else {
             return false;
         };
         // every mapping from there on is linear in both spaces, and nothing
         // since was handed to another subflow
-        let linear = s.tx.iter().filter(|m| m.dsn + m.len as u64 > off).all(|m| {
-            if m.dsn >= off {
-                (m.ssn - start) as u64 == m.dsn - off
-            } else {
-                (start - m.ssn) as u64 == off - m.dsn
-            }
-        }) && (s.tcp.queued_end() - start) as u64 == self.snd_nxt - off;
-        if !self.alone(i) || off < self.snd_una || off > self.snd_nxt || !linear {
+        let linear =
+            s.tx.iter()
+                .filter(|m| m.dsn + m.len as u64 > from)
+                .all(|m| {
+                    if m.dsn >= from {
+                        (m.ssn - start) as u64 == m.dsn - from
+                    } else {
+                        (start - m.ssn) as u64 == from - m.dsn
+                    }
+                })
+                && (s.tcp.queued_end() - start) as u64 == self.snd_nxt - from;
+        if !linear {
             return false;
         }
-        self.start_tx_fallback(i, start, off);
+        self.fail_echo = Some(dsn);
+        self.start_tx_fallback(i, start, from);
         true
     }
 
@@ -1106,19 +1121,29 @@ impl<C: Chunk> MpConnection<C> {
             self.start_tx_fallback(i, s.tcp.queued_end(), self.snd_nxt);
         }
         let s = &mut self.subflows[i];
-        s.rx.clear();
         s.held_map = None;
         s.held_sum = Default::default();
-        let held: Vec<(Seq, C)> = s.held.drain(..).map(|(at, _, c)| (at, c)).collect();
-        let limbo = std::mem::take(&mut self.limbo);
-        for (at, c) in limbo.into_iter().chain(held) {
-            self.fb_deliver(at, c);
+        let held = std::mem::take(&mut s.held);
+        // a mapping being verified: before the fallback point by its own
+        // mapping (checksums no longer apply), after it as plain TCP
+        for (at, dsn, c) in held {
+            let before = if at.lt(ssn) {
+                (ssn - at).min(c.len())
+            } else {
+                0
+            };
+            if before > 0 {
+                self.rx_insert(dsn, c.slice(0, before));
+            }
+            if before < c.len() {
+                self.fb_deliver(at + before, c.slice(before, c.len()));
+            }
         }
     }
 
     /// An infinite mapping arrived (RFC 8684 §3.7): the subflow sequence
-    /// number it names (relative; 0: the point where our MP_FAIL stopped
-    /// the data, else this segment) carries data byte `dsn`.
+    /// number it names (relative; 0: this segment) carries data byte `dsn`
+    /// and everything after follows.
     fn infinite_mapping_rx(&mut self, i: usize, seq: Seq, ssn_rel: u32, dsn: u64) {
         if self.rx_fb.is_some() {
             return;
@@ -1129,10 +1154,11 @@ impl<C: Chunk> MpConnection<C> {
             self.stats.mappings_invalid += 1;
             return;
         }
+        // Linux names the subflow sequence number of the segment that
+        // starts the fallback (its next data); the retroactive form names
+        // the start of the failed data
         let base = if ssn_rel != 0 {
             self.subflows[i].tcp.irs() + ssn_rel as usize
-        } else if let Some((at, _)) = self.limbo.first() {
-            *at
         } else {
             seq
         };
@@ -1166,25 +1192,31 @@ impl<C: Chunk> MpConnection<C> {
     }
 
     /// A mapping's checksum did not verify (RFC 8684 §3.7). On the only
-    /// subflow, with the data level in order up to the failed mapping:
-    /// MP_FAIL on our ACKs, the data from there waits for the peer's
-    /// infinite mapping. Otherwise the subflow is reset with MP_FAIL on
-    /// its RST, and the peer resends elsewhere what we did not DATA_ACK.
+    /// subflow the data is taken as TCP carried it (the fallback that
+    /// follows makes it the stream in any case; Linux does the same) and
+    /// MP_FAIL tells the sender, whose infinite mapping ends MPTCP on the
+    /// subflow. With other subflows this one is reset with MP_FAIL on its
+    /// RST, and the peer resends elsewhere what we did not DATA_ACK.
     fn checksum_failed(&mut self, i: usize, m: RxMap) {
         self.stats.csum_failures += 1;
-        self.stats.mp_fail_tx += 1;
         let wire = self.remote_idsn.wrapping_add(1).wrapping_add(m.dsn);
-        let in_order = m.dsn == self.rq.next() && self.rq.held() == self.rq.ready_bytes();
-        let single = self.alone(i) && in_order && self.fail_tx.is_none();
+        let alone = self.alone(i);
         let s = &mut self.subflows[i];
         s.held_map = None;
         s.held_sum = Default::default();
-        let held: Vec<(Seq, C)> = s.held.drain(..).map(|(at, _, c)| (at, c)).collect();
-        if single {
-            self.fail_tx = Some(wire);
-            self.limbo = held;
-            s.tcp.force_ack();
+        let held = std::mem::take(&mut s.held);
+        if alone {
+            for (_, at, c) in held {
+                self.rx_insert(at, c);
+            }
+            if self.fail_tx.is_none() {
+                self.stats.mp_fail_tx += 1;
+                self.fail_tx = Some(wire);
+                self.fail_acks = 0;
+            }
+            self.subflows[i].tcp.force_ack();
         } else {
+            self.stats.mp_fail_tx += 1;
             s.rst_fail = Some(wire);
             s.rx.clear();
             s.tcp.abort();
@@ -1377,11 +1409,6 @@ impl<C: Chunk> MpConnection<C> {
                 s.rx_next = s.tcp.irs() + 1;
                 s.rx_started = true;
             }
-            if self.fail_tx.is_some() {
-                // RFC 8684 §3.7: after MP_FAIL the data waits in the subflow
-                // for the peer's infinite mapping
-                return;
-            }
             // The sender respects the data-level window we advertise (RFC
             // 8684 §3.3.4), so everything it sent fits: read on. Only a
             // peer ignoring the window is cut off (memory stays bounded).
@@ -1428,7 +1455,8 @@ impl<C: Chunk> MpConnection<C> {
                 s.rx_next = pos + n;
                 let done = s.rx_next;
                 s.rx.retain(|m| (m.ssn + m.len).gt(done));
-                let Some((ck, wire_len)) = m.csum else {
+                // after a fallback the stream is what TCP carried
+                let Some((ck, wire_len)) = m.csum.filter(|_| self.rx_fb.is_none()) else {
                     self.rx_insert(at, part);
                     continue;
                 };
@@ -1452,13 +1480,10 @@ impl<C: Chunk> MpConnection<C> {
                 let ssn = (m.ssn - s.tcp.irs()) as u32;
                 if !whole || s.held_sum.finish(dsn, ssn, wire_len) != ck {
                     self.checksum_failed(i, m);
-                    if self.fail_tx.is_some() && off < c.len() {
-                        // the rest of this read waits with the failed data
-                        let at = self.subflows[i].rx_next;
-                        self.limbo.push((at, c.slice(off, c.len())));
-                        self.subflows[i].rx_next = at + (c.len() - off);
+                    if self.subflows[i].failed {
+                        return;
                     }
-                    return;
+                    continue;
                 }
                 s.held_map = None;
                 s.held_sum = Default::default();
@@ -1473,12 +1498,14 @@ impl<C: Chunk> MpConnection<C> {
 
     /// Whether unmapped data at `pos` of subflow `i` means the peer fell
     /// back to TCP (RFC 8684 §3.7): our direction already fell back (its
-    /// answer to our MP_FAIL or infinite mapping), or this is the first
-    /// data of the only subflow.
+    /// answer to our MP_FAIL or infinite mapping), we sent MP_FAIL, or this
+    /// is the first data of the only subflow.
     fn may_fall_back(&self, i: usize, pos: Seq) -> bool {
         let s = &self.subflows[i];
         self.alone(i)
             && (self.fallback
+                // we sent MP_FAIL: unmapped data is the peer's fallback
+                || self.fail_tx.is_some()
                 || (self.subflows.len() == 1
                     && s.kind == Kind::Initial
                     && pos == s.tcp.irs() + 1
@@ -1780,6 +1807,21 @@ impl<C: Chunk> MpConnection<C> {
                 s.tcp.force_ack();
             }
         }
+        if let (Some(dsn), Some(fb)) = (self.fail_echo, self.tx_fb) {
+            // the MP_FAIL echo (RFC 8684 §3.7; Linux resets the subflow
+            // without it) on a pure ACK of its own: data segments carry the
+            // infinite mapping
+            if let Some(mut seg) = self
+                .subflows
+                .get_mut(fb.sub)
+                .and_then(|s| s.tcp.pure_ack(now))
+            {
+                self.fail_echo = None;
+                seg.hdr.opts.sack_n = 0;
+                seg.hdr.opts.mptcp = raw(&MptcpOption::Fail { dsn });
+                return Some((fb.sub, seg));
+            }
+        }
         let n = self.subflows.len();
         for k in 0..n {
             let i = (self.next_poll + k) % n;
@@ -1815,8 +1857,16 @@ impl<C: Chunk> MpConnection<C> {
     fn control_option(&mut self, i: usize) -> Option<MptcpOption> {
         let now = self.now;
         if let Some(dsn) = self.fail_tx {
-            // RFC 8684 §3.7: on every ACK until the infinite mapping comes
-            return Some(MptcpOption::Fail { dsn });
+            // RFC 8684 §3.7: repeated (8 times at most) until the infinite
+            // mapping comes; the ACKs in between carry the DATA_ACK (one
+            // option fits). Once another subflow is up the peer cannot
+            // fall back any more: the connection goes on with MPTCP.
+            if self.fail_acks < 32 && self.alone(i) {
+                self.fail_acks += 1;
+                if self.fail_acks % 4 == 1 {
+                    return Some(MptcpOption::Fail { dsn });
+                }
+            }
         }
         if let Some((id, addr, port)) = self.echoes.pop_front() {
             return Some(MptcpOption::AddAddr {

@@ -1274,6 +1274,20 @@ impl<C: Chunk> Connection<C> {
     }
 
     /// The next segment to send, if any.
+    /// A pure ACK now, whatever else is waiting (the MPTCP owner needs one
+    /// for an option that cannot ride on data); None before the
+    /// connection is synchronised or after it closed.
+    pub fn pure_ack(&mut self, now: Time) -> Option<Segment<C>> {
+        if matches!(
+            self.state,
+            State::Closed | State::SynSent | State::SynReceived
+        ) {
+            return None;
+        }
+        let h = self.header(now, self.snd_nxt, flags::ACK);
+        Some(self.emit(h, Gather::default()))
+    }
+
     pub fn poll_transmit(&mut self, now: Time) -> Option<Segment<C>> {
         if let Some((seq, ack)) = self.rst_pending.take() {
             let mut h = Header {
