@@ -14,7 +14,10 @@
 //! Both roles run once more with DSS checksums (RFC 8684 §3.3.1): asked
 //! for by the Linux client (net.mptcp.checksum_enabled=1), and by the
 //! engine as client (the A flag; the Linux server follows it). Linux's
-//! DataCsumErr and MPFail counters stay at zero, no fallback. Needs root.
+//! DataCsumErr and MPFail counters stay at zero, no fallback. Last, a
+//! middlebox (nft payload mangling in ns cli) rewrites one byte of one
+//! data segment: the engine's checksum catches it, resets that subflow
+//! with MP_FAIL, and Linux resends the data on the other. Needs root.
 
 mod common;
 use common::*;
@@ -222,6 +225,36 @@ fn engine_as_server() {
         assert_eq!(counter(&nstat, fallback), 0, "{fallback}\n{nstat}");
     }
 
+    // A middlebox on the client's side rewrites one byte of one data
+    // segment once both subflows are up (nft payload mangling, the TCP
+    // checksum fixed): the engine's DSS checksum catches it, the subflow
+    // is reset with MP_FAIL on its RST (RFC 8684 §3.7), Linux resends the
+    // data on the other subflow and the echo comes back intact.
+    assert!(
+        ns("cli", &["sysctl", "-qw", "net.mptcp.checksum_enabled=1"])
+            .status
+            .success()
+    );
+    let rules = "table inet hagwmangle {\n chain out {\n  type filter hook output priority 0;\n  tcp dport 7000 meta length > 1000 numgen inc mod 30 29 limit rate 1/hour burst 1 packets @th,1600,8 set 0x41\n }\n}\n";
+    let path = std::env::temp_dir().join("hagw-mangle.nft");
+    std::fs::write(&path, rules).expect("rules");
+    assert!(ns("cli", &["nft", "-f", path.to_str().expect("path")])
+        .status
+        .success());
+    linux_echo_client("10000000", " through a payload-rewriting middlebox");
+    let _ = ns("cli", &["nft", "delete", "table", "inet", "hagwmangle"]);
+    let _ = ns("cli", &["sysctl", "-qw", "net.mptcp.checksum_enabled=0"]);
+    let after = String::from_utf8_lossy(&ns("cli", &["nstat", "-az"]).stdout).into_owned();
+    assert!(
+        counter(&after, "MPTcpExtMPFailRx") > counter(&nstat, "MPTcpExtMPFailRx"),
+        "Linux got our MP_FAIL\n{after}"
+    );
+    assert_eq!(
+        counter(&after, "MPTcpExtInfiniteMapRx"),
+        0,
+        "no fallback with another subflow up"
+    );
+
     let _ = Command::new("pkill")
         .args(["-TERM", "-f", "mptcp-peer --config configs/lab.toml"])
         .status();
@@ -241,13 +274,18 @@ fn engine_as_server() {
         String::from_utf8_lossy(&po.stderr)
     );
     assert!(po.status.success(), "{log}");
-    assert!(log.contains("echoed 60000000 bytes"), "{log}");
-    // one connection without checksums, one with; none failed
+    assert!(log.contains("echoed 70000000 bytes"), "{log}");
+    // one connection without checksums, one with, none failed; the third
+    // caught the rewritten byte
     let conns: Vec<&str> = log
         .lines()
         .filter(|l| l.trim_start().starts_with("conn "))
         .collect();
-    assert_eq!(conns.len(), 2, "{log}");
+    assert_eq!(conns.len(), 3, "{log}");
+    assert!(
+        conns[2].contains("csum_failures: 1,") && conns[2].contains("mp_fail_tx: 1,"),
+        "{log}"
+    );
     assert!(
         conns[0].contains("conn checksums false fallback false"),
         "{log}"
@@ -257,7 +295,7 @@ fn engine_as_server() {
         "{log}"
     );
     assert!(
-        conns.iter().all(|l| l.contains("csum_failures: 0,")),
+        conns[..2].iter().all(|l| l.contains("csum_failures: 0,")),
         "{log}"
     );
     // both subflows of the 50 MB connection carried data both ways
@@ -266,7 +304,7 @@ fn engine_as_server() {
         .lines()
         .filter(|l| l.trim_start().starts_with("subflow "))
         .collect();
-    assert_eq!(subflows.len(), 4, "{log}");
+    assert!(subflows.len() >= 6, "{log}");
     for l in &subflows[..2] {
         let num = |key: &str| -> u64 {
             l.split(key)
