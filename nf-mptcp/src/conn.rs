@@ -1149,7 +1149,13 @@ impl<C: Chunk> MpConnection<C> {
             return;
         }
         self.stats.infinite_rx += 1;
-        if !self.alone(i) {
+        // where the data level stands, or at most a window ahead
+        let next = self.rq.next();
+        let sane = match next.checked_sub(dsn) {
+            Some(back) => back <= 1 << 32,
+            None => dsn - next <= 4 * self.cfg.recv_buffer as u64,
+        };
+        if !self.alone(i) || !sane {
             // only a connection down to one subflow may fall back
             self.stats.mappings_invalid += 1;
             return;
@@ -1177,7 +1183,7 @@ impl<C: Chunk> MpConnection<C> {
         } else {
             (at, c)
         };
-        self.rx_insert(fb.dsn + (at - fb.ssn) as u64, c);
+        self.rx_insert(fb.dsn.wrapping_add((at - fb.ssn) as u64), c);
     }
 
     fn rx_insert(&mut self, at: u64, c: C) {

@@ -802,3 +802,45 @@ fn writes_of_any_size_go_out_in_full_size_segments() {
         }
     }
 }
+
+#[test]
+fn an_infinite_mapping_behind_the_data_is_ignored() {
+    let (mut now, mut c, s) = established();
+    let up = data(12, 50_000);
+    c.send(Bytes::new(up.clone()));
+    let mut s = Some(s);
+    let mut k = 0;
+    run(&mut now, &mut c, &mut s, &mut |fc, _, seg| {
+        if fc && !seg.payload.is_empty() {
+            k += 1;
+            if k == 5 {
+                // a forged infinite mapping 1,000 bytes before the start
+                // of the client's data (it wraps below zero)
+                let before = nf_mptcp::crypto::idsn(11)
+                    .wrapping_add(1)
+                    .wrapping_sub(1000);
+                rewrite(seg, |o| match o {
+                    MptcpOption::Dss { data_ack, .. } => MptcpOption::Dss {
+                        data_fin: false,
+                        data_ack,
+                        ack64: true,
+                        mapping: Some(nf_mptcp::options::Mapping {
+                            dsn: before,
+                            dsn64: true,
+                            ssn: 7,
+                            len: 0,
+                            checksum: None,
+                        }),
+                    },
+                    x => x,
+                });
+            }
+        }
+    });
+    let mut srv = s.unwrap();
+    assert!(!srv.is_fallback(), "{:?}", srv.stats());
+    assert_eq!(srv.stats().infinite_rx, 1);
+    assert!(srv.stats().mappings_invalid >= 1);
+    // the segment's bytes came again under a real mapping
+    assert!(drain(&mut srv) == up);
+}
