@@ -192,11 +192,10 @@ pub struct Subflow<C: Chunk> {
     rx_next: Seq,
     rx_started: bool,
     /// Checksummed data of the mapping being received, held until the
-    /// whole mapping is in and its checksum verifies: (data offset, bytes).
+    /// whole mapping is in and its checksum verifies: (subflow sequence
+    /// number, data offset, bytes); the first entry starts the mapping.
     held: Vec<(Seq, u64, C)>,
     held_sum: crate::crypto::DssSum,
-    /// The start of the mapping whose data is held.
-    held_map: Option<Seq>,
     /// MP_FAIL for the RST of this subflow (a checksum failed, §3.7).
     rst_fail: Option<u64>,
     /// The peer's FIN arrived (a fallen-back connection's end of data).
@@ -204,6 +203,12 @@ pub struct Subflow<C: Chunk> {
 }
 
 impl<C: Chunk> Subflow<C> {
+    /// The held data of a mapping, taken out; the running sum restarts.
+    fn take_held(&mut self) -> Vec<(Seq, u64, C)> {
+        self.held_sum = Default::default();
+        std::mem::take(&mut self.held)
+    }
+
     pub fn usable(&self) -> bool {
         self.usable && !self.failed
     }
@@ -405,7 +410,6 @@ impl<C: Chunk> MpConnection<C> {
             rx_started: false,
             held: Vec::new(),
             held_sum: crate::crypto::DssSum::default(),
-            held_map: None,
             rst_fail: None,
             fin_rx: false,
         }
@@ -798,7 +802,7 @@ impl<C: Chunk> MpConnection<C> {
                         self.set_remote_key(k);
                         if let (Some(len), true) = (data_len, payload > 0) {
                             if self.csum && checksum.is_none() {
-                                return self.checksum_missing(i);
+                                return self.checksum_missing();
                             }
                             // MP_CAPABLE with data (RFC 8684 §3.1): the
                             // mapping starts at the first data byte (SSN 1,
@@ -984,7 +988,7 @@ impl<C: Chunk> MpConnection<C> {
                     }
                     if self.csum && m.checksum.is_none() {
                         // RFC 8684 §3.3.1: the negotiated checksum is missing
-                        return self.checksum_missing(i);
+                        return self.checksum_missing();
                     }
                     let data_len = usize::from(m.len).saturating_sub(usize::from(
                         data_fin && m.len > 0 && payload < usize::from(m.len),
@@ -1031,7 +1035,7 @@ impl<C: Chunk> MpConnection<C> {
 
     /// RFC 8684 §3.3.1: a mapping without the negotiated checksum is not
     /// valid; the subflow is reset (the caller does it on `false`).
-    fn checksum_missing(&mut self, _i: usize) -> bool {
+    fn checksum_missing(&mut self) -> bool {
         self.stats.csum_missing += 1;
         false
     }
@@ -1120,10 +1124,7 @@ impl<C: Chunk> MpConnection<C> {
             let s = &self.subflows[i];
             self.start_tx_fallback(i, s.tcp.queued_end(), self.snd_nxt);
         }
-        let s = &mut self.subflows[i];
-        s.held_map = None;
-        s.held_sum = Default::default();
-        let held = std::mem::take(&mut s.held);
+        let held = self.subflows[i].take_held();
         // a mapping being verified: before the fallback point by its own
         // mapping (checksums no longer apply), after it as plain TCP
         for (at, dsn, c) in held {
@@ -1208,9 +1209,7 @@ impl<C: Chunk> MpConnection<C> {
         let wire = self.remote_idsn.wrapping_add(1).wrapping_add(m.dsn);
         let alone = self.alone(i);
         let s = &mut self.subflows[i];
-        s.held_map = None;
-        s.held_sum = Default::default();
-        let held = std::mem::take(&mut s.held);
+        let held = s.take_held();
         if alone {
             for (_, at, c) in held {
                 self.rx_insert(at, c);
@@ -1468,15 +1467,8 @@ impl<C: Chunk> MpConnection<C> {
                 };
                 // RFC 8684 §3.3.1: checksummed data is delivered once its
                 // whole mapping is in and verifies
-                let whole = match s.held_map {
-                    None if pos == m.ssn => {
-                        s.held_map = Some(m.ssn);
-                        true
-                    }
-                    Some(x) => x == m.ssn,
-                    // a mapping that cannot be verified whole
-                    None => false,
-                };
+                // (a mapping entered past its start cannot be verified)
+                let whole = s.held.first().map_or(pos, |h| h.0) == m.ssn;
                 s.held_sum.add(part.as_slice());
                 s.held.push((pos, at, part));
                 if whole && done != m.ssn + m.len {
@@ -1491,12 +1483,12 @@ impl<C: Chunk> MpConnection<C> {
                     }
                     continue;
                 }
-                s.held_map = None;
-                s.held_sum = Default::default();
-                let held = std::mem::take(&mut s.held);
-                for (_, at, part) in held {
+                let mut held = s.take_held();
+                for (_, at, part) in held.drain(..) {
                     self.rx_insert(at, part);
                 }
+                // the next mapping reuses the allocation
+                self.subflows[i].held = held;
             }
             self.check_fin();
         }
@@ -2135,7 +2127,7 @@ impl<C: Chunk> MpConnection<C> {
 
     /// Our MP_CAPABLE flags: HMAC-SHA256, and checksums when in use.
     fn cap_flags(&self) -> CapFlags {
-        CapFlags(CapFlags::H | if self.csum { CapFlags::A } else { 0 })
+        CapFlags::ours(self.csum)
     }
 
     pub fn next_timeout(&self) -> Option<Time> {

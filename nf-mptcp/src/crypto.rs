@@ -110,7 +110,8 @@ pub fn dss_checksum(dsn: u64, ssn: u32, len: u16, payload: &[u8]) -> u16 {
 /// (RFC 1071 §2(B)).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DssSum {
-    acc: u64,
+    /// The ones'-complement sum so far, folded to 16 bits.
+    acc: u16,
     odd: bool,
 }
 
@@ -118,7 +119,8 @@ impl DssSum {
     pub fn add(&mut self, data: &[u8]) {
         use nf_core::wire::checksum;
         let s = checksum::fold(checksum::sum(data));
-        self.acc += u64::from(if self.odd { s.swap_bytes() } else { s });
+        let s = if self.odd { s.swap_bytes() } else { s };
+        self.acc = checksum::fold(u32::from(self.acc) + u32::from(s));
         self.odd ^= data.len() % 2 == 1;
     }
 
@@ -130,11 +132,7 @@ impl DssSum {
         ph[..8].copy_from_slice(&dsn.to_be_bytes());
         ph[8..12].copy_from_slice(&ssn.to_be_bytes());
         ph[12..14].copy_from_slice(&len.to_be_bytes());
-        let mut acc = u64::from(checksum::sum(&ph)) + self.acc;
-        while acc > 0xffff {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
-        !(acc as u16)
+        !checksum::combine(&[checksum::sum(&ph), u32::from(self.acc)])
     }
 }
 

@@ -26,6 +26,11 @@ impl CapFlags {
     pub const B: u8 = 0x40;
     pub const C: u8 = 0x20;
     pub const H: u8 = 0x01;
+    /// What this implementation sends: HMAC-SHA256 (H), and checksums
+    /// required (A) when asked for.
+    pub fn ours(checksum: bool) -> CapFlags {
+        CapFlags(Self::H | if checksum { Self::A } else { 0 })
+    }
     pub fn checksum(self) -> bool {
         self.0 & Self::A != 0
     }

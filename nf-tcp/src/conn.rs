@@ -1273,21 +1273,18 @@ impl<C: Chunk> Connection<C> {
         self.emit(h, Gather::default())
     }
 
-    /// The next segment to send, if any.
     /// A pure ACK now, whatever else is waiting (the MPTCP owner needs one
-    /// for an option that cannot ride on data); None before the
-    /// connection is synchronised or after it closed.
+    /// for an option that cannot ride on data); None before the peer's
+    /// SYN is known or after the connection closed.
     pub fn pure_ack(&mut self, now: Time) -> Option<Segment<C>> {
-        if matches!(
-            self.state,
-            State::Closed | State::SynSent | State::SynReceived
-        ) {
+        if matches!(self.state, State::Closed | State::SynSent) {
             return None;
         }
         let h = self.header(now, self.snd_nxt, flags::ACK);
         Some(self.emit(h, Gather::default()))
     }
 
+    /// The next segment to send, if any.
     pub fn poll_transmit(&mut self, now: Time) -> Option<Segment<C>> {
         if let Some((seq, ack)) = self.rst_pending.take() {
             let mut h = Header {
@@ -1329,8 +1326,7 @@ impl<C: Chunk> Connection<C> {
             }
         }
         if self.ack_now {
-            let h = self.header(now, self.snd_nxt, flags::ACK);
-            return Some(self.emit(h, Gather::default()));
+            return self.pure_ack(now);
         }
         None
     }

@@ -723,14 +723,7 @@ impl Converter {
         }
         let o = MptcpOption::Capable {
             version: 1,
-            flags: nf_mptcp::options::CapFlags(
-                nf_mptcp::options::CapFlags::H
-                    | if checksum {
-                        nf_mptcp::options::CapFlags::A
-                    } else {
-                        0
-                    },
-            ),
+            flags: nf_mptcp::options::CapFlags::ours(checksum),
             sender_key: None,
             receiver_key: None,
             data_len: None,
