@@ -341,13 +341,10 @@ impl Converter {
                     return Verdict::Consumed;
                 }
                 if access && !syn && !local && self.policy.matches(p.src, p.dst, p.dport) {
-                    let side = side.unwrap_or(Side::Fixed);
-                    if p.flags & (flags::ACK | flags::RST) == flags::ACK {
-                        if let Some(v) = self.cookie_ack(now, side, ip, &p) {
-                            return v;
-                        }
-                    }
-                    return self.no_session(side, ip, &p);
+                    return match Self::parse_quiet(ip, &p) {
+                        Some(seg) => self.no_session(now, side.unwrap_or(Side::Fixed), &p, seg),
+                        None => Verdict::Pass,
+                    };
                 }
                 if !access || !syn {
                     return Verdict::Pass;
@@ -407,6 +404,16 @@ impl Converter {
         Some(Some((path.side, quoted, code)))
     }
 
+    /// The TCP segment of a packet not (yet) known to be a session's:
+    /// nothing counted, the caller routes it as it is when it does not
+    /// parse.
+    fn parse_quiet(ip: &[u8], p: &Peek) -> Option<Incoming<Bytes>> {
+        nf_tcp::wirefmt::parse(ip.get(p.l4..)?, Some((p.src, p.dst)), |s: &[u8]| {
+            Bytes::from(s)
+        })
+        .ok()
+    }
+
     fn parse(&mut self, ip: &[u8], p: &Peek) -> Option<Incoming<Bytes>> {
         let st = &self.stats.conv;
         match nf_tcp::wirefmt::parse(ip.get(p.l4..)?, Some((p.src, p.dst)), |s: &[u8]| {
@@ -430,9 +437,7 @@ impl Converter {
     /// A SYN from the access that matches no flow: MP_CAPABLE → a new
     /// session, MP_JOIN → a subflow of a known one, else not ours.
     fn new_syn(&mut self, now: Time, side: Side, local: bool, ip: &mut [u8], p: &Peek) -> Verdict {
-        let Some(seg) = ip.get(p.l4..).and_then(|t| {
-            nf_tcp::wirefmt::parse(t, Some((p.src, p.dst)), |s: &[u8]| Bytes::from(s)).ok()
-        }) else {
+        let Some(seg) = Self::parse_quiet(ip, p) else {
             return Verdict::Pass;
         };
         let opt = seg
@@ -445,10 +450,11 @@ impl Converter {
             Some(Ok(MptcpOption::Capable {
                 version: 1,
                 sender_key: None,
+                flags,
                 ..
             })) if !local && self.policy.matches(p.src, p.dst, p.dport) => {
                 self.count_rx(side, ip.len());
-                self.open(now, side, p, seg);
+                self.open(now, side, p, seg, flags.checksum());
                 Verdict::Consumed
             }
             Some(Err(_)) if self.policy.matches(p.src, p.dst, p.dport) => {
@@ -463,34 +469,51 @@ impl Converter {
 
     /// A segment from the access, in the conversion policy, of no session
     /// and no recent one. Plain TCP is routed (a client that did not ask
-    /// for MPTCP is not converted). A segment with an MPTCP option belongs
-    /// to a connection hagw converted and forgot (it restarted, or the
-    /// session ended long ago): routing it would put the subscriber's
-    /// access address in front of the server, past the NAT. It is answered
-    /// with a RST (RFC 9293 §3.10.7.1, a segment of no connection; the
-    /// client's stale subflow ends) and counted; a RST is dropped.
-    fn no_session(&mut self, side: Side, ip: &[u8], p: &Peek) -> Verdict {
-        let Some(seg) = ip.get(p.l4..).and_then(|t| {
-            nf_tcp::wirefmt::parse(t, Some((p.src, p.dst)), |s: &[u8]| Bytes::from(s)).ok()
-        }) else {
-            return Verdict::Pass;
-        };
+    /// for MPTCP is not converted). The third ACK of a SYN cookie opens its
+    /// session. Any other segment with an MPTCP option belongs to a
+    /// connection hagw converted and forgot (it restarted, or the session
+    /// ended long ago): routing it would put the subscriber's access address
+    /// in front of the server, past the NAT. It is answered with a RST (RFC
+    /// 9293 §3.10.7.1, a segment of no connection; the client's stale
+    /// subflow ends) and counted; a RST is dropped.
+    fn no_session(&mut self, now: Time, side: Side, p: &Peek, seg: Incoming<Bytes>) -> Verdict {
         if seg.hdr.opts.mptcp.is_none() {
             return Verdict::Pass;
         }
-        self.stats.conv.segments_no_session.inc();
         let h = seg.hdr;
+        let len = nf_core::chunk::Chunk::len(&seg.payload);
+        if h.flags & (flags::ACK | flags::RST) == flags::ACK {
+            if let Some(v) = self.cookie_ack(now, side, p, seg) {
+                return v;
+            }
+        }
+        self.stats.conv.segments_no_session.inc();
         if h.rst() {
             return Verdict::Consumed;
         }
-        self.reset_segment(side, p, &h, nf_core::chunk::Chunk::len(&seg.payload))
+        self.reset_to(side, p.dst, p.src, &h, len);
+        Verdict::Consumed
     }
 
-    /// A RST answering segment `h` (with `payload` bytes) of no connection
-    /// (RFC 9293 §3.10.7.1).
-    fn reset_segment(&mut self, side: Side, p: &Peek, h: &Header, payload: usize) -> Verdict {
-        let len = payload + usize::from(h.fin());
-        let hdr = if h.ack_flag() {
+    /// RST answering an MP_JOIN SYN we refuse (RFC 8684 §3.2), counted by
+    /// reason.
+    fn refuse_join(&mut self, side: Side, p: &Peek, hdr: &Header, why: JoinRefuse) -> Verdict {
+        self.stats.conv.joins_refused.inc(why as usize);
+        self.reset_to(side, p.dst, p.src, hdr, 0);
+        Verdict::Consumed
+    }
+
+    /// RST|ACK answering a SYN we refuse (RFC 9293 §3.10.7.1).
+    fn refuse_syn(&mut self, side: Side, p: &Peek, hdr: &Header, why: Refuse) {
+        self.stats.conv.refused.inc(why as usize);
+        self.reset_to(side, p.dst, p.src, hdr, 0);
+    }
+
+    /// A RST from `src` answering segment `h` (with `payload` bytes) that
+    /// belongs to no connection, built as RFC 9293 §3.10.7.1 says: from
+    /// its ACK when it has one, else RST|ACK acknowledging what it took.
+    fn reset_to(&mut self, side: Side, src: IpAddr, dst: IpAddr, h: &Header, payload: usize) {
+        let h = if h.ack_flag() {
             Header {
                 src_port: h.dst_port,
                 dst_port: h.src_port,
@@ -503,45 +526,10 @@ impl Converter {
                 src_port: h.dst_port,
                 dst_port: h.src_port,
                 seq: Seq(0),
-                ack: h.seq + len,
+                ack: h.seq + (payload + usize::from(h.syn()) + usize::from(h.fin())),
                 flags: flags::RST | flags::ACK,
                 ..Default::default()
             }
-        };
-        self.out.push(Outgoing {
-            src: p.dst,
-            dst: p.src,
-            seg: Segment {
-                hdr,
-                payload: Gather::default(),
-            },
-            side,
-        });
-        Verdict::Consumed
-    }
-
-    /// RST answering an MP_JOIN SYN we refuse (RFC 8684 §3.2), counted by
-    /// reason.
-    fn refuse_join(&mut self, side: Side, p: &Peek, hdr: &Header, why: JoinRefuse) -> Verdict {
-        self.stats.conv.joins_refused.inc(why as usize);
-        self.reset_to(side, p.dst, p.src, hdr);
-        Verdict::Consumed
-    }
-
-    /// RST|ACK answering a SYN we refuse (RFC 9293 §3.10.7.1).
-    fn refuse_syn(&mut self, side: Side, p: &Peek, hdr: &Header, why: Refuse) {
-        self.stats.conv.refused.inc(why as usize);
-        self.reset_to(side, p.dst, p.src, hdr);
-    }
-
-    fn reset_to(&mut self, side: Side, src: IpAddr, dst: IpAddr, syn: &Header) {
-        let h = Header {
-            src_port: syn.dst_port,
-            dst_port: syn.src_port,
-            seq: Seq(0),
-            ack: syn.seq + 1,
-            flags: flags::RST | flags::ACK,
-            ..Default::default()
         };
         self.out.push(Outgoing {
             src,
@@ -582,18 +570,23 @@ impl Converter {
         false
     }
 
-    fn open(&mut self, now: Time, side: Side, p: &Peek, syn: Incoming<Bytes>) {
+    /// Half-open sessions hagw keeps at most before it answers with cookies.
+    fn half_open_budget(&self) -> usize {
+        (self.policy.max_sessions / HALF_OPEN_SHARE).max(16)
+    }
+
+    /// An MP_CAPABLE SYN (`checksum`: the client asks for DSS checksums).
+    fn open(&mut self, now: Time, side: Side, p: &Peek, syn: Incoming<Bytes>, checksum: bool) {
         let per_src = self.half_open_by_src.get(&p.src).copied().unwrap_or(0);
         if per_src >= HALF_OPEN_PER_SOURCE {
             // RFC 4987 §3.2 spirit: hagw holds no state for more
             // (a real client retries its SYN)
             return self.refuse_syn(side, p, &syn.hdr, Refuse::HalfOpenLimit);
         }
-        let budget = (self.policy.max_sessions / HALF_OPEN_SHARE).max(16);
-        if self.half_open >= budget {
+        if self.half_open >= self.half_open_budget() {
             // RFC 4987 §3.6: a SYN flood spent the half-open budget; the
             // client gets a cookie SYN/ACK and hagw keeps nothing
-            return self.send_cookie(now, side, p, &syn.hdr);
+            return self.send_cookie(now, side, p, &syn.hdr, checksum);
         }
         if self.active >= self.policy.max_sessions && !self.evict_half_open(now) {
             return self.refuse_syn(side, p, &syn.hdr, Refuse::TableFull);
@@ -684,8 +677,7 @@ impl Converter {
             None => {
                 self.half_open += 1;
                 self.half_open_fifo.push_back((sid, id));
-                let budget = (self.policy.max_sessions / HALF_OPEN_SHARE).max(16);
-                if self.half_open_fifo.len() > 2 * budget {
+                if self.half_open_fifo.len() > 2 * self.half_open_budget() {
                     // drop the entries of sessions no longer half-open
                     let sessions = &self.sessions;
                     self.half_open_fifo.retain(|&(sid, id)| {
@@ -744,12 +736,7 @@ impl Converter {
     }
 
     /// Answers an MP_CAPABLE SYN with a cookie SYN/ACK, keeping no state.
-    fn send_cookie(&mut self, now: Time, side: Side, p: &Peek, syn: &Header) {
-        let checksum = syn
-            .opts
-            .mptcp
-            .and_then(|o| MptcpOption::parse(o.as_slice(), true, false).ok())
-            .is_some_and(|o| matches!(o, MptcpOption::Capable { flags, .. } if flags.checksum()));
+    fn send_cookie(&mut self, now: Time, side: Side, p: &Peek, syn: &Header, checksum: bool) {
         let t = cookie::Tuple {
             client: (p.src, p.sport),
             server: (p.dst, p.dport),
@@ -796,11 +783,14 @@ impl Converter {
     /// The third ACK of a cookie SYN/ACK (MP_CAPABLE with both keys, ours
     /// derived from the cookie): the client is real; the session starts
     /// with its MPTCP side established and the SYN goes to the server. None
-    /// when it is not a valid cookie ACK.
-    fn cookie_ack(&mut self, now: Time, side: Side, ip: &[u8], p: &Peek) -> Option<Verdict> {
-        let seg = ip.get(p.l4..).and_then(|t| {
-            nf_tcp::wirefmt::parse(t, Some((p.src, p.dst)), |s: &[u8]| Bytes::from(s)).ok()
-        })?;
+    /// when it is not a cookie's ACK.
+    fn cookie_ack(
+        &mut self,
+        now: Time,
+        side: Side,
+        p: &Peek,
+        seg: Incoming<Bytes>,
+    ) -> Option<Verdict> {
         let h = seg.hdr;
         let Some(Ok(MptcpOption::Capable {
             sender_key: Some(_),
@@ -850,14 +840,18 @@ impl Converter {
         }
         // the SYN/ACK went out statelessly before; now the ACK
         let _ = mp.poll_transmit(now);
+        let len = nf_core::chunk::Chunk::len(&seg.payload);
         mp.handle_segment(now, 0, seg);
         if !mp.is_established() {
             self.stats.conv.syn_cookies_invalid.inc();
-            return None;
+            self.stats.conv.segments_no_session.inc();
+            self.reset_to(side, p.dst, p.src, &h, len);
+            return Some(Verdict::Consumed);
         }
         if self.active >= self.policy.max_sessions && !self.evict_half_open(now) {
             self.stats.conv.refused.inc(Refuse::TableFull as usize);
-            return Some(self.reset_segment(side, p, &h, 0));
+            self.reset_to(side, p.dst, p.src, &h, len);
+            return Some(Verdict::Consumed);
         }
         // toward the server hagw offers its own options (nothing of the
         // client's SYN to mirror: it is terminated in any case)
@@ -868,15 +862,13 @@ impl Converter {
         srv_syn.opts.ts = Some(((now / 1_000_000) as u32, 0));
         srv_syn.opts.mss = None;
         match self.create_session(now, side, p, syn, Some(srv_syn), Some(mp)) {
-            Ok(_) => {
-                self.stats.conv.syn_cookies_accepted.inc();
-                Some(Verdict::Consumed)
-            }
+            Ok(_) => self.stats.conv.syn_cookies_accepted.inc(),
             Err(why) => {
                 self.stats.conv.refused.inc(why as usize);
-                Some(self.reset_segment(side, p, &h, 0))
+                self.reset_to(side, p.dst, p.src, &h, len);
             }
         }
+        Some(Verdict::Consumed)
     }
 
     /// The server's key when its SYN/ACK carries MP_CAPABLE, the session
@@ -1122,8 +1114,6 @@ impl Converter {
         }
     }
 
-    /// Runs what is due: sessions touched by input, expired timers, idle
-    /// timeouts, and the periodic publication for `/sessions`.
     /// When `poll` next has timer work: a session's timer or the idle
     /// scan (a dirty session is driven by the next `poll` in any case).
     pub fn next_timeout(&self) -> Time {
@@ -1134,6 +1124,8 @@ impl Converter {
             })
     }
 
+    /// Runs what is due: sessions touched by input, expired timers, idle
+    /// timeouts, and the list for `/sessions` when it was asked for.
     pub fn poll(&mut self, now: Time) {
         while let Some(&Reverse((t, sid))) = self.timers.peek() {
             if t > now {
@@ -1200,7 +1192,7 @@ impl Converter {
                 s.phase = Phase::Done;
                 let (src, dst) = (syn_dst(&s.paths), syn_src(&s.paths));
                 self.stats.conv.refused.inc(why as usize);
-                self.reset_to(side, src, dst, &syn.hdr);
+                self.reset_to(side, src, dst, &syn.hdr, 0);
             }
         }
         let Some(s) = self.sessions.get_mut(sid).and_then(Option::as_mut) else {
@@ -1304,6 +1296,7 @@ impl Converter {
     }
 
     fn remove(&mut self, sid: usize) {
+        self.clear_half_open(sid);
         let Some(s) = self.sessions.get_mut(sid).and_then(Option::take) else {
             return;
         };
@@ -1340,12 +1333,6 @@ impl Converter {
         self.nat.release(s.sub, s.nat.0, s.nat.1);
         for &(_, port) in s.pt.iter().skip(1) {
             self.nat.release(s.sub, s.nat.0, port);
-        }
-        if s.half_open {
-            self.half_open = self.half_open.saturating_sub(1);
-            if let Some(p) = s.paths.first() {
-                self.release_src(p.client.0);
-            }
         }
         let st = &self.stats.conv;
         for p in &s.paths {
