@@ -81,10 +81,6 @@ fn metric(text: &str, name: &str, labels: &str) -> u64 {
         .map_or(0, |v| v as u64)
 }
 
-fn nstat(n: &str) -> String {
-    ns_ok(n, &["nstat", "-az"])
-}
-
 /// Starts hagw with CONFIG and waits until the server answers a ping
 /// through it (neighbours resolved on both sides).
 fn start_hagw(config: &str, guard: &mut Guard) {
@@ -374,7 +370,7 @@ fn conversion_point_on_the_lab() {
     );
 
     // (i) DSS checksums asked for by the client (RFC 8684 §3.1, §3.3.1)
-    ns_ok("cli", &["sysctl", "-qw", "net.mptcp.checksum_enabled=1"]);
+    cli_checksums(true);
     let c0 = nstat("cli");
     let fb0 = metric(&metrics(), "hagw_conv_sessions_fallback_total", "");
     transfer(
@@ -387,7 +383,7 @@ fn conversion_point_on_the_lab() {
         &["recv", "198.51.100.2", "5209", "--mptcp"],
         20_000_000,
     );
-    ns_ok("cli", &["sysctl", "-qw", "net.mptcp.checksum_enabled=0"]);
+    cli_checksums(false);
     let c1 = nstat("cli");
     for bad in [
         "MPTcpExtDataCsumErr",

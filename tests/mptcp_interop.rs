@@ -119,7 +119,7 @@ fn engine_as_client() {
         out.contains("50000000 bytes sent and echoed back intact"),
         "{out}"
     );
-    let nstat = String::from_utf8_lossy(&ns("srv", &["nstat", "-az"]).stdout).into_owned();
+    let nstat = common::nstat("srv");
     assert!(counter(&nstat, "MPTcpExtMPCapableACKRX") >= 1, "{nstat}");
     assert!(
         counter(&nstat, "MPTcpExtMPJoinAckRx") >= 1,
@@ -133,10 +133,7 @@ fn engine_as_client() {
     ] {
         assert_eq!(counter(&nstat, fallback), 0, "{fallback}\n{nstat}");
     }
-    let subflows: Vec<&str> = out
-        .lines()
-        .filter(|l| l.trim_start().starts_with("subflow "))
-        .collect();
+    let subflows: Vec<&str> = log_lines(&out, "subflow ");
     assert_eq!(subflows.len(), 2, "{out}");
     assert!(
         subflows
@@ -156,7 +153,7 @@ fn engine_as_client() {
             && out.contains("csum_failures: 0,"),
         "{out}"
     );
-    let nstat = String::from_utf8_lossy(&ns("srv", &["nstat", "-az"]).stdout).into_owned();
+    let nstat = common::nstat("srv");
     for bad in [
         "MPTcpExtDataCsumErr",
         "MPTcpExtMPFailTx",
@@ -195,15 +192,11 @@ fn engine_as_server() {
     linux_echo_client("50000000", "");
 
     // the Linux client asks for DSS checksums (RFC 8684 §3.1)
-    assert!(
-        ns("cli", &["sysctl", "-qw", "net.mptcp.checksum_enabled=1"])
-            .status
-            .success()
-    );
+    cli_checksums(true);
     linux_echo_client("10000000", " with DSS checksums");
-    let _ = ns("cli", &["sysctl", "-qw", "net.mptcp.checksum_enabled=0"]);
+    cli_checksums(false);
 
-    let nstat = String::from_utf8_lossy(&ns("cli", &["nstat", "-az"]).stdout).into_owned();
+    let nstat = common::nstat("cli");
     assert!(
         counter(&nstat, "MPTcpExtMPCapableSYNACKRX") >= 1,
         "MP_CAPABLE SYN/ACK received\n{nstat}"
@@ -230,11 +223,7 @@ fn engine_as_server() {
     // checksum fixed): the engine's DSS checksum catches it, the subflow
     // is reset with MP_FAIL on its RST (RFC 8684 §3.7), Linux resends the
     // data on the other subflow and the echo comes back intact.
-    assert!(
-        ns("cli", &["sysctl", "-qw", "net.mptcp.checksum_enabled=1"])
-            .status
-            .success()
-    );
+    cli_checksums(true);
     let rules = "table inet hagwmangle {\n chain out {\n  type filter hook output priority 0;\n  tcp dport 7000 meta length > 1000 numgen inc mod 30 29 limit rate 1/hour burst 1 packets @th,1600,8 set 0x41\n }\n}\n";
     let path = std::env::temp_dir().join("hagw-mangle.nft");
     std::fs::write(&path, rules).expect("rules");
@@ -243,8 +232,8 @@ fn engine_as_server() {
         .success());
     linux_echo_client("10000000", " through a payload-rewriting middlebox");
     let _ = ns("cli", &["nft", "delete", "table", "inet", "hagwmangle"]);
-    let _ = ns("cli", &["sysctl", "-qw", "net.mptcp.checksum_enabled=0"]);
-    let after = String::from_utf8_lossy(&ns("cli", &["nstat", "-az"]).stdout).into_owned();
+    cli_checksums(false);
+    let after = common::nstat("cli");
     assert!(
         counter(&after, "MPTcpExtMPFailRx") > counter(&nstat, "MPTcpExtMPFailRx"),
         "Linux got our MP_FAIL\n{after}"
@@ -277,10 +266,7 @@ fn engine_as_server() {
     assert!(log.contains("echoed 70000000 bytes"), "{log}");
     // one connection without checksums, one with, none failed; the third
     // caught the rewritten byte
-    let conns: Vec<&str> = log
-        .lines()
-        .filter(|l| l.trim_start().starts_with("conn "))
-        .collect();
+    let conns: Vec<&str> = log_lines(&log, "conn ");
     assert_eq!(conns.len(), 3, "{log}");
     assert!(
         conns[2].contains("csum_failures: 1,") && conns[2].contains("mp_fail_tx: 1,"),
@@ -300,10 +286,7 @@ fn engine_as_server() {
     );
     // both subflows of the 50 MB connection carried data both ways
     // (bytes_acked / bytes_received)
-    let subflows: Vec<&str> = log
-        .lines()
-        .filter(|l| l.trim_start().starts_with("subflow "))
-        .collect();
+    let subflows: Vec<&str> = log_lines(&log, "subflow ");
     assert!(subflows.len() >= 6, "{log}");
     for l in &subflows[..2] {
         let num = |key: &str| -> u64 {

@@ -486,19 +486,9 @@ impl ConvLab {
             next_hop_mtu: 0,
             data: &quoted[..quoted.len().min(28)],
         };
-        let iph = nf_core::wire::ipv4::Repr {
-            src: SERVER,
-            dst,
-            protocol: nf_core::wire::ip_proto::ICMP,
-            payload_len: msg.buffer_len(),
-            ttl: 64,
-            dscp_ecn: 0,
-            ident: 0,
-            dont_frag: false,
-        };
-        let mut ip = vec![0u8; 20 + msg.buffer_len()];
-        iph.emit(&mut ip[..20]);
-        msg.emit(&mut ip[20..]);
+        let mut icmp = vec![0u8; msg.buffer_len()];
+        msg.emit(&mut icmp);
+        let ip = crate::frames::ipv4_packet(SERVER, dst, nf_core::wire::ip_proto::ICMP, &icmp);
         let frame = eth_wrap(SRV_MAC, mac(3), &ip);
         let t = Instant::now();
         self.pipe.process(self.now, 2, frame);
@@ -527,7 +517,6 @@ impl ConvLab {
         }
     }
 
-    /// Moves what the pipeline sent to the clients and the server.
     /// Hands what the pipeline sent to the clients and the server; returns
     /// how many frames.
     fn deliver(&mut self) -> usize {

@@ -23,6 +23,25 @@ fn eth(src: EthernetAddress, dst: EthernetAddress, et: EtherType, body: &[u8]) -
     f
 }
 
+/// An IPv4 packet (no link header): a 20-byte header, TTL 64, around
+/// `payload` (already built, with its own checksum).
+pub fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, payload: &[u8]) -> Vec<u8> {
+    let ip = ipv4::Repr {
+        src,
+        dst,
+        protocol,
+        payload_len: payload.len(),
+        ttl: 64,
+        dscp_ecn: 0,
+        ident: 0,
+        dont_frag: true,
+    };
+    let mut b = vec![0u8; ipv4::HEADER_LEN + payload.len()];
+    ip.emit(&mut b[..ipv4::HEADER_LEN]);
+    b[ipv4::HEADER_LEN..].copy_from_slice(payload);
+    b
+}
+
 /// An Ethernet/IPv4/UDP frame of exactly `frame_len` bytes (≥ 42).
 pub fn udp4(
     src_mac: EthernetAddress,

@@ -409,20 +409,12 @@ mod tests {
         };
         let (src, dst) = (IpAddr::from([100, 64, 0, 2]), IpAddr::from([192, 0, 2, 1]));
         let t = nf_tcp::wirefmt::emit(&seg, src, dst);
-        let r = ipv4::Repr {
-            src: [100, 64, 0, 2].into(),
-            dst: [192, 0, 2, 1].into(),
-            protocol: ip_proto::TCP,
-            payload_len: t.len(),
-            ttl: 64,
-            dscp_ecn: 0,
-            ident: 0,
-            dont_frag: true,
-        };
-        let mut b = vec![0u8; 20 + t.len()];
-        r.emit(&mut b[..20]);
-        b[20..].copy_from_slice(&t);
-        b
+        crate::frames::ipv4_packet(
+            [100, 64, 0, 2].into(),
+            [192, 0, 2, 1].into(),
+            ip_proto::TCP,
+            &t,
+        )
     }
 
     #[test]

@@ -69,6 +69,25 @@ impl Drop for Guard {
     }
 }
 
+/// `nstat -az` in namespace `n` (the kernel's absolute counters).
+pub fn nstat(n: &str) -> String {
+    String::from_utf8_lossy(&ns(n, &["nstat", "-az"]).stdout).into_owned()
+}
+
+/// The Linux client in ns cli asks for DSS checksums, or not (RFC 8684
+/// §3.1, `net.mptcp.checksum_enabled`).
+pub fn cli_checksums(on: bool) {
+    let kv = format!("net.mptcp.checksum_enabled={}", u8::from(on));
+    assert!(ns("cli", &["sysctl", "-qw", &kv]).status.success(), "{kv}");
+}
+
+/// The lines of a peer's log that start (after indentation) with `word`.
+pub fn log_lines<'a>(log: &'a str, word: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|l| l.trim_start().starts_with(word))
+        .collect()
+}
+
 /// A counter from `nstat -az` output.
 pub fn counter(nstat: &str, name: &str) -> u64 {
     nstat

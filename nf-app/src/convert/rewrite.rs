@@ -170,20 +170,7 @@ mod tests {
         );
         let mut t = vec![0u8; r.buffer_len()];
         r.emit(IpAddr::V4(s), IpAddr::V4(d), &mut t);
-        let ih = ipv4::Repr {
-            src: s,
-            dst: d,
-            protocol: ip_proto::TCP,
-            payload_len: t.len(),
-            ttl: 64,
-            dscp_ecn: 0,
-            ident: 7,
-            dont_frag: true,
-        };
-        let mut b = vec![0u8; 20 + t.len()];
-        ih.emit(&mut b[..20]);
-        b[20..].copy_from_slice(&t);
-        b
+        crate::frames::ipv4_packet(s, d, ip_proto::TCP, &t)
     }
 
     #[test]

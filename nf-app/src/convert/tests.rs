@@ -60,6 +60,23 @@ fn mp_capable_syn_option() -> MptcpOption {
     }
 }
 
+/// CONV with more `[conversion]` keys.
+fn conv_with(keys: &str) -> String {
+    CONV.replace("enabled = true", &format!("enabled = true\n{keys}"))
+}
+
+/// The `k`-th SYN of a flood: MP_CAPABLE, from port 20000 + k, never
+/// followed by anything.
+fn flood_syn(k: u16) -> nf_tcp::Segment<Bytes> {
+    to_server(
+        20000 + k,
+        u32::from(k) * 7919,
+        0,
+        nf_core::wire::tcp::flags::SYN,
+        Some(mp_capable_syn_option()),
+    )
+}
+
 fn drained(lab: &mut ConvLab) -> bool {
     lab.run_until(30 * SEC, |l| l.sessions() == 0)
 }
@@ -116,10 +133,7 @@ fn cellular_without_a_subscriber_entry_is_refused_not_leaked() {
 
 #[test]
 fn withdraws_when_the_server_speaks_mptcp() {
-    let conf = CONV.replace(
-        "enabled = true",
-        "enabled = true\nwithdraw = \"if-server-capable\"",
-    );
+    let conf = conv_with("withdraw = \"if-server-capable\"");
     let mut lab = ConvLab::new(&conf, 4);
     lab.server.mptcp_ports.push(5202);
     let c = lab.connect(5202, Workload::echo(200_000, true));
@@ -182,7 +196,7 @@ fn a_server_reset_reaches_the_client_without_delay() {
 
 #[test]
 fn a_full_table_refuses_new_sessions_with_rst() {
-    let conf = CONV.replace("enabled = true", "enabled = true\nmax_sessions = 2");
+    let conf = conv_with("max_sessions = 2");
     let mut lab = ConvLab::new(&conf, 7);
     let hold = Workload {
         up: 20_000,
@@ -281,7 +295,7 @@ fn many_short_connections_all_complete_and_the_table_drains() {
 
 #[test]
 fn an_idle_session_is_reset_on_both_sides_after_the_timeout() {
-    let conf = CONV.replace("enabled = true", "enabled = true\nidle_timeout_s = 2");
+    let conf = conv_with("idle_timeout_s = 2");
     let mut lab = ConvLab::new(&conf, 11);
     let c = lab.connect(
         5201,
@@ -322,10 +336,7 @@ fn config_refuses_what_the_conversion_point_cannot_do_yet() {
 
 #[test]
 fn a_port_going_down_withdraws_its_advertised_address() {
-    let conf = CONV.replace(
-        "enabled = true",
-        "enabled = true\nadvertise = [\"2001:db8:c::1\"]",
-    );
+    let conf = conv_with("advertise = [\"2001:db8:c::1\"]");
     let mut lab = ConvLab::new(&conf, 12);
     let c = lab.connect(
         5201,
@@ -446,14 +457,7 @@ fn a_syn_flood_from_one_address_does_not_lock_out_the_others() {
     let mut lab = ConvLab::new(CONV, 14);
     // 200 MP_CAPABLE SYNs from the cellular address that never go further
     for k in 0..200u16 {
-        let seg = to_server(
-            20000 + k,
-            u32::from(k) * 7919,
-            0,
-            nf_core::wire::tcp::flags::SYN,
-            Some(mp_capable_syn_option()),
-        );
-        lab.inject(1, IpAddr::V4(CELL), IpAddr::V4(SERVER), &seg);
+        lab.inject(1, IpAddr::V4(CELL), IpAddr::V4(SERVER), &flood_syn(k));
         lab.step(100_000);
     }
     let st = &lab.stats().conv;
@@ -469,10 +473,7 @@ fn a_syn_flood_from_one_address_does_not_lock_out_the_others() {
 
 #[test]
 fn the_weighted_scheduler_splits_downstream_bytes_as_configured() {
-    let conf = CONV.replace(
-        "enabled = true",
-        "enabled = true\nscheduler = \"weighted\"\nweights = [1, 3]",
-    );
+    let conf = conv_with("scheduler = \"weighted\"\nweights = [1, 3]");
     let mut lab = ConvLab::new(&conf, 15);
     let c = lab.connect(5201, Workload::echo(2_000_000, true));
     assert!(lab.run_until(60 * SEC, |l| l.clients[c].finished()));
@@ -489,10 +490,7 @@ fn the_weighted_scheduler_splits_downstream_bytes_as_configured() {
 #[test]
 fn a_subscriber_is_capped_at_its_own_session_limit() {
     // the table (65536) stays open to everyone else
-    let conf = CONV.replace(
-        "enabled = true",
-        "enabled = true\nmax_sessions_per_subscriber = 3",
-    );
+    let conf = conv_with("max_sessions_per_subscriber = 3");
     let mut lab = ConvLab::new(&conf, 16);
     let held: Vec<usize> = (0..4)
         .map(|_| {
@@ -524,19 +522,12 @@ fn a_subscriber_is_capped_at_its_own_session_limit() {
 #[test]
 fn a_spoofed_syn_flood_gets_syn_cookies_and_real_clients_get_through() {
     // a table of 256: a half-open budget of 64, then SYN cookies
-    let conf = CONV.replace("enabled = true", "enabled = true\nmax_sessions = 256");
+    let conf = conv_with("max_sessions = 256");
     let mut lab = ConvLab::new(&conf, 17);
     let flood = |lab: &mut ConvLab, k: u16| {
-        let seg = to_server(
-            30000 + k,
-            u32::from(k) * 7919,
-            0,
-            nf_core::wire::tcp::flags::SYN,
-            Some(mp_capable_syn_option()),
-        );
         // spoofed sources on the fixed access, one SYN each
         let src = std::net::Ipv4Addr::new(192, 0, 2, 10 + (k % 200) as u8);
-        lab.inject(0, IpAddr::V4(src), IpAddr::V4(SERVER), &seg);
+        lab.inject(0, IpAddr::V4(src), IpAddr::V4(SERVER), &flood_syn(k));
     };
     for k in 0..300u16 {
         flood(&mut lab, k);
@@ -577,7 +568,7 @@ fn a_spoofed_syn_flood_gets_syn_cookies_and_real_clients_get_through() {
 
 #[test]
 fn an_ack_with_a_forged_cookie_opens_nothing() {
-    let conf = CONV.replace("enabled = true", "enabled = true\nmax_sessions = 64");
+    let conf = conv_with("max_sessions = 64");
     let mut lab = ConvLab::new(&conf, 22);
     let ack = to_server(
         41000,
@@ -609,10 +600,7 @@ fn an_ack_with_a_forged_cookie_opens_nothing() {
 #[test]
 fn a_client_that_never_reads_keeps_memory_within_the_session_budget() {
     let buf = 256 * 1024;
-    let conf = CONV.replace(
-        "enabled = true",
-        &format!("enabled = true\nsession_buffer_bytes = {buf}"),
-    );
+    let conf = conv_with(&format!("session_buffer_bytes = {buf}"));
     let mut lab = ConvLab::new(&conf, 18);
     let c = lab.connect(
         5201,
@@ -720,7 +708,7 @@ fn a_lab_that_skips_idle_time_converts_and_drains_the_same() {
 
 #[test]
 fn dss_checksums_asked_by_hagw_are_used_and_verified() {
-    let conf = CONV.replace("enabled = true", "enabled = true\ndss_checksums = true");
+    let conf = conv_with("dss_checksums = true");
     let mut lab = ConvLab::new(&conf, 23);
     let c = lab.connect(5201, Workload::echo(300_000, true));
     assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
