@@ -47,22 +47,8 @@ pub fn emit_tcp_packet(
     out: &mut impl FnMut(Vec<u8>),
 ) {
     let tcp = nf_tcp::wirefmt::emit(seg, local, remote);
-    let mut pkt = match (local, remote) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let r = ipv4::Repr {
-                src: s,
-                dst: d,
-                protocol: ip_proto::TCP,
-                payload_len: tcp.len(),
-                ttl: 64,
-                dscp_ecn: 0,
-                ident: 0,
-                dont_frag: true,
-            };
-            let mut b = vec![0u8; ipv4::HEADER_LEN + tcp.len()];
-            r.emit(&mut b[..ipv4::HEADER_LEN]);
-            b
-        }
+    let pkt = match (local, remote) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => crate::frames::ipv4_packet(s, d, ip_proto::TCP, &tcp),
         (IpAddr::V6(s), IpAddr::V6(d)) => {
             let r = ipv6::Repr {
                 src: s,
@@ -75,12 +61,11 @@ pub fn emit_tcp_packet(
             };
             let mut b = vec![0u8; ipv6::HEADER_LEN + tcp.len()];
             r.emit(&mut b[..ipv6::HEADER_LEN]);
+            b[ipv6::HEADER_LEN..].copy_from_slice(&tcp);
             b
         }
         _ => return,
     };
-    let h = pkt.len() - tcp.len();
-    pkt[h..].copy_from_slice(&tcp);
     out(pkt);
 }
 
