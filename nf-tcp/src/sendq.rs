@@ -127,8 +127,9 @@ impl<C: Chunk> SendQueue<C> {
             i += 1;
         }
         self.cursor = (i, start);
-        // stop at the first barrier after `from`
-        let max = match self.barriers.iter().find(|b| b.gt(from)) {
+        // stop at the first barrier after `from` (they are in order)
+        let k = self.barriers.partition_point(|b| b.le(from));
+        let max = match self.barriers.get(k) {
             Some(&b) => max.min(b - from),
             None => max,
         };
