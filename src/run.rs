@@ -182,7 +182,7 @@ pub fn bring_up(cfg: &Config) -> Result<(Eal, Mempool, Vec<Port>), String> {
         };
         port.setup(&setup, &pool)
             .map_err(|e| format!("port {} ({}): {e}", p.name, p.device.dpdk_name()))?;
-        tracing::info!(port = %p.name, id = port.id, mac = %nf_core::wire::EthernetAddress(port.mac()), "port started");
+        tracing::info!(port = %p.name, id = port.id, mac = %nf_core::wire::EthernetAddress(port.mac()), tx_chains = port.tx_multi_seg(), "port started");
         ports.push(port);
     }
 

@@ -46,6 +46,22 @@ pub fn process_burst<A: BufPool<Mbuf>>(
     pipe.process_burst(now_ns, port, rx);
 }
 
+/// Chains (hagw's headers + payload by reference) made into one segment
+/// for a PMD that cannot send them; the copy is counted. A chain that does
+/// not fit one mbuf is dropped (it cannot: hagw's segments fit the MTU).
+fn linearize(q: &mut Vec<Mbuf>, st: &WorkerStats) {
+    q.retain_mut(|m| match m.linearize() {
+        Some(n) => {
+            st.conv.payload_bytes_copied.add(n as u64);
+            true
+        }
+        None => {
+            st.dropped(Drop::TxFailed);
+            false
+        }
+    });
+}
+
 pub struct Worker {
     pub index: usize,
     pub cfg: Arc<Config>,
@@ -83,6 +99,11 @@ impl Worker {
                 }
             }
         }
+        // payload held by reference may take half of this worker's share
+        // of the pool (src/dpdk/chunk.rs)
+        let workers = self.cfg.worker_lcores.len().max(1);
+        dpdk::chunk::set_pin_limit(self.cfg.limits.mbufs as usize / 2 / workers);
+        let multi_seg: Vec<bool> = self.ports.iter().map(Port::tx_multi_seg).collect();
         let queue = self.index as u16;
         let burst = self.cfg.burst;
         let retries = self.cfg.limits.tx_retries;
@@ -105,14 +126,16 @@ impl Worker {
                 got += n;
                 let pc = &st.ports[pi];
                 pc.rx_packets.add(n as u64);
-                pc.rx_bytes
-                    .add(rx.iter().map(|m| u64::from(m.pkt_len())).sum());
+                pc.rx_bytes.add(rx.iter().map(|m| m.pkt_len() as u64).sum());
                 process_burst(&mut pipe, now_ns, pi as u16, &mut rx);
             }
             pipe.poll_timers(now_ns);
             pipe.poll_conversion(now_ns);
             if now_ns >= next_link_check && pipe.converter().is_some() {
                 next_link_check = now_ns + 1_000_000_000;
+                st.conv
+                    .payload_buffers_held
+                    .set(dpdk::chunk::pinned() as u64);
                 for (pi, port) in self.ports.iter().enumerate() {
                     let up = port.link().up;
                     if link_up.get(pi) != Some(&up) {
@@ -128,7 +151,10 @@ impl Worker {
                 if q.is_empty() {
                     continue;
                 }
-                let before: u64 = q.iter().map(|m| m.len() as u64).sum();
+                if !multi_seg.get(pi).copied().unwrap_or(false) {
+                    linearize(q, st);
+                }
+                let before: u64 = q.iter().map(|m| m.pkt_len() as u64).sum();
                 let mut sent = 0;
                 for _ in 0..retries {
                     sent += port.tx_burst(queue, q);
@@ -136,7 +162,7 @@ impl Worker {
                         break;
                     }
                 }
-                let left: u64 = q.iter().map(|m| m.len() as u64).sum();
+                let left: u64 = q.iter().map(|m| m.pkt_len() as u64).sum();
                 for _ in q.drain(..) {
                     st.dropped(Drop::TxFailed);
                 }

@@ -528,7 +528,9 @@ impl ConvLab {
             };
             n += frames.len();
             for f in frames {
-                let Some(ip) = f.data().get(14..) else {
+                // the wire: headers and chained payload in one frame
+                let frame = f.frame();
+                let Some(ip) = frame.get(14..) else {
                     continue;
                 };
                 if port != 2 && ip.len() > 20 && ip[9] == nf_core::wire::ip_proto::ICMP {

@@ -377,6 +377,13 @@ fn render_conversion(
     )
     .with_label_values(&[])
     .set(sum(&|w| w.conv.splice_queue_bytes.get()) as i64);
+    g(
+        "hagw_conv_payload_buffers_held",
+        "References to received packet buffers held as payload (spliced without copying)",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(sum(&|w| w.conv.payload_buffers_held.get()) as i64);
     let pool = st.nat_pool.as_str();
     g(
         "hagw_conv_nat_ports_in_use",

@@ -134,6 +134,9 @@ pub struct ConvStats {
     pub payload_bytes_copied: Counter,
     /// Bytes held in splice queues and engine buffers (gauge).
     pub splice_queue_bytes: Counter,
+    /// References to received packet buffers held as payload (gauge; set
+    /// by the worker once a second).
+    pub payload_buffers_held: Counter,
     /// NAT ports in use (gauge).
     pub nat_ports_in_use: Counter,
     /// TCP segments of a session that did not parse (bad checksum, options).

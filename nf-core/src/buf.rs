@@ -4,9 +4,23 @@
 //! behind, exactly like `rte_mbuf`: headers are stripped with [`PacketBuf::adj`]
 //! and prepended into the headroom with [`PacketBuf::prepend`], so payload never
 //! moves.
+//!
+//! Payload is shared with the protocol engines instead of copied: a
+//! buffer hands out [`Chunk`]s over its own storage ([`PacketBuf::share`],
+//! an mbuf reference in production), and a packet the gateway builds takes
+//! chunks as chained segments behind its headers ([`PacketBuf::chain`], an
+//! indirect mbuf), so spliced payload goes from the receiving buffer to the
+//! wire untouched.
 
-/// A packet buffer: headroom | data | tailroom.
+use crate::chunk::{Bytes, Chunk};
+use std::rc::Rc;
+
+/// A packet buffer: headroom | data | tailroom, optionally followed by
+/// chained payload segments. `data` and the methods that resize it see the
+/// first segment only; `pkt_len` counts all.
 pub trait PacketBuf {
+    /// The payload handle this buffer shares its storage through.
+    type Chunk: Chunk;
     /// The packet bytes.
     fn data(&self) -> &[u8];
     /// The packet bytes, writable.
@@ -24,11 +38,25 @@ pub trait PacketBuf {
     fn adj(&mut self, n: usize) -> bool;
     /// Removes `n` bytes from the end; false (and no change) if `n > len`.
     fn trim(&mut self, n: usize) -> bool;
-    /// Number of data bytes.
+    /// Number of data bytes (of the first segment).
     #[inline]
     fn len(&self) -> usize {
         self.data().len()
     }
+    /// Bytes of the whole packet, chained segments included.
+    #[inline]
+    fn pkt_len(&self) -> usize {
+        self.len()
+    }
+    /// A handle to `data()[start..end]` sharing this buffer's storage (no
+    /// copy; the storage lives as long as a handle does). `None` when the
+    /// range is out of bounds or the buffer cannot be shared now (an mbuf
+    /// pool under pressure): the caller copies.
+    fn share(&self, start: usize, end: usize) -> Option<Self::Chunk>;
+    /// Appends `c` as a chained segment behind the data: by reference where
+    /// `c` shares a buffer, else as a copy. Returns the bytes copied; `None`
+    /// when no segment could be had (the packet is then unchanged).
+    fn chain(&mut self, c: &Self::Chunk) -> Option<usize>;
     /// True when the buffer holds no data.
     #[inline]
     fn is_empty(&self) -> bool {
@@ -53,12 +81,17 @@ pub const DEFAULT_HEADROOM: usize = 128;
 /// from a pool with `RTE_MBUF_DEFAULT_BUF_SIZE`.
 pub const DEFAULT_CAPACITY: usize = 2048 + DEFAULT_HEADROOM;
 
-/// A heap-backed [`PacketBuf`] for tests, benchmarks and fuzzing.
+/// A heap-backed [`PacketBuf`] for tests, benchmarks and fuzzing. Its
+/// storage is reference-counted so that [`PacketBuf::share`] hands out
+/// [`Bytes`] without copying, as an mbuf hands out references; writing to
+/// a buffer whose storage is shared copies it first (the pipeline never
+/// writes to a packet it gave away). Chained segments are kept as `Bytes`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VecBuf {
-    storage: Vec<u8>,
+    storage: Rc<Vec<u8>>,
     start: usize,
     end: usize,
+    chained: Vec<Bytes>,
 }
 
 impl VecBuf {
@@ -67,9 +100,10 @@ impl VecBuf {
     pub fn with_capacity(headroom: usize, capacity: usize) -> Self {
         let headroom = headroom.min(capacity);
         VecBuf {
-            storage: vec![0; capacity],
+            storage: Rc::new(vec![0; capacity]),
             start: headroom,
             end: headroom,
+            chained: Vec::new(),
         }
     }
 
@@ -84,10 +118,14 @@ impl VecBuf {
     #[inline]
     pub fn from_slice(bytes: &[u8]) -> Self {
         let cap = DEFAULT_CAPACITY.max(DEFAULT_HEADROOM + bytes.len());
-        let mut b = Self::with_capacity(DEFAULT_HEADROOM, cap);
-        b.storage[DEFAULT_HEADROOM..DEFAULT_HEADROOM + bytes.len()].copy_from_slice(bytes);
-        b.end = DEFAULT_HEADROOM + bytes.len();
-        b
+        let mut v = vec![0; cap];
+        v[DEFAULT_HEADROOM..DEFAULT_HEADROOM + bytes.len()].copy_from_slice(bytes);
+        VecBuf {
+            storage: Rc::new(v),
+            start: DEFAULT_HEADROOM,
+            end: DEFAULT_HEADROOM + bytes.len(),
+            chained: Vec::new(),
+        }
     }
 
     /// Empties the buffer and restores the default headroom.
@@ -96,6 +134,28 @@ impl VecBuf {
         let h = DEFAULT_HEADROOM.min(self.storage.len());
         self.start = h;
         self.end = h;
+        self.chained.clear();
+    }
+
+    /// The chained segments behind the data.
+    pub fn chained(&self) -> &[Bytes] {
+        &self.chained
+    }
+
+    /// The whole packet, chained segments included, as one vector (what a
+    /// NIC would put on the wire).
+    pub fn frame(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.pkt_len());
+        v.extend_from_slice(self.data());
+        for c in &self.chained {
+            v.extend_from_slice(c.as_slice());
+        }
+        v
+    }
+
+    #[inline]
+    fn storage_mut(&mut self) -> &mut Vec<u8> {
+        Rc::make_mut(&mut self.storage)
     }
 }
 
@@ -107,13 +167,16 @@ impl Default for VecBuf {
 }
 
 impl PacketBuf for VecBuf {
+    type Chunk = Bytes;
+
     #[inline]
     fn data(&self) -> &[u8] {
         &self.storage[self.start..self.end]
     }
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.storage[self.start..self.end]
+        let (a, b) = (self.start, self.end);
+        &mut self.storage_mut()[a..b]
     }
     #[inline]
     fn headroom(&self) -> usize {
@@ -129,16 +192,20 @@ impl PacketBuf for VecBuf {
             return None;
         }
         self.start -= n;
-        Some(&mut self.storage[self.start..self.start + n])
+        let a = self.start;
+        Some(&mut self.storage_mut()[a..a + n])
     }
+    /// Appends to the last segment: a buffer with chained segments (held
+    /// by reference) has no tailroom of its own.
     #[inline]
     fn append(&mut self, n: usize) -> Option<&mut [u8]> {
-        if n > self.tailroom() {
+        if n > self.tailroom() || !self.chained.is_empty() {
             return None;
         }
         let old = self.end;
         self.end += n;
-        Some(&mut self.storage[old..self.end])
+        let e = self.end;
+        Some(&mut self.storage_mut()[old..e])
     }
     #[inline]
     fn adj(&mut self, n: usize) -> bool {
@@ -150,11 +217,29 @@ impl PacketBuf for VecBuf {
     }
     #[inline]
     fn trim(&mut self, n: usize) -> bool {
-        if n > self.end - self.start {
+        if n > self.end - self.start || !self.chained.is_empty() {
             return false;
         }
         self.end -= n;
         true
+    }
+    #[inline]
+    fn pkt_len(&self) -> usize {
+        self.len() + self.chained.iter().map(Chunk::len).sum::<usize>()
+    }
+    fn share(&self, start: usize, end: usize) -> Option<Bytes> {
+        if start > end || self.start + end > self.end {
+            return None;
+        }
+        Some(Bytes::window(
+            &self.storage,
+            self.start + start,
+            self.start + end,
+        ))
+    }
+    fn chain(&mut self, c: &Bytes) -> Option<usize> {
+        self.chained.push(c.clone());
+        Some(0)
     }
 }
 
@@ -181,5 +266,30 @@ mod tests {
         assert!(b.append(10_000).is_none());
         assert!(b.set_len(1));
         assert_eq!(b.data(), &[2]);
+    }
+
+    #[test]
+    fn share_and_chain_without_copying() {
+        let mut rx = VecBuf::from_slice(&[1, 2, 3, 4, 5, 6]);
+        let c = rx.share(2, 5).unwrap();
+        assert_eq!(c.as_slice(), &[3, 4, 5]);
+        assert!(rx.share(4, 7).is_none());
+        assert!(rx.share(3, 2).is_none());
+        let mut tx = VecBuf::new();
+        tx.append(2).unwrap().copy_from_slice(&[9, 9]);
+        assert_eq!(tx.chain(&c), Some(0));
+        assert_eq!(tx.chain(&c.slice(1, 2)), Some(0));
+        assert_eq!(tx.pkt_len(), 6);
+        assert_eq!(tx.frame(), vec![9, 9, 3, 4, 5, 4]);
+        // the chained bytes are rx's storage, not a copy
+        assert!(tx.chained()[0].shares_storage(&c));
+        // appending or trimming behind chained segments is refused
+        assert!(tx.append(1).is_none());
+        assert!(!tx.trim(1));
+        // writing to the shared receive buffer copies it first: the
+        // handles keep seeing what was received
+        rx.data_mut()[2] = 0;
+        assert_eq!(c.as_slice(), &[3, 4, 5]);
+        assert_eq!(rx.data()[2], 0);
     }
 }

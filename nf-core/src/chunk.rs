@@ -16,6 +16,13 @@ pub trait Chunk: Clone {
     /// `start <= end <= len` is the caller's obligation; out-of-range bounds
     /// are clamped.
     fn slice(&self, start: usize, end: usize) -> Self;
+    /// A handle to a copy of `s` (for payload that cannot be shared: built
+    /// by hagw itself, or held back from a buffer pool under pressure).
+    fn copied(s: &[u8]) -> Self;
+    /// An empty handle (a pure ACK's payload).
+    fn empty() -> Self {
+        Self::copied(&[])
+    }
     fn len(&self) -> usize {
         self.as_slice().len()
     }
@@ -27,25 +34,32 @@ pub trait Chunk: Clone {
 /// A reference-counted byte buffer with a window into it.
 #[derive(Clone, Debug)]
 pub struct Bytes {
-    buf: Rc<[u8]>,
+    buf: Rc<Vec<u8>>,
     start: usize,
     end: usize,
 }
 
 impl Bytes {
+    /// Takes `v` over (no copy).
     pub fn new(v: Vec<u8>) -> Self {
         let end = v.len();
         Bytes {
-            buf: v.into(),
+            buf: Rc::new(v),
             start: 0,
             end,
         }
     }
     pub fn empty() -> Self {
+        Self::new(Vec::new())
+    }
+    /// A window `start..end` (clamped) into storage shared with a packet
+    /// buffer ([`crate::VecBuf::share`]).
+    pub(crate) fn window(buf: &Rc<Vec<u8>>, start: usize, end: usize) -> Self {
+        let end = end.min(buf.len());
         Bytes {
-            buf: Rc::from(Vec::new()),
-            start: 0,
-            end: 0,
+            buf: Rc::clone(buf),
+            start: start.min(end),
+            end,
         }
     }
     /// True when both handles share one allocation (used by tests to prove
@@ -83,6 +97,9 @@ impl Chunk for Bytes {
             start: self.start + start,
             end: self.start + end,
         }
+    }
+    fn copied(s: &[u8]) -> Self {
+        Bytes::from(s)
     }
 }
 

@@ -31,9 +31,10 @@ pub fn emit<C: Chunk>(seg: &Segment<C>, src: IpAddr, dst: IpAddr) -> Vec<u8> {
     b
 }
 
-/// Parses wire bytes into an engine segment; the payload becomes a chunk
-/// made by `mk` (a slice of the packet buffer in production).
-pub fn parse<C: Chunk>(
+/// Parses wire bytes into an engine segment; the payload becomes what `mk`
+/// makes of it (a chunk sharing the packet buffer in production, or the
+/// payload's place in the buffer).
+pub fn parse<C>(
     bytes: &[u8],
     addrs: Option<(IpAddr, IpAddr)>,
     mk: impl FnOnce(&[u8]) -> C,

@@ -1,10 +1,14 @@
 //! An owned `rte_mbuf` that implements nf-core's `PacketBuf`.
 
+use super::chunk::MbufChunk;
 use super::ffi;
+use nf_core::chunk::Chunk;
 use nf_core::PacketBuf;
 use std::ptr::NonNull;
 
-/// An owned, single-segment packet mbuf. Dropping it frees it to its pool.
+/// An owned packet mbuf: one segment as received, or hagw's headers with
+/// payload chained behind them ([`PacketBuf::chain`]). Dropping it frees
+/// every segment to its pool.
 /// `repr(transparent)` so that a `[Mbuf]` is a `[*mut rte_mbuf]` for bursts.
 #[repr(transparent)]
 pub struct Mbuf {
@@ -48,9 +52,38 @@ impl Mbuf {
         }
     }
 
-    /// Total packet length over all segments.
-    pub fn pkt_len(&self) -> u32 {
-        self.m().pkt_len
+    /// Copies chained segments into the first one's tailroom (for ports
+    /// whose PMD cannot send chains); returns the bytes copied, `None` when
+    /// they do not fit (the packet is then unchanged).
+    pub fn linearize(&mut self) -> Option<usize> {
+        if self.nb_segs() == 1 {
+            return Some(0);
+        }
+        let moved = (self.m().pkt_len - u32::from(self.m().data_len)) as usize;
+        // SAFETY: we own the chain; rte_pktmbuf_linearize checks the first
+        // segment's tailroom and fails without touching the chain if the
+        // rest does not fit, else frees the segments it copied.
+        let rc = unsafe { ffi::rte_pktmbuf_linearize(self.raw.as_ptr()) };
+        (rc == 0).then_some(moved)
+    }
+
+    fn alloc_like(&self) -> Option<NonNull<ffi::rte_mbuf>> {
+        // SAFETY: an mbuf's pool outlives it; alloc returns NULL when empty.
+        NonNull::new(unsafe { ffi::rte_pktmbuf_alloc(self.m().pool) })
+    }
+
+    /// Appends the single-segment mbuf `seg` (owned) to the chain.
+    fn chain_seg(&mut self, seg: NonNull<ffi::rte_mbuf>) -> bool {
+        // SAFETY: both are valid mbufs we own; rte_pktmbuf_chain refuses
+        // (-EOVERFLOW) beyond RTE_MBUF_MAX_NB_SEGS, and then `seg` is ours
+        // to free.
+        unsafe {
+            if ffi::rte_pktmbuf_chain(self.raw.as_ptr(), seg.as_ptr()) != 0 {
+                ffi::rte_pktmbuf_free(seg.as_ptr());
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -62,6 +95,8 @@ impl Drop for Mbuf {
 }
 
 impl PacketBuf for Mbuf {
+    type Chunk = MbufChunk;
+
     #[inline]
     fn data(&self) -> &[u8] {
         let m = self.m();
@@ -130,5 +165,64 @@ impl PacketBuf for Mbuf {
         };
         // SAFETY: rte_pktmbuf_trim checks n against the last segment.
         unsafe { ffi::rte_pktmbuf_trim(self.raw.as_ptr(), n16) == 0 }
+    }
+    #[inline]
+    fn pkt_len(&self) -> usize {
+        self.m().pkt_len as usize
+    }
+    #[inline]
+    fn share(&self, start: usize, end: usize) -> Option<MbufChunk> {
+        let m = self.m();
+        if start > end || end > usize::from(m.data_len) {
+            return None;
+        }
+        // both fit in u16: end <= data_len and data_off + data_len <= buf_len
+        let off = m.data_off + start as u16;
+        // SAFETY: we hold a reference to the mbuf; the window lies inside
+        // its data.
+        unsafe { MbufChunk::new(self.raw, off, (end - start) as u16) }
+    }
+    fn chain(&mut self, c: &MbufChunk) -> Option<usize> {
+        if c.is_empty() {
+            return Some(0);
+        }
+        if let Some((raw, off, len)) = c.window() {
+            // an indirect mbuf over the chunk's window (no copy)
+            let mi = self.alloc_like()?;
+            // SAFETY: `mi` is a fresh direct mbuf (refcnt 1) and `raw` is
+            // alive (the chunk holds a reference); attach takes a reference
+            // of its own on raw's direct mbuf, released when `mi` is freed.
+            // The window lies inside raw's buffer, which `mi` now points at.
+            unsafe {
+                ffi::rte_pktmbuf_attach(mi.as_ptr(), raw.as_ptr());
+                let m = &mut *mi.as_ptr();
+                m.data_off = off;
+                m.data_len = len;
+                m.pkt_len = u32::from(len);
+            }
+            return self.chain_seg(mi).then_some(0);
+        }
+        // payload held on the heap: copied behind the headers
+        let s = c.as_slice();
+        if self.nb_segs() == 1 && self.tailroom() >= s.len() {
+            self.append(s.len())?.copy_from_slice(s);
+            return Some(s.len());
+        }
+        let seg = self.alloc_like()?;
+        // SAFETY: `seg` is a fresh mbuf we own; append checks its tailroom.
+        // On failure it is freed here.
+        unsafe {
+            let Ok(n) = u16::try_from(s.len()) else {
+                ffi::rte_pktmbuf_free(seg.as_ptr());
+                return None;
+            };
+            let p = ffi::rte_pktmbuf_append(seg.as_ptr(), n);
+            if p.is_null() {
+                ffi::rte_pktmbuf_free(seg.as_ptr());
+                return None;
+            }
+            std::slice::from_raw_parts_mut(p as *mut u8, s.len()).copy_from_slice(s);
+        }
+        self.chain_seg(seg).then_some(s.len())
     }
 }

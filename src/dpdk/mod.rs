@@ -3,6 +3,7 @@
 //! - [`eal`]: EAL init from config arguments, cleanup on drop.
 //! - [`mempool`]: packet mbuf pools.
 //! - [`mbuf`]: an owned `rte_mbuf` implementing nf-core's `PacketBuf`.
+//! - [`chunk`]: payload handles over mbufs (references, indirect mbufs).
 //! - [`port`]: ethdev configure, queues, RSS, start/stop, stats, link state,
 //!   rx/tx bursts.
 //! - [`lcore`]: launching closures on EAL worker lcores.
@@ -21,6 +22,7 @@ pub(crate) mod ffi {
     include!(concat!(env!("OUT_DIR"), "/dpdk_bindings.rs"));
 }
 
+pub mod chunk;
 pub mod eal;
 pub mod lcore;
 pub mod mbuf;

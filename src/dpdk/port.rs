@@ -43,6 +43,8 @@ pub struct LinkState {
 const RSS_IP: u64 = (1 << 2) | (1 << 3) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 12) | (1 << 15);
 const RSS_TCP: u64 = (1 << 4) | (1 << 10) | (1 << 16);
 const RSS_UDP: u64 = (1 << 5) | (1 << 11) | (1 << 17);
+// rte_ethdev.h RTE_ETH_TX_OFFLOAD_MULTI_SEGS.
+const TX_MULTI_SEGS: u64 = 1 << 15;
 
 fn errno_text(rc: i32) -> String {
     std::io::Error::from_raw_os_error(rc.abs()).to_string()
@@ -75,6 +77,9 @@ impl Port {
             ));
         }
         let mut conf = ffi::rte_eth_conf::default();
+        // chained mbufs (headers + payload by reference) where the PMD
+        // sends them; elsewhere the worker linearizes first
+        conf.txmode.offloads = info.tx_offload_capa & TX_MULTI_SEGS;
         if s.queues > 1 {
             conf.rxmode.mq_mode = ffi::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf =
@@ -133,6 +138,14 @@ impl Port {
             ffi::rte_eth_promiscuous_enable(self.id);
         }
         Ok(())
+    }
+
+    /// Can the port send chained (multi-segment) mbufs?
+    pub fn tx_multi_seg(&self) -> bool {
+        let mut info = ffi::rte_eth_dev_info::default();
+        // SAFETY: out-pointer to a default-initialised struct.
+        let rc = unsafe { ffi::rte_eth_dev_info_get(self.id, &mut info) };
+        rc == 0 && info.tx_offload_capa & TX_MULTI_SEGS != 0
     }
 
     /// The port's MAC address.

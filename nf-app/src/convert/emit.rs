@@ -1,37 +1,32 @@
 //! Builds the IP packets the conversion point sends, straight into packet
 //! buffers from the pool.
 
-use nf_core::chunk::{Bytes, Chunk};
-use nf_core::wire::{ip_proto, ipv4, ipv6};
+use nf_core::chunk::Chunk;
+use nf_core::wire::{checksum, ip_proto, ipv4, ipv6};
 use nf_core::PacketBuf;
 use nf_tcp::Segment;
 use std::net::IpAddr;
 
 /// Writes `seg` from `src` to `dst` as an IPv4/IPv6 packet into `buf`
-/// (which starts empty). False when it does not fit or the families differ.
+/// (which starts empty): the headers into `buf`, the payload chained
+/// behind them by reference ([`PacketBuf::chain`]). Returns the payload
+/// bytes that had to be copied (0 where every chunk shares a buffer);
+/// `None` when it does not fit, no segment could be had, or the families
+/// differ.
 pub fn tcp_packet<B: PacketBuf>(
     buf: &mut B,
     src: IpAddr,
     dst: IpAddr,
-    seg: &Segment<Bytes>,
-) -> bool {
-    let joined;
-    let mut parts = seg.payload.parts();
-    let payload: &[u8] = match (parts.next(), parts.next()) {
-        (None, _) => &[],
-        (Some(one), None) => one.as_slice(),
-        _ => {
-            joined = seg.payload.to_vec();
-            &joined
-        }
-    };
-    let r = nf_tcp::wirefmt::repr(seg, payload);
-    let tl = r.buffer_len();
+    seg: &Segment<B::Chunk>,
+) -> Option<usize> {
+    let r = nf_tcp::wirefmt::repr(seg, &[]);
+    let len = seg.payload.len();
+    let sum = checksum::sum_parts(seg.payload.parts().map(Chunk::as_slice));
+    let hl = r.header_len();
+    let tl = hl + len;
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let Some(out) = buf.append(ipv4::HEADER_LEN + tl) else {
-                return false;
-            };
+            let out = buf.append(ipv4::HEADER_LEN + hl)?;
             ipv4::Repr {
                 src: s,
                 dst: d,
@@ -43,13 +38,10 @@ pub fn tcp_packet<B: PacketBuf>(
                 dont_frag: true,
             }
             .emit(&mut out[..ipv4::HEADER_LEN]);
-            r.emit(src, dst, &mut out[ipv4::HEADER_LEN..]);
-            true
+            r.emit_header(src, dst, len, sum, &mut out[ipv4::HEADER_LEN..]);
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let Some(out) = buf.append(ipv6::HEADER_LEN + tl) else {
-                return false;
-            };
+            let out = buf.append(ipv6::HEADER_LEN + hl)?;
             ipv6::Repr {
                 src: s,
                 dst: d,
@@ -60,9 +52,13 @@ pub fn tcp_packet<B: PacketBuf>(
                 flow_label: 0,
             }
             .emit(&mut out[..ipv6::HEADER_LEN]);
-            r.emit(src, dst, &mut out[ipv6::HEADER_LEN..]);
-            true
+            r.emit_header(src, dst, len, sum, &mut out[ipv6::HEADER_LEN..]);
         }
-        _ => false,
+        _ => return None,
     }
+    let mut copied = 0;
+    for c in seg.payload.parts() {
+        copied += buf.chain(c)?;
+    }
+    Some(copied)
 }

@@ -28,9 +28,10 @@ use crate::stats::{JoinRefuse, Refuse, SessionInfo, Side, WorkerStats};
 use hashbrown::HashMap;
 use keys::KeyGen;
 use nat::{Nat, NatError};
-use nf_core::chunk::Bytes;
+use nf_core::chunk::{Bytes, Chunk};
 use nf_core::sim::Time;
 use nf_core::wire::tcp::flags;
+use nf_core::PacketBuf;
 use nf_mptcp::conn::{Config as MpConfig, MpConnection, Secrets};
 use nf_mptcp::options::MptcpOption;
 use nf_tcp::{Connection, Gather, Header, Incoming, Segment, Seq};
@@ -111,21 +112,23 @@ const HALF_OPEN_SHARE: usize = 4;
 /// spend the budget of the others.
 const HALF_OPEN_PER_SOURCE: u32 = 64;
 
-/// The conversion point of one worker.
-pub struct Converter {
+/// The conversion point of one worker. `C` is the payload handle of the
+/// worker's packet buffers: payload is held and spliced as references to
+/// the buffers it arrived in (DESIGN.md §3).
+pub struct Converter<C: Chunk = Bytes> {
     policy: Policy,
     nat: Nat,
     keys: KeyGen,
     cookies: cookie::Cookies,
     tcp_cfg: nf_tcp::Config,
     mp_cfg: MpConfig,
-    sessions: Vec<Option<Session>>,
+    sessions: Vec<Option<Session<C>>>,
     free: Vec<usize>,
     flows: HashMap<FlowKey, Flow>,
     tokens: HashMap<u32, usize>,
     timers: BinaryHeap<Reverse<(Time, usize)>>,
     dirty: Vec<usize>,
-    out: Vec<Outgoing>,
+    out: Vec<Outgoing<C>>,
     stats: Arc<WorkerStats>,
     next_id: u64,
     active: usize,
@@ -155,8 +158,8 @@ fn side_index(s: Side) -> usize {
     s as usize
 }
 
-impl Converter {
-    pub fn new(policy: Policy, mut keys: KeyGen, stats: Arc<WorkerStats>) -> Converter {
+impl<C: Chunk> Converter<C> {
+    pub fn new(policy: Policy, mut keys: KeyGen, stats: Arc<WorkerStats>) -> Self {
         let cookies = cookie::Cookies::new((keys.next_u64(), keys.next_u64()));
         let buf = policy.session_buffer.max(64 * 1024);
         let tcp_cfg = nf_tcp::Config {
@@ -264,7 +267,7 @@ impl Converter {
     }
 
     /// The packets to send, in order; the caller drains it.
-    pub fn outgoing(&mut self) -> &mut Vec<Outgoing> {
+    pub fn outgoing(&mut self) -> &mut Vec<Outgoing<C>> {
         &mut self.out
     }
 
@@ -273,7 +276,7 @@ impl Converter {
         self.nat.is_pool_addr(a)
     }
 
-    fn session(&mut self, sid: usize) -> Option<&mut Session> {
+    fn session(&mut self, sid: usize) -> Option<&mut Session<C>> {
         self.sessions.get_mut(sid).and_then(Option::as_mut)
     }
 
@@ -286,10 +289,22 @@ impl Converter {
         }
     }
 
-    /// One IP packet carrying TCP (from the IP header on, without link
-    /// padding) that arrived on a port of `side` (`None`: a port that is
-    /// neither access nor internet). `local`: addressed to the gateway.
-    pub fn input(&mut self, now: Time, side: Option<Side>, local: bool, ip: &mut [u8]) -> Verdict {
+    /// One IP packet carrying TCP that arrived on a port of `side` (`None`:
+    /// a port that is neither access nor internet), its IP header `l2`
+    /// bytes into `buf` (no link padding behind it). `local`: addressed to
+    /// the gateway. The payload of a session's segment is taken as a handle
+    /// to `buf` ([`PacketBuf::share`]), not copied.
+    pub fn input<B: PacketBuf<Chunk = C>>(
+        &mut self,
+        now: Time,
+        side: Option<Side>,
+        local: bool,
+        buf: &mut B,
+        l2: usize,
+    ) -> Verdict {
+        let Some(ip) = buf.data_mut().get_mut(l2..) else {
+            return Verdict::Pass;
+        };
         let Some(p) = rewrite::peek(ip) else {
             return Verdict::Pass;
         };
@@ -298,7 +313,8 @@ impl Converter {
             Some(Flow::PtUp { sid, i }) => self.pt_forward(now, sid, i, true, &p, ip),
             Some(Flow::PtDown { sid, i }) => self.pt_forward(now, sid, i, false, &p, ip),
             Some(Flow::Client { sid, sf }) => {
-                let Some(seg) = self.parse(ip, &p) else {
+                let len = ip.len();
+                let Some(seg) = self.parse(buf, l2, &p) else {
                     return Verdict::Consumed;
                 };
                 let side = self
@@ -307,7 +323,7 @@ impl Converter {
                     .and_then(Option::as_ref)
                     .and_then(|s| s.paths.get(sf))
                     .map_or(Side::Fixed, |p| p.side);
-                self.count_rx(side, ip.len());
+                self.count_rx(side, len);
                 if let Some(s) = self.session(sid) {
                     s.last = now;
                     if let Some(m) = s.mp.as_mut() {
@@ -320,12 +336,16 @@ impl Converter {
                 Verdict::Consumed
             }
             Some(Flow::Server { sid }) => {
-                let Some(seg) = self.parse(ip, &p) else {
+                self.count_rx(Side::Internet, ip.len());
+                let Some(seg) = self.parse(buf, l2, &p) else {
                     return Verdict::Consumed;
                 };
-                self.count_rx(Side::Internet, ip.len());
                 if let Some(key) = self.server_offers_mptcp(sid, &seg) {
+                    drop(seg);
                     self.withdraw(sid, key);
+                    let Some(ip) = buf.data_mut().get_mut(l2..) else {
+                        return Verdict::Consumed;
+                    };
                     return self.pt_forward(now, sid, 0, false, &p, ip);
                 }
                 self.server_segment(now, sid, seg);
@@ -404,23 +424,47 @@ impl Converter {
         Some(Some((path.side, quoted, code)))
     }
 
-    /// The TCP segment of a packet not (yet) known to be a session's:
-    /// nothing counted, the caller routes it as it is when it does not
-    /// parse.
-    fn parse_quiet(ip: &[u8], p: &Peek) -> Option<Incoming<Bytes>> {
-        nf_tcp::wirefmt::parse(ip.get(p.l4..)?, Some((p.src, p.dst)), |s: &[u8]| {
-            Bytes::from(s)
-        })
-        .ok()
+    /// The TCP segment of a packet not (yet) known to be a session's
+    /// (a SYN, or a segment answered with a RST): nothing counted, the
+    /// caller routes it as it is when it does not parse. The payload (a
+    /// SYN's, if any) is copied.
+    fn parse_quiet(ip: &[u8], p: &Peek) -> Option<Incoming<C>> {
+        nf_tcp::wirefmt::parse(ip.get(p.l4..)?, Some((p.src, p.dst)), C::copied).ok()
     }
 
-    fn parse(&mut self, ip: &[u8], p: &Peek) -> Option<Incoming<Bytes>> {
+    /// A session's segment: its payload becomes a handle to `buf` (a copy,
+    /// counted, only where the buffer cannot be shared).
+    fn parse<B: PacketBuf<Chunk = C>>(
+        &mut self,
+        buf: &B,
+        l2: usize,
+        p: &Peek,
+    ) -> Option<Incoming<C>> {
         let st = &self.stats.conv;
-        match nf_tcp::wirefmt::parse(ip.get(p.l4..)?, Some((p.src, p.dst)), |s: &[u8]| {
-            st.payload_bytes_copied.add(s.len() as u64);
-            Bytes::from(s)
-        }) {
-            Ok(s) => Some(s),
+        let at = l2 + p.l4;
+        let tcp = buf.data().get(at..)?;
+        let base = tcp.as_ptr() as usize;
+        // the payload's place in the buffer
+        let r = nf_tcp::wirefmt::parse(tcp, Some((p.src, p.dst)), |s: &[u8]| {
+            (s.as_ptr() as usize - base, s.len())
+        });
+        match r {
+            Ok(seg) => {
+                let (off, len) = seg.payload;
+                let (start, end) = (at + off, at + off + len);
+                let payload = if len == 0 {
+                    C::empty()
+                } else if let Some(c) = buf.share(start, end) {
+                    c
+                } else {
+                    st.payload_bytes_copied.add(len as u64);
+                    C::copied(buf.data().get(start..end)?)
+                };
+                Some(Incoming {
+                    hdr: seg.hdr,
+                    payload,
+                })
+            }
             Err(_) => {
                 st.segments_malformed.inc();
                 None
@@ -476,7 +520,7 @@ impl Converter {
     /// in front of the server, past the NAT. It is answered with a RST (RFC
     /// 9293 §3.10.7.1, a segment of no connection; the client's stale
     /// subflow ends) and counted; a RST is dropped.
-    fn no_session(&mut self, now: Time, side: Side, p: &Peek, seg: Incoming<Bytes>) -> Verdict {
+    fn no_session(&mut self, now: Time, side: Side, p: &Peek, seg: Incoming<C>) -> Verdict {
         if seg.hdr.opts.mptcp.is_none() {
             return Verdict::Pass;
         }
@@ -576,7 +620,7 @@ impl Converter {
     }
 
     /// An MP_CAPABLE SYN (`checksum`: the client asks for DSS checksums).
-    fn open(&mut self, now: Time, side: Side, p: &Peek, syn: Incoming<Bytes>, checksum: bool) {
+    fn open(&mut self, now: Time, side: Side, p: &Peek, syn: Incoming<C>, checksum: bool) {
         let per_src = self.half_open_by_src.get(&p.src).copied().unwrap_or(0);
         if per_src >= HALF_OPEN_PER_SOURCE {
             // RFC 4987 §3.2 spirit: hagw holds no state for more
@@ -606,9 +650,9 @@ impl Converter {
         now: Time,
         side: Side,
         p: &Peek,
-        syn: Incoming<Bytes>,
+        syn: Incoming<C>,
         srv_syn: Option<Header>,
-        mp: Option<MpConnection<Bytes>>,
+        mp: Option<MpConnection<C>>,
     ) -> Result<usize, Refuse> {
         let subscriber = self.policy.subscriber_of(p.src).map(|s| s.fixed);
         let sub = subscriber.unwrap_or(p.src);
@@ -755,7 +799,7 @@ impl Converter {
         let hdr = Self::cookie_syn(syn, syn.seq, mss, checksum, ts);
         let syn = Incoming {
             hdr,
-            payload: Bytes::empty(),
+            payload: C::empty(),
         };
         let role = policy::path_role(side == Side::Fixed);
         let sched = self.policy.new_scheduler();
@@ -784,13 +828,7 @@ impl Converter {
     /// derived from the cookie): the client is real; the session starts
     /// with its MPTCP side established and the SYN goes to the server. None
     /// when it is not a cookie's ACK.
-    fn cookie_ack(
-        &mut self,
-        now: Time,
-        side: Side,
-        p: &Peek,
-        seg: Incoming<Bytes>,
-    ) -> Option<Verdict> {
+    fn cookie_ack(&mut self, now: Time, side: Side, p: &Peek, seg: Incoming<C>) -> Option<Verdict> {
         let h = seg.hdr;
         let Some(Ok(MptcpOption::Capable {
             sender_key: Some(_),
@@ -829,7 +867,7 @@ impl Converter {
         });
         let syn = Incoming {
             hdr: Self::cookie_syn(&h, client_isn, ck.mss, ck.checksum, ts),
-            payload: Bytes::empty(),
+            payload: C::empty(),
         };
         let role = policy::path_role(side == Side::Fixed);
         let sched = self.policy.new_scheduler();
@@ -873,7 +911,7 @@ impl Converter {
 
     /// The server's key when its SYN/ACK carries MP_CAPABLE, the session
     /// waits for it and policy lets hagw withdraw.
-    fn server_offers_mptcp(&self, sid: usize, seg: &Incoming<Bytes>) -> Option<u64> {
+    fn server_offers_mptcp(&self, sid: usize, seg: &Incoming<C>) -> Option<u64> {
         let s = self.sessions.get(sid).and_then(Option::as_ref)?;
         if !self.policy.withdraw
             || s.phase != Phase::Connecting
@@ -893,7 +931,7 @@ impl Converter {
     }
 
     /// The server's segment for session `sid`.
-    fn server_segment(&mut self, now: Time, sid: usize, seg: Incoming<Bytes>) {
+    fn server_segment(&mut self, now: Time, sid: usize, seg: Incoming<C>) {
         let Some(s) = self.session(sid) else { return };
         s.last = now;
         if s.phase == Phase::Connecting && seg.hdr.syn() && seg.hdr.ack_flag() {
@@ -905,7 +943,7 @@ impl Converter {
 
     /// The server does not speak MPTCP: hagw terminates the client's
     /// MPTCP connection and answers it with its own MP_CAPABLE SYN/ACK.
-    fn terminate(&mut self, now: Time, sid: usize, seg: Incoming<Bytes>) {
+    fn terminate(&mut self, now: Time, sid: usize, seg: Incoming<C>) {
         let secrets = Secrets {
             key: self.keys.next_u64(),
             seed: self.keys.next_u64(),
@@ -1031,7 +1069,7 @@ impl Converter {
         token: u32,
         ip: &mut [u8],
         p: &Peek,
-        seg: Incoming<Bytes>,
+        seg: Incoming<C>,
     ) -> Verdict {
         let Some(&sid) = self.tokens.get(&token) else {
             return self.refuse_join(side, p, &seg.hdr, JoinRefuse::UnknownToken);

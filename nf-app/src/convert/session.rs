@@ -3,7 +3,7 @@
 //! splice between them (DESIGN.md §3).
 
 use crate::stats::{ConvStats, Side, SubflowInfo};
-use nf_core::chunk::{Bytes, Chunk};
+use nf_core::chunk::Chunk;
 use nf_core::sim::Time;
 use nf_mptcp::conn::{Event as MpEvent, MpConnection};
 use nf_tcp::{Connection, Event as TcpEvent, Incoming, Segment, State};
@@ -47,14 +47,14 @@ pub struct Path {
 }
 
 /// A packet a session wants sent.
-pub struct Outgoing {
+pub struct Outgoing<C> {
     pub src: IpAddr,
     pub dst: IpAddr,
-    pub seg: Segment<Bytes>,
+    pub seg: Segment<C>,
     pub side: Side,
 }
 
-pub struct Session {
+pub struct Session<C: Chunk> {
     pub id: u64,
     /// The NAT block key: the subscriber's fixed address, else the client's.
     pub sub: IpAddr,
@@ -65,9 +65,9 @@ pub struct Session {
     pub created: Time,
     pub last: Time,
     /// The client's SYN, kept until the server answers.
-    pub syn: Option<Incoming<Bytes>>,
-    pub srv: Connection<Bytes>,
-    pub mp: Option<MpConnection<Bytes>>,
+    pub syn: Option<Incoming<C>>,
+    pub srv: Connection<C>,
+    pub mp: Option<MpConnection<C>>,
     pub paths: Vec<Path>,
     /// Withdrawn subflows: (client address, client port, NAT port).
     pub pt: Vec<((IpAddr, u16), u16)>,
@@ -77,8 +77,8 @@ pub struct Session {
     pub pt_fin: (bool, bool),
     pub pt_rst: bool,
     /// Splice queues: at most one chunk waiting per direction.
-    up: Option<Bytes>,
-    down: Option<Bytes>,
+    up: Option<C>,
+    down: Option<C>,
     pub bytes_up: u64,
     pub bytes_down: u64,
     peer_fin_mp: bool,
@@ -97,7 +97,7 @@ pub struct Session {
     pub half_open: bool,
 }
 
-impl Session {
+impl<C: Chunk> Session<C> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: u64,
@@ -105,10 +105,10 @@ impl Session {
         server: (IpAddr, u16),
         nat: (IpAddr, u16),
         now: Time,
-        syn: Incoming<Bytes>,
-        srv: Connection<Bytes>,
+        syn: Incoming<C>,
+        srv: Connection<C>,
         path: Path,
-    ) -> Session {
+    ) -> Self {
         Session {
             id,
             sub,
@@ -187,7 +187,7 @@ impl Session {
         now: Time,
         withdraw_syn: bool,
         st: &ConvStats,
-        out: &mut Vec<Outgoing>,
+        out: &mut Vec<Outgoing<C>>,
     ) -> Option<TcpEvent> {
         let mut failed = None;
         while let Some(e) = self.srv.poll_event() {

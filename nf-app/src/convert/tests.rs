@@ -98,6 +98,9 @@ fn converts_a_two_subflow_connection_and_nats_to_the_fixed_address() {
     assert_eq!(st.sessions_created.get(), 1);
     assert_eq!(st.joins_accepted.get(), 1);
     assert!(st.rx_bytes.get(crate::stats::Side::Cellular as usize) > 0);
+    // DESIGN.md §3: payload goes from the buffer it arrived in to the wire
+    // by reference, both ways (chained segments behind hagw's headers)
+    assert_eq!(st.payload_bytes_copied.get(), 0, "spliced without copies");
     assert!(
         drained(&mut lab),
         "the session ends after both sides closed"
@@ -230,11 +233,7 @@ fn a_join_with_an_unknown_token_is_reset_and_counted() {
     let out: Vec<Vec<u8>> = lab
         .pipe
         .tx_queue(1)
-        .map(|q| {
-            q.drain(..)
-                .map(|b| nf_core::PacketBuf::data(&b).to_vec())
-                .collect()
-        })
+        .map(|q| q.drain(..).map(|b| b.frame()).collect())
         .unwrap_or_default();
     assert_eq!(out.len(), 1, "one RST back on the cellular port");
     let (src, dst, rst) = crate::localpeer::parse_tcp_packet(&out[0][14..]).expect("TCP");

@@ -201,7 +201,7 @@ pub struct Pipeline<B: PacketBuf, A: BufPool<B>> {
     local_tcp: std::collections::VecDeque<B>,
     local_tcp_cap: usize,
     /// The conversion point, when `[conversion] enabled`.
-    pub(crate) conv: Option<Box<Converter>>,
+    pub(crate) conv: Option<Box<Converter<B::Chunk>>>,
 }
 
 /// How often neighbour timers run.
@@ -255,7 +255,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
 
     /// Turns the conversion point on: TCP from the access ports and toward
     /// NAT addresses goes through `conv` first.
-    pub fn enable_conversion(&mut self, mut conv: Converter) {
+    pub fn enable_conversion(&mut self, mut conv: Converter<B::Chunk>) {
         let mtu = |r: PortRole| {
             self.ports
                 .iter()
@@ -289,7 +289,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         }
     }
 
-    pub fn converter(&self) -> Option<&Converter> {
+    pub fn converter(&self) -> Option<&Converter<B::Chunk>> {
         self.conv.as_deref()
     }
 
@@ -317,11 +317,11 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             Some(PortRole::Internet) => Some(Side::Internet),
             _ => None,
         };
-        let (Some(c), Some(ip)) = (self.conv.as_mut(), buf.data_mut().get_mut(l2..)) else {
+        let Some(c) = self.conv.as_mut() else {
             return Verdict::Pass;
         };
         // the touched sessions run once per burst, from poll_conversion
-        c.input(now_ns, side, local, ip)
+        c.input(now_ns, side, local, buf, l2)
     }
 
     /// Builds and routes the packets the converter queued.
@@ -333,14 +333,15 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                 self.stats.dropped(Drop::NoMbuf);
                 continue;
             };
-            if !crate::convert::emit::tcp_packet(&mut buf, o.src, o.dst, &o.seg) {
+            let Some(copied) = crate::convert::emit::tcp_packet(&mut buf, o.src, o.dst, &o.seg)
+            else {
                 self.stats.dropped(Drop::NoMbuf);
                 continue;
-            }
+            };
             let st = &self.stats.conv;
             st.tx_packets.inc(o.side as usize);
-            st.tx_bytes.0[o.side as usize].add(buf.len() as u64);
-            st.payload_bytes_copied.add(o.seg.payload.len() as u64);
+            st.tx_bytes.0[o.side as usize].add(buf.pkt_len() as u64);
+            st.payload_bytes_copied.add(copied as u64);
             self.route_local(now_ns, 0, o.dst, buf);
         }
         if let Some(c) = self.conv.as_mut() {

@@ -20,7 +20,7 @@ fn take(p: &mut Pipeline<VecBuf, Pool>, port: usize) -> Vec<Vec<u8>> {
     p.tx_queue(port)
         .unwrap()
         .drain(..)
-        .map(|b| b.data().to_vec())
+        .map(|b| b.frame())
         .collect()
 }
 

@@ -46,6 +46,22 @@ pub fn combine(parts: &[u32]) -> u16 {
     fold(fold64(acc))
 }
 
+/// The sum of the concatenation of `parts`, as [`sum`] of one buffer
+/// holding them: a part that starts at an odd offset is summed
+/// byte-swapped (RFC 1071 §2(B), byte-order independence), so payload
+/// chained as separate segments is summed where it lies.
+#[inline]
+pub fn sum_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u32 {
+    let mut acc: u64 = 0;
+    let mut odd = false;
+    for p in parts {
+        let s = fold(sum(p));
+        acc += u64::from(if odd { s.swap_bytes() } else { s });
+        odd ^= p.len() % 2 == 1;
+    }
+    fold64(acc)
+}
+
 /// The checksum of `data`: `!fold(sum(data))`.
 #[inline]
 pub fn checksum(data: &[u8]) -> u16 {
@@ -106,6 +122,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn parts_sum_as_one_buffer(data in proptest::collection::vec(any::<u8>(), 0..300), cuts in proptest::collection::vec(0usize..300, 0..5)) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut parts = Vec::new();
+            let mut at = 0;
+            for c in cuts.into_iter().chain([data.len()]) {
+                parts.push(&data[at..c]);
+                at = c;
+            }
+            prop_assert_eq!(fold(sum_parts(parts.iter().copied())), fold(sum(&data)));
+        }
+
         #[test]
         fn incremental_matches_full(mut data in proptest::collection::vec(any::<u8>(), 2..200), at in 0usize..100, new in any::<u16>()) {
             let at = (at % (data.len() / 2)) * 2;

@@ -475,6 +475,37 @@ impl<'a> Repr<'a> {
         b[h..h + self.payload.len()].copy_from_slice(self.payload);
         Packet::new_unchecked(&mut b[..h + self.payload.len()]).fill_checksum(src, dst);
     }
+
+    /// Emits header and options into `b[..header_len()]` for a payload that
+    /// is not written here (it follows as chained segments): `payload_len`
+    /// bytes whose [`checksum::sum_parts`] is `payload_sum`. `self.payload`
+    /// is ignored.
+    #[inline]
+    pub fn emit_header(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        payload_len: usize,
+        payload_sum: u32,
+        b: &mut [u8],
+    ) {
+        let h = self.header_len();
+        let r = Repr {
+            payload: &[],
+            ..*self
+        };
+        r.emit(src, dst, &mut b[..h]);
+        // RFC 9293 §3.1: the checksum covers the pseudo-header (with the
+        // whole segment's length), the header and the payload; the header
+        // length is a multiple of 4, so the payload's sum adds as it is
+        put16(b, 16, 0);
+        let c = !checksum::combine(&[
+            pseudo(src, dst, h + payload_len),
+            checksum::sum(&b[..h]),
+            payload_sum,
+        ]);
+        put16(b, 16, c);
+    }
 }
 
 #[cfg(test)]
@@ -565,6 +596,11 @@ mod tests {
             r.emit(s, d, &mut b);
             let p = Packet::new_checked(&b[..]).unwrap();
             prop_assert_eq!(Repr::parse(&p, Some((s, d))).unwrap(), r);
+            // the same segment with its payload chained behind the header
+            let cut = payload.len() / 3;
+            let mut h = vec![0u8; r.header_len()];
+            r.emit_header(s, d, payload.len(), checksum::sum_parts([&payload[..cut], &payload[cut..]]), &mut h);
+            prop_assert_eq!(&h[..], &b[..r.header_len()]);
         }
         #[test]
         fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..80)) {
