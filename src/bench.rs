@@ -289,6 +289,6 @@ pub fn convert(conns: usize, bulk_mb: u64, runs: usize) -> String {
         "hagw bench convert: {conns} conversions (2 subflows, 1 KB echo, full close), {bulk_mb} MB bulk echo, {runs} runs, one core\n\
          conversions/s   hagw min {a:>10.0}  median {b:>10.0}   harness min {c:>10.0}  median {d:>10.0}\n\
          bulk Gbit/s     hagw min {e:>10.2}  median {f:>10.2}   harness min {g:>10.2}  median {h:>10.2}\n\
-         payload bytes copied in the last bulk run: {copied} (2 per byte per direction: into the engine, into the packet)\n"
+         payload bytes copied in the last bulk run: {copied} (payload is spliced by reference: 0 expected)\n"
     )
 }

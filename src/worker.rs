@@ -104,6 +104,7 @@ impl Worker {
         let workers = self.cfg.worker_lcores.len().max(1);
         dpdk::chunk::set_pin_limit(self.cfg.limits.mbufs as usize / 2 / workers);
         let multi_seg: Vec<bool> = self.ports.iter().map(Port::tx_multi_seg).collect();
+        pipe.set_tx_chains(multi_seg.iter().all(|&m| m));
         let queue = self.index as u16;
         let burst = self.cfg.burst;
         let retries = self.cfg.limits.tx_retries;

@@ -73,7 +73,7 @@ ip netns exec gw "$HAGW" run --config configs/lab-xdp.toml >"$OUT/hagw.log" 2>&1
 wait_http
 ip netns exec cli ping -c 1 -W 2 198.51.100.2 >/dev/null
 case_runs hagw 198.51.100.2 5201 "mptcpize run"
-ip netns exec gw curl -sf http://127.0.0.1:9180/metrics | grep -E '^hagw_conv_(sessions_created|joins_accepted)_total|^hagw_conv_(rx|tx)_bytes_total' >"$OUT/hagw.metrics" || true
+ip netns exec gw curl -sf http://127.0.0.1:9180/metrics | grep -E '^hagw_conv_(sessions_created|joins_accepted|payload_bytes_copied)_total|^hagw_conv_(rx|tx)_bytes_total' >"$OUT/hagw.metrics" || true
 pkill -TERM -f "hagw run --config configs/lab-xdp.toml"; sleep 2
 
 echo "== 2/3 Linux kernel MPTCP proxy (socat under mptcpize, CPU 1)"

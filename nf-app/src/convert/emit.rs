@@ -9,15 +9,17 @@ use std::net::IpAddr;
 
 /// Writes `seg` from `src` to `dst` as an IPv4/IPv6 packet into `buf`
 /// (which starts empty): the headers into `buf`, the payload chained
-/// behind them by reference ([`PacketBuf::chain`]). Returns the payload
-/// bytes that had to be copied (0 where every chunk shares a buffer);
-/// `None` when it does not fit, no segment could be had, or the families
-/// differ.
+/// behind them by reference ([`PacketBuf::chain`]), or copied behind them
+/// when `chain` is false (ports that cannot send chains: one copy is
+/// cheaper than chaining and linearizing). Returns the payload bytes
+/// copied (0 where every chunk was chained by reference); `None` when it
+/// does not fit, no segment could be had, or the families differ.
 pub fn tcp_packet<B: PacketBuf>(
     buf: &mut B,
     src: IpAddr,
     dst: IpAddr,
     seg: &Segment<B::Chunk>,
+    chain: bool,
 ) -> Option<usize> {
     let r = nf_tcp::wirefmt::repr(seg, &[]);
     let len = seg.payload.len();
@@ -55,6 +57,16 @@ pub fn tcp_packet<B: PacketBuf>(
             r.emit_header(src, dst, len, sum, &mut out[ipv6::HEADER_LEN..]);
         }
         _ => return None,
+    }
+    if !chain {
+        let out = buf.append(len)?;
+        let mut at = 0;
+        for c in seg.payload.parts() {
+            let s = c.as_slice();
+            out.get_mut(at..at + s.len())?.copy_from_slice(s);
+            at += s.len();
+        }
+        return Some(len);
     }
     let mut copied = 0;
     for c in seg.payload.parts() {

@@ -110,6 +110,24 @@ fn converts_a_two_subflow_connection_and_nats_to_the_fixed_address() {
 }
 
 #[test]
+fn ports_without_chains_get_the_payload_copied_once_and_counted() {
+    let mut lab = ConvLab::new(CONV, 1);
+    lab.pipe.set_tx_chains(false);
+    let c = lab.connect(5201, Workload::echo(300_000, true));
+    assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
+    let cl = &lab.clients[c];
+    assert!(!cl.refused && !cl.corrupt);
+    assert_eq!(cl.received, 300_000);
+    // each byte leaves hagw twice (to the server, back to the client),
+    // copied behind the headers each time; nothing is copied on receive
+    let copied = lab.stats().conv.payload_bytes_copied.get();
+    assert!(
+        (600_000..660_000).contains(&copied),
+        "copied {copied} B for 600,000 B sent (retransmissions aside)"
+    );
+}
+
+#[test]
 fn a_cellular_first_subflow_is_still_natted_to_the_fixed_address() {
     let mut lab = ConvLab::new(CONV, 2);
     let c = lab.connect(5201, Workload::echo(10_000, false));

@@ -202,6 +202,9 @@ pub struct Pipeline<B: PacketBuf, A: BufPool<B>> {
     local_tcp_cap: usize,
     /// The conversion point, when `[conversion] enabled`.
     pub(crate) conv: Option<Box<Converter<B::Chunk>>>,
+    /// Every port sends chained buffers: the converter's packets carry
+    /// their payload by reference (else it is copied behind the headers).
+    tx_chains: bool,
 }
 
 /// How often neighbour timers run.
@@ -250,7 +253,15 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             local_tcp: std::collections::VecDeque::new(),
             local_tcp_cap: 0,
             conv: None,
+            tx_chains: true,
         }
+    }
+
+    /// Whether every port can send chained buffers (PMDs without
+    /// `RTE_ETH_TX_OFFLOAD_MULTI_SEGS` cannot): when not, the converter's
+    /// packets get their payload copied behind the headers instead.
+    pub fn set_tx_chains(&mut self, on: bool) {
+        self.tx_chains = on;
     }
 
     /// Turns the conversion point on: TCP from the access ports and toward
@@ -333,7 +344,8 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                 self.stats.dropped(Drop::NoMbuf);
                 continue;
             };
-            let Some(copied) = crate::convert::emit::tcp_packet(&mut buf, o.src, o.dst, &o.seg)
+            let Some(copied) =
+                crate::convert::emit::tcp_packet(&mut buf, o.src, o.dst, &o.seg, self.tx_chains)
             else {
                 self.stats.dropped(Drop::NoMbuf);
                 continue;
