@@ -104,6 +104,15 @@ pub fn run(cfg: Config) -> Result<(), String> {
 
     let mut launched = Vec::new();
     let mut launch_err = None;
+    // DESIGN.md §4: a ring per worker for packets of its sessions that
+    // arrive on another worker's queues
+    let inboxes: Arc<Vec<worker::Inbox>> = Arc::new(
+        cfg.worker_lcores
+            .iter()
+            .map(|_| worker::Inbox::new(4096))
+            .collect(),
+    );
+    let directory = Arc::new(nf_app::convert::shard::TokenDirectory::default());
     for (i, lcore) in cfg.worker_lcores.iter().enumerate() {
         if !Eal::lcore_enabled(*lcore) {
             launch_err = Some(format!("worker lcore {lcore} is not available to the EAL"));
@@ -111,6 +120,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         }
         let w = worker::Worker {
             index: i,
+            inboxes: Arc::clone(&inboxes),
+            directory: Arc::clone(&directory),
             cfg: Arc::clone(&cfg),
             ports: ports.clone(),
             pool,
@@ -141,6 +152,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
     if let Some(h) = mgmt {
         let _ = h.join();
+    }
+    // packets still handed over belong to the pool: back before EAL goes
+    for q in inboxes.iter() {
+        while q.pop().is_some() {}
     }
     stop_ports(&ports);
     drop(eal);

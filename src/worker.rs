@@ -4,6 +4,7 @@
 
 use crate::dpdk::{self, Mbuf, Mempool, Port};
 use nf_app::config::Config;
+use nf_app::convert::shard::{Shard, TokenDirectory};
 use nf_app::convert::{keys::KeyGen, policy::Policy, Converter};
 use nf_app::pipeline::{routing_table, BufPool, Pipeline, PipelineLimits, PortCtx};
 use nf_app::stats::{Drop, WorkerStats};
@@ -62,8 +63,15 @@ fn linearize(q: &mut Vec<Mbuf>, st: &WorkerStats) {
     });
 }
 
+/// A worker's ring of packets handed over by the others: (input port,
+/// packet from its link header on).
+pub type Inbox = crossbeam_queue::ArrayQueue<(u16, Mbuf)>;
+
 pub struct Worker {
     pub index: usize,
+    /// Every worker's inbox, by worker index (DESIGN.md §4).
+    pub inboxes: Arc<Vec<Inbox>>,
+    pub directory: Arc<TokenDirectory>,
     pub cfg: Arc<Config>,
     pub ports: Vec<Port>,
     pub pool: Mempool,
@@ -72,6 +80,73 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Runs the packets other workers handed over (at most a burst), then
+    /// hands this worker's strays to their owners; returns how many came in.
+    fn hand_over<A: BufPool<Mbuf>>(
+        &self,
+        pipe: &mut Pipeline<Mbuf, A>,
+        now_ns: u64,
+        rx: &mut Vec<Mbuf>,
+    ) -> usize {
+        if self.inboxes.len() < 2 {
+            return 0;
+        }
+        let mut n = 0;
+        if let Some(inbox) = self.inboxes.get(self.index) {
+            while n < self.cfg.burst {
+                let Some((port, m)) = inbox.pop() else { break };
+                n += 1;
+                rx.clear();
+                rx.push(m);
+                pipe.process_burst(now_ns, port, rx);
+            }
+        }
+        let st = &*self.stats;
+        for (w, port, m) in pipe.handoffs().drain(..) {
+            let pushed = self
+                .inboxes
+                .get(usize::from(w))
+                .is_some_and(|q| q.push((port, m)).is_ok());
+            if !pushed {
+                st.dropped(Drop::HandoffFull);
+            }
+        }
+        n
+    }
+
+    /// Every worker keeps its own neighbour tables, but an ARP or ND
+    /// answer lands on one queue only (RSS / fanout hash): each worker gets
+    /// a copy of the ARP and neighbour discovery frames (RFC 826, RFC 4861
+    /// §4.3/§4.4) another received. They are rare; the copy is counted as
+    /// a handoff.
+    fn share_neighbour_frames(&self, port: u16, rx: &[Mbuf]) {
+        for m in rx {
+            let d = m.data();
+            let arp = d.get(12..14) == Some(&[0x08, 0x06]);
+            let nd = d.get(12..14) == Some(&[0x86, 0xdd])
+                && d.get(20) == Some(&58)
+                && matches!(d.get(54), Some(135 | 136));
+            if !(arp || nd) {
+                continue;
+            }
+            for (w, q) in self.inboxes.iter().enumerate() {
+                if w == self.index {
+                    continue;
+                }
+                let Some(mut c) = self.pool.alloc() else {
+                    self.stats.dropped(Drop::NoMbuf);
+                    break;
+                };
+                let Some(b) = c.append(d.len()) else { continue };
+                b.copy_from_slice(d);
+                self.stats.conv.handoffs.inc();
+                if q.push((port, c)).is_err() {
+                    self.stats.dropped(Drop::HandoffFull);
+                }
+            }
+        }
+    }
+
     pub fn run(self) {
         let ctx: Vec<PortCtx> = self
             .cfg
@@ -89,11 +164,20 @@ impl Worker {
         );
         if self.cfg.raw.conversion.enabled {
             match KeyGen::from_os() {
-                Some(keys) => pipe.enable_conversion(Converter::new(
-                    Policy::from_config(&self.cfg),
-                    keys,
-                    Arc::clone(&self.stats),
-                )),
+                Some(keys) => {
+                    let mut conv = Converter::new(
+                        Policy::from_config(&self.cfg),
+                        keys,
+                        Arc::clone(&self.stats),
+                    );
+                    if self.inboxes.len() > 1 {
+                        conv.set_shard(
+                            Shard::new(self.index, self.inboxes.len()),
+                            Arc::clone(&self.directory),
+                        );
+                    }
+                    pipe.enable_conversion(conv);
+                }
                 None => {
                     eprintln!("hagw: worker {}: cannot read /dev/urandom for MPTCP keys; conversion is off (fix: mount /dev)", self.index);
                 }
@@ -128,8 +212,12 @@ impl Worker {
                 let pc = &st.ports[pi];
                 pc.rx_packets.add(n as u64);
                 pc.rx_bytes.add(rx.iter().map(|m| m.pkt_len() as u64).sum());
+                if self.inboxes.len() > 1 {
+                    self.share_neighbour_frames(pi as u16, &rx);
+                }
                 process_burst(&mut pipe, now_ns, pi as u16, &mut rx);
             }
+            got += self.hand_over(&mut pipe, now_ns, &mut rx);
             pipe.poll_timers(now_ns);
             pipe.poll_conversion(now_ns);
             if now_ns >= next_link_check && pipe.converter().is_some() {

@@ -18,7 +18,9 @@
 //! flood the real client gets a SYN cookie and its connection works;
 //! (i) a client asking for DSS
 //! checksums (net.mptcp.checksum_enabled=1) moves 20 MB each way with no
-//! checksum error, MP_FAIL or fallback on either side.
+//! checksum error, MP_FAIL or fallback on either side; (k) with two workers
+//! (two queues per port) joins and server replies reach the session's
+//! worker and the transfers stay intact.
 
 mod common;
 use common::*;
@@ -571,6 +573,51 @@ fn conversion_point_on_the_lab() {
         counter(&c1, "MPTcpExtMPJoinSynAckRx") > counter(&c0, "MPTcpExtMPJoinSynAckRx"),
         "the cellular subflow joined the cookie's connection"
     );
+    assert_eq!(srv_counter("cellular"), 0);
+    stop_hagw(&mut guard);
+
+    // (k) two workers (DESIGN.md §4): every port has two queues (af_packet
+    // fanout), so a connection's subflows and the server's replies land on
+    // either worker; MP_JOINs (IPv4 and IPv6) find their session's worker
+    // by its token, replies by the NAT port, and the data stays intact.
+    let two = text
+        .replace("lcores = [1]", "lcores = [1, 2]\ncpus = [0, 1]")
+        .replace("framecnt=4096\"", "framecnt=4096,qpairs=2\"");
+    assert!(two.contains("qpairs=2") && two.contains("cpus"), "{two}");
+    let two_path = std::env::temp_dir().join("hagw-lab-two-workers.toml");
+    std::fs::write(&two_path, two).expect("config");
+    start_hagw(two_path.to_str().expect("path"), &mut guard);
+    for k in 0..4u16 {
+        let port = (5220 + k).to_string();
+        let seen = transfer(
+            &["sink", &port],
+            &["send", "198.51.100.2", &port, "10000000", "--mptcp", "--v6"],
+            10_000_000,
+        );
+        assert_eq!(seen, vec!["192.0.2.2"]);
+    }
+    transfer(
+        &["serve", "5224", "20000000"],
+        &["recv", "198.51.100.2", "5224", "--mptcp"],
+        20_000_000,
+    );
+    let m = metrics();
+    let created = metric(&m, "hagw_conv_sessions_created_total", "");
+    assert_eq!(created, 5, "{m}");
+    assert!(
+        metric(&m, "hagw_conv_joins_accepted_total", "") >= created,
+        "every connection's cellular subflow joined its session's worker"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "hagw_conv_joins_refused_total",
+            "reason=\"unknown_token\""
+        ),
+        0
+    );
+    assert!(metric(&m, "hagw_conv_handoffs_total", "") > 0, "{m}");
+    assert_eq!(metric(&m, "hagw_conv_payload_bytes_copied_total", ""), 0);
     assert_eq!(srv_counter("cellular"), 0);
     stop_hagw(&mut guard);
     let _ = ns("srv", &["nft", "delete", "table", "inet", "hagwtest"]);

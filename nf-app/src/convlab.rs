@@ -106,7 +106,12 @@ pub struct LabServer {
 
 /// The lab.
 pub struct ConvLab {
+    /// Worker 0's pipeline.
     pub pipe: Pipeline<VecBuf, Pool>,
+    /// The other workers' (`ConvLab::with_workers`): frames reach a
+    /// worker by a hash of their 4-tuple, as RSS spreads them over queues,
+    /// and packets handed over go to their owner (DESIGN.md §4).
+    pub extra: Vec<Pipeline<VecBuf, Pool>>,
     pub now: Time,
     pub clients: Vec<LabClient>,
     pub server: LabServer,
@@ -123,6 +128,32 @@ pub struct ConvLab {
     /// an idle lab. Tests keep the fixed step.
     pub skip_idle: bool,
     next_port: u16,
+}
+
+/// A hash of a frame's addresses and ports (Ethernet, IPv4/IPv6, TCP).
+fn rss(f: &[u8]) -> usize {
+    let (addrs, l4) = match f.get(14).map(|b| b >> 4) {
+        Some(4) => (
+            26..34,
+            14 + usize::from(f.get(14).map_or(5, |b| b & 0x0f)) * 4,
+        ),
+        Some(6) => (22..54, 54),
+        _ => return 0,
+    };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in f
+        .get(addrs)
+        .into_iter()
+        .flatten()
+        .chain(f.get(l4..l4 + 4).into_iter().flatten())
+    {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    // a final mix (MurmurHash3's fmix64) so every input bit reaches the top
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    (h >> 32) as usize
 }
 
 fn eth_wrap(src: EthernetAddress, dst: EthernetAddress, ip: &[u8]) -> VecBuf {
@@ -150,16 +181,62 @@ impl ConvLab {
     /// A lab whose hagw config is LAB3 plus `extra` (the `[conversion]`,
     /// `[nat]`, `[[subscriber]]` sections).
     pub fn new(extra: &str, seed: u64) -> ConvLab {
+        Self::with_workers(extra, seed, 1)
+    }
+
+    /// A lab whose hagw runs `workers` workers, each with its own pipeline
+    /// and converter.
+    pub fn with_workers(extra: &str, seed: u64, workers: usize) -> ConvLab {
+        let directory = Arc::new(crate::convert::shard::TokenDirectory::default());
+        let mut pipes: Vec<Pipeline<VecBuf, Pool>> = (0..workers.max(1))
+            .map(|w| Self::worker(extra, seed, w, workers.max(1), &directory))
+            .collect();
+        let pipe = pipes.remove(0);
+        ConvLab {
+            pipe,
+            extra: pipes,
+            now: 1_000_000,
+            clients: Vec::new(),
+            server: LabServer {
+                conns: Vec::new(),
+                flows: HashMap::new(),
+                closed_ports: Vec::new(),
+                unreachable_ports: Vec::new(),
+                mptcp_ports: Vec::new(),
+                sources: Vec::new(),
+                mptcp_syns: 0,
+                rng: Rng::new(seed ^ 0x5e),
+            },
+            rng: Rng::new(seed),
+            pipeline_time: Duration::ZERO,
+            frames_in: 0,
+            icmp_to_clients: 0,
+            skip_idle: false,
+            next_port: 40000,
+        }
+    }
+
+    fn worker(
+        extra: &str,
+        seed: u64,
+        w: usize,
+        n: usize,
+        directory: &Arc<crate::convert::shard::TokenDirectory>,
+    ) -> Pipeline<VecBuf, Pool> {
         let text = format!("{LAB3}\n{extra}");
         let (mut pipe, cfg) = crate::testkit::pipeline_from(&text, Pool::new(usize::MAX));
         let stats = Arc::clone(&pipe.stats);
         let mut secret = [0u8; 32];
         secret[..8].copy_from_slice(&seed.to_le_bytes());
-        pipe.enable_conversion(Converter::new(
-            Policy::from_config(&cfg),
-            KeyGen::new(secret),
-            stats,
-        ));
+        secret[8] = w as u8;
+        let mut conv = Converter::new(Policy::from_config(&cfg), KeyGen::new(secret), stats);
+        if n > 1 {
+            conv.set_shard(
+                crate::convert::shard::Shard::new(w, n),
+                Arc::clone(directory),
+            );
+        }
+        pipe.enable_conversion(conv);
         // neighbours: the client on both accesses, the server
         let gw = [
             Ipv4Addr::new(192, 0, 2, 1),
@@ -193,26 +270,59 @@ impl ConvLab {
             }
             pipe.process(0, port, b);
         }
-        ConvLab {
-            pipe,
-            now: 1_000_000,
-            clients: Vec::new(),
-            server: LabServer {
-                conns: Vec::new(),
-                flows: HashMap::new(),
-                closed_ports: Vec::new(),
-                unreachable_ports: Vec::new(),
-                mptcp_ports: Vec::new(),
-                sources: Vec::new(),
-                mptcp_syns: 0,
-                rng: Rng::new(seed ^ 0x5e),
-            },
-            rng: Rng::new(seed),
-            pipeline_time: Duration::ZERO,
-            frames_in: 0,
-            icmp_to_clients: 0,
-            skip_idle: false,
-            next_port: 40000,
+        pipe
+    }
+
+    fn pipes(&mut self) -> impl Iterator<Item = &mut Pipeline<VecBuf, Pool>> {
+        std::iter::once(&mut self.pipe).chain(self.extra.iter_mut())
+    }
+
+    /// Every worker's statistics.
+    pub fn worker_stats(&self) -> Vec<&WorkerStats> {
+        std::iter::once(&self.pipe)
+            .chain(&self.extra)
+            .map(|p| p.stats())
+            .collect()
+    }
+
+    /// A frame into the worker its 4-tuple hashes to (a stand-in for RSS,
+    /// unrelated to hagw's own ownership rules), then whatever the workers
+    /// hand over to each other, to their owners.
+    fn feed(&mut self, port: u16, frame: VecBuf) {
+        let n = self.extra.len() + 1;
+        let w = if n == 1 { 0 } else { rss(frame.data()) % n };
+        let now = self.now;
+        let t = Instant::now();
+        match w {
+            0 => self.pipe.process(now, port, frame),
+            _ => {
+                if let Some(p) = self.extra.get_mut(w - 1) {
+                    p.process(now, port, frame);
+                }
+            }
+        }
+        self.hand_over();
+        self.pipeline_time += t.elapsed();
+    }
+
+    /// Moves handed-over packets to their owners (as the workers' rings
+    /// do) until none is left.
+    fn hand_over(&mut self) {
+        if self.extra.is_empty() {
+            return;
+        }
+        let now = self.now;
+        for _ in 0..8 {
+            let moving: Vec<(u16, u16, VecBuf)> =
+                self.pipes().flat_map(|p| p.handoffs().drain(..)).collect();
+            if moving.is_empty() {
+                return;
+            }
+            for (w, port, b) in moving {
+                if let Some(p) = self.pipes().nth(usize::from(w)) {
+                    p.process(now, port, b);
+                }
+            }
         }
     }
 
@@ -262,9 +372,7 @@ impl ConvLab {
             (CLI_MAC, mac(port as u8 + 1))
         };
         let frame = eth_wrap(sm, dm, &packet(src, dst, seg));
-        let t = Instant::now();
-        self.pipe.process(self.now, port, frame);
-        self.pipeline_time += t.elapsed();
+        self.feed(port, frame);
         self.frames_in += 1;
     }
 
@@ -490,9 +598,7 @@ impl ConvLab {
         msg.emit(&mut icmp);
         let ip = crate::frames::ipv4_packet(SERVER, dst, nf_core::wire::ip_proto::ICMP, &icmp);
         let frame = eth_wrap(SRV_MAC, mac(3), &ip);
-        let t = Instant::now();
-        self.pipe.process(self.now, 2, frame);
-        self.pipeline_time += t.elapsed();
+        self.feed(2, frame);
     }
 
     fn client_input(&mut self, dst: IpAddr, seg: nf_tcp::Incoming<Bytes>) {
@@ -522,10 +628,10 @@ impl ConvLab {
     fn deliver(&mut self) -> usize {
         let mut n = 0;
         for port in 0..3usize {
-            let frames: Vec<VecBuf> = match self.pipe.tx_queue(port) {
-                Some(q) => std::mem::take(q),
-                None => continue,
-            };
+            let frames: Vec<VecBuf> = self
+                .pipes()
+                .flat_map(|p| p.tx_queue(port).map(std::mem::take).unwrap_or_default())
+                .collect();
             n += frames.len();
             for f in frames {
                 // the wire: headers and chained payload in one frame
@@ -561,7 +667,9 @@ impl ConvLab {
             SrvConn::Tcp(c) => c.next_timeout(),
             SrvConn::Mp(m) => m.next_timeout(),
         });
-        let hagw = self.pipe.converter().map(Converter::next_timeout);
+        let hagw = std::iter::once(&self.pipe)
+            .chain(&self.extra)
+            .filter_map(|p| p.converter().map(Converter::next_timeout));
         clients.chain(servers).chain(hagw).min()
     }
 
@@ -596,7 +704,11 @@ impl ConvLab {
         self.run_clients();
         self.run_server();
         let t = Instant::now();
-        self.pipe.poll_conversion(self.now);
+        let now = self.now;
+        for p in self.pipes() {
+            p.poll_conversion(now);
+        }
+        self.hand_over();
         self.pipeline_time += t.elapsed();
         let delivered = self.deliver();
         if self.skip_idle && delivered == 0 && self.frames_in == frames {
@@ -638,7 +750,10 @@ impl ConvLab {
 
     /// Live conversion sessions in the pipeline.
     pub fn sessions(&self) -> usize {
-        self.pipe.converter().map_or(0, Converter::active)
+        std::iter::once(&self.pipe)
+            .chain(&self.extra)
+            .map(|p| p.converter().map_or(0, Converter::active))
+            .sum()
     }
 
     /// Chunk helper for tests: total payload a client moved.

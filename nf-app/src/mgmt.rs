@@ -295,7 +295,7 @@ fn render_conversion(
     .with_label_values(&[])
     .set(sum(&|w| w.conv.sessions_active.get()) as i64);
     type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
-    let simple: [(&str, &str, Read); 14] = [
+    let simple: [(&str, &str, Read); 15] = [
         (
             "hagw_conv_segments_after_close_total",
             "Late client packets of ended sessions, dropped (never sent to the server)",
@@ -305,6 +305,11 @@ fn render_conversion(
             "hagw_conv_segments_no_session_total",
             "MPTCP subflow segments from the access that match no session: RST, never routed",
             &|w| w.conv.segments_no_session.get(),
+        ),
+        (
+            "hagw_conv_handoffs_total",
+            "Packets handed to the worker that owns their session (MP_JOIN token, NAT port)",
+            &|w| w.conv.handoffs.get(),
         ),
         (
             "hagw_conv_syn_cookies_sent_total",

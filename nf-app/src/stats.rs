@@ -51,6 +51,7 @@ labelled_enum!(
         TxQueueFull => "tx_queue_full",
         TxFailed => "tx_failed",
         MultiSegment => "multi_segment",
+        HandoffFull => "handoff_ring_full",
     }
 );
 
@@ -137,6 +138,8 @@ pub struct ConvStats {
     /// References to received packet buffers held as payload (gauge; set
     /// by the worker once a second).
     pub payload_buffers_held: Counter,
+    /// Packets handed to the worker that owns their session.
+    pub handoffs: Counter,
     /// NAT ports in use (gauge).
     pub nat_ports_in_use: Counter,
     /// TCP segments of a session that did not parse (bad checksum, options).

@@ -15,6 +15,12 @@ pub struct Mbuf {
     raw: NonNull<ffi::rte_mbuf>,
 }
 
+// SAFETY: an Mbuf is the only handle to its mbuf (chained segments and
+// the references it holds included); DPDK mbufs may be passed to and freed
+// on any lcore (the pool is multi-producer/consumer). Workers hand packets
+// of each other's sessions over this way.
+unsafe impl Send for Mbuf {}
+
 impl Mbuf {
     /// # Safety
     /// `raw` must be a valid mbuf that the caller owns exclusively.

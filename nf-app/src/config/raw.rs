@@ -124,6 +124,11 @@ pub struct WorkersSection {
     /// One worker per listed lcore; worker i polls queue i of every port.
     #[serde(default = "default_lcores")]
     pub lcores: Vec<u32>,
+    /// The CPU each worker lcore runs on, in `lcores` order (EAL
+    /// `--lcores L@C`); default: lcore i runs on CPU i. For labs with fewer
+    /// CPUs than workers; a production box gives every worker its own CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<Vec<u32>>,
     /// RX burst size.
     #[serde(default = "default_burst")]
     pub burst: u16,
@@ -140,6 +145,7 @@ impl Default for WorkersSection {
     fn default() -> Self {
         WorkersSection {
             lcores: default_lcores(),
+            cpus: None,
             burst: default_burst(),
         }
     }

@@ -86,14 +86,31 @@ impl Config {
         let mut a = self.raw.eal.args.clone();
         let mut lcores = vec![self.raw.eal.main_lcore];
         lcores.extend(&self.worker_lcores);
-        a.push("-l".into());
-        a.push(
-            lcores
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        match &self.raw.workers.cpus {
+            Some(cpus) => {
+                // lcore@cpu: the main lcore on its own CPU number
+                let main = self.raw.eal.main_lcore;
+                let pairs = std::iter::once((main, main))
+                    .chain(self.worker_lcores.iter().copied().zip(cpus.iter().copied()));
+                a.push("--lcores".into());
+                a.push(
+                    pairs
+                        .map(|(l, c)| format!("{l}@{c}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+            }
+            None => {
+                a.push("-l".into());
+                a.push(
+                    lcores
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+            }
+        }
         a.push("--main-lcore".into());
         a.push(self.raw.eal.main_lcore.to_string());
         for p in &self.ports {
@@ -210,6 +227,26 @@ pub fn validate(raw: RawConfig) -> Result<Config, Errs> {
                 vec![K("workers"), K("lcores"), I(i)],
                 format!("lcore {l} is beyond RTE_MAX_LCORE"),
             ));
+        }
+    }
+    if let Some(cpus) = &raw.workers.cpus {
+        if cpus.len() != lcores.len() {
+            errs.push((
+                vec![K("workers"), K("cpus")],
+                format!(
+                    "{} CPUs for {} worker lcores: give one CPU per lcore, in order",
+                    cpus.len(),
+                    lcores.len()
+                ),
+            ));
+        }
+        for (i, c) in cpus.iter().enumerate() {
+            if *c >= 1024 {
+                errs.push((
+                    vec![K("workers"), K("cpus"), I(i)],
+                    format!("CPU {c} is beyond RTE_MAX_LCORE"),
+                ));
+            }
         }
     }
     if !(1..=64).contains(&raw.workers.burst) {
@@ -550,12 +587,6 @@ pub fn validate(raw: RawConfig) -> Result<Config, Errs> {
             "\"explicit\" (RFC 8803 converter) is not built yet: use [\"implicit\"]".into(),
         ));
     }
-    if c.enabled && raw.workers.lcores.len() > 1 {
-        errs.push((
-            vec![K("workers"), K("lcores")],
-            "the conversion point runs on one worker for now (MP_JOIN and NAT steering across workers is not built yet): list one lcore".into(),
-        ));
-    }
     if c.interception.is_empty() {
         errs.push((
             vec![K("conversion"), K("interception")],
@@ -579,4 +610,34 @@ pub fn validate(raw: RawConfig) -> Result<Config, Errs> {
 
 fn is_link_local(a: Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+#[cfg(test)]
+mod tests {
+    const PORT: &str = "[[port]]\nname = \"a\"\ndevice = \"net_null0\"\nrole = \"access-fixed\"\naddresses = [\"192.0.2.1/24\"]\n";
+
+    #[test]
+    fn worker_cpus_map_lcores_or_are_refused_with_their_key() {
+        let ok = format!("[workers]\nlcores = [1, 2]\ncpus = [0, 1]\n{PORT}");
+        let cfg = crate::config::parse("w.toml", &ok).expect("valid");
+        let args = cfg.eal_args();
+        let at = args.iter().position(|a| a == "--lcores").expect("--lcores");
+        assert_eq!(args[at + 1], "0@0,1@0,2@1");
+        assert!(!args.iter().any(|a| a == "-l"));
+        // without cpus: the plain lcore list
+        let plain = crate::config::parse("w.toml", &format!("[workers]\nlcores = [1, 2]\n{PORT}"))
+            .expect("valid");
+        let args = plain.eal_args();
+        let at = args.iter().position(|a| a == "-l").expect("-l");
+        assert_eq!(args[at + 1], "0,1,2");
+        let bad = format!("[workers]\nlcores = [1, 2]\ncpus = [0]\n{PORT}");
+        let err = crate::config::parse("w.toml", &bad)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("w.toml") && err.contains("workers.cpus"),
+            "{err}"
+        );
+        assert!(err.contains("1 CPUs for 2 worker lcores"), "{err}");
+    }
 }

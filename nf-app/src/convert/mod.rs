@@ -23,6 +23,7 @@ pub mod nat;
 pub mod policy;
 pub mod rewrite;
 pub mod session;
+pub mod shard;
 
 use crate::stats::{JoinRefuse, Refuse, SessionInfo, Side, WorkerStats};
 use hashbrown::HashMap;
@@ -53,6 +54,8 @@ pub enum Verdict {
     /// NATed in place (a withdrawn connection): route it to its new
     /// destination.
     Forward,
+    /// Another worker's (DESIGN.md §4): hand the packet to that worker.
+    Handoff(u16),
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -148,6 +151,12 @@ pub struct Converter<C: Chunk = Bytes> {
     /// Advertised addresses (ids 1.., in `policy.advertise` order) whose
     /// port is down: withdrawn with REMOVE_ADDR, not announced.
     addr_down: Vec<bool>,
+    /// This worker among the others (one by default).
+    shard: shard::Shard,
+    directory: Arc<shard::TokenDirectory>,
+    /// Access subflows (MP_JOINs) that arrive on this worker's queue but
+    /// belong to another worker: (owner, last packet).
+    redirect: HashMap<FlowKey, (u16, Time)>,
 }
 
 /// A cookie SYN's timestamp options: the client's TSval, window scale and
@@ -179,7 +188,7 @@ impl<C: Chunk> Converter<C> {
         mp_cfg.recv_buffer = buf;
         mp_cfg.send_buffer = buf;
         Converter {
-            nat: Nat::new(&policy),
+            nat: Nat::new(&policy, shard::Shard::default()),
             keys,
             cookies,
             tcp_cfg,
@@ -202,7 +211,109 @@ impl<C: Chunk> Converter<C> {
             next_idle_scan: 0,
             mtu: [1500; 3],
             addr_down: vec![false; policy.advertise.len()],
+            shard: shard::Shard::default(),
+            directory: Arc::default(),
+            redirect: HashMap::new(),
             policy,
+        }
+    }
+
+    /// Makes this the converter of worker `shard.index` of `shard.count`
+    /// (before any traffic): its tokens and NAT ports are drawn so that
+    /// packets name it (DESIGN.md §4), the session caps are split evenly,
+    /// and tokens it cannot choose are listed in `directory`, shared by the
+    /// workers.
+    pub fn set_shard(&mut self, shard: shard::Shard, directory: Arc<shard::TokenDirectory>) {
+        let n = usize::from(shard.count);
+        self.shard = shard;
+        self.directory = directory;
+        self.nat = Nat::new(&self.policy, shard);
+        self.policy.max_sessions = self.policy.max_sessions.div_ceil(n).max(1);
+    }
+
+    /// The worker an ICMPv4 error about a session belongs to, when it is
+    /// not this one (by the NAT port of the quoted packet).
+    pub fn icmp_owner(&self, ip: &[u8]) -> Option<u16> {
+        if self.shard.is_single() {
+            return None;
+        }
+        let hl = usize::from(ip.first()? & 0x0f) * 4;
+        let inner = ip.get(hl + 8..)?;
+        let ihl = usize::from(inner.first()? & 0x0f) * 4;
+        let a: [u8; 4] = inner.get(12..16)?.try_into().ok()?;
+        let sport = u16::from_be_bytes([*inner.get(ihl)?, *inner.get(ihl + 1)?]);
+        let a = IpAddr::from(a);
+        let o = self.nat.port_owner(self.nat.is_pool_addr(a), sport);
+        (o != self.shard.index).then_some(o)
+    }
+
+    /// A packet of no flow of this worker's that belongs to another: a
+    /// server's reply to another worker's NAT port, a packet of a subflow
+    /// already handed over, or an MP_JOIN SYN naming another worker's
+    /// token (its later packets follow it).
+    fn elsewhere(
+        &mut self,
+        now: Time,
+        side: Option<Side>,
+        key: &FlowKey,
+        p: &Peek,
+        ip: &[u8],
+    ) -> Option<u16> {
+        match side? {
+            Side::Internet => {
+                let o = self.nat.port_owner(self.nat.is_pool_addr(p.dst), p.dport);
+                (o != self.shard.index).then_some(o)
+            }
+            Side::Fixed | Side::Cellular => {
+                if let Some(e) = self.redirect.get_mut(key) {
+                    e.1 = now;
+                    return Some(e.0);
+                }
+                if p.flags & (flags::SYN | flags::ACK | flags::RST) != flags::SYN {
+                    return None;
+                }
+                let seg = Self::parse_quiet(ip, p)?;
+                let opt = seg.hdr.opts.mptcp?;
+                let Ok(MptcpOption::JoinSyn { token, .. }) =
+                    MptcpOption::parse(opt.as_slice(), true, false)
+                else {
+                    return None;
+                };
+                if self.tokens.contains_key(&token) {
+                    return None;
+                }
+                let o = self
+                    .directory
+                    .get(token)
+                    .unwrap_or_else(|| self.shard.token_owner(token));
+                if o == self.shard.index {
+                    return None;
+                }
+                self.redirect.insert(*key, (o, now));
+                Some(o)
+            }
+        }
+    }
+
+    /// An MPTCP key of this worker's: its token names the worker (a few
+    /// SHA-256 per session with several workers, RFC 8684 §3.2 token).
+    fn draw_key(&mut self) -> u64 {
+        let mut k = self.keys.next_u64();
+        for _ in 0..64 * u32::from(self.shard.count) {
+            if self.shard.token_owner(nf_mptcp::crypto::token(k)) == self.shard.index {
+                break;
+            }
+            k = self.keys.next_u64();
+        }
+        k
+    }
+
+    /// Registers a session's token; one whose residue does not name this
+    /// worker (the server's, a cookie's) goes to the shared directory.
+    fn add_token(&mut self, token: u32, sid: usize) {
+        self.tokens.insert(token, sid);
+        if self.shard.token_owner(token) != self.shard.index {
+            self.directory.insert(token, self.shard.index);
         }
     }
 
@@ -352,6 +463,11 @@ impl<C: Chunk> Converter<C> {
                 Verdict::Consumed
             }
             None => {
+                if !self.shard.is_single() {
+                    if let Some(w) = self.elsewhere(now, side, &key, &p, ip) {
+                        return Verdict::Handoff(w);
+                    }
+                }
                 let access = matches!(side, Some(Side::Fixed | Side::Cellular));
                 let syn = p.flags & (flags::SYN | flags::ACK | flags::RST) == flags::SYN;
                 if !syn && self.tombstones.contains_key(&key) {
@@ -715,9 +831,7 @@ impl<C: Chunk> Converter<C> {
         self.active += 1;
         *self.by_subscriber.entry(sub).or_insert(0) += 1;
         match token {
-            Some(t) => {
-                self.tokens.insert(t, sid);
-            }
+            Some(t) => self.add_token(t, sid),
             None => {
                 self.half_open += 1;
                 self.half_open_fifo.push_back((sid, id));
@@ -945,7 +1059,7 @@ impl<C: Chunk> Converter<C> {
     /// MPTCP connection and answers it with its own MP_CAPABLE SYN/ACK.
     fn terminate(&mut self, now: Time, sid: usize, seg: Incoming<C>) {
         let secrets = Secrets {
-            key: self.keys.next_u64(),
+            key: self.draw_key(),
             seed: self.keys.next_u64(),
         };
         let iss = Seq(self.keys.next_u64() as u32);
@@ -974,7 +1088,7 @@ impl<C: Chunk> Converter<C> {
                     let side = p.side;
                     self.stats.conv.subflows.inc(side_index(side));
                 }
-                self.tokens.insert(token, sid);
+                self.add_token(token, sid);
             }
             None => {
                 // the SYN was checked on arrival; nothing to convert
@@ -1003,7 +1117,7 @@ impl<C: Chunk> Converter<C> {
             .insert(FlowKey::new(client, server), Flow::PtUp { sid, i: 0 });
         self.flows
             .insert(FlowKey::new(server, nat), Flow::PtDown { sid, i: 0 });
-        self.tokens.insert(token, sid);
+        self.add_token(token, sid);
         self.clear_half_open(sid);
         self.stats.conv.sessions_withdrawn.inc();
     }
@@ -1284,6 +1398,10 @@ impl<C: Chunk> Converter<C> {
         }
         self.stats.conv.splice_queue_bytes.set(held as u64);
         self.tombstones.retain(|_, until| *until > now);
+        // handed-over subflows quiet for longer than a session may be
+        let quiet = if idle > 0 { idle } else { 3_600_000_000_000 };
+        self.redirect
+            .retain(|_, (_, last)| now.saturating_sub(*last) <= quiet);
         for (sid, normal) in expired {
             if !normal {
                 self.stats.conv.sessions_timed_out.inc();
@@ -1360,6 +1478,9 @@ impl<C: Chunk> Converter<C> {
         {
             if self.tokens.get(&t) == Some(&sid) {
                 self.tokens.remove(&t);
+                if self.shard.token_owner(t) != self.shard.index {
+                    self.directory.remove(t, self.shard.index);
+                }
             }
         }
         if let Some(n) = self.by_subscriber.get_mut(&s.sub) {

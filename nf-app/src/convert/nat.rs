@@ -8,8 +8,14 @@
 //!   `ports_per_subscriber` ports on one pool address (RFC 6888 REQ-1:
 //!   one external address per subscriber; port blocks keep logging small);
 //! - `none`: the client's own address.
+//!
+//! With several workers each binds only ports it owns (DESIGN.md §4,
+//! [`super::shard`]): with `subscriber-fixed` ports of its residue
+//! (`port % workers`), with a pool whole blocks of its residue, so a
+//! subscriber with sessions on two workers holds a block on each.
 
 use super::policy::Policy;
+use super::shard::Shard;
 use crate::config::NatSource;
 use hashbrown::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -44,10 +50,11 @@ pub struct Nat {
     blocks: HashMap<IpAddr, Block>,
     free_blocks: Vec<(Ipv4Addr, u16)>,
     used: HashSet<(IpAddr, u16)>,
+    shard: Shard,
 }
 
 impl Nat {
-    pub fn new(p: &Policy) -> Nat {
+    pub fn new(p: &Policy, shard: Shard) -> Nat {
         let block = p.ports_per_subscriber.max(1);
         let blocks_per_addr = u32::from(u16::MAX - FIRST_PORT + 1) / u32::from(block);
         let pool = p.pool.map(|(a, len)| {
@@ -57,7 +64,10 @@ impl Nat {
         let mut free_blocks = Vec::new();
         if let (NatSource::Pool, Some((base, n))) = (p.nat, pool) {
             // hand out blocks address by address, lowest first
-            for b in (0..blocks_per_addr).rev() {
+            for b in (0..blocks_per_addr)
+                .rev()
+                .filter(|&b| shard.owner_of(b) == shard.index)
+            {
                 for a in (0..n).rev() {
                     free_blocks.push((Ipv4Addr::from(base + a), FIRST_PORT + (b as u16) * block));
                 }
@@ -71,6 +81,18 @@ impl Nat {
             blocks: HashMap::new(),
             free_blocks,
             used: HashSet::new(),
+            shard,
+        }
+    }
+
+    /// The worker whose binding a server's reply to `port` is (on a pool
+    /// address: by block, else by port).
+    pub fn port_owner(&self, pool_addr: bool, port: u16) -> u16 {
+        if pool_addr && port >= FIRST_PORT {
+            self.shard
+                .owner_of(u32::from(port - FIRST_PORT) / u32::from(self.block))
+        } else {
+            self.shard.owner_of(u32::from(port))
         }
     }
 
@@ -149,16 +171,17 @@ impl Nat {
         }
     }
 
-    /// A free port on `a`, `want` when it is free.
+    /// A free port of this worker's on `a`, `want` when it is one.
     fn free_port_on(&self, a: IpAddr, want: u16) -> Option<u16> {
-        if want >= FIRST_PORT && !self.used.contains(&(a, want)) {
+        let mine = |p: u16| self.shard.owner_of(u32::from(p)) == self.shard.index;
+        if want >= FIRST_PORT && mine(want) && !self.used.contains(&(a, want)) {
             return Some(want);
         }
         let span = u32::from(u16::MAX - FIRST_PORT) + 1;
         let start = u32::from(want) % span;
         (0..span)
             .map(|k| FIRST_PORT + ((start + k) % span) as u16)
-            .find(|p| !self.used.contains(&(a, *p)))
+            .find(|&p| mine(p) && !self.used.contains(&(a, p)))
     }
 
     /// Gives a binding back; a pool block whose last port is released goes
@@ -194,7 +217,10 @@ mod tests {
 
     #[test]
     fn subscriber_fixed_keeps_the_client_port_when_free() {
-        let mut n = Nat::new(&policy("[nat]\nsource = \"subscriber-fixed\"\n"));
+        let mut n = Nat::new(
+            &policy("[nat]\nsource = \"subscriber-fixed\"\n"),
+            Shard::default(),
+        );
         let fixed: IpAddr = "192.0.2.2".parse().unwrap();
         let srv: IpAddr = "198.51.100.2".parse().unwrap();
         assert_eq!(n.bind(fixed, Some(fixed), 40000, srv), Ok((fixed, 40000)));
@@ -213,9 +239,12 @@ mod tests {
 
     #[test]
     fn pool_gives_each_subscriber_its_own_block_until_exhausted() {
-        let mut n = Nat::new(&policy(
-            "[nat]\nsource = \"pool\"\npool = \"203.0.113.0/31\"\nports_per_subscriber = 32768\n",
-        ));
+        let mut n = Nat::new(
+            &policy(
+                "[nat]\nsource = \"pool\"\npool = \"203.0.113.0/31\"\nports_per_subscriber = 32768\n",
+            ),
+            Shard::default(),
+        );
         let srv: IpAddr = "198.51.100.2".parse().unwrap();
         let s1: IpAddr = "192.0.2.2".parse().unwrap();
         let s2: IpAddr = "192.0.2.3".parse().unwrap();
@@ -229,5 +258,32 @@ mod tests {
         assert_eq!(n.bind(s3, None, 5, srv), Err(NatError::Exhausted));
         n.release(s1, a1, p1);
         assert!(n.bind(s3, None, 5, srv).is_ok(), "a freed block is reused");
+    }
+
+    #[test]
+    fn each_worker_binds_only_ports_it_owns() {
+        let srv: IpAddr = "198.51.100.2".parse().unwrap();
+        let fixed: IpAddr = "192.0.2.2".parse().unwrap();
+        for w in 0..2 {
+            let shard = Shard::new(w, 2);
+            let mut n = Nat::new(&policy("[nat]\nsource = \"subscriber-fixed\"\n"), shard);
+            // 40000 is worker 0's: kept there, moved elsewhere on worker 1
+            let (_, p) = n.bind(fixed, Some(fixed), 40000, srv).unwrap();
+            assert_eq!(p == 40000, w == 0);
+            for k in 0..50 {
+                let (_, p) = n.bind(fixed, Some(fixed), 40001 + k, srv).unwrap();
+                assert_eq!(n.port_owner(false, p), w as u16, "port {p}");
+            }
+            let mut n = Nat::new(
+                &policy("[nat]\nsource = \"pool\"\npool = \"203.0.113.0/28\"\nports_per_subscriber = 512\n"),
+                shard,
+            );
+            for s in 0..40u8 {
+                let sub = IpAddr::from([192, 0, 2, s]);
+                let (a, p) = n.bind(sub, None, 5, srv).unwrap();
+                assert!(n.is_pool_addr(a));
+                assert_eq!(n.port_owner(true, p), w as u16, "block of port {p}");
+            }
+        }
     }
 }

@@ -73,6 +73,16 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         }
         let mut ip = ip;
         if ip.protocol == ip_proto::ICMP && self.conv.is_some() {
+            let owner = match (self.conv.as_ref(), buf.data().get(l2..)) {
+                (Some(c), Some(d)) => c.icmp_owner(d),
+                _ => None,
+            };
+            if let Some(w) = owner {
+                // about another worker's session
+                self.stats.conv.handoffs.inc();
+                self.handoff.push((w, port, buf));
+                return;
+            }
             let verdict = match (self.conv.as_mut(), buf.data().get(l2..)) {
                 (Some(c), Some(d)) => c.icmp_input(d),
                 _ => None,
@@ -105,6 +115,11 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             match self.convert_input(now_ns, port, &mut buf, l2, local) {
                 Verdict::Pass => {}
                 Verdict::Consumed => return,
+                Verdict::Handoff(w) => {
+                    self.stats.conv.handoffs.inc();
+                    self.handoff.push((w, port, buf));
+                    return;
+                }
                 Verdict::Forward => {
                     // NATed in place: route by the new destination
                     let p = ipv4::Packet::new_unchecked(&buf.data()[l2..]);

@@ -49,6 +49,11 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             match self.convert_input(now_ns, port, &mut buf, l2, local) {
                 Verdict::Pass => {}
                 Verdict::Consumed => return,
+                Verdict::Handoff(w) => {
+                    self.stats.conv.handoffs.inc();
+                    self.handoff.push((w, port, buf));
+                    return;
+                }
                 Verdict::Forward => {
                     let p = ipv6::Packet::new_unchecked(&buf.data()[l2..]);
                     ip.src = p.src_addr();

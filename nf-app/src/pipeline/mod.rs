@@ -205,6 +205,9 @@ pub struct Pipeline<B: PacketBuf, A: BufPool<B>> {
     /// Every port sends chained buffers: the converter's packets carry
     /// their payload by reference (else it is copied behind the headers).
     tx_chains: bool,
+    /// Packets of another worker's sessions: (worker, input port, packet
+    /// from its link header on), for the caller to hand over.
+    handoff: Vec<(u16, u16, B)>,
 }
 
 /// How often neighbour timers run.
@@ -254,7 +257,15 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             local_tcp_cap: 0,
             conv: None,
             tx_chains: true,
+            handoff: Vec::new(),
         }
+    }
+
+    /// Packets that belong to other workers' sessions (DESIGN.md §4):
+    /// (worker, input port, packet); the caller drains it after each burst
+    /// and the owner runs them through its own pipeline.
+    pub fn handoffs(&mut self) -> &mut Vec<(u16, u16, B)> {
+        &mut self.handoff
     }
 
     /// Whether every port can send chained buffers (PMDs without
