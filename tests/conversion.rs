@@ -20,7 +20,9 @@
 //! checksums (net.mptcp.checksum_enabled=1) moves 20 MB each way with no
 //! checksum error, MP_FAIL or fallback on either side; (k) with two workers
 //! (two queues per port) joins and server replies reach the session's
-//! worker and the transfers stay intact.
+//! worker and the transfers stay intact; (l) with a 1024-mbuf pool the cap
+//! on payload held by reference kicks in (copies counted) and 30 MB each
+//! way still completes.
 
 mod common;
 use common::*;
@@ -619,6 +621,31 @@ fn conversion_point_on_the_lab() {
     assert!(metric(&m, "hagw_conv_handoffs_total", "") > 0, "{m}");
     assert_eq!(metric(&m, "hagw_conv_payload_bytes_copied_total", ""), 0);
     assert_eq!(srv_counter("cellular"), 0);
+    stop_hagw(&mut guard);
+
+    // (l) a small mbuf pool (1024): payload held by reference is capped at
+    // half of it, beyond that it is copied (counted), so held payload never
+    // drains the pool the ports receive into and transfers complete.
+    let small = format!("{text}\n[limits]\nmbufs = 1024\n");
+    let small_path = std::env::temp_dir().join("hagw-lab-small-pool.toml");
+    std::fs::write(&small_path, small).expect("config");
+    start_hagw(small_path.to_str().expect("path"), &mut guard);
+    transfer(
+        &["sink", "5230"],
+        &["send", "198.51.100.2", "5230", "30000000", "--mptcp"],
+        30_000_000,
+    );
+    transfer(
+        &["serve", "5231", "30000000"],
+        &["recv", "198.51.100.2", "5231", "--mptcp"],
+        30_000_000,
+    );
+    let m = metrics();
+    assert!(
+        metric(&m, "hagw_conv_payload_bytes_copied_total", "") > 0,
+        "the cap on held mbufs was reached: {m}"
+    );
+    assert!(metric(&m, "hagw_conv_payload_buffers_held", "") <= 512);
     stop_hagw(&mut guard);
     let _ = ns("srv", &["nft", "delete", "table", "inet", "hagwtest"]);
 }
