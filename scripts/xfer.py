@@ -5,6 +5,7 @@
   xfer.py send HOST PORT BYTES      connect, send BYTES deterministic bytes, print "BYTES SHA256"
   xfer.py serve PORT BYTES          accept one connection, send BYTES, close, print "BYTES SHA256"
   xfer.py recv HOST PORT            connect, read to EOF, print "BYTES SHA256"
+                                    (--pause: wait 1.5 s before reading)
   xfer.py echo-client HOST PORT BYTES  send BYTES while reading the echo; print "BYTES SHA256" if equal, exit 1 if not
   xfer.py echo-server PORT          accept one connection, echo to EOF, close
   xfer.py many-server PORT          accept connections forever, echo each to EOF (a thread each)
@@ -18,7 +19,7 @@ Add --mptcp to use IPPROTO_MPTCP (262); --v6 makes the client socket dual-stack
 (AF_INET6, IPv4 as ::ffff:a.b.c.d) so the kernel may add IPv6 subflows.
 Servers print "peer ADDRESS" on stderr for every connection they accept.
 """
-import hashlib, socket, sys
+import hashlib, socket, sys, time
 
 CHUNK = 1 << 16
 
@@ -171,7 +172,7 @@ def synflood(host, port, count):
     print("sent", count)
 
 def main():
-    args = [a for a in sys.argv[1:] if a not in ("--mptcp", "--v6")]
+    args = [a for a in sys.argv[1:] if a not in ("--mptcp", "--v6", "--pause")]
     mptcp = "--mptcp" in sys.argv
     cmd = args[0]
     if cmd == "sink":
@@ -198,6 +199,9 @@ def main():
         s = sock(mptcp)
         s.settimeout(60)
         s.connect(addr(args[1], int(args[2])))
+        if "--pause" in sys.argv:
+            # a slow reader: the windows fill and the gateway's buffers with them
+            time.sleep(1.5)
         n, d = recv_all(s)
         print(n, d)
     elif cmd == "synflood":
@@ -234,7 +238,6 @@ def main():
     elif cmd == "many-client":
         many_client(args[1], int(args[2]), int(args[3]), int(args[4]), int(args[5]), mptcp)
     elif cmd == "refused":
-        import time
         s = sock(mptcp)
         s.settimeout(30)
         t = time.monotonic()

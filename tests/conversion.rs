@@ -637,13 +637,13 @@ fn conversion_point_on_the_lab() {
     );
     transfer(
         &["serve", "5231", "30000000"],
-        &["recv", "198.51.100.2", "5231", "--mptcp"],
+        &["recv", "198.51.100.2", "5231", "--mptcp", "--pause"],
         30_000_000,
     );
     let m = metrics();
     assert!(
         metric(&m, "hagw_conv_payload_bytes_copied_total", "") > 0,
-        "the cap on held mbufs was reached: {m}"
+        "a paused reader fills hagw's buffers past the cap on held mbufs: {m}"
     );
     assert!(metric(&m, "hagw_conv_payload_buffers_held", "") <= 512);
     stop_hagw(&mut guard);
