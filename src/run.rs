@@ -112,7 +112,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map(|_| worker::Inbox::new(4096))
             .collect(),
     );
-    let directory = Arc::new(nf_app::convert::shard::TokenDirectory::default());
+    let directory = Arc::new(nf_app::convert::shard::Directory::default());
     for (i, lcore) in cfg.worker_lcores.iter().enumerate() {
         if !Eal::lcore_enabled(*lcore) {
             launch_err = Some(format!("worker lcore {lcore} is not available to the EAL"));

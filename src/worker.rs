@@ -4,7 +4,7 @@
 
 use crate::dpdk::{self, Mbuf, Mempool, Port};
 use nf_app::config::Config;
-use nf_app::convert::shard::{Shard, TokenDirectory};
+use nf_app::convert::shard::{Directory, Shard};
 use nf_app::convert::{keys::KeyGen, policy::Policy, Converter};
 use nf_app::pipeline::{routing_table, BufPool, Pipeline, PipelineLimits, PortCtx};
 use nf_app::stats::{Drop, WorkerStats};
@@ -71,7 +71,7 @@ pub struct Worker {
     pub index: usize,
     /// Every worker's inbox, by worker index (DESIGN.md §4).
     pub inboxes: Arc<Vec<Inbox>>,
-    pub directory: Arc<TokenDirectory>,
+    pub directory: Arc<Directory>,
     pub cfg: Arc<Config>,
     pub ports: Vec<Port>,
     pub pool: Mempool,

@@ -645,7 +645,6 @@ fn conversion_point_on_the_lab() {
         metric(&m, "hagw_conv_payload_bytes_copied_total", "") > 0,
         "a paused reader fills hagw's buffers past the cap on held mbufs: {m}"
     );
-    assert!(metric(&m, "hagw_conv_payload_buffers_held", "") <= 512);
     stop_hagw(&mut guard);
     let _ = ns("srv", &["nft", "delete", "table", "inet", "hagwtest"]);
 }

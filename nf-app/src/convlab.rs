@@ -127,6 +127,10 @@ pub struct ConvLab {
     /// benchmark then times hagw on packets and due timers, not on polling
     /// an idle lab. Tests keep the fixed step.
     pub skip_idle: bool,
+    /// With several workers: every `stray`-th frame goes to the next
+    /// worker instead of its hashed one (a NIC queue or an af_packet fanout
+    /// ring rolling over); 0 = never.
+    pub stray: u64,
     next_port: u16,
 }
 
@@ -187,7 +191,7 @@ impl ConvLab {
     /// A lab whose hagw runs `workers` workers, each with its own pipeline
     /// and converter.
     pub fn with_workers(extra: &str, seed: u64, workers: usize) -> ConvLab {
-        let directory = Arc::new(crate::convert::shard::TokenDirectory::default());
+        let directory = Arc::new(crate::convert::shard::Directory::default());
         let mut pipes: Vec<Pipeline<VecBuf, Pool>> = (0..workers.max(1))
             .map(|w| Self::worker(extra, seed, w, workers.max(1), &directory))
             .collect();
@@ -212,6 +216,7 @@ impl ConvLab {
             frames_in: 0,
             icmp_to_clients: 0,
             skip_idle: false,
+            stray: 0,
             next_port: 40000,
         }
     }
@@ -221,7 +226,7 @@ impl ConvLab {
         seed: u64,
         w: usize,
         n: usize,
-        directory: &Arc<crate::convert::shard::TokenDirectory>,
+        directory: &Arc<crate::convert::shard::Directory>,
     ) -> Pipeline<VecBuf, Pool> {
         let text = format!("{LAB3}\n{extra}");
         let (mut pipe, cfg) = crate::testkit::pipeline_from(&text, Pool::new(usize::MAX));
@@ -290,7 +295,10 @@ impl ConvLab {
     /// hand over to each other, to their owners.
     fn feed(&mut self, port: u16, frame: VecBuf) {
         let n = self.extra.len() + 1;
-        let w = if n == 1 { 0 } else { rss(frame.data()) % n };
+        let mut w = if n == 1 { 0 } else { rss(frame.data()) % n };
+        if self.stray > 0 && self.frames_in % self.stray == self.stray - 1 {
+            w = (w + 1) % n;
+        }
         let now = self.now;
         let t = Instant::now();
         match w {

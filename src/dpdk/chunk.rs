@@ -7,8 +7,11 @@
 //! A held payload keeps its whole receive mbuf out of the pool. So that
 //! held payload can never drain the pool the ports receive into (which
 //! would stop every ACK that could free it), each worker sets how many
-//! handles may live on its thread ([`set_pin_limit`], half its pool);
-//! beyond it payload is copied to the heap instead, and the copy counted.
+//! handles may live on its thread ([`set_pin_limit`], half its pool):
+//! while that many are alive, payload is copied to the heap instead of
+//! held (the copy counted). Handles cloned or sliced from held ones (the
+//! engines segmenting) count too but are never refused, so the count can
+//! pass the limit for a moment; no new mbuf is held while it does.
 
 use super::ffi;
 use nf_core::chunk::{Bytes, Chunk};

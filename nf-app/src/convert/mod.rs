@@ -77,6 +77,10 @@ impl FlowKey {
         }
     }
 
+    fn tuple(&self) -> shard::Tuple {
+        (self.src, self.sport, self.dst, self.dport)
+    }
+
     fn of(p: &Peek) -> FlowKey {
         FlowKey {
             src: p.src,
@@ -153,7 +157,7 @@ pub struct Converter<C: Chunk = Bytes> {
     addr_down: Vec<bool>,
     /// This worker among the others (one by default).
     shard: shard::Shard,
-    directory: Arc<shard::TokenDirectory>,
+    directory: Arc<shard::Directory>,
     /// Access subflows (MP_JOINs) that arrive on this worker's queue but
     /// belong to another worker: (owner, last packet).
     redirect: HashMap<FlowKey, (u16, Time)>,
@@ -223,7 +227,7 @@ impl<C: Chunk> Converter<C> {
     /// packets name it (DESIGN.md §4), the session caps are split evenly,
     /// and tokens it cannot choose are listed in `directory`, shared by the
     /// workers.
-    pub fn set_shard(&mut self, shard: shard::Shard, directory: Arc<shard::TokenDirectory>) {
+    pub fn set_shard(&mut self, shard: shard::Shard, directory: Arc<shard::Directory>) {
         let n = usize::from(shard.count);
         self.shard = shard;
         self.directory = directory;
@@ -269,6 +273,18 @@ impl<C: Chunk> Converter<C> {
                     e.1 = now;
                     return Some(e.0);
                 }
+                // an MPTCP packet of a subflow set up on another worker
+                // (a stray, or a SYN retransmitted onto another queue)
+                if !rewrite::has_mptcp_option(ip, p) {
+                    return None;
+                }
+                if let Some(o) = self.directory.flow_owner(key.tuple()) {
+                    if o == self.shard.index {
+                        return None;
+                    }
+                    self.redirect.insert(*key, (o, now));
+                    return Some(o);
+                }
                 if p.flags & (flags::SYN | flags::ACK | flags::RST) != flags::SYN {
                     return None;
                 }
@@ -309,6 +325,19 @@ impl<C: Chunk> Converter<C> {
             k = self.keys.next_u64();
         }
         k
+    }
+
+    /// Lists a client subflow as this worker's (several workers only).
+    fn publish_flow(&self, k: &FlowKey) {
+        if !self.shard.is_single() {
+            self.directory.add_flow(k.tuple(), self.shard.index);
+        }
+    }
+
+    fn unpublish_flow(&self, k: &FlowKey) {
+        if !self.shard.is_single() {
+            self.directory.remove_flow(k.tuple(), self.shard.index);
+        }
     }
 
     /// Registers a session's token; one whose residue does not name this
@@ -829,6 +858,7 @@ impl<C: Chunk> Converter<C> {
         self.tombstones.remove(&FlowKey::of(p));
         self.flows
             .insert(FlowKey::of(p), Flow::Client { sid, sf: 0 });
+        self.publish_flow(&FlowKey::of(p));
         self.flows
             .insert(FlowKey::new((p.dst, p.dport), nat), Flow::Server { sid });
         self.active += 1;
@@ -1221,6 +1251,7 @@ impl<C: Chunk> Converter<C> {
                         });
                         s.last = now;
                         self.flows.insert(FlowKey::of(p), Flow::Client { sid, sf });
+                        self.publish_flow(&FlowKey::of(p));
                         let st = &self.stats.conv;
                         st.joins_accepted.inc();
                         st.subflows.inc(side_index(side));
@@ -1255,6 +1286,7 @@ impl<C: Chunk> Converter<C> {
                 s.pt.push(((p.src, p.sport), nat.1));
                 let i = s.pt.len() - 1;
                 self.flows.insert(FlowKey::of(p), Flow::PtUp { sid, i });
+                self.publish_flow(&FlowKey::of(p));
                 self.flows
                     .insert(FlowKey::new(server, nat), Flow::PtDown { sid, i });
                 self.stats.conv.joins_accepted.inc();
@@ -1463,6 +1495,7 @@ impl<C: Chunk> Converter<C> {
         for p in &s.paths {
             let k = FlowKey::new(p.client, p.gw);
             self.flows.remove(&k);
+            self.unpublish_flow(&k);
             if s.phase != Phase::Passthrough && self.tombstones.len() < self.policy.max_sessions * 4
             {
                 self.tombstones.insert(k, until);
@@ -1470,6 +1503,7 @@ impl<C: Chunk> Converter<C> {
         }
         for &(c, port) in &s.pt {
             self.flows.remove(&FlowKey::new(c, s.server));
+            self.unpublish_flow(&FlowKey::new(c, s.server));
             self.flows.remove(&FlowKey::new(s.server, (s.nat.0, port)));
         }
         self.flows.remove(&FlowKey::new(s.server, s.nat));

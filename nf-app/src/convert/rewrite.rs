@@ -23,6 +23,28 @@ fn be16(d: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
 }
 
+/// Does the TCP header at `ip[p.l4..]` carry an MPTCP option (kind 30,
+/// RFC 8684 §3)? A scan of the option kinds, nothing parsed.
+pub fn has_mptcp_option(ip: &[u8], p: &Peek) -> bool {
+    let Some(doff) = ip.get(p.l4 + 12) else {
+        return false;
+    };
+    let end = p.l4 + usize::from(doff >> 4) * 4;
+    let mut at = p.l4 + 20;
+    while at < end {
+        match ip.get(at) {
+            Some(0) | None => return false,
+            Some(1) => at += 1,
+            Some(30) => return true,
+            Some(_) => match ip.get(at + 1) {
+                Some(&l) if l >= 2 => at += usize::from(l),
+                _ => return false,
+            },
+        }
+    }
+    false
+}
+
 /// The 4-tuple and flags of an unfragmented IPv4/IPv6 TCP packet whose
 /// TCP header directly follows the IP header; `None` otherwise.
 pub fn peek(ip: &[u8]) -> Option<Peek> {

@@ -11,11 +11,24 @@
 //! A packet that lands on another worker's queue is handed to its owner
 //! (and so is every later packet of that subflow). Tokens hagw did not
 //! choose (the server's, in a withdrawn connection; a SYN cookie's, derived
-//! from the cookie) are listed in a [`TokenDirectory`] shared by the
-//! workers, consulted only for MP_JOIN SYNs.
+//! from the cookie) are listed in a [`Directory`] shared by the
+//! workers, consulted only for MP_JOIN SYNs. So are the client 4-tuples of
+//! every subflow, for the MPTCP packets of a subflow that the NIC (or
+//! `net_af_packet`'s fanout rolling over a full ring) delivers to another
+//! worker than its SYN's: looked up only for such strays and for SYNs,
+//! never for a packet of a flow the worker knows.
 
 use hashbrown::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
+
+/// A client subflow's 4-tuple: (client address, port, gateway-side
+/// address, port).
+pub type Tuple = (IpAddr, u16, IpAddr, u16);
+
+/// Locks the flow directory is split over (by port), so that workers
+/// setting up sessions at once seldom meet.
+const FLOW_SHARDS: usize = 16;
 
 /// Which worker this is, of how many.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,12 +70,45 @@ impl Shard {
 /// Tokens whose residue does not name their worker, shared by all workers.
 /// Locked on session setup and teardown of such sessions and on MP_JOIN
 /// SYNs whose token is not the receiving worker's: never per data packet.
-#[derive(Default)]
-pub struct TokenDirectory {
+pub struct Directory {
     map: Mutex<HashMap<u32, u16>>,
+    flows: [Mutex<HashMap<Tuple, u16>>; FLOW_SHARDS],
 }
 
-impl TokenDirectory {
+impl Default for Directory {
+    fn default() -> Self {
+        Directory {
+            map: Mutex::default(),
+            flows: std::array::from_fn(|_| Mutex::default()),
+        }
+    }
+}
+
+impl Directory {
+    fn flow_shard(&self, t: &Tuple) -> Option<&Mutex<HashMap<Tuple, u16>>> {
+        self.flows.get(usize::from(t.1 ^ t.3) % FLOW_SHARDS)
+    }
+
+    /// A subflow's owner, set up on it.
+    pub fn add_flow(&self, t: Tuple, owner: u16) {
+        if let Some(Ok(mut m)) = self.flow_shard(&t).map(Mutex::lock) {
+            m.insert(t, owner);
+        }
+    }
+
+    pub fn remove_flow(&self, t: Tuple, owner: u16) {
+        if let Some(Ok(mut m)) = self.flow_shard(&t).map(Mutex::lock) {
+            if m.get(&t) == Some(&owner) {
+                m.remove(&t);
+            }
+        }
+    }
+
+    pub fn flow_owner(&self, t: Tuple) -> Option<u16> {
+        let m = self.flow_shard(&t)?.lock().ok()?;
+        m.get(&t).copied()
+    }
+
     pub fn insert(&self, token: u32, owner: u16) {
         if let Ok(mut m) = self.map.lock() {
             m.insert(token, owner);
@@ -93,12 +139,19 @@ mod tests {
         assert_eq!(s.owner_of(9), 0);
         assert!(!s.is_single());
         assert_eq!(Shard::new(5, 2), Shard { index: 1, count: 2 });
-        let d = TokenDirectory::default();
+        let d = Directory::default();
         d.insert(42, 1);
         assert_eq!(d.get(42), Some(1));
         d.remove(42, 0);
         assert_eq!(d.get(42), Some(1), "only the owner removes its entry");
         d.remove(42, 1);
         assert_eq!(d.get(42), None);
+        let t: Tuple = ([192, 0, 2, 2].into(), 40000, [198, 51, 100, 2].into(), 5201);
+        d.add_flow(t, 1);
+        assert_eq!(d.flow_owner(t), Some(1));
+        d.remove_flow(t, 0);
+        assert_eq!(d.flow_owner(t), Some(1));
+        d.remove_flow(t, 1);
+        assert_eq!(d.flow_owner(t), None);
     }
 }

@@ -288,8 +288,9 @@ fn pool_nat_gives_the_server_pool_addresses_only() {
 /// DESIGN.md §4 on two workers: frames land on either worker by a hash
 /// of their tuple; MP_JOINs and server replies that land on the wrong one
 /// are handed to the owner, found by the token and the NAT port hagw chose.
-fn two_workers(conf: &str, seed: u64) {
+fn two_workers(conf: &str, seed: u64, stray: u64) {
     let mut lab = ConvLab::with_workers(conf, seed, 2);
+    lab.stray = stray;
     let ids: Vec<usize> = (0..12)
         .map(|_| lab.connect(5201, Workload::echo(60_000, true)))
         .collect();
@@ -319,12 +320,17 @@ fn two_workers(conf: &str, seed: u64) {
         .sum();
     assert_eq!(refused, 0);
     assert!(st.iter().map(|w| w.conv.handoffs.get()).sum::<u64>() > 0);
+    let no_session: u64 = st.iter().map(|w| w.conv.segments_no_session.get()).sum();
+    assert_eq!(
+        no_session, 0,
+        "no subflow packet was taken for a stranger's"
+    );
     assert!(drained(&mut lab), "both tables drain");
 }
 
 #[test]
 fn two_workers_hand_joins_and_replies_to_the_owner() {
-    two_workers(CONV, 21);
+    two_workers(CONV, 21, 0);
     let mut lab = ConvLab::with_workers(CONV, 22, 2);
     let c = lab.connect(5201, Workload::echo(10_000, true));
     assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
@@ -339,7 +345,15 @@ fn two_workers_with_a_pool_hand_replies_by_port_block() {
             "source = \"pool\"\npool = \"203.0.113.0/28\"\nports_per_subscriber = 256",
         ),
         23,
+        0,
     );
+}
+
+#[test]
+fn two_workers_find_the_owner_of_packets_that_stray_to_the_other_queue() {
+    // one frame in 7 lands on the other worker's queue: subflows set up
+    // there are found in the shared directory, not reset
+    two_workers(CONV, 24, 7);
 }
 
 #[test]
