@@ -22,7 +22,12 @@ pub fn run(cfg: Config, a: &str, b: &str) -> Result<String, String> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
-    let (_eal, _pool, ports) = crate::run::bring_up(&cfg)?;
+    let crate::run::Up {
+        eal: _eal,
+        pool: _pool,
+        ports,
+        ..
+    } = crate::run::bring_up(&cfg)?;
     let burst = cfg.burst;
     let mut rx: Vec<Mbuf> = Vec::with_capacity(burst);
     let (mut ab, mut ba, mut dropped) = (0u64, 0u64, 0u64);

@@ -53,7 +53,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
 
-    let (eal, pool, ports) = bring_up(&cfg)?;
+    let Up {
+        eal,
+        pool,
+        ports,
+        internet_rss,
+    } = bring_up(&cfg)?;
 
     let cfg = Arc::new(cfg);
     let nports = ports.len();
@@ -122,6 +127,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             index: i,
             inboxes: Arc::clone(&inboxes),
             directory: Arc::clone(&directory),
+            rss: internet_rss.clone(),
             cfg: Arc::clone(&cfg),
             ports: ports.clone(),
             pool,
@@ -175,8 +181,18 @@ fn stop_ports(ports: &[Port]) {
     }
 }
 
+/// What [`bring_up`] started.
+pub struct Up {
+    pub eal: Eal,
+    pub pool: Mempool,
+    pub ports: Vec<Port>,
+    /// The RSS every internet port was programmed with, when all were
+    /// (hagw then knows the queue a server's reply arrives on).
+    pub internet_rss: Option<nf_app::convert::rss::Rss>,
+}
+
 /// EAL, the packet pool and every configured port, started.
-pub fn bring_up(cfg: &Config) -> Result<(Eal, Mempool, Vec<Port>), String> {
+pub fn bring_up(cfg: &Config) -> Result<Up, String> {
     let args = cfg.eal_args();
     tracing::info!(args = ?args, "starting EAL");
     let eal = Eal::init(&args).map_err(|e| {
@@ -185,6 +201,7 @@ pub fn bring_up(cfg: &Config) -> Result<(Eal, Mempool, Vec<Port>), String> {
 
     let pool = Mempool::create("hagw_pkt", cfg.limits.mbufs, cfg.limits.mbuf_cache, -1)?;
     let mut ports = Vec::new();
+    let mut internet_rss: Option<Option<nf_app::convert::rss::Rss>> = None;
     for p in &cfg.ports {
         let port = Port::by_name(p.device.dpdk_name()).ok_or_else(|| {
             format!("port {}: DPDK did not probe device `{}` (check port.device; PMDs load from /usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0)", p.name, p.device.dpdk_name())
@@ -195,11 +212,24 @@ pub fn bring_up(cfg: &Config) -> Result<(Eal, Mempool, Vec<Port>), String> {
             tx_desc: p.tx_desc,
             mtu: p.mtu,
         };
-        port.setup(&setup, &pool)
+        let rss = port
+            .setup(&setup, &pool)
             .map_err(|e| format!("port {} ({}): {e}", p.name, p.device.dpdk_name()))?;
-        tracing::info!(port = %p.name, id = port.id, mac = %nf_core::wire::EthernetAddress(port.mac()), tx_chains = port.tx_multi_seg(), "port started");
+        let rss_known = rss.is_some();
+        if p.role == nf_app::config::PortRole::Internet {
+            internet_rss = Some(match internet_rss {
+                None => rss,
+                Some(prev) => prev.filter(|r| Some(r) == rss.as_ref()),
+            });
+        }
+        tracing::info!(port = %p.name, id = port.id, mac = %nf_core::wire::EthernetAddress(port.mac()), tx_chains = port.tx_multi_seg(), rss_known, "port started");
         ports.push(port);
     }
 
-    Ok((eal, pool, ports))
+    Ok(Up {
+        eal,
+        pool,
+        ports,
+        internet_rss: internet_rss.flatten(),
+    })
 }

@@ -56,7 +56,9 @@ pub fn run(cfg: Config, engine: Engine, timeout: Duration) -> Result<String, Str
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
-    let (eal, pool, ports) = crate::run::bring_up(&cfg)?;
+    let crate::run::Up {
+        eal, pool, ports, ..
+    } = crate::run::bring_up(&cfg)?;
     let ctx: Vec<PortCtx> = cfg
         .ports
         .iter()

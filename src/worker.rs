@@ -72,6 +72,9 @@ pub struct Worker {
     /// Every worker's inbox, by worker index (DESIGN.md §4).
     pub inboxes: Arc<Vec<Inbox>>,
     pub directory: Arc<Directory>,
+    /// The internet ports' RSS, when hagw programmed it (NAT ports are then
+    /// picked so that replies arrive on the owner's queue).
+    pub rss: Option<nf_app::convert::rss::Rss>,
     pub cfg: Arc<Config>,
     pub ports: Vec<Port>,
     pub pool: Mempool,
@@ -174,6 +177,7 @@ impl Worker {
                         conv.set_shard(
                             Shard::new(self.index, self.inboxes.len()),
                             Arc::clone(&self.directory),
+                            self.rss.clone(),
                         );
                     }
                     pipe.enable_conversion(conv);

@@ -131,7 +131,21 @@ pub struct ConvLab {
     /// worker instead of its hashed one (a NIC queue or an af_packet fanout
     /// ring rolling over); 0 = never.
     pub stray: u64,
+    /// With several workers: the RSS the lab's "NIC" spreads frames with
+    /// (and hagw was told about); `None`: a hash unknown to hagw.
+    rss: Option<crate::convert::rss::Rss>,
+    /// Handed-over packets that came in on the internet port.
+    pub handed_from_internet: u64,
     next_port: u16,
+}
+
+/// The queue `r` puts a frame (Ethernet, IPv4/IPv6, TCP) on.
+fn rss_queue(r: &crate::convert::rss::Rss, f: &[u8]) -> usize {
+    let tuple = f
+        .get(14..)
+        .and_then(crate::convert::rewrite::peek)
+        .map(|p| r.queue(p.src, p.dst, p.sport, p.dport));
+    usize::from(tuple.unwrap_or(0))
 }
 
 /// A hash of a frame's addresses and ports (Ethernet, IPv4/IPv6, TCP).
@@ -191,9 +205,30 @@ impl ConvLab {
     /// A lab whose hagw runs `workers` workers, each with its own pipeline
     /// and converter.
     pub fn with_workers(extra: &str, seed: u64, workers: usize) -> ConvLab {
+        Self::build(extra, seed, workers, None)
+    }
+
+    /// Several workers behind a "NIC" whose RSS (Toeplitz, hagw's key, a
+    /// 128-entry table over the workers) hagw knows: it picks NAT ports so
+    /// that servers' replies arrive on the owner's queue.
+    pub fn with_rss(extra: &str, seed: u64, workers: usize) -> ConvLab {
+        let n = workers.max(1) as u16;
+        let rss = crate::convert::rss::Rss {
+            key: crate::convert::rss::KEY.to_vec(),
+            reta: (0..128u16).map(|i| i % n).collect(),
+        };
+        Self::build(extra, seed, workers, Some(rss))
+    }
+
+    fn build(
+        extra: &str,
+        seed: u64,
+        workers: usize,
+        rss: Option<crate::convert::rss::Rss>,
+    ) -> ConvLab {
         let directory = Arc::new(crate::convert::shard::Directory::default());
         let mut pipes: Vec<Pipeline<VecBuf, Pool>> = (0..workers.max(1))
-            .map(|w| Self::worker(extra, seed, w, workers.max(1), &directory))
+            .map(|w| Self::worker(extra, seed, w, workers.max(1), &directory, rss.clone()))
             .collect();
         let pipe = pipes.remove(0);
         ConvLab {
@@ -217,6 +252,8 @@ impl ConvLab {
             icmp_to_clients: 0,
             skip_idle: false,
             stray: 0,
+            rss,
+            handed_from_internet: 0,
             next_port: 40000,
         }
     }
@@ -227,6 +264,7 @@ impl ConvLab {
         w: usize,
         n: usize,
         directory: &Arc<crate::convert::shard::Directory>,
+        rss: Option<crate::convert::rss::Rss>,
     ) -> Pipeline<VecBuf, Pool> {
         let text = format!("{LAB3}\n{extra}");
         let (mut pipe, cfg) = crate::testkit::pipeline_from(&text, Pool::new(usize::MAX));
@@ -239,6 +277,7 @@ impl ConvLab {
             conv.set_shard(
                 crate::convert::shard::Shard::new(w, n),
                 Arc::clone(directory),
+                rss,
             );
         }
         pipe.enable_conversion(conv);
@@ -295,7 +334,11 @@ impl ConvLab {
     /// hand over to each other, to their owners.
     fn feed(&mut self, port: u16, frame: VecBuf) {
         let n = self.extra.len() + 1;
-        let mut w = if n == 1 { 0 } else { rss(frame.data()) % n };
+        let mut w = match (&self.rss, n) {
+            (_, 1) => 0,
+            (Some(r), _) => rss_queue(r, frame.data()) % n,
+            (None, _) => rss(frame.data()) % n,
+        };
         if self.stray > 0 && self.frames_in % self.stray == self.stray - 1 {
             w = (w + 1) % n;
         }
@@ -327,6 +370,9 @@ impl ConvLab {
                 return;
             }
             for (w, port, b) in moving {
+                if port == 2 {
+                    self.handed_from_internet += 1;
+                }
                 if let Some(p) = self.pipes().nth(usize::from(w)) {
                     p.process(now, port, b);
                 }

@@ -2,6 +2,7 @@
 //! and the rx/tx bursts of the workers.
 
 use super::{ffi, Mbuf, Mempool};
+use nf_app::convert::rss::{self, Rss};
 use std::ffi::CString;
 
 /// Port settings from the config.
@@ -62,8 +63,11 @@ impl Port {
     }
 
     /// Configures queues (RSS over IP/TCP/UDP when more than one RX queue),
-    /// sets the MTU and starts the port.
-    pub fn setup(&self, s: &PortSetup, pool: &Mempool) -> Result<(), String> {
+    /// sets the MTU and starts the port. With several queues and a device
+    /// that takes hagw's 40-byte Toeplitz key and a redirection table, the
+    /// RSS setup programmed is returned: hagw then knows which queue any
+    /// packet arrives on (the conversion point picks NAT ports by it).
+    pub fn setup(&self, s: &PortSetup, pool: &Mempool) -> Result<Option<Rss>, String> {
         let mut info = ffi::rte_eth_dev_info::default();
         // SAFETY: out-pointer to a default-initialised struct.
         let rc = unsafe { ffi::rte_eth_dev_info_get(self.id, &mut info) };
@@ -80,10 +84,23 @@ impl Port {
         // chained mbufs (headers + payload by reference) where the PMD
         // sends them; elsewhere the worker linearizes first
         conf.txmode.offloads = info.tx_offload_capa & TX_MULTI_SEGS;
+        // hagw's key, padded for devices with longer keys (52 bytes on
+        // some): hashing at most 36 bytes of input reads its first 40
+        let mut key = vec![0u8; usize::from(info.hash_key_size).max(rss::KEY.len())];
+        key[..rss::KEY.len()].copy_from_slice(&rss::KEY);
+        let rss_hf = (RSS_IP | RSS_TCP | RSS_UDP) & info.flow_type_rss_offloads;
+        let own_key = s.queues > 1
+            && rss_hf & RSS_TCP != 0
+            && usize::from(info.hash_key_size) >= rss::KEY.len()
+            && info.reta_size > 0;
         if s.queues > 1 {
             conf.rxmode.mq_mode = ffi::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
-            conf.rx_adv_conf.rss_conf.rss_hf =
-                (RSS_IP | RSS_TCP | RSS_UDP) & info.flow_type_rss_offloads;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+            if own_key {
+                // DPDK copies the key during configure
+                conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+                conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size;
+            }
         }
         // SAFETY: conf is a valid, initialised rte_eth_conf.
         let rc = unsafe { ffi::rte_eth_dev_configure(self.id, s.queues, s.queues, &conf) };
@@ -137,7 +154,47 @@ impl Port {
         unsafe {
             ffi::rte_eth_promiscuous_enable(self.id);
         }
-        Ok(())
+        Ok(if own_key {
+            self.program_reta(info.reta_size, s.queues)
+        } else {
+            None
+        })
+    }
+
+    /// Sets the redirection table to entry i → queue i % queues; the RSS
+    /// setup, or `None` when the device refuses.
+    fn program_reta(&self, size: u16, queues: u16) -> Option<Rss> {
+        let reta: Vec<u16> = (0..size).map(|i| i % queues).collect();
+        let mut conf: Vec<ffi::rte_eth_rss_reta_entry64> = reta
+            .chunks(64)
+            .map(|c| {
+                let mut e = ffi::rte_eth_rss_reta_entry64 {
+                    mask: if c.len() == 64 {
+                        u64::MAX
+                    } else {
+                        (1u64 << c.len()) - 1
+                    },
+                    ..Default::default()
+                };
+                e.reta[..c.len()].copy_from_slice(c);
+                e
+            })
+            .collect();
+        // SAFETY: `conf` holds reta_size / 64 (rounded up) entries, as the
+        // call reads.
+        let rc = unsafe { ffi::rte_eth_dev_rss_reta_update(self.id, conf.as_mut_ptr(), size) };
+        if rc != 0 {
+            tracing::warn!(
+                port = self.id,
+                "RSS redirection table not set: {}; replies are handed between workers in software",
+                errno_text(rc)
+            );
+            return None;
+        }
+        Some(Rss {
+            key: rss::KEY.to_vec(),
+            reta,
+        })
     }
 
     /// Can the port send chained (multi-segment) mbufs?

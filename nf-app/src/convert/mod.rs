@@ -22,6 +22,7 @@ pub mod keys;
 pub mod nat;
 pub mod policy;
 pub mod rewrite;
+pub mod rss;
 pub mod session;
 pub mod shard;
 
@@ -227,11 +228,16 @@ impl<C: Chunk> Converter<C> {
     /// packets name it (DESIGN.md §4), the session caps are split evenly,
     /// and tokens it cannot choose are listed in `directory`, shared by the
     /// workers.
-    pub fn set_shard(&mut self, shard: shard::Shard, directory: Arc<shard::Directory>) {
+    pub fn set_shard(
+        &mut self,
+        shard: shard::Shard,
+        directory: Arc<shard::Directory>,
+        rss: Option<rss::Rss>,
+    ) {
         let n = usize::from(shard.count);
         self.shard = shard;
         self.directory = directory;
-        self.nat = Nat::new(&self.policy, shard);
+        self.nat = Nat::new(&self.policy, shard).with_rss(rss);
         self.policy.max_sessions = self.policy.max_sessions.div_ceil(n).max(1);
     }
 
@@ -245,9 +251,13 @@ impl<C: Chunk> Converter<C> {
         let inner = ip.get(hl + 8..)?;
         let ihl = usize::from(inner.first()? & 0x0f) * 4;
         let a: [u8; 4] = inner.get(12..16)?.try_into().ok()?;
+        let b: [u8; 4] = inner.get(16..20)?.try_into().ok()?;
         let sport = u16::from_be_bytes([*inner.get(ihl)?, *inner.get(ihl + 1)?]);
-        let a = IpAddr::from(a);
-        let o = self.nat.port_owner(self.nat.is_pool_addr(a), sport);
+        let dport = u16::from_be_bytes([*inner.get(ihl + 2)?, *inner.get(ihl + 3)?]);
+        // the quoted packet went nat → server
+        let o = self
+            .nat
+            .reply_owner((IpAddr::from(b), dport), (IpAddr::from(a), sport));
         (o != self.shard.index).then_some(o)
     }
 
@@ -265,7 +275,7 @@ impl<C: Chunk> Converter<C> {
     ) -> Option<u16> {
         match side? {
             Side::Internet => {
-                let o = self.nat.port_owner(self.nat.is_pool_addr(p.dst), p.dport);
+                let o = self.nat.reply_owner((p.src, p.sport), (p.dst, p.dport));
                 (o != self.shard.index).then_some(o)
             }
             Side::Fixed | Side::Cellular => {
@@ -816,7 +826,7 @@ impl<C: Chunk> Converter<C> {
             crate::config::NatSource::None => Some(p.src),
             crate::config::NatSource::Pool => None,
         };
-        let nat = match self.nat.bind(sub, fixed_source, p.sport, p.dst) {
+        let nat = match self.nat.bind(sub, fixed_source, p.sport, (p.dst, p.dport)) {
             Ok(n) => n,
             Err(NatError::NoSource) => return Err(Refuse::NoNatSource),
             Err(NatError::Exhausted) => return Err(Refuse::NatPortsExhausted),
@@ -1274,7 +1284,7 @@ impl<C: Chunk> Converter<C> {
                 }
                 let (sub, nat_addr, server) = (s.sub, s.nat.0, (p.dst, p.dport));
                 let fixed = Some(nat_addr);
-                let nat = match self.nat.bind(sub, fixed, p.sport, server.0) {
+                let nat = match self.nat.bind(sub, fixed, p.sport, server) {
                     Ok(n) => n,
                     Err(_) => {
                         return self.refuse_join(side, p, &seg.hdr, JoinRefuse::SubflowLimit);

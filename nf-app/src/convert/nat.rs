@@ -10,11 +10,14 @@
 //! - `none`: the client's own address.
 //!
 //! With several workers each binds only ports it owns (DESIGN.md §4,
-//! [`super::shard`]): with `subscriber-fixed` ports of its residue
-//! (`port % workers`), with a pool whole blocks of its residue, so a
+//! [`super::shard`]): ports whose server replies the ports' RSS delivers to
+//! its own queue when hagw programmed the internet ports' RSS ([`Rss`]),
+//! else ports of its residue (`port % workers`, replies handed over in
+//! software); with a pool, whole blocks of its residue besides, so a
 //! subscriber with sessions on two workers holds a block on each.
 
 use super::policy::Policy;
+use super::rss::Rss;
 use super::shard::Shard;
 use crate::config::NatSource;
 use hashbrown::{HashMap, HashSet};
@@ -51,6 +54,7 @@ pub struct Nat {
     free_blocks: Vec<(Ipv4Addr, u16)>,
     used: HashSet<(IpAddr, u16)>,
     shard: Shard,
+    rss: Option<Rss>,
 }
 
 impl Nat {
@@ -82,6 +86,22 @@ impl Nat {
             free_blocks,
             used: HashSet::new(),
             shard,
+            rss: None,
+        }
+    }
+
+    /// Ports are chosen for the queue RSS delivers the server's replies to.
+    pub fn with_rss(mut self, rss: Option<Rss>) -> Nat {
+        self.rss = rss;
+        self
+    }
+
+    /// The worker that receives a reply from `server` to `nat`: the RSS
+    /// queue it hashes to, else the owner of the NAT port.
+    pub fn reply_owner(&self, server: (IpAddr, u16), nat: (IpAddr, u16)) -> u16 {
+        match &self.rss {
+            Some(r) if !self.shard.is_single() => r.queue(server.0, nat.0, server.1, nat.1),
+            _ => self.port_owner(self.is_pool_addr(nat.0), nat.1),
         }
     }
 
@@ -123,20 +143,22 @@ impl Nat {
         sub: IpAddr,
         fixed_source: Option<IpAddr>,
         sport: u16,
-        server: IpAddr,
+        server: (IpAddr, u16),
     ) -> Result<(IpAddr, u16), NatError> {
         match self.kind {
             NatSource::SubscriberFixed | NatSource::None => {
                 let a = fixed_source.ok_or(NatError::NoSource)?;
-                if a.is_ipv4() != server.is_ipv4() {
+                if a.is_ipv4() != server.0.is_ipv4() {
                     return Err(NatError::NoSource);
                 }
-                let port = self.free_port_on(a, sport).ok_or(NatError::Exhausted)?;
+                let port = self
+                    .free_port_on(a, sport, server)
+                    .ok_or(NatError::Exhausted)?;
                 self.used.insert((a, port));
                 Ok((a, port))
             }
             NatSource::Pool => {
-                if !server.is_ipv4() {
+                if !server.0.is_ipv4() {
                     return Err(NatError::NoSource);
                 }
                 let blk = match self.blocks.get(&sub) {
@@ -157,7 +179,8 @@ impl Nat {
                 for k in 0..self.block {
                     let off = (blk.next + k) % self.block;
                     let port = blk.base + off;
-                    if !self.used.contains(&(a, port)) {
+                    let mine = self.reply_owner(server, (a, port)) == self.shard.index;
+                    if mine && !self.used.contains(&(a, port)) {
                         self.used.insert((a, port));
                         if let Some(b) = self.blocks.get_mut(&sub) {
                             b.next = (off + 1) % self.block;
@@ -171,9 +194,10 @@ impl Nat {
         }
     }
 
-    /// A free port of this worker's on `a`, `want` when it is one.
-    fn free_port_on(&self, a: IpAddr, want: u16) -> Option<u16> {
-        let mine = |p: u16| self.shard.owner_of(u32::from(p)) == self.shard.index;
+    /// A free port of this worker's on `a` toward `server`, `want` when
+    /// it is one.
+    fn free_port_on(&self, a: IpAddr, want: u16, server: (IpAddr, u16)) -> Option<u16> {
+        let mine = |p: u16| self.reply_owner(server, (a, p)) == self.shard.index;
         if want >= FIRST_PORT && mine(want) && !self.used.contains(&(a, want)) {
             return Some(want);
         }
@@ -223,16 +247,24 @@ mod tests {
         );
         let fixed: IpAddr = "192.0.2.2".parse().unwrap();
         let srv: IpAddr = "198.51.100.2".parse().unwrap();
-        assert_eq!(n.bind(fixed, Some(fixed), 40000, srv), Ok((fixed, 40000)));
+        assert_eq!(
+            n.bind(fixed, Some(fixed), 40000, (srv, 5201)),
+            Ok((fixed, 40000))
+        );
         // the same port again (from the cellular address): another port
-        let (_, p) = n.bind(fixed, Some(fixed), 40000, srv).unwrap();
+        let (_, p) = n.bind(fixed, Some(fixed), 40000, (srv, 5201)).unwrap();
         assert_ne!(p, 40000);
         assert_eq!(n.in_use(), 2);
         n.release(fixed, fixed, 40000);
         assert_eq!(n.in_use(), 1);
         // an IPv4 source cannot reach an IPv6 server
         assert_eq!(
-            n.bind(fixed, Some(fixed), 1, "2001:db8::1".parse().unwrap()),
+            n.bind(
+                fixed,
+                Some(fixed),
+                1,
+                ("2001:db8::1".parse().unwrap(), 5201)
+            ),
             Err(NatError::NoSource)
         );
     }
@@ -248,16 +280,48 @@ mod tests {
         let srv: IpAddr = "198.51.100.2".parse().unwrap();
         let s1: IpAddr = "192.0.2.2".parse().unwrap();
         let s2: IpAddr = "192.0.2.3".parse().unwrap();
-        let (a1, p1) = n.bind(s1, None, 5, srv).unwrap();
-        let (a2, p2) = n.bind(s2, None, 5, srv).unwrap();
+        let (a1, p1) = n.bind(s1, None, 5, (srv, 5201)).unwrap();
+        let (a2, p2) = n.bind(s2, None, 5, (srv, 5201)).unwrap();
         assert!(n.is_pool_addr(a1) && n.is_pool_addr(a2));
         assert_ne!((a1, p1 / 32768), (a2, p2 / 32768));
         // 2 addresses x 1 block of 32768 ports above 1024: 2 blocks only
         assert_eq!(n.blocks_per_addr(), 1);
         let s3: IpAddr = "192.0.2.4".parse().unwrap();
-        assert_eq!(n.bind(s3, None, 5, srv), Err(NatError::Exhausted));
+        assert_eq!(n.bind(s3, None, 5, (srv, 5201)), Err(NatError::Exhausted));
         n.release(s1, a1, p1);
-        assert!(n.bind(s3, None, 5, srv).is_ok(), "a freed block is reused");
+        assert!(
+            n.bind(s3, None, 5, (srv, 5201)).is_ok(),
+            "a freed block is reused"
+        );
+    }
+
+    #[test]
+    fn with_rss_known_ports_are_picked_for_the_queue_of_the_reply() {
+        let srv: IpAddr = "198.51.100.2".parse().unwrap();
+        let fixed: IpAddr = "192.0.2.2".parse().unwrap();
+        let rss = Rss {
+            key: crate::convert::rss::KEY.to_vec(),
+            reta: (0..128).map(|i| i % 4).collect(),
+        };
+        for w in 0..4 {
+            let shard = Shard::new(w, 4);
+            for conf in [
+                "[nat]\nsource = \"subscriber-fixed\"\n",
+                "[nat]\nsource = \"pool\"\npool = \"203.0.113.0/28\"\nports_per_subscriber = 512\n",
+            ] {
+                let mut n = Nat::new(&policy(conf), shard).with_rss(Some(rss.clone()));
+                for k in 0..40u16 {
+                    let sub = IpAddr::from([192, 0, 2, (k % 8) as u8]);
+                    let server = (srv, 5201 + k % 3);
+                    let (a, p) = n.bind(sub, Some(fixed), 40000 + k, server).unwrap();
+                    assert_eq!(
+                        rss.queue(server.0, a, server.1, p),
+                        w as u16,
+                        "{conf} {a}:{p}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -268,10 +332,10 @@ mod tests {
             let shard = Shard::new(w, 2);
             let mut n = Nat::new(&policy("[nat]\nsource = \"subscriber-fixed\"\n"), shard);
             // 40000 is worker 0's: kept there, moved elsewhere on worker 1
-            let (_, p) = n.bind(fixed, Some(fixed), 40000, srv).unwrap();
+            let (_, p) = n.bind(fixed, Some(fixed), 40000, (srv, 5201)).unwrap();
             assert_eq!(p == 40000, w == 0);
             for k in 0..50 {
-                let (_, p) = n.bind(fixed, Some(fixed), 40001 + k, srv).unwrap();
+                let (_, p) = n.bind(fixed, Some(fixed), 40001 + k, (srv, 5201)).unwrap();
                 assert_eq!(n.port_owner(false, p), w as u16, "port {p}");
             }
             let mut n = Nat::new(
@@ -280,7 +344,7 @@ mod tests {
             );
             for s in 0..40u8 {
                 let sub = IpAddr::from([192, 0, 2, s]);
-                let (a, p) = n.bind(sub, None, 5, srv).unwrap();
+                let (a, p) = n.bind(sub, None, 5, (srv, 5201)).unwrap();
                 assert!(n.is_pool_addr(a));
                 assert_eq!(n.port_owner(true, p), w as u16, "block of port {p}");
             }

@@ -288,9 +288,23 @@ fn pool_nat_gives_the_server_pool_addresses_only() {
 /// DESIGN.md §4 on two workers: frames land on either worker by a hash
 /// of their tuple; MP_JOINs and server replies that land on the wrong one
 /// are handed to the owner, found by the token and the NAT port hagw chose.
-fn two_workers(conf: &str, seed: u64, stray: u64) {
+fn two_workers(conf: &str, seed: u64, stray: u64) -> ConvLab {
     let mut lab = ConvLab::with_workers(conf, seed, 2);
     lab.stray = stray;
+    let lab = two_workers_run(lab);
+    let handoffs: u64 = lab
+        .worker_stats()
+        .iter()
+        .map(|w| w.conv.handoffs.get())
+        .sum();
+    assert!(
+        handoffs > 0,
+        "a hash hagw does not know puts packets on the wrong worker"
+    );
+    lab
+}
+
+fn two_workers_run(mut lab: ConvLab) -> ConvLab {
     let ids: Vec<usize> = (0..12)
         .map(|_| lab.connect(5201, Workload::echo(60_000, true)))
         .collect();
@@ -319,13 +333,13 @@ fn two_workers(conf: &str, seed: u64, stray: u64) {
         .map(|w| w.conv.joins_refused.get(JoinRefuse::UnknownToken as usize))
         .sum();
     assert_eq!(refused, 0);
-    assert!(st.iter().map(|w| w.conv.handoffs.get()).sum::<u64>() > 0);
     let no_session: u64 = st.iter().map(|w| w.conv.segments_no_session.get()).sum();
     assert_eq!(
         no_session, 0,
         "no subflow packet was taken for a stranger's"
     );
     assert!(drained(&mut lab), "both tables drain");
+    lab
 }
 
 #[test]
@@ -347,6 +361,25 @@ fn two_workers_with_a_pool_hand_replies_by_port_block() {
         23,
         0,
     );
+}
+
+#[test]
+fn with_rss_known_the_servers_replies_arrive_on_the_owner() {
+    // DESIGN.md §4: NAT ports picked by the Toeplitz hash of the reply
+    // tuple, so the server side needs no handoff; without RSS (a hash
+    // hagw does not know) replies are handed over
+    for conf in [
+        CONV.to_string(),
+        CONV.replace(
+            "source = \"subscriber-fixed\"",
+            "source = \"pool\"\npool = \"203.0.113.0/28\"\nports_per_subscriber = 256",
+        ),
+    ] {
+        let lab = two_workers_run(ConvLab::with_rss(&conf, 25, 2));
+        assert_eq!(lab.handed_from_internet, 0, "{conf}");
+        let lab = two_workers(&conf, 25, 0);
+        assert!(lab.handed_from_internet > 0, "{conf}");
+    }
 }
 
 #[test]
