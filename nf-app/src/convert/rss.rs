@@ -80,7 +80,9 @@ mod tests {
     fn verification_suite_of_the_rss_specification() {
         // Microsoft "Verifying the RSS Hash Calculation", IPv4 with TCP
         // ports: (source, destination) as received
-        let cases: [([u8; 4], u16, [u8; 4], u16, u32, u32); 3] = [
+        // source, port, destination, port, hash of the addresses, with ports
+        type Case = ([u8; 4], u16, [u8; 4], u16, u32, u32);
+        let cases: [Case; 3] = [
             (
                 [66, 9, 149, 187],
                 2794,
