@@ -264,7 +264,7 @@ impl<C: Chunk> Converter<C> {
     /// A packet of no flow of this worker's that belongs to another: a
     /// server's reply to another worker's NAT port, a packet of a subflow
     /// already handed over, or an MP_JOIN SYN naming another worker's
-    /// token (its later packets follow it).
+    /// token.
     fn elsewhere(
         &mut self,
         now: Time,
@@ -312,13 +312,18 @@ impl<C: Chunk> Converter<C> {
                     .directory
                     .get(token)
                     .unwrap_or_else(|| self.shard.token_owner(token));
-                if o == self.shard.index {
-                    return None;
-                }
-                self.redirect.insert(*key, (o, now));
-                Some(o)
+                // no state here: the owner lists the subflow in the
+                // directory if it accepts it, and the later packets are
+                // found there (a flood of JOIN SYNs with made-up tokens
+                // leaves nothing behind on this worker)
+                (o != self.shard.index).then_some(o)
             }
         }
+    }
+
+    /// Subflows of other workers' sessions this worker forwards to them.
+    pub fn redirects(&self) -> usize {
+        self.redirect.len()
     }
 
     /// An MPTCP key of this worker's: its token names the worker (a few

@@ -267,6 +267,44 @@ mod tests {
     }
 
     #[test]
+    fn mptcp_options_are_found_by_kind_only() {
+        let plain = packet();
+        let p = peek(&plain).unwrap();
+        assert!(!has_mptcp_option(&plain, &p));
+        // timestamps (NOP, NOP, kind 8) then a DSS (kind 30)
+        let (s, d) = (
+            "100.64.0.2".parse().unwrap(),
+            "198.51.100.2".parse().unwrap(),
+        );
+        let r = tcp::Repr {
+            src_port: 40000,
+            dst_port: 5201,
+            seq: 1,
+            ack: 2,
+            flags: tcp::flags::ACK,
+            window: 100,
+            urgent: 0,
+            options: tcp::Options {
+                timestamps: Some((1, 2)),
+                mptcp: Some(&[0x20, 0x01, 0, 0, 0, 1]),
+                ..Default::default()
+            },
+            payload: &[],
+        };
+        let mut t = vec![0u8; r.buffer_len()];
+        r.emit(IpAddr::V4(s), IpAddr::V4(d), &mut t);
+        let ip = crate::frames::ipv4_packet(s, d, ip_proto::TCP, &t);
+        let p = peek(&ip).unwrap();
+        assert!(has_mptcp_option(&ip, &p));
+        // an option whose length runs past the header: not found, no panic
+        let mut bad = ip.clone();
+        let opt = 20 + 20;
+        bad[opt] = 5;
+        bad[opt + 1] = 200;
+        assert!(!has_mptcp_option(&bad, &p));
+    }
+
+    #[test]
     fn peek_refuses_fragments_and_short_packets() {
         let mut b = packet();
         b[6] |= 0x20; // more fragments

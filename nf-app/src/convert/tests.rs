@@ -383,6 +383,49 @@ fn with_rss_known_the_servers_replies_arrive_on_the_owner() {
 }
 
 #[test]
+fn two_workers_under_a_join_flood_keep_no_state_for_made_up_tokens() {
+    let mut lab = ConvLab::with_workers(CONV, 26, 2);
+    for k in 0..400u32 {
+        let join = MptcpOption::JoinSyn {
+            backup: false,
+            addr_id: 1,
+            token: k.wrapping_mul(0x9e37_79b9),
+            nonce: k,
+        };
+        let seg = to_server(
+            20000 + k as u16,
+            k,
+            0,
+            nf_core::wire::tcp::flags::SYN,
+            Some(join),
+        );
+        lab.inject(1, IpAddr::V4(CELL), IpAddr::V4(SERVER), &seg);
+    }
+    lab.step(100_000);
+    let st = lab.worker_stats();
+    let refused: u64 = st
+        .iter()
+        .map(|w| w.conv.joins_refused.get(JoinRefuse::UnknownToken as usize))
+        .sum();
+    assert_eq!(refused, 400, "each refused by the worker its token names");
+    assert!(st.iter().map(|w| w.conv.handoffs.get()).sum::<u64>() > 0);
+    let redirects: usize = std::iter::once(&lab.pipe)
+        .chain(&lab.extra)
+        .map(|p| p.converter().map_or(0, |c| c.redirects()))
+        .sum();
+    assert_eq!(redirects, 0, "no state for subflows nobody accepted");
+    // and real clients still get through, cellular subflow included
+    let ids: Vec<usize> = (0..6)
+        .map(|_| lab.connect(5201, Workload::echo(20_000, true)))
+        .collect();
+    assert!(lab.run_until(20 * SEC, |l| ids.iter().all(|&c| l.clients[c].finished())));
+    for &c in &ids {
+        assert!(!lab.clients[c].refused && !lab.clients[c].corrupt);
+        assert_eq!(lab.clients[c].mp.subflows().len(), 2);
+    }
+}
+
+#[test]
 fn two_workers_find_the_owner_of_packets_that_stray_to_the_other_queue() {
     // one frame in 7 lands on the other worker's queue: subflows set up
     // there are found in the shared directory, not reset
