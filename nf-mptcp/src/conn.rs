@@ -246,6 +246,10 @@ pub struct MpConnection<C: Chunk> {
     remote_idsn: u64,
     subflows: Vec<Subflow<C>>,
     sched: Box<dyn Scheduler>,
+    /// Scratch space for the scheduler's view of the paths and its choice,
+    /// kept between calls so that scheduling a chunk allocates nothing.
+    path_buf: Vec<PathView>,
+    target_buf: Vec<usize>,
     established: bool,
     /// RFC 8684 §3.7: the peer (or a middlebox stripping options) did not
     /// do MPTCP: the first subflow carries the data as plain TCP.
@@ -354,6 +358,8 @@ impl<C: Chunk> MpConnection<C> {
             remote_idsn: 0,
             subflows: vec![first],
             sched,
+            path_buf: Vec::new(),
+            target_buf: Vec::new(),
             established: false,
             fallback: false,
             csum: cfg.checksum,
@@ -1549,20 +1555,18 @@ impl<C: Chunk> MpConnection<C> {
 
     // ---- output ----
 
-    fn paths(&self) -> Vec<PathView> {
-        self.subflows
-            .iter()
-            .enumerate()
-            .map(|(id, s)| PathView {
-                id,
-                role: s.role,
-                srtt: s.tcp.srtt(),
-                cwnd: s.tcp.cwnd(),
-                in_flight: s.tcp.unacked(),
-                backup: s.backup,
-                usable: s.usable() && !s.stalled && s.tcp.send_capacity() > 0,
-            })
-            .collect()
+    /// The scheduler's view of the paths, into `out` (cleared first).
+    fn paths_into(&self, out: &mut Vec<PathView>) {
+        out.clear();
+        out.extend(self.subflows.iter().enumerate().map(|(id, s)| PathView {
+            id,
+            role: s.role,
+            srtt: s.tcp.srtt(),
+            cwnd: s.tcp.cwnd(),
+            in_flight: s.tcp.unacked(),
+            backup: s.backup,
+            usable: s.usable() && !s.stalled && s.tcp.send_capacity() > 0,
+        }));
     }
 
     /// The data-level RTO: generous (the subflows recover their own
@@ -1684,26 +1688,39 @@ impl<C: Chunk> MpConnection<C> {
                     )
                 }
             };
-            let paths = self.paths();
-            let targets = match self.sched.pick(&paths, len) {
-                Pick::One(i) => vec![i],
-                Pick::All(v) => v,
-                Pick::Wait => return,
-            };
+            let mut paths = std::mem::take(&mut self.path_buf);
+            self.paths_into(&mut paths);
+            let mut targets = std::mem::take(&mut self.target_buf);
+            targets.clear();
+            match self.sched.pick(&paths, len) {
+                Pick::One(i) => targets.push(i),
+                Pick::AllReady => {
+                    targets.extend(paths.iter().filter(|p| p.ready()).map(|p| p.id));
+                }
+                Pick::Wait => {}
+            }
             let room = targets
                 .iter()
-                .map(|&i| paths[i].room().max(1))
+                .filter_map(|&i| paths.get(i).map(|p| p.room().max(1)))
                 .min()
                 .unwrap_or(0);
+            self.path_buf = paths;
+            if targets.is_empty() {
+                self.target_buf = targets;
+                return;
+            }
             let len = len.min(room.max(1460));
             let g = self.dq.gather(Seq(dsn as u32), len);
             let Some(chunk) = g.parts().next().cloned() else {
+                self.target_buf = targets;
                 return;
             };
             let n = chunk.len();
             let mut took_any = 0;
             for &i in &targets {
-                let s = &mut self.subflows[i];
+                let Some(s) = self.subflows.get_mut(i) else {
+                    continue;
+                };
                 let ssn = s.tcp.queued_end();
                 let mpc = self.role == Role::Client
                     && !self.peer_has_keys
@@ -1735,6 +1752,7 @@ impl<C: Chunk> MpConnection<C> {
                     took_any = took_any.max(took);
                 }
             }
+            self.target_buf = targets;
             if took_any == 0 {
                 return;
             }

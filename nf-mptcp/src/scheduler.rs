@@ -31,7 +31,8 @@ impl PathView {
     pub fn room(&self) -> usize {
         self.cwnd.saturating_sub(self.in_flight)
     }
-    fn ready(&self) -> bool {
+    /// Usable and with room in its window.
+    pub fn ready(&self) -> bool {
         self.usable && self.room() > 0
     }
 }
@@ -41,8 +42,8 @@ impl PathView {
 pub enum Pick {
     /// Send on this subflow.
     One(usize),
-    /// Send a copy on each of these (redundant).
-    All(Vec<usize>),
+    /// Send a copy on every ready path (redundant).
+    AllReady,
     /// Nothing can send now.
     Wait,
 }
@@ -185,11 +186,10 @@ pub struct Redundant;
 
 impl Scheduler for Redundant {
     fn pick(&mut self, paths: &[PathView], _bytes: usize) -> Pick {
-        let v: Vec<usize> = paths.iter().filter(|p| p.ready()).map(|p| p.id).collect();
-        if v.is_empty() {
-            Pick::Wait
+        if paths.iter().any(PathView::ready) {
+            Pick::AllReady
         } else {
-            Pick::All(v)
+            Pick::Wait
         }
     }
     fn name(&self) -> &'static str {
@@ -296,6 +296,9 @@ mod tests {
             p(1, PathRole::Cellular, 40, 10_000, 10_000),
             p(2, PathRole::Other, 5, 100, 0),
         ];
-        assert_eq!(Redundant.pick(&paths, 1000), Pick::All(vec![0, 2]));
+        assert_eq!(Redundant.pick(&paths, 1000), Pick::AllReady);
+        let ready: Vec<usize> = paths.iter().filter(|p| p.ready()).map(|p| p.id).collect();
+        assert_eq!(ready, vec![0, 2]);
+        assert_eq!(Redundant.pick(&paths[1..2], 1000), Pick::Wait);
     }
 }
