@@ -64,7 +64,7 @@ for role in ("access-fixed", "access-cellular", "internet"):
     rx = b.get('hagw_conv_rx_bytes_total{role="%s"}' % role, 0) - a.get('hagw_conv_rx_bytes_total{role="%s"}' % role, 0)
     tx = b.get('hagw_conv_tx_bytes_total{role="%s"}' % role, 0) - a.get('hagw_conv_tx_bytes_total{role="%s"}' % role, 0)
     print("%-16s in %12d B   out %12d B" % (role, rx, tx))
-for k in ("hagw_conv_sessions_created_total", "hagw_conv_joins_accepted_total", "hagw_conv_sessions_refused_total{reason=\"server_reset\"}"):
+for k in ("hagw_conv_sessions_created_total", "hagw_conv_joins_accepted_total", "hagw_conv_payload_bytes_copied_total", "hagw_conv_sessions_refused_total{reason=\"server_reset\"}"):
     print("%-55s %d" % (k, b.get(k, 0) - a.get(k, 0)))
 PY
 echo "== drops and parse errors (non-zero only)"
