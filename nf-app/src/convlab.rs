@@ -267,7 +267,7 @@ impl ConvLab {
         rss: Option<crate::convert::rss::Rss>,
     ) -> Pipeline<VecBuf, Pool> {
         let text = format!("{LAB3}\n{extra}");
-        let (mut pipe, cfg) = crate::testkit::pipeline_from(&text, Pool::new(usize::MAX));
+        let (mut pipe, cfg) = crate::testkit::worker_pipeline_from(&text, Pool::new(usize::MAX), w);
         let stats = Arc::clone(&pipe.stats);
         let mut secret = [0u8; 32];
         secret[..8].copy_from_slice(&seed.to_le_bytes());

@@ -162,6 +162,8 @@ pub struct ConvStats {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SessionInfo {
     pub id: u64,
+    /// The worker that owns it (DESIGN.md §4).
+    pub worker: usize,
     pub subscriber: String,
     pub state: &'static str,
     pub server: String,

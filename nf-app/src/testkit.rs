@@ -78,6 +78,15 @@ pub fn lab_pipeline() -> Pipeline<VecBuf, Pool> {
 /// A pipeline over a config text (ports get [`mac`] addresses in order),
 /// with its parsed config.
 pub fn pipeline_from(text: &str, pool: Pool) -> (Pipeline<VecBuf, Pool>, config::Config) {
+    worker_pipeline_from(text, pool, 0)
+}
+
+/// As [`pipeline_from`], for worker `worker` (its statistics say so).
+pub fn worker_pipeline_from(
+    text: &str,
+    pool: Pool,
+    worker: usize,
+) -> (Pipeline<VecBuf, Pool>, config::Config) {
     let cfg = match config::parse("testkit", text) {
         Ok(c) => c,
         Err(e) => panic!("testkit config: {e}"),
@@ -88,7 +97,7 @@ pub fn pipeline_from(text: &str, pool: Pool) -> (Pipeline<VecBuf, Pool>, config:
         .enumerate()
         .map(|(i, p)| PortCtx::new(p, mac(i as u8 + 1)))
         .collect();
-    let stats = Arc::new(WorkerStats::new(0, 1, cfg.ports.len()));
+    let stats = Arc::new(WorkerStats::new(worker, 1 + worker as u32, cfg.ports.len()));
     let p = Pipeline::new(
         ports,
         routing_table(&cfg),

@@ -1572,6 +1572,7 @@ impl<C: Chunk> Converter<C> {
         for s in self.sessions.iter().flatten() {
             list.push(SessionInfo {
                 id: s.id,
+                worker: self.stats.worker,
                 subscriber: s.sub.to_string(),
                 state: s.phase.as_str(),
                 server: std::net::SocketAddr::from(s.server).to_string(),

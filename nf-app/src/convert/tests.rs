@@ -426,6 +426,35 @@ fn two_workers_under_a_join_flood_keep_no_state_for_made_up_tokens() {
 }
 
 #[test]
+fn two_workers_each_list_their_own_sessions() {
+    let mut lab = ConvLab::with_workers(CONV, 27, 2);
+    let hold = Workload {
+        up: 5_000,
+        join: true,
+        hold: true,
+        deaf: false,
+    };
+    let ids: Vec<usize> = (0..8).map(|_| lab.connect(5201, hold)).collect();
+    assert!(lab.run_until(10 * SEC, |l| ids
+        .iter()
+        .all(|&c| l.clients[c].received == 5_000)));
+    // GET /sessions asks every worker; each lists what it owns
+    for w in lab.worker_stats() {
+        w.sessions_wanted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    lab.step(100_000);
+    let mut per_worker = Vec::new();
+    for (i, w) in lab.worker_stats().iter().enumerate() {
+        let l = w.sessions.lock().expect("list");
+        assert!(l.iter().all(|s| s.worker == i), "worker {i}");
+        per_worker.push(l.len());
+    }
+    assert_eq!(per_worker.iter().sum::<usize>(), 8, "{per_worker:?}");
+    assert!(per_worker.iter().all(|&n| n > 0), "{per_worker:?}");
+}
+
+#[test]
 fn two_workers_find_the_owner_of_packets_that_stray_to_the_other_queue() {
     // one frame in 7 lands on the other worker's queue: subflows set up
     // there are found in the shared directory, not reset
