@@ -106,22 +106,15 @@ pub fn dss_checksum(dsn: u64, ssn: u32, len: u16, payload: &[u8]) -> u16 {
 
 /// The DSS checksum of a mapping whose data arrives in pieces (a mapping
 /// may span several segments, RFC 8684 §3.3.1): each piece is summed as it
-/// comes; a piece that starts at an odd offset has its sum byte-swapped
-/// (RFC 1071 §2(B)).
+/// comes ([`nf_core::wire::checksum::Pieces`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DssSum {
-    /// The ones'-complement sum so far, folded to 16 bits.
-    acc: u16,
-    odd: bool,
+    data: nf_core::wire::checksum::Pieces,
 }
 
 impl DssSum {
     pub fn add(&mut self, data: &[u8]) {
-        use nf_core::wire::checksum;
-        let s = checksum::fold(checksum::sum(data));
-        let s = if self.odd { s.swap_bytes() } else { s };
-        self.acc = checksum::fold(u32::from(self.acc) + u32::from(s));
-        self.odd ^= data.len() % 2 == 1;
+        self.data.add(data);
     }
 
     /// The checksum: the pseudo-header (64-bit DSN, 32-bit relative subflow
@@ -132,7 +125,7 @@ impl DssSum {
         ph[..8].copy_from_slice(&dsn.to_be_bytes());
         ph[8..12].copy_from_slice(&ssn.to_be_bytes());
         ph[12..14].copy_from_slice(&len.to_be_bytes());
-        !checksum::combine(&[checksum::sum(&ph), u32::from(self.acc)])
+        !checksum::combine(&[checksum::sum(&ph), self.data.sum()])
     }
 }
 

@@ -46,20 +46,42 @@ pub fn combine(parts: &[u32]) -> u16 {
     fold(fold64(acc))
 }
 
-/// The sum of the concatenation of `parts`, as [`sum`] of one buffer
-/// holding them: a part that starts at an odd offset is summed
-/// byte-swapped (RFC 1071 §2(B), byte-order independence), so payload
-/// chained as separate segments is summed where it lies.
+/// The sum of data that comes in pieces, as [`sum`] of one buffer holding
+/// them all: a piece that starts at an odd offset is summed byte-swapped
+/// (RFC 1071 §2(B), byte-order independence). Payload chained as separate
+/// segments, or a DSS mapping spread over several segments, is summed where
+/// it lies.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pieces {
+    /// The sum so far, folded to 16 bits.
+    acc: u16,
+    odd: bool,
+}
+
+impl Pieces {
+    #[inline]
+    pub fn add(&mut self, data: &[u8]) {
+        let s = fold(sum(data));
+        let s = if self.odd { s.swap_bytes() } else { s };
+        self.acc = fold(u32::from(self.acc) + u32::from(s));
+        self.odd ^= data.len() % 2 == 1;
+    }
+
+    /// The sum so far (as [`sum`] returns it).
+    #[inline]
+    pub fn sum(&self) -> u32 {
+        u32::from(self.acc)
+    }
+}
+
+/// The sum of the concatenation of `parts` ([`Pieces`]).
 #[inline]
 pub fn sum_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u32 {
-    let mut acc: u64 = 0;
-    let mut odd = false;
-    for p in parts {
-        let s = fold(sum(p));
-        acc += u64::from(if odd { s.swap_bytes() } else { s });
-        odd ^= p.len() % 2 == 1;
+    let mut p = Pieces::default();
+    for part in parts {
+        p.add(part);
     }
-    fold64(acc)
+    p.sum()
 }
 
 /// The checksum of `data`: `!fold(sum(data))`.
