@@ -116,6 +116,9 @@ const PT_LINGER_NS: Time = 10_000_000_000;
 /// (RST), so a SYN flood cannot fill the table with sessions that never
 /// carry data.
 const HALF_OPEN_SHARE: usize = 4;
+/// How long a handed-over subflow's entry lives without a packet when
+/// sessions have no idle timeout.
+const REDIRECT_IDLE_NS: Time = 3_600_000_000_000;
 /// Half-open sessions per client address: one hostile subscriber cannot
 /// spend the budget of the others.
 const HALF_OPEN_PER_SOURCE: u32 = 64;
@@ -159,8 +162,8 @@ pub struct Converter<C: Chunk = Bytes> {
     /// This worker among the others (one by default).
     shard: shard::Shard,
     directory: Arc<shard::Directory>,
-    /// Access subflows (MP_JOINs) that arrive on this worker's queue but
-    /// belong to another worker: (owner, last packet).
+    /// Access subflows that arrive on this worker's queue but belong to
+    /// another worker, as found in the directory: (owner, last packet).
     redirect: HashMap<FlowKey, (u16, Time)>,
 }
 
@@ -247,17 +250,10 @@ impl<C: Chunk> Converter<C> {
         if self.shard.is_single() {
             return None;
         }
-        let hl = usize::from(ip.first()? & 0x0f) * 4;
-        let inner = ip.get(hl + 8..)?;
-        let ihl = usize::from(inner.first()? & 0x0f) * 4;
-        let a: [u8; 4] = inner.get(12..16)?.try_into().ok()?;
-        let b: [u8; 4] = inner.get(16..20)?.try_into().ok()?;
-        let sport = u16::from_be_bytes([*inner.get(ihl)?, *inner.get(ihl + 1)?]);
-        let dport = u16::from_be_bytes([*inner.get(ihl + 2)?, *inner.get(ihl + 3)?]);
-        // the quoted packet went nat → server
+        let (_, _, key) = icmp_quote(ip)?;
         let o = self
             .nat
-            .reply_owner((IpAddr::from(b), dport), (IpAddr::from(a), sport));
+            .reply_owner((key.src, key.sport), (key.dst, key.dport));
         (o != self.shard.index).then_some(o)
     }
 
@@ -285,9 +281,7 @@ impl<C: Chunk> Converter<C> {
                 }
                 // an MPTCP packet of a subflow set up on another worker
                 // (a stray, or a SYN retransmitted onto another queue)
-                if !rewrite::has_mptcp_option(ip, p) {
-                    return None;
-                }
+                let opt = rewrite::mptcp_option(ip, p)?;
                 if let Some(o) = self.directory.flow_owner(key.tuple()) {
                     if o == self.shard.index {
                         return None;
@@ -298,10 +292,7 @@ impl<C: Chunk> Converter<C> {
                 if p.flags & (flags::SYN | flags::ACK | flags::RST) != flags::SYN {
                     return None;
                 }
-                let seg = Self::parse_quiet(ip, p)?;
-                let opt = seg.hdr.opts.mptcp?;
-                let Ok(MptcpOption::JoinSyn { token, .. }) =
-                    MptcpOption::parse(opt.as_slice(), true, false)
+                let Ok(MptcpOption::JoinSyn { token, .. }) = MptcpOption::parse(opt, true, false)
                 else {
                     return None;
                 };
@@ -342,14 +333,17 @@ impl<C: Chunk> Converter<C> {
         k
     }
 
-    /// Lists a client subflow as this worker's (several workers only).
-    fn publish_flow(&self, k: &FlowKey) {
+    /// A client subflow (terminated or withdrawn), also listed as this
+    /// worker's in the shared directory (several workers only).
+    fn add_client_flow(&mut self, k: FlowKey, flow: Flow) {
+        self.flows.insert(k, flow);
         if !self.shard.is_single() {
             self.directory.add_flow(k.tuple(), self.shard.index);
         }
     }
 
-    fn unpublish_flow(&self, k: &FlowKey) {
+    fn remove_client_flow(&mut self, k: &FlowKey) {
+        self.flows.remove(k);
         if !self.shard.is_single() {
             self.directory.remove_flow(k.tuple(), self.shard.index);
         }
@@ -361,6 +355,17 @@ impl<C: Chunk> Converter<C> {
         self.tokens.insert(token, sid);
         if self.shard.token_owner(token) != self.shard.index {
             self.directory.insert(token, self.shard.index);
+        }
+    }
+
+    /// Forgets session `sid`'s token (if still its) and its directory entry.
+    fn remove_token(&mut self, token: u32, sid: usize) {
+        if self.tokens.get(&token) != Some(&sid) {
+            return;
+        }
+        self.tokens.remove(&token);
+        if self.shard.token_owner(token) != self.shard.index {
+            self.directory.remove(token, self.shard.index);
         }
     }
 
@@ -546,23 +551,7 @@ impl<C: Chunk> Converter<C> {
     /// not the client's. `None`: not about a session.
     #[allow(clippy::type_complexity)]
     pub fn icmp_input(&mut self, ip: &[u8]) -> Option<Option<(Side, Vec<u8>, u8)>> {
-        let hl = usize::from(ip.first()? & 0x0f) * 4;
-        let (kind, code) = (*ip.get(hl)?, *ip.get(hl + 1)?);
-        // RFC 792: destination unreachable (3), time exceeded (11), ...
-        if !matches!(kind, 3 | 4 | 11 | 12) {
-            return None;
-        }
-        let inner = ip.get(hl + 8..)?;
-        let ihl = usize::from(inner.first()? & 0x0f) * 4;
-        if inner.first()? >> 4 != 4 || *inner.get(9)? != nf_core::wire::ip_proto::TCP {
-            return None;
-        }
-        let a: [u8; 4] = inner.get(12..16)?.try_into().ok()?;
-        let b: [u8; 4] = inner.get(16..20)?.try_into().ok()?;
-        let sport = u16::from_be_bytes([*inner.get(ihl)?, *inner.get(ihl + 1)?]);
-        let dport = u16::from_be_bytes([*inner.get(ihl + 2)?, *inner.get(ihl + 3)?]);
-        // the quoted packet went nat → server; our key is the reply's tuple
-        let key = FlowKey::new((IpAddr::from(b), dport), (IpAddr::from(a), sport));
+        let (kind, code, key) = icmp_quote(ip)?;
         let Some(Flow::Server { sid }) = self.flows.get(&key).copied() else {
             return None;
         };
@@ -871,9 +860,7 @@ impl<C: Chunk> Converter<C> {
             }
         };
         self.tombstones.remove(&FlowKey::of(p));
-        self.flows
-            .insert(FlowKey::of(p), Flow::Client { sid, sf: 0 });
-        self.publish_flow(&FlowKey::of(p));
+        self.add_client_flow(FlowKey::of(p), Flow::Client { sid, sf: 0 });
         self.flows
             .insert(FlowKey::new((p.dst, p.dport), nat), Flow::Server { sid });
         self.active += 1;
@@ -1265,8 +1252,7 @@ impl<C: Chunk> Converter<C> {
                             live: true,
                         });
                         s.last = now;
-                        self.flows.insert(FlowKey::of(p), Flow::Client { sid, sf });
-                        self.publish_flow(&FlowKey::of(p));
+                        self.add_client_flow(FlowKey::of(p), Flow::Client { sid, sf });
                         let st = &self.stats.conv;
                         st.joins_accepted.inc();
                         st.subflows.inc(side_index(side));
@@ -1300,8 +1286,7 @@ impl<C: Chunk> Converter<C> {
                 };
                 s.pt.push(((p.src, p.sport), nat.1));
                 let i = s.pt.len() - 1;
-                self.flows.insert(FlowKey::of(p), Flow::PtUp { sid, i });
-                self.publish_flow(&FlowKey::of(p));
+                self.add_client_flow(FlowKey::of(p), Flow::PtUp { sid, i });
                 self.flows
                     .insert(FlowKey::new(server, nat), Flow::PtDown { sid, i });
                 self.stats.conv.joins_accepted.inc();
@@ -1449,7 +1434,7 @@ impl<C: Chunk> Converter<C> {
         self.stats.conv.splice_queue_bytes.set(held as u64);
         self.tombstones.retain(|_, until| *until > now);
         // handed-over subflows quiet for longer than a session may be
-        let quiet = if idle > 0 { idle } else { 3_600_000_000_000 };
+        let quiet = if idle > 0 { idle } else { REDIRECT_IDLE_NS };
         self.redirect
             .retain(|_, (_, last)| now.saturating_sub(*last) <= quiet);
         for (sid, normal) in expired {
@@ -1509,16 +1494,14 @@ impl<C: Chunk> Converter<C> {
         let until = s.last.saturating_add(TOMBSTONE_NS);
         for p in &s.paths {
             let k = FlowKey::new(p.client, p.gw);
-            self.flows.remove(&k);
-            self.unpublish_flow(&k);
+            self.remove_client_flow(&k);
             if s.phase != Phase::Passthrough && self.tombstones.len() < self.policy.max_sessions * 4
             {
                 self.tombstones.insert(k, until);
             }
         }
         for &(c, port) in &s.pt {
-            self.flows.remove(&FlowKey::new(c, s.server));
-            self.unpublish_flow(&FlowKey::new(c, s.server));
+            self.remove_client_flow(&FlowKey::new(c, s.server));
             self.flows.remove(&FlowKey::new(s.server, (s.nat.0, port)));
         }
         self.flows.remove(&FlowKey::new(s.server, s.nat));
@@ -1528,12 +1511,7 @@ impl<C: Chunk> Converter<C> {
                 .into_iter()
                 .chain(s.server_token)
         {
-            if self.tokens.get(&t) == Some(&sid) {
-                self.tokens.remove(&t);
-                if self.shard.token_owner(t) != self.shard.index {
-                    self.directory.remove(t, self.shard.index);
-                }
-            }
+            self.remove_token(t, sid);
         }
         if let Some(n) = self.by_subscriber.get_mut(&s.sub) {
             *n = n.saturating_sub(1);
@@ -1585,6 +1563,29 @@ impl<C: Chunk> Converter<C> {
             });
         }
     }
+}
+
+/// An ICMPv4 error about TCP (RFC 792: destination unreachable, source
+/// quench, time exceeded, parameter problem): its type, code and the
+/// quoted packet's reply tuple (the quoted packet went nat → server, so
+/// this is the key of the server's side of a session).
+fn icmp_quote(ip: &[u8]) -> Option<(u8, u8, FlowKey)> {
+    let hl = usize::from(ip.first()? & 0x0f) * 4;
+    let (kind, code) = (*ip.get(hl)?, *ip.get(hl + 1)?);
+    if !matches!(kind, 3 | 4 | 11 | 12) {
+        return None;
+    }
+    let inner = ip.get(hl + 8..)?;
+    let ihl = usize::from(inner.first()? & 0x0f) * 4;
+    if inner.first()? >> 4 != 4 || *inner.get(9)? != nf_core::wire::ip_proto::TCP {
+        return None;
+    }
+    let a: [u8; 4] = inner.get(12..16)?.try_into().ok()?;
+    let b: [u8; 4] = inner.get(16..20)?.try_into().ok()?;
+    let sport = u16::from_be_bytes([*inner.get(ihl)?, *inner.get(ihl + 1)?]);
+    let dport = u16::from_be_bytes([*inner.get(ihl + 2)?, *inner.get(ihl + 3)?]);
+    let key = FlowKey::new((IpAddr::from(b), dport), (IpAddr::from(a), sport));
+    Some((kind, code, key))
 }
 
 fn syn_src(paths: &[Path]) -> IpAddr {

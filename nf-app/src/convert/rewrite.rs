@@ -4,7 +4,7 @@
 //! (the payload is neither copied nor read).
 
 use nf_core::wire::checksum::{update16, update32};
-use nf_core::wire::ip_proto;
+use nf_core::wire::{ip_proto, tcp};
 use std::net::IpAddr;
 
 /// What the classifier needs of a TCP packet (IP header on).
@@ -23,26 +23,13 @@ fn be16(d: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
 }
 
-/// Does the TCP header at `ip[p.l4..]` carry an MPTCP option (kind 30,
-/// RFC 8684 §3)? A scan of the option kinds, nothing parsed.
-pub fn has_mptcp_option(ip: &[u8], p: &Peek) -> bool {
-    let Some(doff) = ip.get(p.l4 + 12) else {
-        return false;
-    };
-    let end = p.l4 + usize::from(doff >> 4) * 4;
-    let mut at = p.l4 + 20;
-    while at < end {
-        match ip.get(at) {
-            Some(0) | None => return false,
-            Some(1) => at += 1,
-            Some(30) => return true,
-            Some(_) => match ip.get(at + 1) {
-                Some(&l) if l >= 2 => at += usize::from(l),
-                _ => return false,
-            },
-        }
-    }
-    false
+/// The body of the first MPTCP option (RFC 8684 §3) of the TCP header at
+/// `ip[p.l4..]`, read with nf-core's option parser (no checksum, nothing
+/// else decoded); `None` without one or when the options do not parse.
+pub fn mptcp_option<'a>(ip: &'a [u8], p: &Peek) -> Option<&'a [u8]> {
+    let t = ip.get(p.l4..)?;
+    let h = usize::from(t.get(12)? >> 4) * 4;
+    tcp::Options::parse(t.get(20..h)?).ok()?.mptcp
 }
 
 /// The 4-tuple and flags of an unfragmented IPv4/IPv6 TCP packet whose
@@ -171,7 +158,7 @@ pub fn clamp_mss(ip: &mut [u8], p: &Peek, limit: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nf_core::wire::{ipv4, tcp};
+    use nf_core::wire::ipv4;
 
     fn packet() -> Vec<u8> {
         let payload = b"hello, server";
@@ -267,10 +254,10 @@ mod tests {
     }
 
     #[test]
-    fn mptcp_options_are_found_by_kind_only() {
+    fn the_mptcp_option_is_found_without_parsing_the_segment() {
         let plain = packet();
         let p = peek(&plain).unwrap();
-        assert!(!has_mptcp_option(&plain, &p));
+        assert!(mptcp_option(&plain, &p).is_none());
         // timestamps (NOP, NOP, kind 8) then a DSS (kind 30)
         let (s, d) = (
             "100.64.0.2".parse().unwrap(),
@@ -295,13 +282,13 @@ mod tests {
         r.emit(IpAddr::V4(s), IpAddr::V4(d), &mut t);
         let ip = crate::frames::ipv4_packet(s, d, ip_proto::TCP, &t);
         let p = peek(&ip).unwrap();
-        assert!(has_mptcp_option(&ip, &p));
+        assert_eq!(mptcp_option(&ip, &p), Some(&[0x20, 0x01, 0, 0, 0, 1][..]));
         // an option whose length runs past the header: not found, no panic
         let mut bad = ip.clone();
         let opt = 20 + 20;
         bad[opt] = 5;
         bad[opt + 1] = 200;
-        assert!(!has_mptcp_option(&bad, &p));
+        assert!(mptcp_option(&bad, &p).is_none());
     }
 
     #[test]

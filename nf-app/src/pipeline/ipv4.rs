@@ -79,9 +79,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             };
             if let Some(w) = owner {
                 // about another worker's session
-                self.stats.conv.handoffs.inc();
-                self.handoff.push((w, port, buf));
-                return;
+                return self.hand_off(w, port, buf);
             }
             let verdict = match (self.conv.as_mut(), buf.data().get(l2..)) {
                 (Some(c), Some(d)) => c.icmp_input(d),
@@ -115,11 +113,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             match self.convert_input(now_ns, port, &mut buf, l2, local) {
                 Verdict::Pass => {}
                 Verdict::Consumed => return,
-                Verdict::Handoff(w) => {
-                    self.stats.conv.handoffs.inc();
-                    self.handoff.push((w, port, buf));
-                    return;
-                }
+                Verdict::Handoff(w) => return self.hand_off(w, port, buf),
                 Verdict::Forward => {
                     // NATed in place: route by the new destination
                     let p = ipv4::Packet::new_unchecked(&buf.data()[l2..]);

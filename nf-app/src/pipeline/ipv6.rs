@@ -49,11 +49,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             match self.convert_input(now_ns, port, &mut buf, l2, local) {
                 Verdict::Pass => {}
                 Verdict::Consumed => return,
-                Verdict::Handoff(w) => {
-                    self.stats.conv.handoffs.inc();
-                    self.handoff.push((w, port, buf));
-                    return;
-                }
+                Verdict::Handoff(w) => return self.hand_off(w, port, buf),
                 Verdict::Forward => {
                     let p = ipv6::Packet::new_unchecked(&buf.data()[l2..]);
                     ip.src = p.src_addr();

@@ -268,6 +268,13 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         &mut self.handoff
     }
 
+    /// Queues a packet (from its link header on, received on `port`) for
+    /// worker `w`, which owns its session.
+    pub(crate) fn hand_off(&mut self, w: u16, port: u16, buf: B) {
+        self.stats.conv.handoffs.inc();
+        self.handoff.push((w, port, buf));
+    }
+
     /// Whether every port can send chained buffers (PMDs without
     /// `RTE_ETH_TX_OFFLOAD_MULTI_SEGS` cannot): when not, the converter's
     /// packets get their payload copied behind the headers instead.
