@@ -8,7 +8,7 @@ use nf_app::convert::shard::{Directory, Shard};
 use nf_app::convert::{keys::KeyGen, policy::Policy, Converter};
 use nf_app::pipeline::{routing_table, BufPool, Pipeline, PipelineLimits, PortCtx};
 use nf_app::stats::{Drop, WorkerStats};
-use nf_core::wire::EthernetAddress;
+use nf_core::wire::{ethernet, EtherType, EthernetAddress};
 use nf_core::PacketBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -45,22 +45,6 @@ pub fn process_burst<A: BufPool<Mbuf>>(
         single
     });
     pipe.process_burst(now_ns, port, rx);
-}
-
-/// Chains (hagw's headers + payload by reference) made into one segment
-/// for a PMD that cannot send them; the copy is counted. A chain that does
-/// not fit one mbuf is dropped (it cannot: hagw's segments fit the MTU).
-fn linearize(q: &mut Vec<Mbuf>, st: &WorkerStats) {
-    q.retain_mut(|m| match m.linearize() {
-        Some(n) => {
-            st.conv.payload_bytes_copied.add(n as u64);
-            true
-        }
-        None => {
-            st.dropped(Drop::TxFailed);
-            false
-        }
-    });
 }
 
 /// A worker's ring of packets handed over by the others: (input port,
@@ -125,11 +109,18 @@ impl Worker {
     fn share_neighbour_frames(&self, port: u16, rx: &[Mbuf]) {
         for m in rx {
             let d = m.data();
-            let arp = d.get(12..14) == Some(&[0x08, 0x06]);
-            let nd = d.get(12..14) == Some(&[0x86, 0xdd])
-                && d.get(20) == Some(&58)
-                && matches!(d.get(54), Some(135 | 136));
-            if !(arp || nd) {
+            let Ok(f) = ethernet::Frame::new_checked(d) else {
+                continue;
+            };
+            // ARP, or ICMPv6 (next header 58) neighbour solicitation (135)
+            // or advertisement (136), VLAN-tagged or not
+            let ip = f.payload();
+            let shared = match f.ethertype() {
+                EtherType::Arp => true,
+                EtherType::Ipv6 => ip.get(6) == Some(&58) && matches!(ip.get(40), Some(135 | 136)),
+                _ => false,
+            };
+            if !shared {
                 continue;
             }
             for (w, q) in self.inboxes.iter().enumerate() {
@@ -191,8 +182,9 @@ impl Worker {
         // of the pool (src/dpdk/chunk.rs)
         let workers = self.cfg.worker_lcores.len().max(1);
         dpdk::chunk::set_pin_limit(self.cfg.limits.mbufs as usize / 2 / workers);
-        let multi_seg: Vec<bool> = self.ports.iter().map(Port::tx_multi_seg).collect();
-        pipe.set_tx_chains(multi_seg.iter().all(|&m| m));
+        // chained packets only where every port sends them (else the
+        // converter copies payload behind its headers)
+        pipe.set_tx_chains(self.ports.iter().all(Port::tx_multi_seg));
         let queue = self.index as u16;
         let burst = self.cfg.burst;
         let retries = self.cfg.limits.tx_retries;
@@ -243,9 +235,6 @@ impl Worker {
                 let Some(q) = pipe.tx_queue(pi) else { continue };
                 if q.is_empty() {
                     continue;
-                }
-                if !multi_seg.get(pi).copied().unwrap_or(false) {
-                    linearize(q, st);
                 }
                 let before: u64 = q.iter().map(|m| m.pkt_len() as u64).sum();
                 let mut sent = 0;

@@ -35,13 +35,15 @@ pub fn pinned() -> usize {
     PINNED.with(Cell::get)
 }
 
-fn pin() -> bool {
-    let n = PINNED.with(Cell::get);
-    if n >= PIN_LIMIT.with(Cell::get) {
-        return false;
-    }
-    PINNED.with(|p| p.set(n + 1));
-    true
+/// One more handle on `raw`: its reference count and this thread's count.
+///
+/// # Safety
+/// `raw` must be alive (the caller holds a reference to it).
+unsafe fn retain(raw: NonNull<ffi::rte_mbuf>) {
+    PINNED.with(|p| p.set(p.get() + 1));
+    // SAFETY: the caller's reference keeps the mbuf alive; the new one is
+    // released by the handle's Drop.
+    unsafe { ffi::rte_mbuf_refcnt_update(raw.as_ptr(), 1) };
 }
 
 /// A cheap handle to payload bytes: a window into a referenced mbuf, or a
@@ -69,12 +71,11 @@ impl MbufChunk {
         if len == 0 {
             return Some(MbufChunk::Empty);
         }
-        if !pin() {
+        if PINNED.with(Cell::get) >= PIN_LIMIT.with(Cell::get) {
             return None;
         }
-        // SAFETY: the caller holds a reference, so the mbuf is alive; the
-        // new reference is this handle's, released in Drop.
-        unsafe { ffi::rte_mbuf_refcnt_update(raw.as_ptr(), 1) };
+        // SAFETY: the caller holds a reference.
+        unsafe { retain(raw) };
         Some(MbufChunk::Mbuf { raw, off, len })
     }
 
@@ -93,10 +94,8 @@ impl Clone for MbufChunk {
             MbufChunk::Empty => MbufChunk::Empty,
             MbufChunk::Heap(b) => MbufChunk::Heap(b.clone()),
             &MbufChunk::Mbuf { raw, off, len } => {
-                PINNED.with(|p| p.set(p.get() + 1));
-                // SAFETY: `self` holds a reference, so the mbuf is alive; the
-                // clone's reference is released in its Drop.
-                unsafe { ffi::rte_mbuf_refcnt_update(raw.as_ptr(), 1) };
+                // SAFETY: `self` holds a reference.
+                unsafe { retain(raw) };
                 MbufChunk::Mbuf { raw, off, len }
             }
         }
@@ -149,9 +148,9 @@ impl Chunk for MbufChunk {
                 if start == end {
                     return MbufChunk::Empty;
                 }
-                PINNED.with(|p| p.set(p.get() + 1));
-                // SAFETY: as in clone; the window stays inside this one.
-                unsafe { ffi::rte_mbuf_refcnt_update(raw.as_ptr(), 1) };
+                // SAFETY: `self` holds a reference; the window stays
+                // inside this one.
+                unsafe { retain(raw) };
                 MbufChunk::Mbuf {
                     raw,
                     off: off + start as u16,

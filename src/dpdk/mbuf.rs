@@ -58,38 +58,24 @@ impl Mbuf {
         }
     }
 
-    /// Copies chained segments into the first one's tailroom (for ports
-    /// whose PMD cannot send chains); returns the bytes copied, `None` when
-    /// they do not fit (the packet is then unchanged).
-    pub fn linearize(&mut self) -> Option<usize> {
-        if self.nb_segs() == 1 {
-            return Some(0);
-        }
-        let moved = (self.m().pkt_len - u32::from(self.m().data_len)) as usize;
-        // SAFETY: we own the chain; rte_pktmbuf_linearize checks the first
-        // segment's tailroom and fails without touching the chain if the
-        // rest does not fit, else frees the segments it copied.
-        let rc = unsafe { ffi::rte_pktmbuf_linearize(self.raw.as_ptr()) };
-        (rc == 0).then_some(moved)
-    }
-
-    fn alloc_like(&self) -> Option<NonNull<ffi::rte_mbuf>> {
+    /// A fresh mbuf from this one's pool.
+    fn alloc_like(&self) -> Option<Mbuf> {
         // SAFETY: an mbuf's pool outlives it; alloc returns NULL when empty.
-        NonNull::new(unsafe { ffi::rte_pktmbuf_alloc(self.m().pool) })
+        let m = NonNull::new(unsafe { ffi::rte_pktmbuf_alloc(self.m().pool) })?;
+        // SAFETY: a freshly allocated mbuf is exclusively ours.
+        Some(unsafe { Mbuf::from_raw(m) })
     }
 
-    /// Appends the single-segment mbuf `seg` (owned) to the chain.
-    fn chain_seg(&mut self, seg: NonNull<ffi::rte_mbuf>) -> bool {
-        // SAFETY: both are valid mbufs we own; rte_pktmbuf_chain refuses
-        // (-EOVERFLOW) beyond RTE_MBUF_MAX_NB_SEGS, and then `seg` is ours
-        // to free.
-        unsafe {
-            if ffi::rte_pktmbuf_chain(self.raw.as_ptr(), seg.as_ptr()) != 0 {
-                ffi::rte_pktmbuf_free(seg.as_ptr());
-                return false;
-            }
+    /// Appends `seg` to the chain (dropped, so freed, when the chain is at
+    /// RTE_MBUF_MAX_NB_SEGS).
+    fn chain_seg(&mut self, seg: Mbuf) -> bool {
+        // SAFETY: both are valid mbufs we own; on success the chain owns
+        // `seg`, on failure (-EOVERFLOW) `seg` is untouched and still ours.
+        let rc = unsafe { ffi::rte_pktmbuf_chain(self.raw.as_ptr(), seg.raw.as_ptr()) };
+        if rc == 0 {
+            let _ = seg.into_raw();
         }
-        true
+        rc == 0
     }
 }
 
@@ -194,41 +180,29 @@ impl PacketBuf for Mbuf {
         }
         if let Some((raw, off, len)) = c.window() {
             // an indirect mbuf over the chunk's window (no copy)
-            let mi = self.alloc_like()?;
+            let mut mi = self.alloc_like()?;
             // SAFETY: `mi` is a fresh direct mbuf (refcnt 1) and `raw` is
             // alive (the chunk holds a reference); attach takes a reference
             // of its own on raw's direct mbuf, released when `mi` is freed.
             // The window lies inside raw's buffer, which `mi` now points at.
             unsafe {
-                ffi::rte_pktmbuf_attach(mi.as_ptr(), raw.as_ptr());
-                let m = &mut *mi.as_ptr();
+                ffi::rte_pktmbuf_attach(mi.raw.as_ptr(), raw.as_ptr());
+                let m = mi.raw.as_mut();
                 m.data_off = off;
                 m.data_len = len;
                 m.pkt_len = u32::from(len);
             }
             return self.chain_seg(mi).then_some(0);
         }
-        // payload held on the heap: copied behind the headers
+        // payload held on the heap: copied behind the headers (into the
+        // first segment while nothing is chained, else into a new one)
         let s = c.as_slice();
         if self.nb_segs() == 1 && self.tailroom() >= s.len() {
             self.append(s.len())?.copy_from_slice(s);
             return Some(s.len());
         }
-        let seg = self.alloc_like()?;
-        // SAFETY: `seg` is a fresh mbuf we own; append checks its tailroom.
-        // On failure it is freed here.
-        unsafe {
-            let Ok(n) = u16::try_from(s.len()) else {
-                ffi::rte_pktmbuf_free(seg.as_ptr());
-                return None;
-            };
-            let p = ffi::rte_pktmbuf_append(seg.as_ptr(), n);
-            if p.is_null() {
-                ffi::rte_pktmbuf_free(seg.as_ptr());
-                return None;
-            }
-            std::slice::from_raw_parts_mut(p as *mut u8, s.len()).copy_from_slice(s);
-        }
+        let mut seg = self.alloc_like()?;
+        seg.append(s.len())?.copy_from_slice(s);
         self.chain_seg(seg).then_some(s.len())
     }
 }

@@ -82,7 +82,8 @@ impl Port {
         }
         let mut conf = ffi::rte_eth_conf::default();
         // chained mbufs (headers + payload by reference) where the PMD
-        // sends them; elsewhere the worker linearizes first
+        // sends them; elsewhere the converter copies payload behind its
+        // headers
         conf.txmode.offloads = info.tx_offload_capa & TX_MULTI_SEGS;
         // hagw's key, padded for devices with longer keys (52 bytes on
         // some): hashing at most 36 bytes of input reads its first 40
