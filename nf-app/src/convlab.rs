@@ -131,9 +131,9 @@ pub struct ConvLab {
     /// worker instead of its hashed one (a NIC queue or an af_packet fanout
     /// ring rolling over); 0 = never.
     pub stray: u64,
-    /// With several workers: the RSS the lab's "NIC" spreads frames with
-    /// (and hagw was told about); `None`: a hash unknown to hagw.
-    rss: Option<crate::convert::rss::Rss>,
+    /// With several workers: the RSS (Toeplitz) the lab's "NIC" spreads
+    /// frames with; hagw knows it only in `with_rss` labs.
+    nic: crate::convert::rss::Rss,
     /// Handed-over packets that came in on the internet port.
     pub handed_from_internet: u64,
     next_port: u16,
@@ -146,32 +146,6 @@ fn rss_queue(r: &crate::convert::rss::Rss, f: &[u8]) -> usize {
         .and_then(crate::convert::rewrite::peek)
         .map(|p| r.queue(p.src, p.dst, p.sport, p.dport));
     usize::from(tuple.unwrap_or(0))
-}
-
-/// A hash of a frame's addresses and ports (Ethernet, IPv4/IPv6, TCP).
-fn rss(f: &[u8]) -> usize {
-    let (addrs, l4) = match f.get(14).map(|b| b >> 4) {
-        Some(4) => (
-            26..34,
-            14 + usize::from(f.get(14).map_or(5, |b| b & 0x0f)) * 4,
-        ),
-        Some(6) => (22..54, 54),
-        _ => return 0,
-    };
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in f
-        .get(addrs)
-        .into_iter()
-        .flatten()
-        .chain(f.get(l4..l4 + 4).into_iter().flatten())
-    {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    // a final mix (MurmurHash3's fmix64) so every input bit reaches the top
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    (h >> 32) as usize
 }
 
 fn eth_wrap(src: EthernetAddress, dst: EthernetAddress, ip: &[u8]) -> VecBuf {
@@ -205,27 +179,29 @@ impl ConvLab {
     /// A lab whose hagw runs `workers` workers, each with its own pipeline
     /// and converter.
     pub fn with_workers(extra: &str, seed: u64, workers: usize) -> ConvLab {
-        Self::build(extra, seed, workers, None)
+        Self::build(extra, seed, workers, false)
     }
 
     /// Several workers behind a "NIC" whose RSS (Toeplitz, hagw's key, a
     /// 128-entry table over the workers) hagw knows: it picks NAT ports so
     /// that servers' replies arrive on the owner's queue.
     pub fn with_rss(extra: &str, seed: u64, workers: usize) -> ConvLab {
-        let n = workers.max(1) as u16;
-        let rss = crate::convert::rss::Rss {
-            key: crate::convert::rss::KEY.to_vec(),
-            reta: (0..128u16).map(|i| i % n).collect(),
-        };
-        Self::build(extra, seed, workers, Some(rss))
+        Self::build(extra, seed, workers, true)
     }
 
-    fn build(
-        extra: &str,
-        seed: u64,
-        workers: usize,
-        rss: Option<crate::convert::rss::Rss>,
-    ) -> ConvLab {
+    /// `told`: hagw knows the NIC's RSS (its own key); else the NIC hashes
+    /// with another key.
+    fn build(extra: &str, seed: u64, workers: usize, told: bool) -> ConvLab {
+        let n = workers.max(1) as u16;
+        let mut key = crate::convert::rss::KEY.to_vec();
+        if !told {
+            key.reverse();
+        }
+        let nic = crate::convert::rss::Rss {
+            key,
+            reta: (0..128u16).map(|i| i % n).collect(),
+        };
+        let rss = told.then(|| nic.clone());
         let directory = Arc::new(crate::convert::shard::Directory::default());
         let mut pipes: Vec<Pipeline<VecBuf, Pool>> = (0..workers.max(1))
             .map(|w| Self::worker(extra, seed, w, workers.max(1), &directory, rss.clone()))
@@ -252,7 +228,7 @@ impl ConvLab {
             icmp_to_clients: 0,
             skip_idle: false,
             stray: 0,
-            rss,
+            nic,
             handed_from_internet: 0,
             next_port: 40000,
         }
@@ -329,15 +305,14 @@ impl ConvLab {
             .collect()
     }
 
-    /// A frame into the worker its 4-tuple hashes to (a stand-in for RSS,
-    /// unrelated to hagw's own ownership rules), then whatever the workers
-    /// hand over to each other, to their owners.
+    /// A frame into the worker the NIC's RSS puts it on, then whatever the
+    /// workers hand over to each other, to their owners.
     fn feed(&mut self, port: u16, frame: VecBuf) {
         let n = self.extra.len() + 1;
-        let mut w = match (&self.rss, n) {
-            (_, 1) => 0,
-            (Some(r), _) => rss_queue(r, frame.data()) % n,
-            (None, _) => rss(frame.data()) % n,
+        let mut w = if n == 1 {
+            0
+        } else {
+            rss_queue(&self.nic, frame.data()) % n
         };
         if self.stray > 0 && self.frames_in % self.stray == self.stray - 1 {
             w = (w + 1) % n;

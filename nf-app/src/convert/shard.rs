@@ -54,7 +54,7 @@ impl Shard {
 
     /// The worker a token of a key hagw drew belongs to.
     pub fn token_owner(&self, token: u32) -> u16 {
-        (token % u32::from(self.count)) as u16
+        self.owner_of(token)
     }
 
     /// The worker that owns `n` of a round-robin partition.
