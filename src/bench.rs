@@ -244,6 +244,7 @@ pub fn convert(conns: usize, bulk_mb: u64, runs: usize) -> String {
     let mut gbps_hagw = Vec::new();
     let mut gbps_all = Vec::new();
     let mut copied = 0;
+    let mut frames = 0.0;
     for run in 0..runs {
         // connection rate
         let mut lab = ConvLab::new(CONF, 1000 + run as u64);
@@ -266,6 +267,7 @@ pub fn convert(conns: usize, bulk_mb: u64, runs: usize) -> String {
             lab.reap();
         }
         let wall = t.elapsed().as_secs_f64();
+        frames = (lab.frames_in + lab.frames_out) as f64 / conns as f64;
         cps_hagw.push(conns as f64 / lab.pipeline_time.as_secs_f64());
         cps_all.push(conns as f64 / wall);
         // bulk
@@ -285,10 +287,16 @@ pub fn convert(conns: usize, bulk_mb: u64, runs: usize) -> String {
     let (c, d) = stats(&mut cps_all);
     let (e, f) = stats(&mut gbps_hagw);
     let (g, h) = stats(&mut gbps_all);
+    let nsf = if b > 0.0 {
+        1e9 / b / frames.max(1.0)
+    } else {
+        0.0
+    };
     format!(
         "hagw bench convert: {conns} conversions (2 subflows, 1 KB echo, full close), {bulk_mb} MB bulk echo, {runs} runs, one core\n\
          conversions/s   hagw min {a:>10.0}  median {b:>10.0}   harness min {c:>10.0}  median {d:>10.0}\n\
          bulk Gbit/s     hagw min {e:>10.2}  median {f:>10.2}   harness min {g:>10.2}  median {h:>10.2}\n\
+         frames through hagw per conversion (in + out): {frames:.1}, hagw ns per frame (median): {nsf:.0}\n\
          payload bytes copied in the last bulk run: {copied} (payload is spliced by reference: 0 expected)\n"
     )
 }

@@ -120,6 +120,8 @@ pub struct ConvLab {
     pub pipeline_time: Duration,
     /// Frames the pipeline received.
     pub frames_in: u64,
+    /// Frames the pipeline sent.
+    pub frames_out: u64,
     /// ICMP errors the pipeline sent toward the client.
     pub icmp_to_clients: u64,
     /// When a step moves no packet, jump to the next timer of anyone
@@ -225,6 +227,7 @@ impl ConvLab {
             rng: Rng::new(seed),
             pipeline_time: Duration::ZERO,
             frames_in: 0,
+            frames_out: 0,
             icmp_to_clients: 0,
             skip_idle: false,
             stray: 0,
@@ -659,9 +662,10 @@ impl ConvLab {
         for port in 0..3usize {
             let frames: Vec<VecBuf> = self
                 .pipes()
-                .flat_map(|p| p.tx_queue(port).map(std::mem::take).unwrap_or_default())
+                .flat_map(|p| p.tx_queue(port).into_iter().flat_map(|q| q.drain(..)))
                 .collect();
             n += frames.len();
+            self.frames_out += frames.len() as u64;
             for f in frames {
                 // the wire: headers and chained payload in one frame
                 let frame = f.frame();
