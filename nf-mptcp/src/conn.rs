@@ -349,6 +349,10 @@ impl<C: Chunk> MpConnection<C> {
         // modulo 2^64, so no arithmetic here can overflow.
         let mut dq = SendQueue::new(Seq(0), cfg.send_buffer);
         dq.set_max_parts(1);
+        // room for the usual pair (fixed and cellular) from the start: a
+        // subflow is over a kilobyte, growing the vector moves them all
+        let mut subflows = Vec::with_capacity(cfg.max_subflows.clamp(1, 2));
+        subflows.push(first);
         MpConnection {
             cfg,
             role,
@@ -356,7 +360,7 @@ impl<C: Chunk> MpConnection<C> {
             remote_key: None,
             local_idsn,
             remote_idsn: 0,
-            subflows: vec![first],
+            subflows,
             sched,
             path_buf: Vec::new(),
             target_buf: Vec::new(),

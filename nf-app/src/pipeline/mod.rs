@@ -357,7 +357,8 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
     fn flush_conversion(&mut self, now_ns: u64) {
         let Some(c) = self.conv.as_mut() else { return };
         let mut out = std::mem::take(c.outgoing());
-        for o in out.drain(..) {
+        // read in place (a segment is some 300 bytes: not moved again)
+        for o in &out {
             let Some(mut buf) = self.pool.alloc() else {
                 self.stats.dropped(Drop::NoMbuf);
                 continue;
@@ -374,6 +375,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             st.payload_bytes_copied.add(copied as u64);
             self.route_local(now_ns, 0, o.dst, buf);
         }
+        out.clear();
         if let Some(c) = self.conv.as_mut() {
             let q = c.outgoing();
             if q.is_empty() {
