@@ -31,7 +31,10 @@ pub trait Chunk: Clone {
     }
 }
 
-/// A reference-counted byte buffer with a window into it.
+/// A reference-counted byte buffer with a window into it. Empty handles
+/// share one per-thread empty buffer (a pure ACK's payload costs no
+/// allocation, as an empty mbuf chunk costs none) and keep the pointer's
+/// niche free, so `Option<Bytes>` stays the size of `Bytes`.
 #[derive(Clone, Debug)]
 pub struct Bytes {
     buf: Rc<Vec<u8>>,
@@ -39,9 +42,16 @@ pub struct Bytes {
     end: usize,
 }
 
+thread_local! {
+    static EMPTY: Rc<Vec<u8>> = Rc::new(Vec::new());
+}
+
 impl Bytes {
     /// Takes `v` over (no copy).
     pub fn new(v: Vec<u8>) -> Self {
+        if v.is_empty() {
+            return Self::empty();
+        }
         let end = v.len();
         Bytes {
             buf: Rc::new(v),
@@ -50,7 +60,11 @@ impl Bytes {
         }
     }
     pub fn empty() -> Self {
-        Self::new(Vec::new())
+        Bytes {
+            buf: EMPTY.with(Rc::clone),
+            start: 0,
+            end: 0,
+        }
     }
     /// A window `start..end` (clamped) into storage shared with a packet
     /// buffer ([`crate::VecBuf::share`]).
@@ -65,7 +79,7 @@ impl Bytes {
     /// True when both handles share one allocation (used by tests to prove
     /// that no payload was copied).
     pub fn shares_storage(&self, other: &Bytes) -> bool {
-        Rc::ptr_eq(&self.buf, &other.buf)
+        !self.buf.is_empty() && Rc::ptr_eq(&self.buf, &other.buf)
     }
 }
 
@@ -85,21 +99,27 @@ impl From<&[u8]> for Bytes {
 impl Chunk for Bytes {
     #[inline]
     fn as_slice(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.buf.get(self.start..self.end).unwrap_or(&[])
     }
     #[inline]
     fn slice(&self, start: usize, end: usize) -> Self {
         let len = self.end - self.start;
         let end = end.min(len);
         let start = start.min(end);
+        if start == end {
+            return Bytes::empty();
+        }
         Bytes {
-            buf: Rc::clone(&self.buf),
+            buf: self.buf.clone(),
             start: self.start + start,
             end: self.start + end,
         }
     }
     fn copied(s: &[u8]) -> Self {
         Bytes::from(s)
+    }
+    fn empty() -> Self {
+        Bytes::empty()
     }
 }
 
@@ -115,5 +135,9 @@ mod tests {
         let t = s.slice(5, 50);
         assert_eq!(t.as_slice(), &[15, 16, 17, 18, 19]);
         assert!(b.slice(90, 10).is_empty());
+        // empty handles hold no storage
+        assert!(!Bytes::empty().shares_storage(&Bytes::empty()));
+        assert!(Bytes::new(Vec::new()).as_slice().is_empty());
+        assert!(Bytes::from(&[][..]).is_empty() && b.slice(7, 7).is_empty());
     }
 }

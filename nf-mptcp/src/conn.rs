@@ -243,6 +243,8 @@ pub struct MpConnection<C: Chunk> {
     local_key: u64,
     remote_key: Option<u64>,
     local_idsn: u64,
+    /// RFC 8684 §3.1: the token of `local_key`, hashed once.
+    local_token: u32,
     remote_idsn: u64,
     subflows: Vec<Subflow<C>>,
     sched: Box<dyn Scheduler>,
@@ -343,7 +345,7 @@ impl<C: Chunk> MpConnection<C> {
         sched: Box<dyn Scheduler>,
         first: Subflow<C>,
     ) -> Self {
-        let local_idsn = crypto::idsn(local_key);
+        let (local_token, local_idsn) = crypto::token_and_idsn(local_key);
         // Data sequence numbers are kept as offsets from IDSN + 1 (our own
         // and the peer's); the wire value is the offset plus IDSN + 1,
         // modulo 2^64, so no arithmetic here can overflow.
@@ -359,6 +361,7 @@ impl<C: Chunk> MpConnection<C> {
             local_key,
             remote_key: None,
             local_idsn,
+            local_token,
             remote_idsn: 0,
             subflows,
             sched,
@@ -492,7 +495,7 @@ impl<C: Chunk> MpConnection<C> {
     }
 
     pub fn local_token(&self) -> u32 {
-        crypto::token(self.local_key)
+        self.local_token
     }
     pub fn is_established(&self) -> bool {
         self.established
