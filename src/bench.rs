@@ -171,10 +171,11 @@ pub fn forward(packets: u64, runs: usize, lcore: u32) -> Result<String, String> 
             // parse + route + forward
             let routed_before = st.events_of(nf_app::stats::Event::RoutedV4);
             let t = Instant::now();
-            let epoch = Instant::now();
+            // the worker's clock (TSC)
+            let clock = crate::dpdk::Clock::start();
             let mut done = 0u64;
             while done < packets {
-                let now = epoch.elapsed().as_nanos() as u64;
+                let now = clock.now_ns();
                 let n = pin.rx_burst(0, &mut rx);
                 for m in rx.iter_mut() {
                     m.data_mut()[..hdr].copy_from_slice(&tmpl[..hdr]);

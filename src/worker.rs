@@ -12,7 +12,6 @@ use nf_core::wire::{ethernet, EtherType, EthernetAddress};
 use nf_core::PacketBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 struct MbufPool(Mempool);
 
@@ -190,14 +189,14 @@ impl Worker {
         let retries = self.cfg.limits.tx_retries;
         let mut rx: Vec<Mbuf> = Vec::with_capacity(burst);
         let st = &*self.stats;
-        let epoch = Instant::now();
+        let clock = dpdk::Clock::start();
         let mut last = dpdk::tsc();
         // link state, checked once a second (REMOVE_ADDR when a port with
         // advertised addresses goes down)
         let mut link_up: Vec<bool> = self.ports.iter().map(|p| p.link().up).collect();
         let mut next_link_check = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
-            let now_ns = epoch.elapsed().as_nanos() as u64;
+            let now_ns = clock.now_ns();
             let mut got = 0usize;
             for (pi, port) in self.ports.iter().enumerate() {
                 let n = port.rx_burst(queue, &mut rx);

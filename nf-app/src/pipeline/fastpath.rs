@@ -57,9 +57,12 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         if s8 == 0 || s8 == 127 || s8 >= 224 || d8 == 0 || d8 == 127 || d8 >= 224 {
             return SLOW;
         }
-        let a = Ipv4Addr::from(dst);
-        if self.local_v4.contains(&a) || pc.is_v4_broadcast(a) {
-            return SLOW;
+        let (w, bit) = super::special_v4_bit(dst);
+        if self.special_v4[w & 3] & bit != 0 {
+            let a = Ipv4Addr::from(dst);
+            if self.local_v4.contains(&a) || pc.is_v4_broadcast(a) {
+                return SLOW;
+            }
         }
         dst
     }

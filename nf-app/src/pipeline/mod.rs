@@ -91,6 +91,13 @@ impl PortCtx {
     }
 }
 
+/// The word and bit of `a` in [`Pipeline`]'s special-address filter.
+#[inline(always)]
+pub(crate) fn special_v4_bit(a: u32) -> (usize, u64) {
+    let h = a.wrapping_mul(0x9e37_79b1) >> 24;
+    ((h >> 6) as usize, 1u64 << (h & 63))
+}
+
 pub fn is_link_local(a: Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
 }
@@ -190,6 +197,10 @@ pub struct Pipeline<B: PacketBuf, A: BufPool<B>> {
     pub(crate) stats: Arc<WorkerStats>,
     /// Every address of every port, flat, for the "is it for us" test.
     pub(crate) local_v4: Vec<Ipv4Addr>,
+    /// A 256-bit filter over `local_v4` and every connected prefix's
+    /// broadcast address: a clear bit proves an IPv4 destination is
+    /// neither, so the fast path skips the exact tests.
+    pub(crate) special_v4: [u64; 4],
     pub(crate) local_v6: Vec<Ipv6Addr>,
     next_timer_ns: u64,
     // scratch lists for timer processing (reused, no allocation in steady state)
@@ -235,8 +246,17 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             .iter()
             .flat_map(|p| p.v6.iter().map(|c| c.addr).chain([p.link_local]))
             .collect();
+        let mut special_v4 = [0u64; 4];
+        for a in ports.iter().flat_map(|p| {
+            p.v4.iter()
+                .flat_map(|c| [u32::from(c.addr), u32::from(c.addr) | !c.mask()])
+        }) {
+            let (w, bit) = special_v4_bit(a);
+            special_v4[w] |= bit;
+        }
         Pipeline {
             local_v4,
+            special_v4,
             local_v6,
             ports,
             routes,

@@ -677,3 +677,36 @@ addresses = ["198.51.100.1/24"]
     assert_eq!((f.vlan_id(), f.dst_addr()), (Some(100), CLI_MAC));
     assert_eq!(out[0].len(), 104);
 }
+
+#[test]
+fn fast_path_leaves_local_and_directed_broadcast_to_the_full_pipeline() {
+    let mut p = pipeline();
+    learn_srv(&mut p);
+    take(&mut p, 2);
+    // every local and connected-broadcast address is marked in the filter
+    for a in [
+        "192.0.2.1",
+        "192.0.2.255",
+        "100.64.0.255",
+        "198.51.100.1",
+        "198.51.100.255",
+    ] {
+        let (w, bit) = special_v4_bit(u32::from(v4(a)));
+        assert_ne!(p.special_v4[w] & bit, 0, "{a} is in the filter");
+    }
+    // the input port's directed broadcast is not forwarded
+    let bcast = frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("192.0.2.255"), 64, 80);
+    feed(&mut p, 0, 0, &bcast);
+    assert!(take(&mut p, 2).is_empty());
+    assert_eq!(p.stats().drops_of(D::MulticastNotForwarded), 1);
+    // another port's own address is ours, not routed out of that port
+    let local = frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.1"), 64, 80);
+    feed(&mut p, 0, 0, &local);
+    assert!(take(&mut p, 2).is_empty());
+    // a plain unicast destination takes the fast path
+    let routed = p.stats().events_of(E::RoutedV4);
+    let pkt = frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.2"), 64, 80);
+    feed(&mut p, 0, 0, &pkt);
+    assert_eq!(take(&mut p, 2).len(), 1);
+    assert_eq!(p.stats().events_of(E::RoutedV4), routed + 1);
+}
