@@ -191,11 +191,49 @@ pub struct SubflowInfo {
     /// Two RTOs in a row: not scheduled, its data resent elsewhere.
     pub stalled: bool,
     pub rto_in_row: u32,
+    /// Segments resent, retransmission timeouts, fast recoveries (RFC 6675)
+    /// and probe timeouts (RFC 8985) on this subflow so far: how it copes
+    /// with its access's loss.
+    pub retransmits: u64,
+    pub rtos: u64,
+    pub fast_recoveries: u64,
+    pub loss_probes: u64,
     pub cwnd: usize,
     /// The window the client last advertised on this subflow.
     pub peer_window: usize,
     /// Milliseconds until the subflow's next timer, if one is armed.
     pub timer_in_ms: Option<u64>,
+}
+
+impl SubflowInfo {
+    /// A subflow with no engine behind it (withdrawn to the server, or its
+    /// session not converted yet).
+    pub fn idle(
+        client: (std::net::IpAddr, u16),
+        gateway: (std::net::IpAddr, u16),
+        role: Side,
+        state: &str,
+    ) -> SubflowInfo {
+        SubflowInfo {
+            client: std::net::SocketAddr::from(client).to_string(),
+            gateway: std::net::SocketAddr::from(gateway).to_string(),
+            role: role.as_str(),
+            rtt_us: None,
+            bytes_out: 0,
+            bytes_in: 0,
+            state: state.into(),
+            unacked: 0,
+            stalled: false,
+            rto_in_row: 0,
+            retransmits: 0,
+            rtos: 0,
+            fast_recoveries: 0,
+            loss_probes: 0,
+            cwnd: 0,
+            peer_window: 0,
+            timer_in_ms: None,
+        }
+    }
 }
 
 const N_ERR: usize = WireError::ALL.len();

@@ -28,6 +28,13 @@ pub struct Config {
     pub syn_retries: u32,
     /// Data retransmission timeouts in a row before the connection is aborted.
     pub max_retransmits: u32,
+    /// Tail loss probes (RFC 8985 §7): when nothing is acknowledged for
+    /// about two round trips, probe instead of waiting for the RTO; the
+    /// same timeout finds lost retransmissions in recovery.
+    pub tail_loss_probe: bool,
+    /// Floor of the probe timeout (Linux uses 10 ms): a LAN's tiny SRTT
+    /// would otherwise probe on scheduling jitter.
+    pub pto_min: Time,
     /// Delayed-ACK timer (RFC 9293 §3.8.6.3: < 500 ms).
     pub delayed_ack: Time,
     /// Segments acknowledged immediately after the handshake (quick-ack).
@@ -67,6 +74,8 @@ impl Default for Config {
             rto_max: 60_000 * MS,
             syn_retries: 6,
             max_retransmits: 15,
+            tail_loss_probe: true,
+            pto_min: 10 * MS,
             delayed_ack: 40 * MS,
             quickack_segments: 16,
             keepalive: None,

@@ -59,6 +59,9 @@ pub struct Stats {
     pub retransmits: u64,
     pub rtos: u64,
     pub fast_recoveries: u64,
+    /// Probe timeouts (RFC 8985 §7): tail loss probes sent, recoveries
+    /// started and lost retransmissions resent without waiting for the RTO.
+    pub loss_probes: u64,
     pub dup_acks: u64,
     pub challenge_acks: u64,
     pub drop_out_of_window: u64,
@@ -147,6 +150,12 @@ pub struct Connection<C: Chunk> {
     rtt: RttEstimator,
     timed: Option<(Seq, Time)>,
     rto_at: Option<Time>,
+    /// RFC 8985 §7.2 probe timeout; `tlp_out`: one fired and nothing was
+    /// acknowledged since (no second probe before the RTO)
+    pto_at: Option<Time>,
+    tlp_out: bool,
+    /// a tail loss probe is owed (RFC 8985 §7.3)
+    tlp_due: bool,
     backoff: u32,
     rto_in_row: u32,
     syn_tries: u32,
@@ -183,6 +192,8 @@ pub struct Connection<C: Chunk> {
 }
 
 const MS: Time = 1_000_000;
+/// RFC 8985 §7.2 WCDelAckT: the longest a peer may delay an ACK.
+const WC_DEL_ACK: Time = 200 * MS;
 
 fn opt_mss(o: &Opts) -> usize {
     o.mss.map_or(536, usize::from) // RFC 9293 §3.7.1 default
@@ -235,6 +246,9 @@ impl<C: Chunk> Connection<C> {
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             timed: None,
             rto_at: None,
+            pto_at: None,
+            tlp_out: false,
+            tlp_due: false,
             backoff: 1,
             rto_in_row: 0,
             syn_tries: 0,
@@ -586,6 +600,7 @@ impl<C: Chunk> Connection<C> {
             self.events.push_back(ev);
         }
         self.rto_at = None;
+        self.pto_at = None;
         self.delack_at = None;
         self.persist_at = None;
         self.keepalive_at = None;
@@ -606,6 +621,141 @@ impl<C: Chunk> Connection<C> {
 
     fn arm_rto(&mut self, now: Time) {
         self.rto_at = Some(now + self.rto());
+    }
+
+    /// RFC 8985 §7.2: PTO = 2·SRTT (floored at `pto_min`); a lone segment
+    /// in flight may wait for the peer's delayed ACK, so it gets 1.5·SRTT
+    /// plus the worst-case delayed-ACK time. Not armed when the RTO would
+    /// fire first, before an RTT sample, while a probe is unanswered, or
+    /// after a timeout until an ACK moves (the RTO's backoff rules then).
+    fn arm_pto(&mut self, now: Time) {
+        self.pto_at = None;
+        if !self.cfg.tail_loss_probe
+            || self.tlp_out
+            || self.rto_in_row > 0
+            || self.snd_una == self.snd_nxt
+        {
+            return;
+        }
+        let Some(srtt) = self.rtt.srtt() else { return };
+        let mut pto = (2 * srtt).max(self.cfg.pto_min);
+        if self.flight() <= self.effective_mss() {
+            pto = pto.max(srtt + srtt / 2 + WC_DEL_ACK);
+        }
+        let at = now + pto;
+        if self.rto_at.is_none_or(|r| at < r) {
+            self.pto_at = Some(at);
+        }
+    }
+
+    /// The probe timeout fired: nothing was acknowledged for a PTO.
+    fn on_pto(&mut self, now: Time) {
+        if self.snd_una == self.snd_nxt
+            || !matches!(
+                self.state,
+                State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::Closing
+                    | State::LastAck
+            )
+        {
+            return;
+        }
+        match self.recovery {
+            // still resending what was deemed lost (cwnd-limited): the
+            // RTO stays the backstop
+            Some(r) if r.rxt_nxt.lt(r.lost_until) => return,
+            // Every segment deemed lost was resent and neither they nor
+            // anything after them were acknowledged for a PTO: the first
+            // hole's retransmission is lost as well. It goes again, once
+            // (RFC 8985 §6 finds lost retransmissions by send time; hagw
+            // keeps no per-segment times, the PTO bounds it).
+            Some(_) => self.tlp_due = true,
+            // Data above the hole was delivered, the hole was not, for a
+            // PTO: it is lost (RACK's rule, RFC 8985 §6.2, with the PTO as
+            // the reordering bound) even short of three duplicate ACKs.
+            None if self.sack_ok && self.sb.bytes() > 0 => self.enter_recovery(now),
+            None => self.tlp_due = true,
+        }
+        self.tlp_out = true;
+        self.stats.loss_probes += 1;
+        self.timed = None;
+    }
+
+    /// RFC 8985 §7.3: the probe is one new segment when there is unsent
+    /// data the peer's window takes (whatever cwnd says), else the last
+    /// segment sent, again; in recovery, the first hole again.
+    fn tlp_segment(&mut self, now: Time) -> Option<Segment<C>> {
+        let mss = self.effective_mss();
+        let data_end = self.sendq.end();
+        let mut h = self.header(now, self.snd_nxt, flags::ACK);
+        let room = mss
+            .saturating_sub(h.opts.len() + self.cfg.reserved_option_space)
+            .max(1);
+        let unsent = data_end.max(self.snd_nxt) - self.snd_nxt;
+        let wnd_edge = self.snd_una + self.snd_wnd;
+        if self.recovery.is_none()
+            && unsent > 0
+            && self.fin_seq.is_none()
+            && wnd_edge.gt(self.snd_nxt)
+        {
+            let payload = self
+                .sendq
+                .gather(self.snd_nxt, room.min(unsent).min(wnd_edge - self.snd_nxt));
+            let n = payload.len();
+            if n > 0 {
+                if n == unsent {
+                    h.flags |= flags::PSH;
+                }
+                self.snd_nxt = self.snd_nxt + n;
+                return Some(self.emit(h, payload));
+            }
+        }
+        self.stats.retransmits += 1;
+        let fin = self.fin_seq.filter(|f| f.ge(self.snd_una));
+        if self.recovery.is_some() {
+            if fin == Some(self.snd_una) {
+                h.seq = self.snd_una;
+                h.flags |= flags::FIN;
+                return Some(self.emit(h, Gather::default()));
+            }
+            let mut len = room.min(data_end.max(self.snd_una) - self.snd_una);
+            if let Some(n) = self.sb.next_start_after(self.snd_una) {
+                len = len.min(n - self.snd_una);
+            }
+            h.seq = self.snd_una;
+            let payload = self.sendq.gather(h.seq, len);
+            h.flags |= flags::PSH;
+            return Some(self.emit(h, payload));
+        }
+        if let Some(f) = fin {
+            // the FIN is the last thing sent
+            h.seq = f;
+            h.flags |= flags::FIN;
+            return Some(self.emit(h, Gather::default()));
+        }
+        let len = room.min(self.snd_nxt - self.snd_una);
+        h.seq = self.snd_una + (self.snd_nxt - self.snd_una - len);
+        let payload = self.sendq.gather(h.seq, len);
+        h.flags |= flags::PSH;
+        Some(self.emit(h, payload))
+    }
+
+    /// RFC 6675 §5: loss detected, recovery starts at snd_una.
+    fn enter_recovery(&mut self, now: Time) {
+        self.cc.on_congestion(now, self.flight());
+        let lost_until = match self.sb.highest() {
+            Some(hs) if self.sack_ok => hs,
+            _ => (self.snd_una + self.effective_mss()).min(self.snd_nxt),
+        };
+        self.recovery = Some(Recovery {
+            point: self.snd_nxt,
+            lost_until,
+            rxt_nxt: self.snd_una,
+        });
+        self.stats.fast_recoveries += 1;
+        self.timed = None;
     }
 
     fn arm_keepalive(&mut self, now: Time) {
@@ -906,6 +1056,7 @@ impl<C: Chunk> Connection<C> {
             self.backoff = 1;
             self.rto_in_row = 0;
             self.dupacks = 0;
+            self.tlp_out = false;
             match self.recovery {
                 Some(r) if ack.ge(r.point) => {
                     self.recovery = None;
@@ -932,8 +1083,10 @@ impl<C: Chunk> Connection<C> {
             }
             if self.snd_una == self.snd_nxt {
                 self.rto_at = None;
+                self.pto_at = None;
             } else {
                 self.arm_rto(now);
+                self.arm_pto(now);
             }
             if let Some(f) = self.fin_seq {
                 if ack.gt(f) {
@@ -974,20 +1127,13 @@ impl<C: Chunk> Connection<C> {
             }
             self.recovery = Some(r);
         } else if self.snd_nxt.gt(self.snd_una)
-            && (self.dupacks >= 3 || (self.sack_ok && new_sack && self.sb.bytes() >= 3 * mss))
+            && (self.dupacks >= 3
+                || (self.sack_ok && new_sack && self.sb.bytes() >= 3 * mss)
+                // RFC 8985 §7.4: the probe got through (SACKed) and the
+                // data before it did not: that data is lost
+                || (self.tlp_out && self.sack_ok && new_sack && self.sb.bytes() > 0))
         {
-            self.cc.on_congestion(now, self.flight());
-            let lost_until = match self.sb.highest() {
-                Some(hs) if self.sack_ok => hs,
-                _ => (self.snd_una + mss).min(self.snd_nxt),
-            };
-            self.recovery = Some(Recovery {
-                point: self.snd_nxt,
-                lost_until,
-                rxt_nxt: self.snd_una,
-            });
-            self.stats.fast_recoveries += 1;
-            self.timed = None;
+            self.enter_recovery(now);
         }
         true
     }
@@ -1105,6 +1251,7 @@ impl<C: Chunk> Connection<C> {
     pub fn next_timeout(&self) -> Option<Time> {
         [
             self.rto_at,
+            self.pto_at,
             self.delack_at,
             self.persist_at,
             self.keepalive_at,
@@ -1142,11 +1289,17 @@ impl<C: Chunk> Connection<C> {
         if self.rto_at.is_some_and(|t| t <= now) {
             self.rto_at = None;
             self.on_rto(now);
+        } else if self.pto_at.is_some_and(|t| t <= now) {
+            self.pto_at = None;
+            self.on_pto(now);
         }
     }
 
     fn on_rto(&mut self, now: Time) {
         self.stats.rtos += 1;
+        self.pto_at = None;
+        self.tlp_out = false;
+        self.tlp_due = false;
         self.backoff = (self.backoff * 2).min(1 << 12);
         self.timed = None;
         match self.state {
@@ -1342,6 +1495,10 @@ impl<C: Chunk> Connection<C> {
         ) {
             return None;
         }
+        if self.tlp_due {
+            self.tlp_due = false;
+            return self.tlp_segment(now);
+        }
         let mss = self.effective_mss();
         let data_end = self.sendq.end();
         let cwnd = self.cc.window();
@@ -1377,6 +1534,11 @@ impl<C: Chunk> Connection<C> {
                     self.stats.retransmits += 1;
                     if self.rto_at.is_none() {
                         self.arm_rto(now);
+                    }
+                    if r.rxt_nxt.ge(r.lost_until) {
+                        // the last one deemed lost: a PTO from now tells
+                        // whether a retransmission was lost too
+                        self.arm_pto(now);
                     }
                     h.flags |= flags::PSH;
                     return Some(self.emit(h, payload));
@@ -1437,6 +1599,7 @@ impl<C: Chunk> Connection<C> {
         if self.rto_at.is_none() {
             self.arm_rto(now);
         }
+        self.arm_pto(now);
         Some(self.emit(h, payload))
     }
 

@@ -519,3 +519,149 @@ fn forget_closes_without_a_segment_and_abort_sends_a_rst() {
     assert_eq!(rst.len(), 1);
     assert!(rst[0].hdr.rst());
 }
+
+/// An established connection with `n` full segments in flight (SRTT 10 ms
+/// from the handshake, a wide-open peer window).
+fn flight_of(n: usize) -> Connection<Bytes> {
+    let mut c = established(cfg());
+    let mut h = hdr(PEER_ISS + 1, ISS + 1, F::ACK);
+    h.window = 65535;
+    c.handle_segment(11 * MS, seg(h, &[]));
+    c.send(Bytes::new(vec![7; n * 1460]));
+    let s = out(&mut c, 20 * MS);
+    assert_eq!(s.len(), n);
+    c
+}
+
+fn ack_with_sack(ack: u32, sack: &[(u32, u32)]) -> Incoming<Bytes> {
+    let mut h = hdr(PEER_ISS + 1, ack, F::ACK);
+    h.window = 65535;
+    for (i, &(left, right)) in sack.iter().enumerate() {
+        h.opts.sack[i] = SackBlock { left, right };
+    }
+    h.opts.sack_n = sack.len() as u8;
+    seg(h, &[])
+}
+
+fn seg_start(i: u32) -> u32 {
+    ISS + 1 + i * 1460
+}
+
+#[test]
+fn tail_loss_probe_then_recovery_without_an_rto() {
+    let mut c = flight_of(4);
+    // the first two arrive, the tail (3rd and 4th) is lost
+    c.handle_segment(30 * MS, ack_with_sack(seg_start(2), &[]));
+    assert!(out(&mut c, 30 * MS).is_empty());
+    // RFC 8985 §7.2: the probe timeout is 2·SRTT, far below the 200 ms RTO
+    let t = c.next_timeout().expect("pto");
+    assert!(t > 30 * MS && t <= 30 * MS + 25 * MS, "PTO at {t}");
+    c.on_timeout(t);
+    let s = out(&mut c, t);
+    // §7.3: no new data, so the last segment goes again
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        (s[0].hdr.seq, s[0].payload.len()),
+        (Seq(seg_start(3)), 1460)
+    );
+    assert_eq!((c.stats().loss_probes, c.stats().rtos), (1, 0));
+    // the probe is SACKed and the 3rd segment is not: it is lost, resent
+    // at once (fast recovery), still no RTO
+    c.handle_segment(
+        t + 10 * MS,
+        ack_with_sack(seg_start(2), &[(seg_start(3), seg_start(4))]),
+    );
+    let s = out(&mut c, t + 10 * MS);
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        (s[0].hdr.seq, s[0].payload.len()),
+        (Seq(seg_start(2)), 1460)
+    );
+    assert_eq!((c.stats().fast_recoveries, c.stats().rtos), (1, 0));
+}
+
+#[test]
+fn probe_timeout_with_data_sacked_above_a_hole_starts_recovery() {
+    let mut c = flight_of(4);
+    // only the 2nd segment is SACKed: one duplicate ACK, short of the
+    // three RFC 6675 needs
+    c.handle_segment(
+        30 * MS,
+        ack_with_sack(seg_start(0), &[(seg_start(1), seg_start(2))]),
+    );
+    assert!(out(&mut c, 30 * MS).is_empty());
+    assert_eq!(c.stats().fast_recoveries, 0);
+    let t = c.next_timeout().expect("pto");
+    assert!(t < 30 * MS + 200 * MS, "before the RTO");
+    c.on_timeout(t);
+    let s = out(&mut c, t);
+    // the hole below the SACKed segment is resent first
+    assert_eq!(s[0].hdr.seq, Seq(seg_start(0)));
+    assert_eq!(
+        (
+            c.stats().loss_probes,
+            c.stats().fast_recoveries,
+            c.stats().rtos
+        ),
+        (1, 1, 0)
+    );
+}
+
+#[test]
+fn a_lost_retransmission_is_resent_after_a_probe_timeout() {
+    let mut c = flight_of(5);
+    // segments 2..5 SACKed: the 1st is lost, fast recovery resends it
+    c.handle_segment(
+        30 * MS,
+        ack_with_sack(seg_start(0), &[(seg_start(1), seg_start(5))]),
+    );
+    let s = out(&mut c, 30 * MS);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].hdr.seq, Seq(seg_start(0)));
+    assert_eq!(c.stats().fast_recoveries, 1);
+    // the retransmission is lost too: nothing comes back; a PTO later it
+    // is resent, long before the RTO
+    let t = c.next_timeout().expect("pto");
+    assert!(t < 30 * MS + 100 * MS, "PTO at {t}");
+    c.on_timeout(t);
+    let s = out(&mut c, t);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].hdr.seq, Seq(seg_start(0)));
+    assert_eq!((c.stats().loss_probes, c.stats().rtos), (1, 0));
+    // it arrives: everything is acknowledged, recovery ends
+    c.handle_segment(t + 10 * MS, ack_with_sack(seg_start(5), &[]));
+    assert_eq!(c.unacked(), 0);
+    assert_eq!(c.next_timeout(), None);
+}
+
+#[test]
+fn one_probe_then_the_rto_backs_off_as_before() {
+    let mut c = flight_of(4);
+    let t = c.next_timeout().expect("pto");
+    c.on_timeout(t);
+    assert_eq!(out(&mut c, t).len(), 1, "the probe");
+    // the probe is unanswered: the next timer is the RTO, then backoff
+    let t1 = c.next_timeout().expect("rto");
+    assert!(t1 >= 20 * MS + 200 * MS, "no second probe: {t1}");
+    c.on_timeout(t1);
+    assert_eq!(c.stats().rtos, 1);
+    out(&mut c, t1);
+    let t2 = c.next_timeout().expect("rto");
+    assert!(t2 - t1 >= 400 * MS, "doubled: {}", t2 - t1);
+    assert_eq!(c.stats().loss_probes, 1);
+}
+
+#[test]
+fn probes_can_be_turned_off() {
+    let mut c = established(Config {
+        tail_loss_probe: false,
+        ..cfg()
+    });
+    let mut h = hdr(PEER_ISS + 1, ISS + 1, F::ACK);
+    h.window = 65535;
+    c.handle_segment(11 * MS, seg(h, &[]));
+    c.send(Bytes::new(vec![7; 4 * 1460]));
+    out(&mut c, 20 * MS);
+    let t = c.next_timeout().expect("rto");
+    assert!(t >= 20 * MS + 200 * MS);
+}

@@ -15,10 +15,15 @@
 # Upload (client → server) and download (-R), RUNS runs of SECS seconds each;
 # iperf3 on CPU 0. Prints min/median Gbit/s per case and the ratios
 # hagw/kernel and hagw/ceiling (medians).
+#
+# LOSS=N (per mille, default 0) drops N in 1000 packets at random in each
+# direction on the client's access links (nftables in ns cli, LAB.md: no
+# netem here), the same for all three cases: how each recovers from loss.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-3}
 SECS=${SECS:-8}
+LOSS=${LOSS:-0}
 command -v iperf3 >/dev/null && command -v mptcpize >/dev/null || bash scripts/setup.sh
 cargo build --release --quiet
 HAGW=$PWD/target/release/hagw
@@ -67,6 +72,14 @@ case_runs() {
 }
 
 bash scripts/lab.sh up >/dev/null
+if [ "$LOSS" -gt 0 ]; then
+  ip netns exec cli nft -f - <<NFT
+table inet hagwloss {
+  chain out { type filter hook output priority 0; oifname { "fix0", "cel0" } numgen random mod 1000 < $LOSS drop; }
+  chain in { type filter hook input priority 0; iifname { "fix0", "cel0" } numgen random mod 1000 < $LOSS drop; }
+}
+NFT
+fi
 
 echo "== 1/3 hagw (net_af_xdp, worker on CPU 1)"
 ip netns exec gw "$HAGW" run --config configs/lab-xdp.toml >"$OUT/hagw.log" 2>&1 &
@@ -102,13 +115,15 @@ ip -n srv neigh replace 198.51.100.1 lladdr "$FIX0" dev srv0
 case_runs ceiling 198.51.100.2 5201 ""
 pkill -TERM -f "hagw l2fwd --config"; sleep 1
 
-python3 - "$OUT" "$RUNS" "$SECS" <<'PY'
+python3 - "$OUT" "$RUNS" "$SECS" "$LOSS" <<'PY'
 import sys, statistics
 out, runs, secs = sys.argv[1], sys.argv[2], sys.argv[3]
 def figs(label, d):
     v = sorted(float(x) for x in open(f"{out}/{label}.{d}").read().split())
     return v
-print(f"\nGbit/s, {runs} runs x {secs} s each (min / median), iperf3 on CPU 0, the gateway on CPU 1")
+loss = int(sys.argv[4])
+print(f"\nGbit/s, {runs} runs x {secs} s each (min / median), iperf3 on CPU 0, the gateway on CPU 1"
+      + (f", {loss} per mille dropped each way on the client's access links" if loss else ""))
 med = {}
 for label, what in [("hagw", "hagw (MPTCP client -> hagw -> TCP server)"),
                     ("kernel", "kernel MPTCP proxy (socat, mptcpize)"),

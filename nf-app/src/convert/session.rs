@@ -363,21 +363,7 @@ impl<C: Chunk> Session<C> {
             (_, Phase::Passthrough) => self
                 .pt
                 .iter()
-                .map(|(c, _)| SubflowInfo {
-                    client: format!("{}", std::net::SocketAddr::from(*c)),
-                    gateway: format!("{}", std::net::SocketAddr::from(self.server)),
-                    role: Side::Internet.as_str(),
-                    rtt_us: None,
-                    bytes_out: 0,
-                    bytes_in: 0,
-                    state: "withdrawn".into(),
-                    unacked: 0,
-                    stalled: false,
-                    rto_in_row: 0,
-                    cwnd: 0,
-                    peer_window: 0,
-                    timer_in_ms: None,
-                })
+                .map(|(c, _)| SubflowInfo::idle(*c, self.server, Side::Internet, "withdrawn"))
                 .collect(),
             (Some(m), _) => m
                 .subflows()
@@ -394,6 +380,10 @@ impl<C: Chunk> Session<C> {
                     unacked: s.tcp.unacked(),
                     stalled: s.stalled(),
                     rto_in_row: s.tcp.rto_in_row(),
+                    retransmits: s.tcp.stats().retransmits,
+                    rtos: s.tcp.stats().rtos,
+                    fast_recoveries: s.tcp.stats().fast_recoveries,
+                    loss_probes: s.tcp.stats().loss_probes,
                     cwnd: s.tcp.cwnd(),
                     peer_window: s.tcp.peer_window(),
                     timer_in_ms: s
@@ -405,21 +395,7 @@ impl<C: Chunk> Session<C> {
             (None, _) => self
                 .paths
                 .iter()
-                .map(|p| SubflowInfo {
-                    client: format!("{}", std::net::SocketAddr::from(p.client)),
-                    gateway: format!("{}", std::net::SocketAddr::from(p.gw)),
-                    role: p.side.as_str(),
-                    rtt_us: None,
-                    bytes_out: 0,
-                    bytes_in: 0,
-                    state: "SynReceived".into(),
-                    unacked: 0,
-                    stalled: false,
-                    rto_in_row: 0,
-                    cwnd: 0,
-                    peer_window: 0,
-                    timer_in_ms: None,
-                })
+                .map(|p| SubflowInfo::idle(p.client, p.gw, p.side, "SynReceived"))
                 .collect(),
         }
     }
