@@ -122,6 +122,10 @@ pub struct ConvLab {
     pub frames_in: u64,
     /// Frames the pipeline sent.
     pub frames_out: u64,
+    /// Loss on the accesses: every Nth frame toward the clients is
+    /// dropped (0: none).
+    pub drop_to_clients: u64,
+    to_clients: u64,
     /// ICMP errors the pipeline sent toward the client.
     pub icmp_to_clients: u64,
     /// When a step moves no packet, jump to the next timer of anyone
@@ -228,6 +232,8 @@ impl ConvLab {
             pipeline_time: Duration::ZERO,
             frames_in: 0,
             frames_out: 0,
+            drop_to_clients: 0,
+            to_clients: 0,
             icmp_to_clients: 0,
             skip_idle: false,
             stray: 0,
@@ -675,6 +681,12 @@ impl ConvLab {
                 if port != 2 && ip.len() > 20 && ip[9] == nf_core::wire::ip_proto::ICMP {
                     self.icmp_to_clients += 1;
                     continue;
+                }
+                if port != 2 && self.drop_to_clients > 0 {
+                    self.to_clients += 1;
+                    if self.to_clients.is_multiple_of(self.drop_to_clients) {
+                        continue;
+                    }
                 }
                 let Some((src, dst, seg)) = crate::localpeer::parse_tcp_packet(ip) else {
                     continue;

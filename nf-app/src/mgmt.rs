@@ -4,7 +4,8 @@
 //! It only reads per-core counters and ethdev statistics; it never touches a
 //! worker's hot path or allocates mbufs.
 
-use crate::stats::{Drop, Event, JoinRefuse, Layer, Refuse, Side, WorkerStats};
+use crate::stats::{ConvStats, Drop, Event, JoinRefuse, Layer, Refuse, Side, WorkerStats};
+use nf_core::counters::CounterSet;
 use nf_core::wire::Error as WireError;
 use prometheus::core::Collector;
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
@@ -442,9 +443,36 @@ fn render_conversion(
         "Bytes sent by the conversion point, by side",
         &["role"],
     );
+    type BySide = fn(&ConvStats) -> &CounterSet<{ Side::COUNT }>;
+    let loss: [(&str, &str, BySide); 4] = [
+        (
+            "hagw_conv_tcp_retransmits_total",
+            "TCP segments hagw resent, by the side they went to",
+            |c| &c.tcp_retransmits,
+        ),
+        (
+            "hagw_conv_tcp_timeouts_total",
+            "TCP retransmission timeouts of hagw's connections, by side",
+            |c| &c.tcp_timeouts,
+        ),
+        (
+            "hagw_conv_tcp_fast_recoveries_total",
+            "TCP fast recoveries (RFC 6675) of hagw's connections, by side",
+            |c| &c.tcp_fast_recoveries,
+        ),
+        (
+            "hagw_conv_tcp_loss_probes_total",
+            "TCP loss probes (RFC 8985) of hagw's connections, by side",
+            |c| &c.tcp_loss_probes,
+        ),
+    ];
+    let loss = loss.map(|(name, help, f)| (c(name, help, &["role"]), f));
     for side in Side::ALL {
         let i = *side as usize;
         let l = [side.as_str()];
+        for (m, f) in &loss {
+            m.with_label_values(&l).inc_by(sum(&|w| f(&w.conv).get(i)));
+        }
         sf.with_label_values(&l)
             .set(sum(&|w| w.conv.subflows.get(i)) as i64);
         rxp.with_label_values(&l)

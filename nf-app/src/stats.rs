@@ -131,6 +131,13 @@ pub struct ConvStats {
     pub rx_bytes: CounterSet<{ Side::COUNT }>,
     pub tx_packets: CounterSet<{ Side::COUNT }>,
     pub tx_bytes: CounterSet<{ Side::COUNT }>,
+    /// TCP loss recovery toward each side (hagw's subflows to the client,
+    /// its connection to the server): segments resent, retransmission
+    /// timeouts, fast recoveries (RFC 6675) and loss probes (RFC 8985).
+    pub tcp_retransmits: CounterSet<{ Side::COUNT }>,
+    pub tcp_timeouts: CounterSet<{ Side::COUNT }>,
+    pub tcp_fast_recoveries: CounterSet<{ Side::COUNT }>,
+    pub tcp_loss_probes: CounterSet<{ Side::COUNT }>,
     /// Payload bytes copied between packet buffers and the engines.
     pub payload_bytes_copied: Counter,
     /// Bytes held in splice queues and engine buffers (gauge).

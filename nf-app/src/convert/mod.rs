@@ -39,7 +39,7 @@ use nf_mptcp::options::MptcpOption;
 use nf_tcp::{Connection, Gather, Header, Incoming, Segment, Seq};
 use policy::Policy;
 use rewrite::Peek;
-use session::{Outgoing, Path, Phase, Session};
+use session::{LossSeen, Outgoing, Path, Phase, Session};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::IpAddr;
@@ -835,6 +835,7 @@ impl<C: Chunk> Converter<C> {
             gw: (p.dst, p.dport),
             side,
             live: false,
+            loss: LossSeen::default(),
         };
         let id = self.next_id;
         self.next_id += 1;
@@ -1250,6 +1251,7 @@ impl<C: Chunk> Converter<C> {
                             gw: (p.dst, p.dport),
                             side,
                             live: true,
+                            loss: LossSeen::default(),
                         });
                         s.last = now;
                         self.add_client_flow(FlowKey::of(p), Flow::Client { sid, sf });

@@ -44,6 +44,35 @@ pub struct Path {
     pub side: Side,
     /// Counted in the live-subflow gauge.
     pub live: bool,
+    /// Its TCP loss recovery, as far as counted.
+    pub loss: LossSeen,
+}
+
+/// A TCP connection's loss-recovery counters (retransmissions, timeouts,
+/// fast recoveries, loss probes) already added to the worker's totals by
+/// access role.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LossSeen([u64; 4]);
+
+impl LossSeen {
+    /// Adds what `s` counted since the last call to `side`'s totals.
+    pub fn account(&mut self, s: &nf_tcp::Stats, side: Side, st: &ConvStats) {
+        let now = [s.retransmits, s.rtos, s.fast_recoveries, s.loss_probes];
+        let sets = [
+            &st.tcp_retransmits,
+            &st.tcp_timeouts,
+            &st.tcp_fast_recoveries,
+            &st.tcp_loss_probes,
+        ];
+        for ((seen, now), set) in self.0.iter_mut().zip(now).zip(sets) {
+            if now > *seen {
+                if let Some(c) = set.0.get(side as usize) {
+                    c.add(now - *seen);
+                }
+                *seen = now;
+            }
+        }
+    }
 }
 
 /// A packet a session wants sent.
@@ -87,6 +116,8 @@ pub struct Session<C: Chunk> {
     mp_fin_sent: bool,
     pub fallback_counted: bool,
     pub bad_hmac_seen: u64,
+    /// The server side's TCP loss recovery, as far as counted.
+    srv_loss: LossSeen,
     /// When the sweep next has to look at this session.
     pub sched_at: Option<Time>,
     pub dirty: bool,
@@ -135,6 +166,7 @@ impl<C: Chunk> Session<C> {
             mp_fin_sent: false,
             fallback_counted: false,
             bad_hmac_seen: 0,
+            srv_loss: LossSeen::default(),
             sched_at: None,
             dirty: false,
             announced: false,
@@ -313,6 +345,13 @@ impl<C: Chunk> Session<C> {
                 }
             }
         }
+        // loss recovery by access role, for the NOC (retransmissions on the
+        // cellular access against the fixed one)
+        if let Some(m) = self.mp.as_ref() {
+            for (s, p) in m.subflows().iter().zip(self.paths.iter_mut()) {
+                p.loss.account(s.tcp.stats(), p.side, st);
+            }
+        }
         while let Some(mut seg) = self.srv.poll_transmit(now) {
             if withdraw_syn && seg.hdr.syn() {
                 // offer MPTCP to the server with the client's own key, so
@@ -328,6 +367,7 @@ impl<C: Chunk> Session<C> {
                 side: Side::Internet,
             });
         }
+        self.srv_loss.account(self.srv.stats(), Side::Internet, st);
         failed
     }
 

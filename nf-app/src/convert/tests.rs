@@ -912,3 +912,33 @@ fn dss_checksums_asked_by_hagw_are_used_and_verified() {
     assert_eq!(cl.mp.stats().csum_failures, 0);
     assert!(!cl.mp.is_fallback());
 }
+
+#[test]
+fn loss_on_the_accesses_is_recovered_and_counted_by_role() {
+    let mut lab = ConvLab::new(CONV, 31);
+    // one frame in 40 toward the client is lost
+    lab.drop_to_clients = 40;
+    let c = lab.connect(5201, Workload::echo(2_000_000, true));
+    assert!(lab.run_until(120 * SEC, |l| l.clients[c].finished()));
+    let cl = &lab.clients[c];
+    assert!(!cl.refused && !cl.corrupt);
+    assert_eq!(cl.received, 2_000_000, "every byte despite the loss");
+    use crate::stats::Side;
+    let st = &lab.stats().conv;
+    let access = |set: &nf_core::counters::CounterSet<{ Side::COUNT }>| {
+        set.get(Side::Fixed as usize) + set.get(Side::Cellular as usize)
+    };
+    println!(
+        "retransmits {} timeouts {} fast recoveries {} probes {}; internet retransmits {}",
+        access(&st.tcp_retransmits),
+        access(&st.tcp_timeouts),
+        access(&st.tcp_fast_recoveries),
+        access(&st.tcp_loss_probes),
+        st.tcp_retransmits.get(Side::Internet as usize)
+    );
+    assert!(access(&st.tcp_retransmits) > 0);
+    assert!(access(&st.tcp_fast_recoveries) + access(&st.tcp_loss_probes) > 0);
+    // the server's side lost nothing: hagw resent nothing toward it
+    assert_eq!(st.tcp_retransmits.get(Side::Internet as usize), 0);
+    assert_eq!(st.tcp_timeouts.get(Side::Internet as usize), 0);
+}
