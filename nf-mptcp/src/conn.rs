@@ -728,7 +728,7 @@ impl<C: Chunk> MpConnection<C> {
             return;
         }
         self.now = now;
-        let h = seg.hdr;
+        let h = &seg.hdr;
         let opt = match h
             .opts
             .mptcp
@@ -769,13 +769,13 @@ impl<C: Chunk> MpConnection<C> {
                 self.after_tcp(i);
                 return;
             }
-            if !self.handle_option(i, &h, &o, seg.payload.len()) {
+            if !self.handle_option(i, h, &o, seg.payload.len()) {
                 // bad HMAC (RFC 8684 §3.2), a missing checksum (§3.3.1), an
                 // MP_FAIL fallback cannot answer (§3.7): reset this
                 // subflow, saying why; what it carried goes elsewhere
                 let up = self.subflows[i].usable();
                 self.subflows[i].rst_reason = rst_reason::MPTCP_ERROR;
-                self.subflows[i].tcp.reject(&h);
+                self.subflows[i].tcp.reject(h);
                 if up {
                     self.subflow_down(i);
                 } else {

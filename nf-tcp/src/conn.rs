@@ -801,10 +801,10 @@ impl<C: Chunk> Connection<C> {
     /// Processes one incoming segment (RFC 9293 §3.10.7).
     pub fn handle_segment(&mut self, now: Time, seg: Incoming<C>) {
         self.stats.segs_in += 1;
-        let h = seg.hdr;
+        let h = &seg.hdr;
         match self.state {
             State::Closed => return,
-            State::SynSent => return self.handle_syn_sent(now, &h),
+            State::SynSent => return self.handle_syn_sent(now, h),
             _ => {}
         }
         let len = seg.payload.len();
@@ -858,7 +858,7 @@ impl<C: Chunk> Connection<C> {
                 && (h.seq + seg_len).le(self.rcv_nxt)
                 && self.state != State::SynReceived
             {
-                self.process_ack(now, &h, 0);
+                self.process_ack(now, h, 0);
             }
             self.ack_now = true;
             return;
@@ -904,7 +904,7 @@ impl<C: Chunk> Connection<C> {
                 return;
             }
         }
-        if !self.process_ack(now, &h, len) {
+        if !self.process_ack(now, h, len) {
             return;
         }
         if self.cfg.keepalive.is_some() {
