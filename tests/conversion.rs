@@ -326,11 +326,29 @@ fn conversion_point_on_the_lab() {
         &xfer(&["recv", "198.51.100.2", "5203", "--mptcp", "--v6"]),
     );
     wait_subflows(5203, 3);
+    // what hagw did about the fixed access's losses, before and after
+    let fixed = r#"role="access-fixed""#;
+    let recovery = |m: &str| {
+        [
+            "hagw_conv_tcp_retransmits_total",
+            "hagw_conv_tcp_timeouts_total",
+            "hagw_conv_tcp_loss_probes_total",
+        ]
+        .iter()
+        .map(|n| metric(m, n, fixed))
+        .sum::<u64>()
+    };
+    let before = recovery(&metrics());
     ns_ok("cli", &["ip", "link", "set", "fix0", "down"]);
     let (c, _) = wait_output(cli, "download across fix0 going down");
     let (s, _) = wait_output(srv, "server");
     assert_eq!(c.trim(), s.trim(), "sha256 after losing fix0");
     assert!(c.starts_with("300000000 "), "moved {c}");
+    let after = recovery(&metrics());
+    assert!(
+        after > before,
+        "the fixed subflow's losses show in hagw_conv_tcp_*{{{fixed}}}: {before} -> {after}"
+    );
     fix0_up();
 
     // (f) only the IPv6 cellular subflow left: fix0 down and cellular IPv4
