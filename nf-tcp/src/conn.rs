@@ -650,16 +650,7 @@ impl<C: Chunk> Connection<C> {
 
     /// The probe timeout fired: nothing was acknowledged for a PTO.
     fn on_pto(&mut self, now: Time) {
-        if self.snd_una == self.snd_nxt
-            || !matches!(
-                self.state,
-                State::Established
-                    | State::CloseWait
-                    | State::FinWait1
-                    | State::Closing
-                    | State::LastAck
-            )
-        {
+        if self.snd_una == self.snd_nxt || !self.sends_data() {
             return;
         }
         match self.recovery {
@@ -1484,15 +1475,20 @@ impl<C: Chunk> Connection<C> {
         None
     }
 
-    fn data_segment(&mut self, now: Time) -> Option<Segment<C>> {
-        if !matches!(
+    /// States in which data (or its retransmission) may go out.
+    fn sends_data(&self) -> bool {
+        matches!(
             self.state,
             State::Established
                 | State::CloseWait
                 | State::FinWait1
                 | State::Closing
                 | State::LastAck
-        ) {
+        )
+    }
+
+    fn data_segment(&mut self, now: Time) -> Option<Segment<C>> {
+        if !self.sends_data() {
             return None;
         }
         if self.tlp_due {
