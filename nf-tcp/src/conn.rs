@@ -678,6 +678,9 @@ impl<C: Chunk> Connection<C> {
     /// data the peer's window takes (whatever cwnd says), else the last
     /// segment sent, again; in recovery, the first hole again.
     fn tlp_segment(&mut self, now: Time) -> Option<Segment<C>> {
+        if self.recovery.is_some() {
+            return self.resend_at(now, self.snd_una, usize::MAX);
+        }
         let mss = self.effective_mss();
         let data_end = self.sendq.end();
         let mut h = self.header(now, self.snd_nxt, flags::ACK);
@@ -686,11 +689,7 @@ impl<C: Chunk> Connection<C> {
             .max(1);
         let unsent = data_end.max(self.snd_nxt) - self.snd_nxt;
         let wnd_edge = self.snd_una + self.snd_wnd;
-        if self.recovery.is_none()
-            && unsent > 0
-            && self.fin_seq.is_none()
-            && wnd_edge.gt(self.snd_nxt)
-        {
+        if unsent > 0 && self.fin_seq.is_none() && wnd_edge.gt(self.snd_nxt) {
             let payload = self
                 .sendq
                 .gather(self.snd_nxt, room.min(unsent).min(wnd_edge - self.snd_nxt));
@@ -704,23 +703,7 @@ impl<C: Chunk> Connection<C> {
             }
         }
         self.stats.retransmits += 1;
-        let fin = self.fin_seq.filter(|f| f.ge(self.snd_una));
-        if self.recovery.is_some() {
-            if fin == Some(self.snd_una) {
-                h.seq = self.snd_una;
-                h.flags |= flags::FIN;
-                return Some(self.emit(h, Gather::default()));
-            }
-            let mut len = room.min(data_end.max(self.snd_una) - self.snd_una);
-            if let Some(n) = self.sb.next_start_after(self.snd_una) {
-                len = len.min(n - self.snd_una);
-            }
-            h.seq = self.snd_una;
-            let payload = self.sendq.gather(h.seq, len);
-            h.flags |= flags::PSH;
-            return Some(self.emit(h, payload));
-        }
-        if let Some(f) = fin {
+        if let Some(f) = self.fin_seq.filter(|f| f.ge(self.snd_una)) {
             // the FIN is the last thing sent
             h.seq = f;
             h.flags |= flags::FIN;
@@ -729,6 +712,33 @@ impl<C: Chunk> Connection<C> {
         let len = room.min(self.snd_nxt - self.snd_una);
         h.seq = self.snd_una + (self.snd_nxt - self.snd_una - len);
         let payload = self.sendq.gather(h.seq, len);
+        h.flags |= flags::PSH;
+        Some(self.emit(h, payload))
+    }
+
+    /// One retransmission from `s`, at most `limit` bytes: the FIN when `s`
+    /// is the FIN, else data up to the next SACKed block, one segment at
+    /// most (RFC 6675 §5 NextSeg). None when there is nothing there.
+    fn resend_at(&mut self, now: Time, s: Seq, limit: usize) -> Option<Segment<C>> {
+        // the FIN itself may be what was lost
+        if self.fin_seq == Some(s) {
+            self.stats.retransmits += 1;
+            let h = self.header(now, s, flags::FIN | flags::ACK);
+            return Some(self.emit(h, Gather::default()));
+        }
+        let mss = self.effective_mss();
+        let mut lim = limit.min(mss);
+        if let Some(n) = self.sb.next_start_after(s) {
+            lim = lim.min(n - s);
+        }
+        let mut h = self.header(now, s, flags::ACK);
+        let room = mss.saturating_sub(h.opts.len() + self.cfg.reserved_option_space);
+        let lim = lim.min(room.max(1)).min(self.sendq.end().max(s) - s);
+        if lim == 0 {
+            return None;
+        }
+        let payload = self.sendq.gather(s, lim);
+        self.stats.retransmits += 1;
         h.flags |= flags::PSH;
         Some(self.emit(h, payload))
     }
@@ -1507,37 +1517,20 @@ impl<C: Chunk> Connection<C> {
             }
             if s.lt(r.lost_until) && (pipe < cwnd || s == self.snd_una && r.rxt_nxt == self.snd_una)
             {
-                // the FIN itself may be what was lost
-                if self.fin_seq == Some(s) {
-                    r.rxt_nxt = s + 1;
+                if let Some(seg) = self.resend_at(now, s, r.lost_until - s) {
+                    r.rxt_nxt = s + seg.seq_len();
                     self.recovery = Some(r);
-                    self.stats.retransmits += 1;
-                    let h = self.header(now, s, flags::FIN | flags::ACK);
-                    return Some(self.emit(h, Gather::default()));
-                }
-                let mut lim = (r.lost_until - s).min(mss);
-                if let Some(n) = self.sb.next_start_after(s) {
-                    lim = lim.min(n - s);
-                }
-                let mut h = self.header(now, s, flags::ACK);
-                let room = mss.saturating_sub(h.opts.len() + self.cfg.reserved_option_space);
-                let lim = lim.min(room.max(1)).min(data_end.max(s) - s);
-                if lim > 0 {
-                    let payload = self.sendq.gather(s, lim);
-                    let n = payload.len();
-                    r.rxt_nxt = s + n;
-                    self.recovery = Some(r);
-                    self.stats.retransmits += 1;
-                    if self.rto_at.is_none() {
-                        self.arm_rto(now);
+                    if !seg.hdr.fin() {
+                        if self.rto_at.is_none() {
+                            self.arm_rto(now);
+                        }
+                        if r.rxt_nxt.ge(r.lost_until) {
+                            // the last one deemed lost: a PTO from now
+                            // tells whether a retransmission was lost too
+                            self.arm_pto(now);
+                        }
                     }
-                    if r.rxt_nxt.ge(r.lost_until) {
-                        // the last one deemed lost: a PTO from now tells
-                        // whether a retransmission was lost too
-                        self.arm_pto(now);
-                    }
-                    h.flags |= flags::PSH;
-                    return Some(self.emit(h, payload));
+                    return Some(seg);
                 }
             }
             r.rxt_nxt = r.rxt_nxt.max(s);
