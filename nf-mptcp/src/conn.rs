@@ -127,6 +127,11 @@ pub struct Stats {
     /// Infinite mappings sent and received (fallback after MP_FAIL, §3.7).
     pub infinite_tx: u64,
     pub infinite_rx: u64,
+    /// Third ACKs of MP_JOIN sent again because the fourth ACK was late
+    /// (RFC 8684 §3.2).
+    pub join_ack_rtx: u64,
+    /// Joined subflows reset because the fourth ACK never came.
+    pub joins_unanswered: u64,
 }
 
 /// MP_TCPRST reason codes (RFC 8684 §3.6).
@@ -200,6 +205,11 @@ pub struct Subflow<C: Chunk> {
     rst_fail: Option<u64>,
     /// The peer's FIN arrived (a fallen-back connection's end of data).
     fin_rx: bool,
+    /// When the third ACK of our MP_JOIN goes out again, and how many
+    /// times it has (RFC 8684 §3.2: it is repeated until the responder's
+    /// fourth ACK shows it arrived).
+    join_ack_at: Option<Time>,
+    join_ack_tries: u32,
 }
 
 impl<C: Chunk> Subflow<C> {
@@ -425,6 +435,8 @@ impl<C: Chunk> MpConnection<C> {
             held_sum: crate::crypto::DssSum::default(),
             rst_fail: None,
             fin_rx: false,
+            join_ack_at: None,
+            join_ack_tries: 0,
         }
     }
 
@@ -1329,6 +1341,13 @@ impl<C: Chunk> MpConnection<C> {
         while let Some(e) = self.subflows[i].tcp.poll_event() {
             match e {
                 TcpEvent::Connected => {
+                    let s = &mut self.subflows[i];
+                    if self.role == Role::Client && matches!(s.kind, Kind::Join { .. }) {
+                        // RFC 8684 §3.2: our third ACK carries the HMAC
+                        // and has no sequence space, so TCP would never
+                        // resend it; a timer does, until the fourth ACK
+                        s.join_ack_at = Some(self.now + s.tcp.rto());
+                    }
                     if self.subflows[i].kind == Kind::Initial
                         && (self.remote_key.is_some() || self.fallback)
                         && !self.established
@@ -2151,6 +2170,32 @@ impl<C: Chunk> MpConnection<C> {
     }
 
     /// Our MP_CAPABLE flags: HMAC-SHA256, and checksums when in use.
+    /// The fourth ACK of our MP_JOIN is late: send the third again, with
+    /// the backoff of TCP's RTO; after `JOIN_ACK_TRIES` the responder is
+    /// taken not to want the subflow, which is reset (RFC 8684 §3.2).
+    fn join_ack_timeout(&mut self, i: usize) {
+        const JOIN_ACK_TRIES: u32 = 6;
+        let now = self.now;
+        let s = &mut self.subflows[i];
+        if s.usable || s.failed || s.tcp.state() != TcpState::Established {
+            s.join_ack_at = None;
+            return;
+        }
+        if s.join_ack_tries >= JOIN_ACK_TRIES {
+            s.join_ack_at = None;
+            s.failed = true;
+            s.rst_reason = rst_reason::MPTCP_ERROR;
+            s.tcp.abort();
+            self.stats.joins_unanswered += 1;
+            return;
+        }
+        s.join_ack_tries += 1;
+        s.tcp.force_ack();
+        self.stats.join_ack_rtx += 1;
+        let backoff = 1u64 << s.join_ack_tries.min(3);
+        s.join_ack_at = Some(now + s.tcp.rto().saturating_mul(backoff));
+    }
+
     fn cap_flags(&self) -> CapFlags {
         CapFlags::ours(self.csum)
     }
@@ -2167,9 +2212,17 @@ impl<C: Chunk> MpConnection<C> {
             .map(|a| a.4)
             .min()
             .filter(|_| self.established && !self.closed);
+        let join_ack = self
+            .subflows
+            .iter()
+            .filter(|s| !s.usable && !s.failed)
+            .filter_map(|s| s.join_ack_at)
+            .min()
+            .filter(|_| !self.closed);
         self.subflows
             .iter()
             .filter_map(|s| s.tcp.next_timeout())
+            .chain(join_ack)
             .chain(fin)
             .chain(drto)
             .chain(ann)
@@ -2195,6 +2248,9 @@ impl<C: Chunk> MpConnection<C> {
             }
         }
         for i in 0..self.subflows.len() {
+            if self.subflows[i].join_ack_at.is_some_and(|t| t <= now) {
+                self.join_ack_timeout(i);
+            }
             if self.subflows[i]
                 .tcp
                 .next_timeout()

@@ -844,3 +844,94 @@ fn an_infinite_mapping_behind_the_data_is_ignored() {
     // the segment's bytes came again under a real mapping
     assert!(drain(&mut srv) == up);
 }
+
+/// Whether a segment is the third ACK of an MP_JOIN (RFC 8684 §3.2).
+fn is_join_ack(seg: &Segment<Bytes>) -> bool {
+    matches!(option_of(seg), Some(MptcpOption::JoinAck { .. }))
+}
+
+/// Makes `seg` one its receiver ignores without answering: in window at
+/// the receiver's next sequence number, no flags, no options (RFC 9293
+/// §3.10.7.4: a segment without ACK is dropped).
+fn lose(seg: &mut Segment<Bytes>, next: Seq) {
+    seg.hdr.opts.mptcp = None;
+    seg.hdr.flags = 0;
+    seg.hdr.seq = next;
+}
+
+#[test]
+fn a_lost_third_join_ack_is_sent_again_until_the_fourth_ack() {
+    let (mut now, mut c, s) = established();
+    c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
+        .expect("join");
+    let mut s = Some(s);
+    let (mut acks_dropped, mut synacks) = (0, 0);
+    run(&mut now, &mut c, &mut s, &mut |from_client, i, seg| {
+        if i != 1 {
+            return;
+        }
+        if from_client && is_join_ack(seg) && acks_dropped < 2 {
+            // lose the third ACK twice: only the client's own timer
+            // brings it back, the server's SYN/ACK retransmissions are
+            // lost as well
+            acks_dropped += 1;
+            let next = seg.hdr.seq;
+            lose(seg, next);
+        }
+        if !from_client && seg.hdr.syn() {
+            synacks += 1;
+            if synacks > 1 {
+                let next = seg.hdr.seq + 1;
+                lose(seg, next);
+            }
+        }
+    });
+    let srv = s.expect("server");
+    assert_eq!(acks_dropped, 2);
+    assert_eq!(c.stats().join_ack_rtx, 2, "{:?}", c.stats());
+    assert_eq!(srv.stats().joins_accepted, 1);
+    assert!(c.subflows()[1].usable() && srv.subflows()[1].usable());
+    assert_eq!(c.stats().joins_unanswered, 0);
+}
+
+#[test]
+fn a_join_whose_fourth_ack_never_comes_is_reset() {
+    let (mut now, mut c, s) = established();
+    c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
+        .expect("join");
+    let mut s = Some(s);
+    let mut synacks = 0;
+    let seen = run(&mut now, &mut c, &mut s, &mut |from_client, i, seg| {
+        if i != 1 {
+            return;
+        }
+        if from_client && is_join_ack(seg) {
+            let next = seg.hdr.seq;
+            lose(seg, next);
+        }
+        if !from_client && seg.hdr.syn() {
+            synacks += 1;
+            if synacks > 1 {
+                let next = seg.hdr.seq + 1;
+                lose(seg, next);
+            }
+        }
+    });
+    assert_eq!(c.stats().join_ack_rtx, 6, "{:?}", c.stats());
+    assert_eq!(c.stats().joins_unanswered, 1);
+    assert!(!c.subflows()[1].usable());
+    // the reset says why, and the first subflow goes on
+    let rst = seen
+        .iter()
+        .find(|(fc, seg)| *fc && seg.hdr.rst())
+        .map(|(_, seg)| option_of(seg))
+        .expect("the client resets the subflow");
+    assert_eq!(
+        rst,
+        Some(MptcpOption::TcpRst {
+            flags: 0,
+            reason: rst_reason::MPTCP_ERROR
+        })
+    );
+    assert!(c.subflows()[0].usable() && !c.is_closed());
+}

@@ -402,6 +402,11 @@ impl<C: Chunk> Connection<C> {
     pub fn remote_port(&self) -> u16 {
         self.rport
     }
+    /// The retransmission timeout as it stands (RFC 6298 §2, with the
+    /// backoff of timeouts in a row).
+    pub fn rto(&self) -> Time {
+        (self.rtt.rto().saturating_mul(u64::from(self.backoff))).min(self.rtt.rto_max())
+    }
     pub fn srtt(&self) -> Option<Time> {
         self.rtt.srtt()
     }
@@ -613,10 +618,6 @@ impl<C: Chunk> Connection<C> {
 
     fn tsval(&self, now: Time) -> u32 {
         ((now / MS) as u32).wrapping_add(self.ts_offset)
-    }
-
-    fn rto(&self) -> Time {
-        (self.rtt.rto().saturating_mul(u64::from(self.backoff))).min(self.rtt.rto_max())
     }
 
     fn arm_rto(&mut self, now: Time) {
