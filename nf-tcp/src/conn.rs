@@ -160,7 +160,7 @@ pub struct Connection<C: Chunk> {
     rto_in_row: u32,
     syn_tries: u32,
     // congestion control and recovery
-    cc: Box<dyn CongestionControl>,
+    cc: cc::Controller,
     hystart: HyStart,
     dupacks: u32,
     recovery: Option<Recovery>,

@@ -63,12 +63,65 @@ pub trait CongestionControl: Send {
     fn name(&self) -> &'static str;
 }
 
+/// The controller a connection holds: one of the algorithms, inline (no
+/// allocation per connection, calls dispatched by a match the compiler
+/// can inline).
+pub enum Controller {
+    Cubic(Cubic),
+    NewReno(NewReno),
+    Lia(Lia),
+}
+
+/// Forwards a call to whichever algorithm `self` holds.
+macro_rules! each {
+    ($self:ident, $c:ident => $e:expr) => {
+        match $self {
+            Controller::Cubic($c) => $e,
+            Controller::NewReno($c) => $e,
+            Controller::Lia($c) => $e,
+        }
+    };
+}
+
+impl CongestionControl for Controller {
+    #[inline]
+    fn window(&self) -> usize {
+        each!(self, c => c.window())
+    }
+    #[inline]
+    fn ssthresh(&self) -> usize {
+        each!(self, c => c.ssthresh())
+    }
+    #[inline]
+    fn on_ack(&mut self, now: Time, acked: usize, srtt: Option<Time>, min_rtt: Option<Time>) {
+        each!(self, c => c.on_ack(now, acked, srtt, min_rtt))
+    }
+    fn on_congestion(&mut self, now: Time, flight: usize) {
+        each!(self, c => c.on_congestion(now, flight))
+    }
+    fn on_rto(&mut self, now: Time, flight: usize) {
+        each!(self, c => c.on_rto(now, flight))
+    }
+    fn on_recovery_exit(&mut self, now: Time) {
+        each!(self, c => c.on_recovery_exit(now))
+    }
+    fn exit_slow_start(&mut self) {
+        each!(self, c => c.exit_slow_start())
+    }
+    fn set_coupling(&mut self, alpha_milli: u64, total: usize) {
+        each!(self, c => c.set_coupling(alpha_milli, total))
+    }
+    fn name(&self) -> &'static str {
+        each!(self, c => c.name())
+    }
+}
+
 /// Builds the controller for `kind` with the initial window of RFC 6928.
-pub fn new(kind: CcKind, mss: usize) -> Box<dyn CongestionControl> {
+pub fn new(kind: CcKind, mss: usize) -> Controller {
     match kind {
-        CcKind::Cubic => Box::new(Cubic::new(mss)),
-        CcKind::NewReno => Box::new(NewReno::new(mss)),
-        CcKind::Lia => Box::new(Lia::new(mss)),
+        CcKind::Cubic => Controller::Cubic(Cubic::new(mss)),
+        CcKind::NewReno => Controller::NewReno(NewReno::new(mss)),
+        CcKind::Lia => Controller::Lia(Lia::new(mss)),
     }
 }
 
