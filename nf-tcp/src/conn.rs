@@ -16,7 +16,6 @@ use crate::seq::Seq;
 use nf_core::chunk::Chunk;
 use nf_core::sim::Time;
 use nf_core::wire::tcp::{flags, SackBlock, MAX_SACK_BLOCKS};
-use std::collections::VecDeque;
 
 /// RFC 9293 §3.3.2 states (LISTEN lives in [`crate::Listener`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +30,36 @@ pub enum State {
     LastAck,
     TimeWait,
     Closed,
+}
+
+/// Events not yet polled, one bit each: a connection's events happen at
+/// most once (Connected, PeerClosed, the end) or merge (Readable), and
+/// come out in the order of a connection's life. No queue to allocate.
+#[derive(Clone, Copy, Debug, Default)]
+struct Events(u8);
+
+impl Events {
+    const ORDER: [Event; 6] = [
+        Event::Connected,
+        Event::Readable,
+        Event::PeerClosed,
+        Event::Closed,
+        Event::Reset,
+        Event::TimedOut,
+    ];
+    #[inline]
+    fn push(&mut self, e: Event) {
+        self.0 |= 1 << e as u8;
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<Event> {
+        if self.0 == 0 {
+            return None;
+        }
+        let e = Self::ORDER.get(self.0.trailing_zeros() as usize).copied();
+        self.0 &= self.0 - 1;
+        e
+    }
 }
 
 /// What happened, for the owner.
@@ -186,7 +215,7 @@ pub struct Connection<C: Chunk> {
     /// An owner's cap on the advertised window (MPTCP: the data-level free
     /// space, RFC 8684 §3.3.4).
     window_limit: Option<usize>,
-    events: VecDeque<Event>,
+    events: Events,
     stats: Stats,
     scratch: Vec<(u64, u64)>,
 }
@@ -273,7 +302,7 @@ impl<C: Chunk> Connection<C> {
             rst_pending: None,
             tfo_cookie: None,
             window_limit: None,
-            events: VecDeque::new(),
+            events: Events::default(),
             stats: Stats::default(),
             scratch: Vec::with_capacity(MAX_SACK_BLOCKS),
         }
@@ -361,7 +390,7 @@ impl<C: Chunk> Connection<C> {
         c.snd_wl1 = ack.seq;
         c.snd_wl2 = ack.ack;
         c.syn_pending = false;
-        c.events.push_back(Event::Connected);
+        c.events.push(Event::Connected);
         c
     }
 
@@ -394,7 +423,7 @@ impl<C: Chunk> Connection<C> {
         &self.stats
     }
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.events.pop()
     }
     pub fn local_port(&self) -> u16 {
         self.lport
@@ -578,7 +607,7 @@ impl<C: Chunk> Connection<C> {
         if let Insert::InOrder(n) = self.recvq.insert(self.recvq.next(), data) {
             self.rcv_nxt = self.rcv_nxt + n;
             self.stats.bytes_received += n as u64;
-            self.events.push_back(Event::Readable);
+            self.events.push(Event::Readable);
         }
     }
 
@@ -602,7 +631,7 @@ impl<C: Chunk> Connection<C> {
     fn enter_closed(&mut self, ev: Event) {
         if self.state != State::Closed {
             self.state = State::Closed;
-            self.events.push_back(ev);
+            self.events.push(ev);
         }
         self.rto_at = None;
         self.pto_at = None;
@@ -899,7 +928,7 @@ impl<C: Chunk> Connection<C> {
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 self.snd_wl1 = h.seq;
                 self.snd_wl2 = h.ack;
-                self.events.push_back(Event::Connected);
+                self.events.push(Event::Connected);
                 self.arm_keepalive(now);
             } else {
                 self.rst_pending = Some((h.ack, None));
@@ -991,7 +1020,7 @@ impl<C: Chunk> Connection<C> {
             self.backoff = 1;
             self.rto_at = None;
             self.state = State::Established;
-            self.events.push_back(Event::Connected);
+            self.events.push(Event::Connected);
             self.ack_now = true;
             self.arm_keepalive(now);
         } else {
@@ -1198,7 +1227,7 @@ impl<C: Chunk> Connection<C> {
             Insert::InOrder(n) => {
                 self.rcv_nxt = self.rcv_nxt + n;
                 self.stats.bytes_received += n as u64;
-                self.events.push_back(Event::Readable);
+                self.events.push(Event::Readable);
                 self.unacked_segs += 1;
                 // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ack every second full
                 // segment, at once while quick-acking or when a hole filled
@@ -1225,7 +1254,7 @@ impl<C: Chunk> Connection<C> {
         self.fin_at = None;
         self.rcv_nxt = self.rcv_nxt + 1;
         self.ack_now = true;
-        self.events.push_back(Event::PeerClosed);
+        self.events.push(Event::PeerClosed);
         match self.state {
             State::Established | State::SynReceived => self.state = State::CloseWait,
             State::FinWait1 => {
@@ -1630,5 +1659,40 @@ impl<C: Chunk> Connection<C> {
             self.arm_rto(now);
         }
         Some(self.emit(h, Gather::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Event, Events};
+
+    #[test]
+    fn events_come_out_once_each_in_the_order_of_a_connections_life() {
+        for (i, e) in Events::ORDER.iter().enumerate() {
+            assert_eq!(*e as usize, i, "ORDER follows the enum");
+        }
+        let mut q = Events::default();
+        for e in [
+            Event::PeerClosed,
+            Event::Readable,
+            Event::Connected,
+            Event::Readable,
+            Event::Reset,
+        ] {
+            q.push(e);
+        }
+        let got: Vec<Event> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(
+            got,
+            [
+                Event::Connected,
+                Event::Readable,
+                Event::PeerClosed,
+                Event::Reset
+            ]
+        );
+        q.push(Event::Readable);
+        assert_eq!(q.pop(), Some(Event::Readable));
+        assert_eq!(q.pop(), None);
     }
 }
