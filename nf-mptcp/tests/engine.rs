@@ -192,18 +192,7 @@ fn join_with_a_bad_synack_hmac_is_reset_and_counted() {
     assert_eq!(c.stats().joins_bad_hmac, 1);
     assert!(!c.subflows()[1].usable());
     // RFC 8684 §3.6: the RST says why (MPTCP-specific error)
-    let rst = seen
-        .iter()
-        .find(|(fc, seg)| *fc && seg.hdr.rst())
-        .map(|(_, seg)| option_of(seg))
-        .expect("the client resets the subflow");
-    assert_eq!(
-        rst,
-        Some(MptcpOption::TcpRst {
-            flags: 0,
-            reason: rst_reason::MPTCP_ERROR
-        })
-    );
+    assert_client_reset_for_mptcp_error(&seen);
     let srv = s.as_ref().unwrap();
     assert_eq!(srv.stats().joins_accepted, 0);
     assert_eq!(srv.stats().tcprst_rx, 1);
@@ -845,6 +834,23 @@ fn an_infinite_mapping_behind_the_data_is_ignored() {
     assert!(drain(&mut srv) == up);
 }
 
+/// RFC 8684 §3.6: the client reset a subflow and its RST says why (an
+/// MPTCP-specific error).
+fn assert_client_reset_for_mptcp_error(seen: &[(bool, Segment<Bytes>)]) {
+    let rst = seen
+        .iter()
+        .find(|(fc, seg)| *fc && seg.hdr.rst())
+        .map(|(_, seg)| option_of(seg))
+        .expect("the client resets the subflow");
+    assert_eq!(
+        rst,
+        Some(MptcpOption::TcpRst {
+            flags: 0,
+            reason: rst_reason::MPTCP_ERROR
+        })
+    );
+}
+
 /// Whether a segment is the third ACK of an MP_JOIN (RFC 8684 §3.2).
 fn is_join_ack(seg: &Segment<Bytes>) -> bool {
     matches!(option_of(seg), Some(MptcpOption::JoinAck { .. }))
@@ -859,22 +865,19 @@ fn lose(seg: &mut Segment<Bytes>, next: Seq) {
     seg.hdr.seq = next;
 }
 
-#[test]
-fn a_lost_third_join_ack_is_sent_again_until_the_fourth_ack() {
-    let (mut now, mut c, s) = established();
-    c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
-        .expect("join");
-    let mut s = Some(s);
-    let (mut acks_dropped, mut synacks) = (0, 0);
-    run(&mut now, &mut c, &mut s, &mut |from_client, i, seg| {
+/// Loses the first `n` third ACKs of the join on subflow 1 (counted in
+/// `dropped`) and every SYN/ACK the server sends again there.
+fn losing_join_acks(
+    n: usize,
+    dropped: &std::cell::Cell<usize>,
+) -> impl FnMut(bool, usize, &mut Segment<Bytes>) + '_ {
+    let mut synacks = 0;
+    move |from_client, i, seg| {
         if i != 1 {
             return;
         }
-        if from_client && is_join_ack(seg) && acks_dropped < 2 {
-            // lose the third ACK twice: only the client's own timer
-            // brings it back, the server's SYN/ACK retransmissions are
-            // lost as well
-            acks_dropped += 1;
+        if from_client && is_join_ack(seg) && dropped.get() < n {
+            dropped.set(dropped.get() + 1);
             let next = seg.hdr.seq;
             lose(seg, next);
         }
@@ -885,9 +888,21 @@ fn a_lost_third_join_ack_is_sent_again_until_the_fourth_ack() {
                 lose(seg, next);
             }
         }
-    });
+    }
+}
+
+#[test]
+fn a_lost_third_join_ack_is_sent_again_until_the_fourth_ack() {
+    let (mut now, mut c, s) = established();
+    c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
+        .expect("join");
+    let mut s = Some(s);
+    // lose the third ACK twice: only the client's own timer brings it
+    // back, the server's SYN/ACK retransmissions are lost as well
+    let dropped = std::cell::Cell::new(0);
+    run(&mut now, &mut c, &mut s, &mut losing_join_acks(2, &dropped));
     let srv = s.expect("server");
-    assert_eq!(acks_dropped, 2);
+    assert_eq!(dropped.get(), 2);
     assert_eq!(c.stats().join_ack_rtx, 2, "{:?}", c.stats());
     assert_eq!(srv.stats().joins_accepted, 1);
     assert!(c.subflows()[1].usable() && srv.subflows()[1].usable());
@@ -900,38 +915,17 @@ fn a_join_whose_fourth_ack_never_comes_is_reset() {
     c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
         .expect("join");
     let mut s = Some(s);
-    let mut synacks = 0;
-    let seen = run(&mut now, &mut c, &mut s, &mut |from_client, i, seg| {
-        if i != 1 {
-            return;
-        }
-        if from_client && is_join_ack(seg) {
-            let next = seg.hdr.seq;
-            lose(seg, next);
-        }
-        if !from_client && seg.hdr.syn() {
-            synacks += 1;
-            if synacks > 1 {
-                let next = seg.hdr.seq + 1;
-                lose(seg, next);
-            }
-        }
-    });
+    let dropped = std::cell::Cell::new(0);
+    let seen = run(
+        &mut now,
+        &mut c,
+        &mut s,
+        &mut losing_join_acks(usize::MAX, &dropped),
+    );
     assert_eq!(c.stats().join_ack_rtx, 6, "{:?}", c.stats());
     assert_eq!(c.stats().joins_unanswered, 1);
     assert!(!c.subflows()[1].usable());
     // the reset says why, and the first subflow goes on
-    let rst = seen
-        .iter()
-        .find(|(fc, seg)| *fc && seg.hdr.rst())
-        .map(|(_, seg)| option_of(seg))
-        .expect("the client resets the subflow");
-    assert_eq!(
-        rst,
-        Some(MptcpOption::TcpRst {
-            flags: 0,
-            reason: rst_reason::MPTCP_ERROR
-        })
-    );
+    assert_client_reset_for_mptcp_error(&seen);
     assert!(c.subflows()[0].usable() && !c.is_closed());
 }
