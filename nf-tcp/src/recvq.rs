@@ -3,7 +3,13 @@
 //! (RFC 2018 §4).
 
 use nf_core::chunk::Chunk;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+/// Out-of-order entries a queue keeps room for once it has emptied: a
+/// queue that held more gives the memory back (rare, after heavy loss),
+/// one that held fewer keeps its buffer (reordering between MPTCP
+/// subflows fills and empties it all the time: no allocation each time).
+const OOO_KEEP: usize = 64;
 
 /// Offsets here are absolute byte counts since the first data byte
 /// (u64: no wraparound).
@@ -11,8 +17,8 @@ use std::collections::{BTreeMap, VecDeque};
 pub struct RecvQueue<C> {
     ready: VecDeque<C>,
     ready_bytes: usize,
-    /// start offset → chunk; non-overlapping.
-    ooo: BTreeMap<u64, C>,
+    /// (start offset, chunk), sorted by offset, non-overlapping.
+    ooo: VecDeque<(u64, C)>,
     ooo_bytes: usize,
     /// Next expected offset (rcv_nxt).
     next: u64,
@@ -40,7 +46,7 @@ impl<C: Chunk> RecvQueue<C> {
         RecvQueue {
             ready: VecDeque::new(),
             ready_bytes: 0,
-            ooo: BTreeMap::new(),
+            ooo: VecDeque::new(),
             ooo_bytes: 0,
             next: 0,
             cap,
@@ -89,11 +95,8 @@ impl<C: Chunk> RecvQueue<C> {
             let n = self.push_ready(c);
             let mut advanced = n;
             // pull now-contiguous out-of-order data
-            while let Some((&o, _)) = self.ooo.iter().next() {
-                if o > self.next {
-                    break;
-                }
-                let Some(seg) = self.ooo.remove(&o) else {
+            while self.ooo.front().is_some_and(|(o, _)| *o <= self.next) {
+                let Some((o, seg)) = self.ooo.pop_front() else {
                     break;
                 };
                 self.ooo_bytes -= seg.len();
@@ -103,13 +106,17 @@ impl<C: Chunk> RecvQueue<C> {
                     advanced += self.push_ready(seg);
                 }
             }
+            if self.ooo.is_empty() && self.ooo.capacity() > OOO_KEEP {
+                self.ooo.shrink_to(OOO_KEEP);
+            }
             return Insert::InOrder(advanced);
         }
         // out of order: trim against neighbours so entries never overlap
         let mut at = at;
         let mut c = c;
-        if let Some((&po, pc)) = self.ooo.range(..=at).next_back() {
-            let pe = po + pc.len() as u64;
+        let after = self.ooo.partition_point(|(o, _)| *o <= at);
+        if let Some((po, pc)) = after.checked_sub(1).and_then(|i| self.ooo.get(i)) {
+            let (po, pe) = (*po, *po + pc.len() as u64);
             if pe >= end {
                 self.note_recent(po);
                 return Insert::Duplicate;
@@ -119,20 +126,19 @@ impl<C: Chunk> RecvQueue<C> {
                 at = pe;
             }
         }
-        // successors entirely covered are replaced; a partial overlap trims us
-        let covered: Vec<u64> = self.ooo.range(at..end).map(|(o, _)| *o).collect();
-        let mut end = end;
-        for o in covered {
-            let Some(len) = self.ooo.get(&o).map(Chunk::len) else {
-                continue;
-            };
-            let oe = o + len as u64;
-            if oe <= end {
-                self.ooo.remove(&o);
+        // successors entirely covered are replaced; a partial overlap trims
+        // us (the entries after it start beyond our end)
+        let i = self.ooo.partition_point(|(o, _)| *o < at);
+        while let Some((o, len)) = self.ooo.get(i).map(|(o, s)| (*o, s.len())) {
+            if o >= end {
+                break;
+            }
+            if o + len as u64 <= end {
+                self.ooo.remove(i);
                 self.ooo_bytes -= len;
             } else {
                 c = c.slice(0, (o - at) as usize);
-                end = o;
+                break;
             }
         }
         if c.is_empty() {
@@ -143,9 +149,9 @@ impl<C: Chunk> RecvQueue<C> {
         if self.ooo.len() >= self.max_segments || self.held() + c.len() > self.cap {
             return Insert::NoRoom;
         }
-        let _ = end;
         self.ooo_bytes += c.len();
-        self.ooo.insert(at, c);
+        // mostly at the back: later data keeps arriving behind a hole
+        self.ooo.insert(i, (at, c));
         self.note_recent(at);
         Insert::OutOfOrder
     }
@@ -176,48 +182,49 @@ impl<C: Chunk> RecvQueue<C> {
     pub fn sack_extents(&mut self, max: usize, out: &mut Vec<(u64, u64)>) {
         out.clear();
         self.recent.retain(|o| *o >= self.next);
-        let extent_of = |ooo: &BTreeMap<u64, C>, at: u64| -> Option<(u64, u64)> {
-            let (&o, c) = ooo.range(..=at).next_back()?;
-            let mut s = o;
-            let mut e = o + c.len() as u64;
+        // the extent around the entry holding `at` (or the last one before
+        // it), and the index just past it
+        let extent_of = |ooo: &VecDeque<(u64, C)>, at: u64| -> Option<((u64, u64), usize)> {
+            let i = ooo.partition_point(|(o, _)| *o <= at).checked_sub(1)?;
+            let (o, c) = ooo.get(i)?;
+            let (mut s, mut e) = (*o, *o + c.len() as u64);
             // extend right
-            for (&o2, c2) in ooo.range(e..) {
-                if o2 != e {
-                    break;
-                }
+            let mut j = i + 1;
+            while let Some((o2, c2)) = ooo.get(j).filter(|(o2, _)| *o2 == e) {
                 e = o2 + c2.len() as u64;
+                j += 1;
             }
             // extend left
-            for (&o2, c2) in ooo.range(..s).rev() {
+            for (o2, c2) in ooo.range(..i).rev() {
                 if o2 + c2.len() as u64 != s {
                     break;
                 }
-                s = o2;
+                s = *o2;
             }
-            Some((s, e))
+            Some(((s, e), j))
         };
         for &r in &self.recent {
             if out.len() >= max {
                 break;
             }
-            if let Some(x) = extent_of(&self.ooo, r) {
+            if let Some((x, _)) = extent_of(&self.ooo, r) {
                 if !out.contains(&x) {
                     out.push(x);
                 }
             }
         }
-        let mut o = self.ooo.keys().next().copied();
+        let mut o = self.ooo.front().map(|(k, _)| *k);
         while let Some(at) = o {
             if out.len() >= max {
                 break;
             }
-            let Some(x) = extent_of(&self.ooo, at) else {
+            let Some((x, next)) = extent_of(&self.ooo, at) else {
                 break;
             };
             if !out.contains(&x) {
                 out.push(x);
             }
-            o = self.ooo.range(x.1..).next().map(|(k, _)| *k);
+            o = self.ooo.get(next).map(|(k, _)| *k);
         }
     }
 }
@@ -265,6 +272,62 @@ mod tests {
         q.sack_extents(4, &mut ext);
         assert_eq!(ext, vec![(100, 250)]);
         assert_eq!(q.held(), 150);
+    }
+
+    /// The bytes of the stream: each offset has its own value, so any
+    /// overlap of retransmitted pieces agrees.
+    fn piece(at: u64, n: usize) -> Bytes {
+        Bytes::new((at..at + n as u64).map(|o| (o * 7 % 251) as u8).collect())
+    }
+
+    proptest::proptest! {
+        /// Against a model (the set of byte offsets received): in-order
+        /// data comes out whole and right, the out-of-order entries stay
+        /// sorted and disjoint and hold exactly the received bytes past
+        /// `next`, and the SACK extents are the model's runs.
+        #[test]
+        fn matches_a_byte_set_model(
+            pieces in proptest::collection::vec((0u64..3000, 1usize..300), 1..60)
+        ) {
+            use std::collections::BTreeSet;
+            let mut q: RecvQueue<Bytes> = RecvQueue::new(1 << 20, 1 << 10);
+            let mut model = BTreeSet::new();
+            let mut out = Vec::new();
+            for (at, n) in pieces {
+                let r = q.insert(at, piece(at, n));
+                model.extend(at..at + n as u64);
+                let next = (0..).find(|o| !model.contains(o)).unwrap_or(0);
+                proptest::prop_assert_eq!(q.next(), next, "{:?}", r);
+                while let Some(c) = q.pop() {
+                    out.extend_from_slice(c.as_slice());
+                }
+                let want = piece(0, next as usize);
+                proptest::prop_assert_eq!(out.as_slice(), want.as_slice());
+                let mut prev_end = q.next();
+                let mut held = 0;
+                for (o, c) in &q.ooo {
+                    proptest::prop_assert!(*o >= prev_end && !c.is_empty());
+                    let want = piece(*o, c.len());
+                    proptest::prop_assert_eq!(c.as_slice(), want.as_slice());
+                    prev_end = o + c.len() as u64;
+                    held += c.len();
+                }
+                proptest::prop_assert_eq!(held, model.range(next..).count());
+                proptest::prop_assert_eq!(q.held(), held);
+                // the runs of the model past `next`
+                let mut runs: Vec<(u64, u64)> = Vec::new();
+                for &o in model.range(next..) {
+                    match runs.last_mut() {
+                        Some(r) if r.1 == o => r.1 += 1,
+                        _ => runs.push((o, o + 1)),
+                    }
+                }
+                let mut ext = Vec::new();
+                q.sack_extents(usize::MAX, &mut ext);
+                ext.sort_unstable();
+                proptest::prop_assert_eq!(ext, runs);
+            }
+        }
     }
 
     #[test]
