@@ -119,6 +119,11 @@ const HALF_OPEN_SHARE: usize = 4;
 /// How long a handed-over subflow's entry lives without a packet when
 /// sessions have no idle timeout.
 const REDIRECT_IDLE_NS: Time = 3_600_000_000_000;
+/// Session slots the idle sweep looks at per `poll`: a sweep over a
+/// million sessions is spread over many polls (a few microseconds each)
+/// instead of stalling the worker for milliseconds while its RX rings
+/// fill. A sweep starts once a second.
+pub const SWEEP_BATCH: usize = 256;
 /// Half-open sessions per client address: one hostile subscriber cannot
 /// spend the budget of the others.
 const HALF_OPEN_PER_SOURCE: u32 = 64;
@@ -150,10 +155,20 @@ pub struct Converter<C: Chunk = Bytes> {
     /// Client 4-tuples of converted sessions that ended, until when their
     /// late packets are still dropped (like TIME-WAIT, RFC 9293 §3.6.1).
     tombstones: HashMap<FlowKey, Time>,
+    /// The same tombstones in the order they were laid, expired from the
+    /// front as their time comes (no sweep over the whole map); an entry
+    /// whose key was reused or laid again is stale and skipped.
+    tomb_fifo: std::collections::VecDeque<(Time, FlowKey)>,
     /// Half-open sessions, oldest first, as (slot, session id); entries of
     /// sessions that completed or ended are skipped lazily.
     half_open_fifo: std::collections::VecDeque<(usize, u64)>,
+    /// When the next idle sweep starts (a sweep in progress: when it
+    /// started, so that `poll` goes on with it).
     next_idle_scan: Time,
+    /// The idle sweep's next slot (0: no sweep in progress) and the
+    /// splice-queue bytes counted so far in this sweep.
+    sweep_at: usize,
+    sweep_held: usize,
     /// The smallest MTU of the ports on each side (MSS clamping).
     mtu: [u16; 3],
     /// Advertised addresses (ids 1.., in `policy.advertise` order) whose
@@ -216,7 +231,10 @@ impl<C: Chunk> Converter<C> {
             by_subscriber: HashMap::new(),
             half_open_fifo: std::collections::VecDeque::new(),
             tombstones: HashMap::new(),
+            tomb_fifo: std::collections::VecDeque::new(),
             next_idle_scan: 0,
+            sweep_at: 0,
+            sweep_held: 0,
             mtu: [1500; 3],
             addr_down: vec![false; policy.advertise.len()],
             shard: shard::Shard::default(),
@@ -1334,9 +1352,9 @@ impl<C: Chunk> Converter<C> {
                 self.touch(sid);
             }
         }
+        self.expire_tombstones(now);
         if now >= self.next_idle_scan {
-            self.next_idle_scan = now + 1_000_000_000;
-            self.idle_scan(now);
+            self.idle_sweep(now);
         }
         let mut dirty = std::mem::take(&mut self.dirty);
         for &sid in &dirty {
@@ -1416,15 +1434,41 @@ impl<C: Chunk> Converter<C> {
         }
     }
 
-    /// Idle sessions are reset; finished withdrawn ones drop their NAT
-    /// bindings after a linger.
-    fn idle_scan(&mut self, now: Time) {
+    /// Tombstones whose time has come, oldest first (each `poll`: a few
+    /// at a time, as many as were laid).
+    fn expire_tombstones(&mut self, now: Time) {
+        while let Some(&(until, k)) = self.tomb_fifo.front() {
+            if until > now {
+                break;
+            }
+            self.tomb_fifo.pop_front();
+            if self.tombstones.get(&k).is_some_and(|u| *u <= now) {
+                self.tombstones.remove(&k);
+            }
+        }
+        if self.tomb_fifo.is_empty() && self.tomb_fifo.capacity() > 4096 {
+            self.tomb_fifo.shrink_to(4096);
+        }
+    }
+
+    /// Tombstones held (client tuples of ended sessions absorbing late
+    /// packets).
+    pub fn tombstones(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// The next `SWEEP_BATCH` slots of the idle sweep: idle sessions are
+    /// reset; finished withdrawn ones drop their NAT bindings after a
+    /// linger. The end of a sweep publishes the splice-queue occupancy and
+    /// schedules the next one a second later.
+    fn idle_sweep(&mut self, now: Time) {
         let idle = self.policy.idle_timeout;
+        let from = self.sweep_at;
+        let to = (from + SWEEP_BATCH).min(self.sessions.len());
         let mut expired = Vec::new();
-        let mut held = 0usize;
-        for (sid, s) in self.sessions.iter_mut().enumerate() {
+        for (sid, s) in self.sessions.iter_mut().enumerate().take(to).skip(from) {
             let Some(s) = s.as_mut() else { continue };
-            held += s.buffered();
+            self.sweep_held += s.buffered();
             let quiet = now.saturating_sub(s.last);
             let pt_over = s.phase == Phase::Passthrough
                 && ((s.pt_fin.0 && s.pt_fin.1) || s.pt_rst)
@@ -1433,12 +1477,21 @@ impl<C: Chunk> Converter<C> {
                 expired.push((sid, pt_over));
             }
         }
-        self.stats.conv.splice_queue_bytes.set(held as u64);
-        self.tombstones.retain(|_, until| *until > now);
-        // handed-over subflows quiet for longer than a session may be
-        let quiet = if idle > 0 { idle } else { REDIRECT_IDLE_NS };
-        self.redirect
-            .retain(|_, (_, last)| now.saturating_sub(*last) <= quiet);
+        if to < self.sessions.len() {
+            self.sweep_at = to;
+        } else {
+            self.sweep_at = 0;
+            self.stats
+                .conv
+                .splice_queue_bytes
+                .set(std::mem::take(&mut self.sweep_held) as u64);
+            self.next_idle_scan = now + 1_000_000_000;
+            // handed-over subflows quiet for longer than a session may be
+            // (multi-worker only; one entry per handed-over subflow)
+            let quiet = if idle > 0 { idle } else { REDIRECT_IDLE_NS };
+            self.redirect
+                .retain(|_, (_, last)| now.saturating_sub(*last) <= quiet);
+        }
         for (sid, normal) in expired {
             if !normal {
                 self.stats.conv.sessions_timed_out.inc();
@@ -1500,6 +1553,7 @@ impl<C: Chunk> Converter<C> {
             if s.phase != Phase::Passthrough && self.tombstones.len() < self.policy.max_sessions * 4
             {
                 self.tombstones.insert(k, until);
+                self.tomb_fifo.push_back((until, k));
             }
         }
         for &(c, port) in &s.pt {

@@ -512,6 +512,39 @@ fn an_idle_session_is_reset_on_both_sides_after_the_timeout() {
 }
 
 #[test]
+fn an_idle_sweep_over_many_sessions_is_spread_over_polls() {
+    // more sessions than one poll looks at: each poll resets at most a
+    // batch (the worker never stalls on a big table), and within the
+    // second after the timeout every one of them is gone
+    let n = 3 * crate::convert::SWEEP_BATCH;
+    let conf = conv_with("idle_timeout_s = 2\nmax_sessions = 100000");
+    let mut lab = ConvLab::new(&conf, 13);
+    let hold = Workload {
+        up: 100,
+        join: false,
+        hold: true,
+        deaf: false,
+    };
+    // in batches: one subscriber may have 64 handshakes in progress
+    for _ in 0..n / 32 {
+        let cs: Vec<usize> = (0..32).map(|_| lab.connect(5201, hold)).collect();
+        assert!(lab.run_until(SEC, |l| cs.iter().all(|&c| l.clients[c].received == 100)));
+    }
+    assert_eq!(lab.sessions(), n);
+    let quiet_since = lab.now;
+    // the first sweep that finds them idle
+    let timed_out = |l: &ConvLab| l.stats().conv.sessions_timed_out.get() as usize;
+    while timed_out(&lab) == 0 {
+        lab.now += SEC / 100;
+        lab.pipe.poll_conversion(lab.now);
+    }
+    assert!(lab.now > quiet_since + 2 * SEC);
+    assert!(timed_out(&lab) <= crate::convert::SWEEP_BATCH);
+    assert!(lab.run_until(2 * SEC, |l| l.sessions() == 0));
+    assert_eq!(timed_out(&lab), n);
+}
+
+#[test]
 fn config_refuses_what_the_conversion_point_cannot_do_yet() {
     let text = format!(
         "{}\n[workers]\nlcores = [1, 2]\n[conversion]\nenabled = true\ninterception = [\"implicit\", \"explicit\"]\n",
@@ -839,6 +872,11 @@ fn late_client_packets_of_an_ended_session_never_reach_the_server() {
     assert_eq!(to_server, 0, "nothing forwarded toward the server");
     assert_eq!(lab.stats().conv.segments_after_close.get(), 2);
     assert_eq!(lab.server.sources.len(), before);
+    // the tombstones (one per client tuple) go after their 30 s, one by
+    // one as their time comes, with no sweep of the table
+    let tombs = |l: &ConvLab| l.pipe.converter().map_or(0, |c| c.tombstones());
+    assert_eq!(tombs(&lab), 2);
+    assert!(lab.run_until(31 * SEC, |l| tombs(l) == 0));
 }
 
 #[test]
