@@ -498,8 +498,9 @@ pub fn sessions_json(st: &MgmtState, query: &str) -> String {
     let offset = arg("offset").unwrap_or(0);
     let limit = arg("limit").unwrap_or(100).min(1000);
     // ask every worker for a fresh list and give them a moment to publish
+    // each worker lists its offset + limit oldest: the page is among them
     for w in &st.workers {
-        w.sessions_wanted.store(true, Ordering::Relaxed);
+        w.want_sessions(offset.saturating_add(limit));
     }
     let t = Instant::now();
     while t.elapsed() < Duration::from_millis(200)
@@ -517,7 +518,11 @@ pub fn sessions_json(st: &MgmtState, query: &str) -> String {
         }
     }
     all.sort_by_key(|s| std::cmp::Reverse(s.age_ms));
-    let total = all.len();
+    let total: usize = st
+        .workers
+        .iter()
+        .map(|w| w.sessions_total.load(Ordering::Relaxed))
+        .sum();
     let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
     serde_json::json!({
         "total": total,
@@ -623,6 +628,80 @@ mod tests {
         fn mbuf_pool(&self) -> (u64, u64) {
             (0, 0)
         }
+    }
+
+    /// `GET /sessions` pages through a live worker's table: the total is
+    /// every session, each page the next oldest, and the worker is asked
+    /// for no more than offset + limit entries.
+    #[test]
+    fn sessions_are_paged_oldest_first_from_a_running_worker() {
+        use crate::convlab::{ConvLab, Workload};
+        use std::sync::mpsc;
+        const CONF: &str = "[conversion]\nenabled = true\n[nat]\nsource = \"subscriber-fixed\"\n[[subscriber]]\nfixed = \"192.0.2.2\"\ncellular = [\"100.64.0.2\"]\n";
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let worker = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut lab = ConvLab::new(CONF, 5);
+                let hold = Workload {
+                    up: 100,
+                    join: false,
+                    hold: true,
+                    deaf: false,
+                };
+                for _ in 0..25 {
+                    lab.connect(5201, hold);
+                    // one at a time: each session a little older than the next
+                    lab.run_until(1_000_000_000, |l| {
+                        l.clients.iter().all(|c| c.received == 100)
+                    });
+                }
+                let _ = tx.send((lab.sessions(), Arc::clone(&lab.pipe.stats)));
+                while !stop.load(Ordering::Relaxed) {
+                    lab.step(1_000_000);
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            })
+        };
+        let (n, ws) = rx.recv().expect("the worker started");
+        assert_eq!(n, 25);
+        let st = MgmtState {
+            config_json: String::new(),
+            workers: vec![Arc::clone(&ws)],
+            dataplane: Arc::new(OnePort),
+            started: Instant::now(),
+            port_names: vec!["p".into()],
+            nat_pool: "subscriber-fixed".into(),
+        };
+        let page = |q: &str| -> serde_json::Value {
+            serde_json::from_str(&sessions_json(&st, q)).expect("JSON")
+        };
+        let ids = |v: &serde_json::Value| -> Vec<u64> {
+            v["sessions"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|s| s["id"].as_u64()).collect())
+                .unwrap_or_default()
+        };
+        let first = page("offset=0&limit=10");
+        assert_eq!(first["total"], 25);
+        assert_eq!(ws.sessions_depth.load(Ordering::Relaxed), 10);
+        assert_eq!(ws.sessions.lock().map(|l| l.len()).ok(), Some(10));
+        let second = page("offset=10&limit=10");
+        let last = page("offset=20&limit=10");
+        stop.store(true, Ordering::Relaxed);
+        let _ = worker.join();
+        let all: Vec<u64> = [&first, &second, &last]
+            .iter()
+            .flat_map(|v| ids(v))
+            .collect();
+        assert_eq!(all.len(), 25, "{all:?}");
+        let mut sorted = all.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 25, "no session twice: {all:?}");
+        // oldest first: sessions were created one after the other
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
     }
 
     /// Every metric the shipped Grafana dashboard queries is rendered.

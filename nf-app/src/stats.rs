@@ -276,6 +276,12 @@ pub struct WorkerStats {
     pub sessions: std::sync::Mutex<Vec<SessionInfo>>,
     /// Set by `GET /sessions`; the worker publishes and clears it.
     pub sessions_wanted: std::sync::atomic::AtomicBool,
+    /// How many of its oldest sessions a worker lists (the offset plus
+    /// the limit of the page asked for): a page of 100 costs 100 entries,
+    /// not one per session in the table.
+    pub sessions_depth: std::sync::atomic::AtomicUsize,
+    /// The worker's live sessions when it last published.
+    pub sessions_total: std::sync::atomic::AtomicUsize,
 }
 
 impl WorkerStats {
@@ -297,7 +303,15 @@ impl WorkerStats {
             conv: ConvStats::default(),
             sessions: std::sync::Mutex::new(Vec::new()),
             sessions_wanted: std::sync::atomic::AtomicBool::new(false),
+            sessions_depth: std::sync::atomic::AtomicUsize::new(0),
+            sessions_total: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+    /// Asks the worker to publish its `depth` oldest sessions.
+    pub fn want_sessions(&self, depth: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.sessions_depth.store(depth, Relaxed);
+        self.sessions_wanted.store(true, Relaxed);
     }
     #[inline]
     pub fn parse_error(&self, layer: Layer, e: WireError) {

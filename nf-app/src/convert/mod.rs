@@ -1603,7 +1603,35 @@ impl<C: Chunk> Converter<C> {
             .sessions_wanted
             .store(false, std::sync::atomic::Ordering::Relaxed);
         list.clear();
-        for s in self.sessions.iter().flatten() {
+        // the `depth` oldest (by creation, then id), in a max-heap that
+        // never holds more: no entry is built for the others
+        let depth = self
+            .stats
+            .sessions_depth
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut oldest: BinaryHeap<(Time, u64, usize)> =
+            BinaryHeap::with_capacity(depth.min(self.active).saturating_add(1));
+        let mut total = 0;
+        for (sid, s) in self.sessions.iter().enumerate() {
+            let Some(s) = s else { continue };
+            total += 1;
+            let k = (s.created, s.id, sid);
+            if oldest.len() < depth {
+                oldest.push(k);
+            } else if oldest.peek().is_some_and(|top| k < *top) {
+                oldest.pop();
+                oldest.push(k);
+            }
+        }
+        self.stats
+            .sessions_total
+            .store(total, std::sync::atomic::Ordering::Relaxed);
+        let mut picked = oldest.into_vec();
+        picked.sort_unstable();
+        for s in picked
+            .iter()
+            .filter_map(|&(_, _, sid)| self.sessions.get(sid).and_then(Option::as_ref))
+        {
             list.push(SessionInfo {
                 id: s.id,
                 worker: self.stats.worker,

@@ -440,8 +440,7 @@ fn two_workers_each_list_their_own_sessions() {
         .all(|&c| l.clients[c].received == 5_000)));
     // GET /sessions asks every worker; each lists what it owns
     for w in lab.worker_stats() {
-        w.sessions_wanted
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        w.want_sessions(100);
     }
     lab.step(100_000);
     let mut per_worker = Vec::new();
