@@ -124,6 +124,19 @@ const REDIRECT_IDLE_NS: Time = 3_600_000_000_000;
 /// instead of stalling the worker for milliseconds while its RX rings
 /// fill. A sweep starts once a second.
 pub const SWEEP_BATCH: usize = 256;
+/// Session slots a `GET /sessions` listing looks at per `poll` (it only
+/// compares creation times: cheaper per slot than the idle sweep).
+const LIST_BATCH: usize = 1024;
+
+/// A `GET /sessions` listing in progress: the `depth` oldest sessions
+/// seen so far (by creation, then id), in a max-heap that never holds
+/// more, and the live sessions counted.
+struct Listing {
+    at: usize,
+    depth: usize,
+    total: usize,
+    oldest: BinaryHeap<(Time, u64, usize)>,
+}
 /// Half-open sessions per client address: one hostile subscriber cannot
 /// spend the budget of the others.
 const HALF_OPEN_PER_SOURCE: u32 = 64;
@@ -169,6 +182,7 @@ pub struct Converter<C: Chunk = Bytes> {
     /// splice-queue bytes counted so far in this sweep.
     sweep_at: usize,
     sweep_held: usize,
+    listing: Option<Listing>,
     /// The smallest MTU of the ports on each side (MSS clamping).
     mtu: [u16; 3],
     /// Advertised addresses (ids 1.., in `policy.advertise` order) whose
@@ -235,6 +249,7 @@ impl<C: Chunk> Converter<C> {
             next_idle_scan: 0,
             sweep_at: 0,
             sweep_held: 0,
+            listing: None,
             mtu: [1500; 3],
             addr_down: vec![false; policy.advertise.len()],
             shard: shard::Shard::default(),
@@ -1366,10 +1381,11 @@ impl<C: Chunk> Converter<C> {
         }
         // `GET /sessions` asked for a fresh list (a relaxed load per loop;
         // the list is built only when someone looks)
-        if self
-            .stats
-            .sessions_wanted
-            .load(std::sync::atomic::Ordering::Relaxed)
+        if self.listing.is_some()
+            || self
+                .stats
+                .sessions_wanted
+                .load(std::sync::atomic::Ordering::Relaxed)
         {
             self.publish(now);
         }
@@ -1593,45 +1609,61 @@ impl<C: Chunk> Converter<C> {
         st.nat_ports_in_use.set(self.nat.in_use() as u64);
     }
 
-    /// Publishes the live sessions for `GET /sessions` (retried at the
-    /// next poll when the management thread holds the list right now).
+    /// Publishes the oldest live sessions for `GET /sessions`: the table
+    /// is looked at `LIST_BATCH` slots per poll, entries are built only
+    /// for the `depth` oldest, and the list goes out at the first poll
+    /// after the scan that finds the management thread not holding it.
     fn publish(&mut self, now: Time) {
-        let Ok(mut list) = self.stats.sessions.try_lock() else {
-            return;
-        };
-        self.stats
-            .sessions_wanted
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        list.clear();
-        // the `depth` oldest (by creation, then id), in a max-heap that
-        // never holds more: no entry is built for the others
-        let depth = self
-            .stats
-            .sessions_depth
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let mut oldest: BinaryHeap<(Time, u64, usize)> =
-            BinaryHeap::with_capacity(depth.min(self.active).saturating_add(1));
-        let mut total = 0;
-        for (sid, s) in self.sessions.iter().enumerate() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = Arc::clone(&self.stats);
+        let l = self.listing.get_or_insert_with(|| {
+            let depth = st.sessions_depth.load(Relaxed);
+            Listing {
+                at: 0,
+                depth,
+                total: 0,
+                oldest: BinaryHeap::with_capacity(depth.min(self.active).saturating_add(1)),
+            }
+        });
+        let to = (l.at + LIST_BATCH).min(self.sessions.len());
+        for (sid, s) in self.sessions.iter().enumerate().take(to).skip(l.at) {
             let Some(s) = s else { continue };
-            total += 1;
+            l.total += 1;
             let k = (s.created, s.id, sid);
-            if oldest.len() < depth {
-                oldest.push(k);
-            } else if oldest.peek().is_some_and(|top| k < *top) {
-                oldest.pop();
-                oldest.push(k);
+            if l.oldest.len() < l.depth {
+                l.oldest.push(k);
+            } else if l.oldest.peek().is_some_and(|top| k < *top) {
+                l.oldest.pop();
+                l.oldest.push(k);
             }
         }
-        self.stats
-            .sessions_total
-            .store(total, std::sync::atomic::Ordering::Relaxed);
-        let mut picked = oldest.into_vec();
+        l.at = to;
+        if to < self.sessions.len() {
+            return;
+        }
+        if st.sessions_depth.load(Relaxed) != l.depth {
+            // asked again for a deeper (or shallower) page meanwhile
+            self.listing = None;
+            return;
+        }
+        let Ok(mut list) = st.sessions.try_lock() else {
+            return;
+        };
+        let Some(l) = self.listing.take() else {
+            return;
+        };
+        st.sessions_wanted.store(false, Relaxed);
+        st.sessions_total.store(l.total, Relaxed);
+        list.clear();
+        let mut picked = l.oldest.into_vec();
         picked.sort_unstable();
-        for s in picked
-            .iter()
-            .filter_map(|&(_, _, sid)| self.sessions.get(sid).and_then(Option::as_ref))
-        {
+        // a session that ended (or whose slot was reused) since is left out
+        for s in picked.iter().filter_map(|&(_, id, sid)| {
+            self.sessions
+                .get(sid)
+                .and_then(Option::as_ref)
+                .filter(|s| s.id == id)
+        }) {
             list.push(SessionInfo {
                 id: s.id,
                 worker: self.stats.worker,

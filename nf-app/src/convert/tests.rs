@@ -544,6 +544,40 @@ fn an_idle_sweep_over_many_sessions_is_spread_over_polls() {
 }
 
 #[test]
+fn a_sessions_listing_of_a_big_table_is_spread_over_polls() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut lab = ConvLab::new(&conv_with("max_sessions = 100000"), 14);
+    let hold = Workload {
+        up: 10,
+        join: false,
+        hold: true,
+        deaf: false,
+    };
+    for _ in 0..36 {
+        let cs: Vec<usize> = (0..32).map(|_| lab.connect(5201, hold)).collect();
+        assert!(lab.run_until(SEC, |l| cs.iter().all(|&c| l.clients[c].received == 10)));
+    }
+    let n = lab.sessions();
+    assert_eq!(n, 36 * 32);
+    let w = std::sync::Arc::clone(&lab.pipe.stats);
+    w.want_sessions(5);
+    let now = lab.now;
+    lab.pipe.poll_conversion(now);
+    // 1,152 slots: more than one poll looks at
+    assert!(w.sessions_wanted.load(Relaxed), "not done in one poll");
+    lab.pipe.poll_conversion(now);
+    let w = lab.stats();
+    assert!(!w.sessions_wanted.load(Relaxed));
+    assert_eq!(w.sessions_total.load(Relaxed), n);
+    let l = w.sessions.lock().expect("list");
+    let ids: Vec<u64> = l.iter().map(|s| s.id).collect();
+    let min = l.iter().map(|s| s.id).min();
+    assert_eq!(ids.len(), 5);
+    assert!(ids.windows(2).all(|p| p[0] < p[1]), "oldest first: {ids:?}");
+    assert_eq!(min, ids.first().copied());
+}
+
+#[test]
 fn config_refuses_what_the_conversion_point_cannot_do_yet() {
     let text = format!(
         "{}\n[workers]\nlcores = [1, 2]\n[conversion]\nenabled = true\ninterception = [\"implicit\", \"explicit\"]\n",
