@@ -26,32 +26,38 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
     /// Stage 1: the destination address of a fast-path candidate, or SLOW.
     #[inline(always)]
     fn classify_v4(&self, in_port: usize, d: &[u8]) -> u32 {
-        // Ethernet (untagged) + 20-byte IPv4 header
-        if d.len() < 34 || d[12] != 0x08 || d[13] != 0x00 || d[14] != 0x45 {
+        // Ethernet (untagged) + 20-byte IPv4 header, as a fixed-size array:
+        // no bounds check on the reads below
+        let Some(h) = d.first_chunk::<34>() else {
+            return SLOW;
+        };
+        if h[12] != 0x08 || h[13] != 0x00 || h[14] != 0x45 {
             return SLOW;
         }
         let Some(pc) = self.ports.get(in_port) else {
             return SLOW;
         };
-        if pc.vlan.is_some() || d[..6] != pc.mac.0 {
+        if pc.vlan.is_some() || h[..6] != pc.mac.0 {
             return SLOW;
         }
         // TCP (and ICMP errors about it) go past the conversion point first
-        if (d[23] == 6 || d[23] == 1) && self.conv.is_some() {
+        if (h[23] == 6 || h[23] == 1) && self.conv.is_some() {
             return SLOW;
         }
-        let total = usize::from(u16::from_be_bytes([d[16], d[17]]));
+        let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
         // no padding, no fragments, TTL > 1
-        if 14 + total != d.len() || d[22] <= 1 || (d[20] & 0x3f) != 0 || d[21] != 0 {
+        if 14 + total != d.len() || h[22] <= 1 || (h[20] & 0x3f) != 0 || h[21] != 0 {
             return SLOW;
         }
-        let w = |i: usize| u64::from(be32(d, 14 + i));
-        let acc = w(0) + w(4) + w(8) + w(12) + w(16);
+        // RFC 1071 §2(B): the header's words summed in the machine's byte
+        // order (a valid header sums to 0xffff either way)
+        let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+        let acc = w(14) + w(18) + w(22) + w(26) + w(30);
         let acc = (acc & 0xffff_ffff) + (acc >> 32);
         if checksum::fold(((acc & 0xffff_ffff) + (acc >> 32)) as u32) != 0xffff {
             return SLOW;
         }
-        let (src, dst) = (be32(d, 26), be32(d, 30));
+        let (src, dst) = (be32(h, 26), be32(h, 30));
         // martians, multicast/broadcast and our own addresses: slow path
         let (s8, d8) = (src >> 24, dst >> 24);
         if s8 == 0 || s8 == 127 || s8 >= 224 || d8 == 0 || d8 == 127 || d8 >= 224 {
