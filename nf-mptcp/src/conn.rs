@@ -955,9 +955,11 @@ impl<C: Chunk> MpConnection<C> {
                     self.stats.joins_accepted += 1;
                     self.subflows[i].usable = true;
                     self.events.push_back(Event::SubflowUp(i));
-                    // tell the client its join is complete
-                    self.subflows[i].tcp.force_ack();
                 }
+                // tell the client its join is complete (RFC 8684 §3.2: the
+                // fourth ACK; again when the third comes again, the
+                // fourth was lost)
+                self.subflows[i].tcp.force_ack();
                 true
             }
             MptcpOption::Dss {

@@ -929,3 +929,27 @@ fn a_join_whose_fourth_ack_never_comes_is_reset() {
     assert_client_reset_for_mptcp_error(&seen);
     assert!(c.subflows()[0].usable() && !c.is_closed());
 }
+
+#[test]
+fn a_lost_fourth_join_ack_is_sent_again_when_the_third_comes_again() {
+    let (mut now, mut c, s) = established();
+    c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
+        .expect("join");
+    let mut s = Some(s);
+    let mut lost = 0;
+    run(&mut now, &mut c, &mut s, &mut |from_client, i, seg| {
+        // the server's first segment on the joined subflow after its
+        // SYN/ACK is the fourth ACK: lost
+        if !from_client && i == 1 && !seg.hdr.syn() && lost == 0 {
+            lost += 1;
+            let next = seg.hdr.seq;
+            lose(seg, next);
+        }
+    });
+    let srv = s.expect("server");
+    assert_eq!(lost, 1);
+    assert!(c.stats().join_ack_rtx >= 1, "{:?}", c.stats());
+    assert_eq!(c.stats().joins_unanswered, 0);
+    assert!(c.subflows()[1].usable() && srv.subflows()[1].usable());
+    assert_eq!(srv.stats().joins_accepted, 1);
+}
