@@ -126,16 +126,17 @@ impl<C: Chunk> RecvQueue<C> {
                 at = pe;
             }
         }
-        // successors entirely covered are replaced; a partial overlap trims
-        // us (the entries after it start beyond our end)
+        // successors entirely covered (entries i..k) are replaced; a partial
+        // overlap trims us (the entries after it start beyond our end)
         let i = self.ooo.partition_point(|(o, _)| *o < at);
-        while let Some((o, len)) = self.ooo.get(i).map(|(o, s)| (*o, s.len())) {
+        let (mut k, mut freed) = (i, 0);
+        while let Some((o, len)) = self.ooo.get(k).map(|(o, s)| (*o, s.len())) {
             if o >= end {
                 break;
             }
             if o + len as u64 <= end {
-                self.ooo.remove(i);
-                self.ooo_bytes -= len;
+                freed += len;
+                k += 1;
             } else {
                 c = c.slice(0, (o - at) as usize);
                 break;
@@ -146,10 +147,14 @@ impl<C: Chunk> RecvQueue<C> {
             self.note_recent(at);
             return Insert::Duplicate;
         }
-        if self.ooo.len() >= self.max_segments || self.held() + c.len() > self.cap {
+        // room is judged before anything is replaced: a segment refused
+        // for room leaves what was queued (and SACKed) in place
+        if self.ooo.len() - (k - i) >= self.max_segments || self.held() - freed + c.len() > self.cap
+        {
             return Insert::NoRoom;
         }
-        self.ooo_bytes += c.len();
+        self.ooo.drain(i..k);
+        self.ooo_bytes = self.ooo_bytes - freed + c.len();
         // mostly at the back: later data keeps arriving behind a hole
         self.ooo.insert(i, (at, c));
         self.note_recent(at);
@@ -287,15 +292,24 @@ mod tests {
         /// `next`, and the SACK extents are the model's runs.
         #[test]
         fn matches_a_byte_set_model(
-            pieces in proptest::collection::vec((0u64..3000, 1usize..300), 1..60)
+            pieces in proptest::collection::vec((0u64..3000, 1usize..300), 1..60),
+            tight in proptest::bool::ANY,
         ) {
             use std::collections::BTreeSet;
-            let mut q: RecvQueue<Bytes> = RecvQueue::new(1 << 20, 1 << 10);
+            // tight: little room, so that segments are refused (and then
+            // change nothing)
+            let (cap, segs) = if tight { (700, 4) } else { (1 << 20, 1 << 10) };
+            let mut q: RecvQueue<Bytes> = RecvQueue::new(cap, segs);
             let mut model = BTreeSet::new();
             let mut out = Vec::new();
             for (at, n) in pieces {
+                let before = q.held();
                 let r = q.insert(at, piece(at, n));
-                model.extend(at..at + n as u64);
+                if r == Insert::NoRoom {
+                    proptest::prop_assert_eq!(q.held(), before);
+                } else {
+                    model.extend(at..at + n as u64);
+                }
                 let next = (0..).find(|o| !model.contains(o)).unwrap_or(0);
                 proptest::prop_assert_eq!(q.next(), next, "{:?}", r);
                 while let Some(c) = q.pop() {
@@ -328,6 +342,24 @@ mod tests {
                 proptest::prop_assert_eq!(ext, runs);
             }
         }
+    }
+
+    #[test]
+    fn a_segment_refused_for_room_leaves_the_queued_data_in_place() {
+        // 100..150 and 150..200 are queued (and SACKed); 90..230 covers
+        // both but does not fit: refused, and the two stay
+        let mut q: RecvQueue<Bytes> = RecvQueue::new(120, 100);
+        assert_eq!(q.insert(100, piece(100, 50)), Insert::OutOfOrder);
+        assert_eq!(q.insert(150, piece(150, 50)), Insert::OutOfOrder);
+        assert_eq!(q.insert(90, piece(90, 140)), Insert::NoRoom);
+        assert_eq!(q.held(), 100);
+        let mut ext = vec![];
+        q.sack_extents(4, &mut ext);
+        assert_eq!(ext, vec![(100, 200)]);
+        // one that fits replaces them
+        assert_eq!(q.insert(95, piece(95, 110)), Insert::OutOfOrder);
+        assert_eq!(q.held(), 110);
+        assert_eq!(q.ooo_segments(), 1);
     }
 
     #[test]
