@@ -194,6 +194,10 @@ pub struct Converter<C: Chunk = Bytes> {
     /// Access subflows that arrive on this worker's queue but belong to
     /// another worker, as found in the directory: (owner, last packet).
     redirect: HashMap<FlowKey, (u16, Time)>,
+    /// When each redirect is looked at again (its last packet plus the
+    /// quiet time it may have): one removal or re-queue per expiry, no
+    /// sweep over the map.
+    redirect_fifo: std::collections::VecDeque<(Time, FlowKey)>,
 }
 
 /// A cookie SYN's timestamp options: the client's TSval, window scale and
@@ -255,6 +259,7 @@ impl<C: Chunk> Converter<C> {
             shard: shard::Shard::default(),
             directory: Arc::default(),
             redirect: HashMap::new(),
+            redirect_fifo: std::collections::VecDeque::new(),
             policy,
         }
     }
@@ -320,6 +325,8 @@ impl<C: Chunk> Converter<C> {
                         return None;
                     }
                     self.redirect.insert(*key, (o, now));
+                    self.redirect_fifo
+                        .push_back((now.saturating_add(self.redirect_quiet()), *key));
                     return Some(o);
                 }
                 if p.flags & (flags::SYN | flags::ACK | flags::RST) != flags::SYN {
@@ -348,6 +355,37 @@ impl<C: Chunk> Converter<C> {
     /// Subflows of other workers' sessions this worker forwards to them.
     pub fn redirects(&self) -> usize {
         self.redirect.len()
+    }
+
+    /// How long a handed-over subflow's entry lives without a packet: as
+    /// long as a session may be quiet.
+    fn redirect_quiet(&self) -> Time {
+        match self.policy.idle_timeout {
+            0 => REDIRECT_IDLE_NS,
+            idle => idle,
+        }
+    }
+
+    /// Redirects due for a look: gone when quiet for too long, else looked
+    /// at again when they would be (an entry queued behind a later one is
+    /// looked at late: it lives at most twice the quiet time).
+    fn expire_redirects(&mut self, now: Time) {
+        let quiet = self.redirect_quiet();
+        while let Some(&(at, k)) = self.redirect_fifo.front() {
+            if at > now {
+                break;
+            }
+            self.redirect_fifo.pop_front();
+            match self.redirect.get(&k) {
+                Some(&(_, last)) if now.saturating_sub(last) > quiet => {
+                    self.redirect.remove(&k);
+                }
+                Some(&(_, last)) => self
+                    .redirect_fifo
+                    .push_back((last.saturating_add(quiet).max(now + 1), k)),
+                None => {}
+            }
+        }
     }
 
     /// An MPTCP key of this worker's: its token names the worker (a few
@@ -1368,6 +1406,7 @@ impl<C: Chunk> Converter<C> {
             }
         }
         self.expire_tombstones(now);
+        self.expire_redirects(now);
         if now >= self.next_idle_scan {
             self.idle_sweep(now);
         }
@@ -1502,11 +1541,6 @@ impl<C: Chunk> Converter<C> {
                 .splice_queue_bytes
                 .set(std::mem::take(&mut self.sweep_held) as u64);
             self.next_idle_scan = now + 1_000_000_000;
-            // handed-over subflows quiet for longer than a session may be
-            // (multi-worker only; one entry per handed-over subflow)
-            let quiet = if idle > 0 { idle } else { REDIRECT_IDLE_NS };
-            self.redirect
-                .retain(|_, (_, last)| now.saturating_sub(*last) <= quiet);
         }
         for (sid, normal) in expired {
             if !normal {

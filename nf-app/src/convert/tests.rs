@@ -383,6 +383,35 @@ fn with_rss_known_the_servers_replies_arrive_on_the_owner() {
 }
 
 #[test]
+fn handed_over_subflows_are_forgotten_once_quiet_for_the_idle_time() {
+    let conf = conv_with("idle_timeout_s = 2");
+    let mut lab = ConvLab::with_workers(&conf, 28, 2);
+    // one frame in 7 lands on the other worker's queue
+    lab.stray = 7;
+    let hold = Workload {
+        up: 5_000,
+        join: true,
+        hold: true,
+        deaf: false,
+    };
+    let ids: Vec<usize> = (0..12).map(|_| lab.connect(5201, hold)).collect();
+    assert!(lab.run_until(10 * SEC, |l| ids
+        .iter()
+        .all(|&c| l.clients[c].received == 5_000)));
+    let redirects = |l: &ConvLab| -> usize {
+        std::iter::once(&l.pipe)
+            .chain(&l.extra)
+            .map(|p| p.converter().map_or(0, |c| c.redirects()))
+            .sum()
+    };
+    assert!(redirects(&lab) > 0, "subflows were handed over");
+    // quiet for the idle time (looked at again at most that much later)
+    let t = lab.now;
+    assert!(lab.run_until(5 * SEC, |l| redirects(l) == 0));
+    assert!(lab.now > t + 2 * SEC);
+}
+
+#[test]
 fn two_workers_under_a_join_flood_keep_no_state_for_made_up_tokens() {
     let mut lab = ConvLab::with_workers(CONV, 26, 2);
     for k in 0..400u32 {
