@@ -188,6 +188,11 @@ pub struct Converter<C: Chunk = Bytes> {
     /// Advertised addresses (ids 1.., in `policy.advertise` order) whose
     /// port is down: withdrawn with REMOVE_ADDR, not announced.
     addr_down: Vec<bool>,
+    /// A change of advertised addresses being told to the sessions,
+    /// `SWEEP_BATCH` of them per poll: (next slot, the address ids that
+    /// changed). A million REMOVE_ADDRs in one poll would stall the worker
+    /// and overflow its TX queue at the moment a port fails.
+    addr_walk: Option<(usize, Vec<u8>)>,
     /// This worker among the others (one by default).
     shard: shard::Shard,
     directory: Arc<shard::Directory>,
@@ -256,6 +261,7 @@ impl<C: Chunk> Converter<C> {
             listing: None,
             mtu: [1500; 3],
             addr_down: vec![false; policy.advertise.len()],
+            addr_walk: None,
             shard: shard::Shard::default(),
             directory: Arc::default(),
             redirect: HashMap::new(),
@@ -458,13 +464,32 @@ impl<C: Chunk> Converter<C> {
                 if let Some(d) = self.addr_down.get_mut(k) {
                     *d = !up;
                 }
-                changed.push((k as u8 + 1, *a));
+                changed.push(k as u8 + 1);
             }
         }
         if changed.is_empty() {
             return;
         }
-        for sid in 0..self.sessions.len() {
+        // (re)start the walk over every session with what changed so far:
+        // each is told the addresses' state as it is when its turn comes
+        let mut ids = self.addr_walk.take().map_or_else(Vec::new, |w| w.1);
+        for id in changed {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        self.addr_walk = Some((0, ids));
+    }
+
+    /// The next `SWEEP_BATCH` sessions of an address change: ADD_ADDR of
+    /// the addresses that are up again, REMOVE_ADDR of those that went
+    /// down (RFC 8684 §3.4).
+    fn addr_walk_step(&mut self) {
+        let Some((from, ids)) = self.addr_walk.take() else {
+            return;
+        };
+        let to = (from + SWEEP_BATCH).min(self.sessions.len());
+        for sid in from..to {
             let Some(m) = self
                 .sessions
                 .get_mut(sid)
@@ -474,14 +499,20 @@ impl<C: Chunk> Converter<C> {
             else {
                 continue;
             };
-            for &(id, a) in &changed {
-                if up {
-                    m.announce(id, a, None);
-                } else {
-                    m.withdraw(id);
+            for &id in &ids {
+                let Some(k) = usize::from(id).checked_sub(1) else {
+                    continue;
+                };
+                match (self.addr_down.get(k), self.policy.advertise.get(k)) {
+                    (Some(true), _) => m.withdraw(id),
+                    (Some(false), Some(a)) => m.announce(id, *a, None),
+                    _ => {}
                 }
             }
             self.touch(sid);
+        }
+        if to < self.sessions.len() {
+            self.addr_walk = Some((to, ids));
         }
     }
 
@@ -1407,6 +1438,7 @@ impl<C: Chunk> Converter<C> {
         }
         self.expire_tombstones(now);
         self.expire_redirects(now);
+        self.addr_walk_step();
         if now >= self.next_idle_scan {
             self.idle_sweep(now);
         }

@@ -646,6 +646,46 @@ fn a_port_going_down_withdraws_its_advertised_address() {
 }
 
 #[test]
+fn a_port_going_down_is_told_to_many_sessions_a_batch_per_poll() {
+    // the moment a port fails, REMOVE_ADDR goes to every session, but a
+    // batch per poll: no stall, no burst beyond the TX queue
+    let conf = conv_with("advertise = [\"2001:db8:c::1\"]\nmax_sessions = 100000");
+    let mut lab = ConvLab::new(&conf, 15);
+    let hold = Workload {
+        up: 10,
+        join: false,
+        hold: true,
+        deaf: false,
+    };
+    let mut ids = Vec::new();
+    for _ in 0..24 {
+        let cs: Vec<usize> = (0..32).map(|_| lab.connect(5201, hold)).collect();
+        assert!(lab.run_until(SEC, |l| cs.iter().all(|&c| l.clients[c]
+            .mp
+            .stats()
+            .add_addr_rx
+            == 1)));
+        ids.extend(cs);
+    }
+    assert_eq!(lab.sessions(), 3 * crate::convert::SWEEP_BATCH);
+    lab.run_until(SEC / 10, |_| false);
+    lab.pipe.set_port_up(1, false);
+    let now = lab.now;
+    lab.pipe.poll_conversion(now);
+    let queued = lab.pipe.tx_queue(0).map_or(0, |q| q.len());
+    assert!(
+        queued > 0 && queued <= crate::convert::SWEEP_BATCH,
+        "{queued} frames in one poll"
+    );
+    assert!(lab.run_until(2 * SEC, |l| ids.iter().all(|&c| l.clients[c]
+        .mp
+        .stats()
+        .remove_addr_rx
+        == 1)));
+    assert_eq!(lab.stats().drops_of(crate::stats::Drop::TxQueueFull), 0);
+}
+
+#[test]
 fn an_icmp_unreachable_for_the_syn_reaches_the_client_as_the_same_answer() {
     let mut lab = ConvLab::new(CONV, 13);
     lab.server.unreachable_ports.push(5998);
