@@ -77,6 +77,30 @@ fn flood_syn(k: u16) -> nf_tcp::Segment<Bytes> {
     )
 }
 
+/// `n` clients (a multiple of 32) that send 100 bytes, get them back and
+/// hold their connection open, silent; connected 32 at a time (one
+/// subscriber may have 64 handshakes in progress), each batch until
+/// `ready` holds for all of it.
+fn held_sessions(
+    lab: &mut ConvLab,
+    n: usize,
+    ready: impl Fn(&crate::convlab::LabClient) -> bool,
+) -> Vec<usize> {
+    let hold = Workload {
+        up: 100,
+        join: false,
+        hold: true,
+        deaf: false,
+    };
+    let mut ids = Vec::new();
+    for _ in 0..n / 32 {
+        let cs: Vec<usize> = (0..32).map(|_| lab.connect(5201, hold)).collect();
+        assert!(lab.run_until(SEC, |l| cs.iter().all(|&c| ready(&l.clients[c]))));
+        ids.extend(cs);
+    }
+    ids
+}
+
 fn drained(lab: &mut ConvLab) -> bool {
     lab.run_until(30 * SEC, |l| l.sessions() == 0)
 }
@@ -547,17 +571,7 @@ fn an_idle_sweep_over_many_sessions_is_spread_over_polls() {
     let n = 3 * crate::convert::SWEEP_BATCH;
     let conf = conv_with("idle_timeout_s = 2\nmax_sessions = 100000");
     let mut lab = ConvLab::new(&conf, 13);
-    let hold = Workload {
-        up: 100,
-        join: false,
-        hold: true,
-        deaf: false,
-    };
-    // in batches: one subscriber may have 64 handshakes in progress
-    for _ in 0..n / 32 {
-        let cs: Vec<usize> = (0..32).map(|_| lab.connect(5201, hold)).collect();
-        assert!(lab.run_until(SEC, |l| cs.iter().all(|&c| l.clients[c].received == 100)));
-    }
+    held_sessions(&mut lab, n, |c| c.received == 100);
     assert_eq!(lab.sessions(), n);
     let quiet_since = lab.now;
     // the first sweep that finds them idle
@@ -576,16 +590,7 @@ fn an_idle_sweep_over_many_sessions_is_spread_over_polls() {
 fn a_sessions_listing_of_a_big_table_is_spread_over_polls() {
     use std::sync::atomic::Ordering::Relaxed;
     let mut lab = ConvLab::new(&conv_with("max_sessions = 100000"), 14);
-    let hold = Workload {
-        up: 10,
-        join: false,
-        hold: true,
-        deaf: false,
-    };
-    for _ in 0..36 {
-        let cs: Vec<usize> = (0..32).map(|_| lab.connect(5201, hold)).collect();
-        assert!(lab.run_until(SEC, |l| cs.iter().all(|&c| l.clients[c].received == 10)));
-    }
+    held_sessions(&mut lab, 36 * 32, |c| c.received == 100);
     let n = lab.sessions();
     assert_eq!(n, 36 * 32);
     let w = std::sync::Arc::clone(&lab.pipe.stats);
@@ -651,22 +656,9 @@ fn a_port_going_down_is_told_to_many_sessions_a_batch_per_poll() {
     // batch per poll: no stall, no burst beyond the TX queue
     let conf = conv_with("advertise = [\"2001:db8:c::1\"]\nmax_sessions = 100000");
     let mut lab = ConvLab::new(&conf, 15);
-    let hold = Workload {
-        up: 10,
-        join: false,
-        hold: true,
-        deaf: false,
-    };
-    let mut ids = Vec::new();
-    for _ in 0..24 {
-        let cs: Vec<usize> = (0..32).map(|_| lab.connect(5201, hold)).collect();
-        assert!(lab.run_until(SEC, |l| cs.iter().all(|&c| l.clients[c]
-            .mp
-            .stats()
-            .add_addr_rx
-            == 1)));
-        ids.extend(cs);
-    }
+    let ids = held_sessions(&mut lab, 24 * 32, |c| {
+        c.received == 100 && c.mp.stats().add_addr_rx == 1
+    });
     assert_eq!(lab.sessions(), 3 * crate::convert::SWEEP_BATCH);
     lab.run_until(SEC / 10, |_| false);
     lab.pipe.set_port_up(1, false);
