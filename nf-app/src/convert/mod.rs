@@ -127,15 +127,21 @@ pub const SWEEP_BATCH: usize = 256;
 /// Session slots a `GET /sessions` listing looks at per `poll` (it only
 /// compares creation times: cheaper per slot than the idle sweep).
 const LIST_BATCH: usize = 1024;
+/// `GET /sessions` entries built per `poll` (each formats a session's
+/// subflows and engine state: some microseconds).
+const LIST_BUILD_BATCH: usize = 32;
 
 /// A `GET /sessions` listing in progress: the `depth` oldest sessions
 /// seen so far (by creation, then id), in a max-heap that never holds
-/// more, and the live sessions counted.
+/// more, and the live sessions counted; once the table is scanned, the
+/// entries built so far from them, oldest first.
 struct Listing {
     at: usize,
     depth: usize,
     total: usize,
     oldest: BinaryHeap<(Time, u64, usize)>,
+    picked: Option<Vec<(Time, u64, usize)>>,
+    built: Vec<SessionInfo>,
 }
 /// Half-open sessions per client address: one hostile subscriber cannot
 /// spend the budget of the others.
@@ -1677,8 +1683,9 @@ impl<C: Chunk> Converter<C> {
 
     /// Publishes the oldest live sessions for `GET /sessions`: the table
     /// is looked at `LIST_BATCH` slots per poll, entries are built only
-    /// for the `depth` oldest, and the list goes out at the first poll
-    /// after the scan that finds the management thread not holding it.
+    /// for the `depth` oldest, `LIST_BUILD_BATCH` per poll, and the list
+    /// goes out at the first poll after that which finds the management
+    /// thread not holding it.
     fn publish(&mut self, now: Time) {
         use std::sync::atomic::Ordering::Relaxed;
         let st = Arc::clone(&self.stats);
@@ -1689,8 +1696,52 @@ impl<C: Chunk> Converter<C> {
                 depth,
                 total: 0,
                 oldest: BinaryHeap::with_capacity(depth.min(self.active).saturating_add(1)),
+                picked: None,
+                built: Vec::new(),
             }
         });
+        if let Some(picked) = l.picked.as_mut() {
+            // a session that ended (or whose slot was reused) since is
+            // left out
+            let worker = st.worker;
+            let n = picked.len().min(LIST_BUILD_BATCH);
+            for (_, id, sid) in picked.drain(..n) {
+                let Some(s) = self
+                    .sessions
+                    .get(sid)
+                    .and_then(Option::as_ref)
+                    .filter(|s| s.id == id)
+                else {
+                    continue;
+                };
+                l.built.push(SessionInfo {
+                    id: s.id,
+                    worker,
+                    subscriber: s.sub.to_string(),
+                    state: s.phase.as_str(),
+                    server: std::net::SocketAddr::from(s.server).to_string(),
+                    nat: std::net::SocketAddr::from(s.nat).to_string(),
+                    age_ms: now.saturating_sub(s.created) / 1_000_000,
+                    bytes_up: s.bytes_up,
+                    bytes_down: s.bytes_down,
+                    subflows: s.subflow_info(now),
+                    engine: s.engine_info(),
+                });
+            }
+            if !picked.is_empty() {
+                return;
+            }
+            let Ok(mut list) = st.sessions.try_lock() else {
+                return;
+            };
+            let Some(l) = self.listing.take() else {
+                return;
+            };
+            st.sessions_wanted.store(false, Relaxed);
+            st.sessions_total.store(l.total, Relaxed);
+            *list = l.built;
+            return;
+        }
         let to = (l.at + LIST_BATCH).min(self.sessions.len());
         for (sid, s) in self.sessions.iter().enumerate().take(to).skip(l.at) {
             let Some(s) = s else { continue };
@@ -1712,38 +1763,10 @@ impl<C: Chunk> Converter<C> {
             self.listing = None;
             return;
         }
-        let Ok(mut list) = st.sessions.try_lock() else {
-            return;
-        };
-        let Some(l) = self.listing.take() else {
-            return;
-        };
-        st.sessions_wanted.store(false, Relaxed);
-        st.sessions_total.store(l.total, Relaxed);
-        list.clear();
-        let mut picked = l.oldest.into_vec();
+        let mut picked = std::mem::take(&mut l.oldest).into_vec();
         picked.sort_unstable();
-        // a session that ended (or whose slot was reused) since is left out
-        for s in picked.iter().filter_map(|&(_, id, sid)| {
-            self.sessions
-                .get(sid)
-                .and_then(Option::as_ref)
-                .filter(|s| s.id == id)
-        }) {
-            list.push(SessionInfo {
-                id: s.id,
-                worker: self.stats.worker,
-                subscriber: s.sub.to_string(),
-                state: s.phase.as_str(),
-                server: std::net::SocketAddr::from(s.server).to_string(),
-                nat: std::net::SocketAddr::from(s.nat).to_string(),
-                age_ms: now.saturating_sub(s.created) / 1_000_000,
-                bytes_up: s.bytes_up,
-                bytes_down: s.bytes_down,
-                subflows: s.subflow_info(now),
-                engine: s.engine_info(),
-            });
-        }
+        l.built.reserve(picked.len());
+        l.picked = Some(picked);
     }
 }
 

@@ -495,6 +495,8 @@ fn two_workers_each_list_their_own_sessions() {
     for w in lab.worker_stats() {
         w.want_sessions(100);
     }
+    // a poll to scan each table, one to build the entries
+    lab.step(100_000);
     lab.step(100_000);
     let mut per_worker = Vec::new();
     for (i, w) in lab.worker_stats().iter().enumerate() {
@@ -596,10 +598,13 @@ fn a_sessions_listing_of_a_big_table_is_spread_over_polls() {
     let w = std::sync::Arc::clone(&lab.pipe.stats);
     w.want_sessions(5);
     let now = lab.now;
-    lab.pipe.poll_conversion(now);
-    // 1,152 slots: more than one poll looks at
-    assert!(w.sessions_wanted.load(Relaxed), "not done in one poll");
-    lab.pipe.poll_conversion(now);
+    // 1,152 slots: two polls to scan, one to build the 5 entries
+    let mut polls = 0;
+    while w.sessions_wanted.load(Relaxed) && polls < 10 {
+        lab.pipe.poll_conversion(now);
+        polls += 1;
+    }
+    assert_eq!(polls, 3);
     let w = lab.stats();
     assert!(!w.sessions_wanted.load(Relaxed));
     assert_eq!(w.sessions_total.load(Relaxed), n);
@@ -609,6 +614,17 @@ fn a_sessions_listing_of_a_big_table_is_spread_over_polls() {
     assert_eq!(ids.len(), 5);
     assert!(ids.windows(2).all(|p| p[0] < p[1]), "oldest first: {ids:?}");
     assert_eq!(min, ids.first().copied());
+    drop(l);
+    // a deeper page: the 100 entries are built 32 per poll
+    let w = std::sync::Arc::clone(&lab.pipe.stats);
+    w.want_sessions(100);
+    let mut polls = 0;
+    while w.sessions_wanted.load(Relaxed) && polls < 20 {
+        lab.pipe.poll_conversion(now);
+        polls += 1;
+    }
+    assert_eq!(polls, 2 + 4);
+    assert_eq!(w.sessions.lock().map(|l| l.len()).ok(), Some(100));
 }
 
 #[test]
