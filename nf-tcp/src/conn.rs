@@ -732,18 +732,16 @@ impl<C: Chunk> Connection<C> {
                 return Some(self.emit(h, payload));
             }
         }
-        self.stats.retransmits += 1;
-        if let Some(f) = self.fin_seq.filter(|f| f.ge(self.snd_una)) {
-            // the FIN is the last thing sent
-            h.seq = f;
-            h.flags |= flags::FIN;
-            return Some(self.emit(h, Gather::default()));
-        }
-        let len = room.min(self.snd_nxt - self.snd_una);
-        h.seq = self.snd_una + (self.snd_nxt - self.snd_una - len);
-        let payload = self.sendq.gather(h.seq, len);
-        h.flags |= flags::PSH;
-        Some(self.emit(h, payload))
+        // else the last thing sent, again: the FIN, or a segment's worth
+        // of the last data
+        let s = match self.fin_seq.filter(|f| f.ge(self.snd_una)) {
+            Some(f) => f,
+            None => {
+                let len = room.min(self.snd_nxt - self.snd_una);
+                self.snd_una + (self.snd_nxt - self.snd_una - len)
+            }
+        };
+        self.resend_at(now, s, usize::MAX)
     }
 
     /// One retransmission from `s`, at most `limit` bytes: the FIN when `s`
