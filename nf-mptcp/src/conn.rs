@@ -2171,7 +2171,6 @@ impl<C: Chunk> MpConnection<C> {
         }
     }
 
-    /// Our MP_CAPABLE flags: HMAC-SHA256, and checksums when in use.
     /// The fourth ACK of our MP_JOIN is late: send the third again, with
     /// the backoff of TCP's RTO; after `JOIN_ACK_TRIES` the responder is
     /// taken not to want the subflow, which is reset (RFC 8684 §3.2).
@@ -2198,6 +2197,7 @@ impl<C: Chunk> MpConnection<C> {
         s.join_ack_at = Some(now + s.tcp.rto().saturating_mul(backoff));
     }
 
+    /// Our MP_CAPABLE flags: HMAC-SHA256, and checksums when in use.
     fn cap_flags(&self) -> CapFlags {
         CapFlags::ours(self.csum)
     }
