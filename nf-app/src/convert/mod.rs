@@ -131,6 +131,14 @@ const LIST_BATCH: usize = 1024;
 /// subflows and engine state: some microseconds).
 const LIST_BUILD_BATCH: usize = 32;
 
+/// The session slots a walk over the table (idle sweep, address change,
+/// `GET /sessions` listing) looks at in this poll, from `from`, at most
+/// `n`; and where it goes on at the next poll (None: the walk is over).
+fn slots(from: usize, n: usize, len: usize) -> (std::ops::Range<usize>, Option<usize>) {
+    let to = from.saturating_add(n).min(len);
+    (from.min(to)..to, (to < len).then_some(to))
+}
+
 /// A `GET /sessions` listing in progress: the `depth` oldest sessions
 /// seen so far (by creation, then id), in a max-heap that never holds
 /// more, and the live sessions counted; once the table is scanned, the
@@ -494,8 +502,8 @@ impl<C: Chunk> Converter<C> {
         let Some((from, ids)) = self.addr_walk.take() else {
             return;
         };
-        let to = (from + SWEEP_BATCH).min(self.sessions.len());
-        for sid in from..to {
+        let (batch, next) = slots(from, SWEEP_BATCH, self.sessions.len());
+        for sid in batch {
             let Some(m) = self
                 .sessions
                 .get_mut(sid)
@@ -517,9 +525,7 @@ impl<C: Chunk> Converter<C> {
             }
             self.touch(sid);
         }
-        if to < self.sessions.len() {
-            self.addr_walk = Some((to, ids));
-        }
+        self.addr_walk = next.map(|at| (at, ids));
     }
 
     /// The largest MSS for a side and address family.
@@ -1556,11 +1562,12 @@ impl<C: Chunk> Converter<C> {
     /// schedules the next one a second later.
     fn idle_sweep(&mut self, now: Time) {
         let idle = self.policy.idle_timeout;
-        let from = self.sweep_at;
-        let to = (from + SWEEP_BATCH).min(self.sessions.len());
+        let (batch, next) = slots(self.sweep_at, SWEEP_BATCH, self.sessions.len());
         let mut expired = Vec::new();
-        for (sid, s) in self.sessions.iter_mut().enumerate().take(to).skip(from) {
-            let Some(s) = s.as_mut() else { continue };
+        for sid in batch {
+            let Some(s) = self.sessions.get(sid).and_then(Option::as_ref) else {
+                continue;
+            };
             self.sweep_held += s.buffered();
             let quiet = now.saturating_sub(s.last);
             let pt_over = s.phase == Phase::Passthrough
@@ -1570,10 +1577,8 @@ impl<C: Chunk> Converter<C> {
                 expired.push((sid, pt_over));
             }
         }
-        if to < self.sessions.len() {
-            self.sweep_at = to;
-        } else {
-            self.sweep_at = 0;
+        self.sweep_at = next.unwrap_or(0);
+        if next.is_none() {
             self.stats
                 .conv
                 .splice_queue_bytes
@@ -1688,7 +1693,7 @@ impl<C: Chunk> Converter<C> {
     /// thread not holding it.
     fn publish(&mut self, now: Time) {
         use std::sync::atomic::Ordering::Relaxed;
-        let st = Arc::clone(&self.stats);
+        let st = &self.stats;
         let l = self.listing.get_or_insert_with(|| {
             let depth = st.sessions_depth.load(Relaxed);
             Listing {
@@ -1742,9 +1747,11 @@ impl<C: Chunk> Converter<C> {
             *list = l.built;
             return;
         }
-        let to = (l.at + LIST_BATCH).min(self.sessions.len());
-        for (sid, s) in self.sessions.iter().enumerate().take(to).skip(l.at) {
-            let Some(s) = s else { continue };
+        let (batch, next) = slots(l.at, LIST_BATCH, self.sessions.len());
+        for sid in batch {
+            let Some(s) = self.sessions.get(sid).and_then(Option::as_ref) else {
+                continue;
+            };
             l.total += 1;
             let k = (s.created, s.id, sid);
             if l.oldest.len() < l.depth {
@@ -1754,8 +1761,8 @@ impl<C: Chunk> Converter<C> {
                 l.oldest.push(k);
             }
         }
-        l.at = to;
-        if to < self.sessions.len() {
+        if let Some(at) = next {
+            l.at = at;
             return;
         }
         if st.sessions_depth.load(Relaxed) != l.depth {
