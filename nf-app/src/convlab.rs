@@ -25,6 +25,19 @@ pub const FIXED: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 pub const CELL: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 
+/// Implicit conversion with the server seeing the fixed address of the
+/// lab's one subscriber ([`FIXED`], cellular [`CELL`]): the `extra`
+/// config of [`ConvLab::new`] most tests start from.
+pub const CONVERSION: &str = r#"
+[conversion]
+enabled = true
+[nat]
+source = "subscriber-fixed"
+[[subscriber]]
+fixed = "192.0.2.2"
+cellular = ["100.64.0.2"]
+"#;
+
 /// What a client does once connected.
 #[derive(Clone, Copy, Debug)]
 pub struct Workload {

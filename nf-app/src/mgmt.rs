@@ -637,13 +637,12 @@ mod tests {
     fn sessions_are_paged_oldest_first_from_a_running_worker() {
         use crate::convlab::{ConvLab, Workload};
         use std::sync::mpsc;
-        const CONF: &str = "[conversion]\nenabled = true\n[nat]\nsource = \"subscriber-fixed\"\n[[subscriber]]\nfixed = \"192.0.2.2\"\ncellular = [\"100.64.0.2\"]\n";
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         let worker = {
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
-                let mut lab = ConvLab::new(CONF, 5);
+                let mut lab = ConvLab::new(crate::convlab::CONVERSION, 5);
                 let hold = Workload {
                     up: 100,
                     join: false,

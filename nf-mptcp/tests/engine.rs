@@ -135,6 +135,15 @@ fn established_with(client: Config, server: Config) -> (u64, Mp, Mp) {
     (now, c, s)
 }
 
+/// Client and server established, the client's MP_JOIN of a cellular
+/// subflow queued (its SYN not sent yet).
+fn joining() -> (u64, Mp, Option<Mp>) {
+    let (now, mut c, s) = established();
+    c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
+        .expect("join");
+    (now, c, Some(s))
+}
+
 /// The MPTCP option a segment carries, parsed.
 fn option_of(seg: &Segment<Bytes>) -> Option<MptcpOption> {
     let h = seg.hdr;
@@ -167,10 +176,7 @@ fn handshake_and_data_both_ways() {
 
 #[test]
 fn join_with_a_bad_synack_hmac_is_reset_and_counted() {
-    let (mut now, mut c, s) = established();
-    c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
-        .expect("join");
-    let mut s = Some(s);
+    let (mut now, mut c, mut s) = joining();
     let seen = run(&mut now, &mut c, &mut s, &mut |from_client, i, seg| {
         if !from_client && i == 1 && seg.hdr.syn() {
             rewrite(seg, |o| match o {
@@ -204,10 +210,7 @@ fn join_with_a_bad_synack_hmac_is_reset_and_counted() {
 
 #[test]
 fn join_with_a_bad_third_ack_hmac_is_refused() {
-    let (mut now, mut c, s) = established();
-    c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
-        .expect("join");
-    let mut s = Some(s);
+    let (mut now, mut c, mut s) = joining();
     let seen = run(&mut now, &mut c, &mut s, &mut |from_client, i, seg| {
         if from_client && i == 1 && !seg.hdr.syn() {
             rewrite(seg, |o| match o {
@@ -893,10 +896,7 @@ fn losing_join_acks(
 
 #[test]
 fn a_lost_third_join_ack_is_sent_again_until_the_fourth_ack() {
-    let (mut now, mut c, s) = established();
-    c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
-        .expect("join");
-    let mut s = Some(s);
+    let (mut now, mut c, mut s) = joining();
     // lose the third ACK twice: only the client's own timer brings it
     // back, the server's SYN/ACK retransmissions are lost as well
     let dropped = std::cell::Cell::new(0);
@@ -911,10 +911,7 @@ fn a_lost_third_join_ack_is_sent_again_until_the_fourth_ack() {
 
 #[test]
 fn a_join_whose_fourth_ack_never_comes_is_reset() {
-    let (mut now, mut c, s) = established();
-    c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
-        .expect("join");
-    let mut s = Some(s);
+    let (mut now, mut c, mut s) = joining();
     let dropped = std::cell::Cell::new(0);
     let seen = run(
         &mut now,
@@ -932,10 +929,7 @@ fn a_join_whose_fourth_ack_never_comes_is_reset() {
 
 #[test]
 fn a_lost_fourth_join_ack_is_sent_again_when_the_third_comes_again() {
-    let (mut now, mut c, s) = established();
-    c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
-        .expect("join");
-    let mut s = Some(s);
+    let (mut now, mut c, mut s) = joining();
     let mut lost = 0;
     run(&mut now, &mut c, &mut s, &mut |from_client, i, seg| {
         // the server's first segment on the joined subflow after its

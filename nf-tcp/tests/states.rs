@@ -523,7 +523,12 @@ fn forget_closes_without_a_segment_and_abort_sends_a_rst() {
 /// An established connection with `n` full segments in flight (SRTT 10 ms
 /// from the handshake, a wide-open peer window).
 fn flight_of(n: usize) -> Connection<Bytes> {
-    let mut c = established(cfg());
+    flight_with(cfg(), n)
+}
+
+/// `flight_of` with its own config.
+fn flight_with(cfg: Config, n: usize) -> Connection<Bytes> {
+    let mut c = established(cfg);
     let mut h = hdr(PEER_ISS + 1, ISS + 1, F::ACK);
     h.window = 65535;
     c.handle_segment(11 * MS, seg(h, &[]));
@@ -653,15 +658,13 @@ fn one_probe_then_the_rto_backs_off_as_before() {
 
 #[test]
 fn probes_can_be_turned_off() {
-    let mut c = established(Config {
-        tail_loss_probe: false,
-        ..cfg()
-    });
-    let mut h = hdr(PEER_ISS + 1, ISS + 1, F::ACK);
-    h.window = 65535;
-    c.handle_segment(11 * MS, seg(h, &[]));
-    c.send(Bytes::new(vec![7; 4 * 1460]));
-    out(&mut c, 20 * MS);
+    let c = flight_with(
+        Config {
+            tail_loss_probe: false,
+            ..cfg()
+        },
+        4,
+    );
     let t = c.next_timeout().expect("rto");
     assert!(t >= 20 * MS + 200 * MS);
 }

@@ -9,15 +9,7 @@ use std::net::IpAddr;
 
 const SEC: u64 = 1_000_000_000;
 
-const CONV: &str = r#"
-[conversion]
-enabled = true
-[nat]
-source = "subscriber-fixed"
-[[subscriber]]
-fixed = "192.0.2.2"
-cellular = ["100.64.0.2"]
-"#;
+const CONV: &str = crate::convlab::CONVERSION;
 
 /// A bare segment toward server port 5201 (no payload), with an optional
 /// MPTCP option.
@@ -99,6 +91,14 @@ fn held_sessions(
         ids.extend(cs);
     }
     ids
+}
+
+/// Subflows handed over to their owner, summed over the lab's workers.
+fn redirects(lab: &ConvLab) -> usize {
+    std::iter::once(&lab.pipe)
+        .chain(&lab.extra)
+        .map(|p| p.converter().map_or(0, |c| c.redirects()))
+        .sum()
 }
 
 fn drained(lab: &mut ConvLab) -> bool {
@@ -422,12 +422,6 @@ fn handed_over_subflows_are_forgotten_once_quiet_for_the_idle_time() {
     assert!(lab.run_until(10 * SEC, |l| ids
         .iter()
         .all(|&c| l.clients[c].received == 5_000)));
-    let redirects = |l: &ConvLab| -> usize {
-        std::iter::once(&l.pipe)
-            .chain(&l.extra)
-            .map(|p| p.converter().map_or(0, |c| c.redirects()))
-            .sum()
-    };
     assert!(redirects(&lab) > 0, "subflows were handed over");
     // quiet for the idle time (looked at again at most that much later)
     let t = lab.now;
@@ -462,11 +456,7 @@ fn two_workers_under_a_join_flood_keep_no_state_for_made_up_tokens() {
         .sum();
     assert_eq!(refused, 400, "each refused by the worker its token names");
     assert!(st.iter().map(|w| w.conv.handoffs.get()).sum::<u64>() > 0);
-    let redirects: usize = std::iter::once(&lab.pipe)
-        .chain(&lab.extra)
-        .map(|p| p.converter().map_or(0, |c| c.redirects()))
-        .sum();
-    assert_eq!(redirects, 0, "no state for subflows nobody accepted");
+    assert_eq!(redirects(&lab), 0, "no state for subflows nobody accepted");
     // and real clients still get through, cellular subflow included
     let ids: Vec<usize> = (0..6)
         .map(|_| lab.connect(5201, Workload::echo(20_000, true)))
