@@ -180,7 +180,7 @@ pub fn forward(packets: u64, runs: usize, lcore: u32) -> Result<String, String> 
                 for m in rx.iter_mut() {
                     m.data_mut()[..hdr].copy_from_slice(&tmpl[..hdr]);
                 }
-                crate::worker::process_burst(&mut pipe, now, inp as u16, &mut rx);
+                pipe.process_burst(now, inp as u16, &mut rx);
                 pipe.poll_timers(now);
                 if let Some(q) = pipe.tx_queue(outp) {
                     pout.tx_burst(0, q);

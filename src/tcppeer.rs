@@ -4,7 +4,6 @@
 //! Linux kernel's TCP and MPTCP.
 
 use crate::dpdk::{Mbuf, Mempool};
-use crate::worker::process_burst;
 use nf_app::config::Config;
 use nf_app::localpeer::LocalPeer;
 use nf_app::mptcppeer::MptcpPeer;
@@ -140,7 +139,7 @@ pub fn run(cfg: Config, engine: Engine, timeout: Duration) -> Result<String, Str
         let now = epoch.elapsed().as_nanos() as u64;
         for (pi, port) in ports.iter().enumerate() {
             if port.rx_burst(0, &mut rx) > 0 {
-                process_burst(&mut pipe, now, pi as u16, &mut rx);
+                pipe.process_burst(now, pi as u16, &mut rx);
             }
         }
         while let Some(m) = pipe.take_local_tcp() {

@@ -22,30 +22,6 @@ impl BufPool<Mbuf> for MbufPool {
     }
 }
 
-/// Runs a received burst through the pipeline, prefetching every packet's
-/// first data cache line up front (the first touch of a packet is a cache
-/// miss on a real NIC).
-#[inline]
-pub fn process_burst<A: BufPool<Mbuf>>(
-    pipe: &mut Pipeline<Mbuf, A>,
-    now_ns: u64,
-    port: u16,
-    rx: &mut Vec<Mbuf>,
-) {
-    for m in rx.iter() {
-        m.prefetch();
-    }
-    let st = pipe.stats();
-    rx.retain(|m| {
-        let single = m.nb_segs() == 1;
-        if !single {
-            st.dropped(Drop::MultiSegment);
-        }
-        single
-    });
-    pipe.process_burst(now_ns, port, rx);
-}
-
 /// A worker's ring of packets handed over by the others: (input port,
 /// packet from its link header on).
 pub type Inbox = crossbeam_queue::ArrayQueue<(u16, Mbuf)>;
@@ -210,7 +186,7 @@ impl Worker {
                 if self.inboxes.len() > 1 {
                     self.share_neighbour_frames(pi as u16, &rx);
                 }
-                process_burst(&mut pipe, now_ns, pi as u16, &mut rx);
+                pipe.process_burst(now_ns, pi as u16, &mut rx);
             }
             got += self.hand_over(&mut pipe, now_ns, &mut rx);
             pipe.poll_timers(now_ns);

@@ -1,6 +1,6 @@
 //! Sequences of arbitrary frames on arbitrary ports through a worker
-//! pipeline, with timers advancing: never a panic, and memory stays bounded
-//! (the neighbour queues and TX queues have caps).
+//! pipeline, in bursts, with timers advancing: never a panic, and memory
+//! stays bounded (the neighbour queues and TX queues have caps).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use nf_core::VecBuf;
@@ -9,18 +9,27 @@ fuzz_target!(|data: &[u8]| {
     let mut p = nf_app::testkit::lab_pipeline();
     let mut rest = data;
     let mut now = 0u64;
-    // framing: [port][len_hi][len_lo][frame bytes…]
+    let mut burst: Vec<VecBuf> = Vec::new();
+    let mut burst_port = 0u16;
+    // framing: [flags|port][len_hi][len_lo][frame bytes…]; bit 7 of the
+    // first byte puts the frame in the burst before it (same port)
     while rest.len() >= 3 {
         let port = u16::from(rest[0] % 4);
-        let len = (usize::from(rest[1]) << 8 | usize::from(rest[2])).min(rest.len() - 3);
-        p.process(now, port, VecBuf::from_slice(&rest[3..3 + len]));
-        rest = &rest[3 + len..];
-        now += 300_000_000;
-        p.poll_timers(now);
-        for q in 0..3 {
-            if let Some(q) = p.tx_queue(q) {
-                q.clear();
+        let join = rest[0] & 0x80 != 0 && port == burst_port && burst.len() < 32;
+        if !join {
+            p.process_burst(now, burst_port, &mut burst);
+            now += 300_000_000;
+            p.poll_timers(now);
+            for q in 0..3 {
+                if let Some(q) = p.tx_queue(q) {
+                    q.clear();
+                }
             }
+            burst_port = port;
         }
+        let len = (usize::from(rest[1]) << 8 | usize::from(rest[2])).min(rest.len() - 3);
+        burst.push(VecBuf::from_slice(&rest[3..3 + len]));
+        rest = &rest[3 + len..];
     }
+    p.process_burst(now, burst_port, &mut burst);
 });

@@ -327,6 +327,11 @@ impl WorkerStats {
     pub fn event(&self, e: Event) {
         self.events.inc(e as usize)
     }
+    /// Counts `n` events `e` at once (a burst's worth).
+    #[inline]
+    pub fn events_add(&self, e: Event, n: u64) {
+        self.events.add(e as usize, n)
+    }
     pub fn drops_of(&self, d: Drop) -> u64 {
         self.drops.get(d as usize)
     }

@@ -57,6 +57,15 @@ pub trait PacketBuf {
     /// `c` shares a buffer, else as a copy. Returns the bytes copied; `None`
     /// when no segment could be had (the packet is then unchanged).
     fn chain(&mut self, c: &Self::Chunk) -> Option<usize>;
+    /// Segments the packet is made of (the pipeline reads only the first).
+    #[inline]
+    fn segments(&self) -> usize {
+        1
+    }
+    /// Hints the CPU to fetch the first bytes of the data (a received
+    /// buffer's headers, a few packets ahead of their turn).
+    #[inline]
+    fn prefetch(&self) {}
     /// True when the buffer holds no data.
     #[inline]
     fn is_empty(&self) -> bool {
@@ -226,6 +235,10 @@ impl PacketBuf for VecBuf {
     #[inline]
     fn pkt_len(&self) -> usize {
         self.len() + self.chained.iter().map(Chunk::len).sum::<usize>()
+    }
+    #[inline]
+    fn segments(&self) -> usize {
+        1 + self.chained.len()
     }
     fn share(&self, start: usize, end: usize) -> Option<Bytes> {
         if start > end || self.start + end > self.end {

@@ -56,6 +56,13 @@ impl<const N: usize> CounterSet<N> {
             c.inc()
         }
     }
+    /// Adds `n` to counter `i`. Only the owning worker may call this.
+    #[inline]
+    pub fn add(&self, i: usize, n: u64) {
+        if let Some(c) = self.0.get(i) {
+            c.add(n)
+        }
+    }
     pub fn get(&self, i: usize) -> u64 {
         self.0.get(i).map_or(0, Counter::get)
     }

@@ -41,13 +41,14 @@ impl Mbuf {
     }
 
     /// Number of segments (hagw's pipeline handles single-segment mbufs).
+    #[inline]
     pub fn nb_segs(&self) -> u16 {
         self.m().nb_segs
     }
 
     /// Prefetches the first cache line of packet data (rte_prefetch0).
     #[inline]
-    pub fn prefetch(&self) {
+    pub fn prefetch_data(&self) {
         let m = self.m();
         #[cfg(target_arch = "x86_64")]
         // SAFETY: prefetch is a hint; it never faults, even on a bad address,
@@ -161,6 +162,14 @@ impl PacketBuf for Mbuf {
     #[inline]
     fn pkt_len(&self) -> usize {
         self.m().pkt_len as usize
+    }
+    #[inline]
+    fn segments(&self) -> usize {
+        usize::from(self.nb_segs())
+    }
+    #[inline]
+    fn prefetch(&self) {
+        self.prefetch_data()
     }
     #[inline]
     fn share(&self, start: usize, end: usize) -> Option<MbufChunk> {

@@ -15,7 +15,8 @@ mod tests;
 
 use crate::config::{Config, PortRole};
 use crate::convert::{Converter, Verdict};
-use crate::stats::{Drop, Layer, Side, WorkerStats};
+use crate::stats::{Drop, Event, Layer, Side, WorkerStats};
+use fastpath::Adjacency;
 use nf_core::neighbour::{NeighbourConfig, NeighbourTable, Resolve};
 use nf_core::ratelimit::TokenBucket;
 use nf_core::route::{NextHop, RoutingTable};
@@ -454,16 +455,27 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
 
     /// Handles one received frame: the IPv4 fast path, else the full pipeline.
     pub fn process(&mut self, now_ns: u64, port: u16, buf: B) {
-        if let Some(buf) = self.fast_forward_v4(now_ns, port, buf) {
-            self.process_slow(now_ns, port, buf);
-        }
+        let buf = match self.ingress(port) {
+            Some(ing) => match self.fast_forward_v4(&ing, &mut { Adjacency::NONE }, now_ns, buf) {
+                Ok(()) => return self.stats.event(Event::RoutedV4),
+                Err(buf) => buf,
+            },
+            None => buf,
+        };
+        self.process_slow(now_ns, port, buf);
     }
 
     /// The full pipeline for one frame.
+    #[inline(never)]
     fn process_slow(&mut self, now_ns: u64, port: u16, buf: B) {
         let Some(pc) = self.ports.get(usize::from(port)) else {
             return;
         };
+        // scattered receive (a frame over the mbuf's size): the pipeline
+        // reads headers and payload from the first segment only
+        if buf.segments() != 1 {
+            return self.stats.dropped(Drop::MultiSegment);
+        }
         // The zero-copy view is read field by field: no Repr is built on the
         // fast path.
         let (vlan, dst, ethertype, l2) = match ethernet::Frame::new_checked(buf.data()) {

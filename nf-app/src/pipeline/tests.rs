@@ -550,6 +550,59 @@ mod prop {
             }
         }
 
+        /// A burst through the fast path (which remembers a destination's
+        /// decision for the rest of the burst) decides as the full pipeline
+        /// does frame by frame, with ARP for the next hop, repeated and
+        /// mutated frames, other destinations and chained buffers mixed in.
+        #[test]
+        fn burst_equals_full_pipeline(frames_in in proptest::collection::vec((0u8..7, 0usize..120, any::<u8>()), 1..40)) {
+            let (mut fast, mut slow) = (pipeline(), pipeline());
+            let mut burst = Vec::new();
+            let mut reference = Vec::new();
+            for (kind, at, x) in frames_in {
+                let mut f = match kind {
+                    0 | 1 => frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.2"), 64, 100),
+                    2 => frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("203.0.113.7"), 2, 1400),
+                    3 => frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.9"), 64, 60),
+                    // srv answers ARP, from another MAC half the time
+                    4 => frames::arp(if x & 1 == 0 { SRV_MAC } else { CLI_MAC }, mac(3), warp::Operation::Reply, v4("198.51.100.2"), mac(3), v4("198.51.100.1")),
+                    _ => frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.2"), 64, 80),
+                };
+                let port = if kind == 4 { 2 } else { 0 };
+                if kind == 1 && x != 0 {
+                    let i = at % f.len();
+                    f[i] ^= x;
+                }
+                let mut b = VecBuf::from_slice(&f);
+                if kind == 6 {
+                    b.chain(&nf_core::chunk::Bytes::new(vec![0; 8]));
+                }
+                if port == 0 {
+                    burst.push(b);
+                } else {
+                    // a burst is one port's: ARP arrives between bursts
+                    fast.process_burst(1, 0, &mut burst);
+                    fast.process_burst(1, port, &mut vec![b]);
+                }
+                let mut b = VecBuf::from_slice(&f);
+                if kind == 6 {
+                    b.chain(&nf_core::chunk::Bytes::new(vec![0; 8]));
+                }
+                reference.push((port, b));
+            }
+            fast.process_burst(1, 0, &mut burst);
+            for (port, b) in reference {
+                slow.process_slow(1, port, b);
+            }
+            prop_assert_eq!(all_tx(&mut fast), all_tx(&mut slow));
+            for d in D::ALL {
+                prop_assert_eq!(fast.stats().drops_of(*d), slow.stats().drops_of(*d), "{:?}", d);
+            }
+            for e in E::ALL {
+                prop_assert_eq!(fast.stats().events_of(*e), slow.stats().events_of(*e), "{:?}", e);
+            }
+        }
+
         /// Arbitrary bytes (and mutations of valid frames) never panic.
         #[test]
         fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..200), port in 0u16..4, flip in any::<(usize, u8)>()) {
@@ -709,4 +762,44 @@ fn fast_path_leaves_local_and_directed_broadcast_to_the_full_pipeline() {
     feed(&mut p, 0, 0, &pkt);
     assert_eq!(take(&mut p, 2).len(), 1);
     assert_eq!(p.stats().events_of(E::RoutedV4), routed + 1);
+}
+
+#[test]
+fn a_neighbour_learnt_mid_burst_is_used_by_the_rest_of_the_burst() {
+    let mut p = pipeline();
+    learn_srv(&mut p);
+    take(&mut p, 2);
+    // a burst on srv's port, to srv (hairpin) around an ARP reply that
+    // moves 198.51.100.2 to a new MAC
+    const NEW: EthernetAddress = EthernetAddress([0x02, 0x5e, 0, 0, 0, 9]);
+    let udp = frames::udp4(
+        SRV_MAC,
+        mac(3),
+        v4("198.51.100.7"),
+        v4("198.51.100.2"),
+        64,
+        80,
+    );
+    let moved = frames::arp(
+        NEW,
+        mac(3),
+        warp::Operation::Reply,
+        v4("198.51.100.2"),
+        mac(3),
+        v4("198.51.100.1"),
+    );
+    let mut burst: Vec<VecBuf> = [&udp, &moved, &udp]
+        .iter()
+        .map(|f| VecBuf::from_slice(f))
+        .collect();
+    p.process_burst(1, 2, &mut burst);
+    let out = take(&mut p, 2);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0][..6], SRV_MAC.0);
+    assert_eq!(
+        out[1][..6],
+        NEW.0,
+        "the burst's remembered next hop was dropped"
+    );
+    assert_eq!(p.stats().events_of(E::RoutedV4), 2);
 }

@@ -137,6 +137,36 @@ pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
     !fold(acc)
 }
 
+/// Folds a 64-bit ones' complement sum to 16 bits by adding each value to
+/// itself rotated by half its width: the upper half then holds the halves'
+/// sum with the end-around carry (two rotate-adds instead of four
+/// mask-shift-adds).
+#[inline(always)]
+pub fn fold64_rotate(acc: u64) -> u16 {
+    let s = (acc.wrapping_add(acc.rotate_right(32)) >> 32) as u32;
+    (s.wrapping_add(s.rotate_right(16)) >> 16) as u16
+}
+
+/// RFC 1624 eqn. 3 for a router's TTL decrement (RFC 1812 §5.3.1): the TTL
+/// is the high byte of its 16-bit word, so m' = m - 0x0100 and
+/// ~m + m' = 0xffff - 0x0100 = 0xfeff whatever the word was. Valid for a
+/// TTL of at least 1 (the word does not wrap).
+#[inline(always)]
+pub fn ttl_decremented(hc: u16) -> u16 {
+    let acc = u32::from(!hc) + 0xfeff;
+    !(((acc & 0xffff) + (acc >> 16)) as u16)
+}
+
+/// [`ttl_decremented`] on a checksum read and written byte-swapped (a
+/// little-endian load of the big-endian field): ones' complement addition
+/// commutes with swapping bytes (RFC 1071 §2(B)), and 0xfeff swapped is
+/// 0xfffe.
+#[inline(always)]
+pub fn ttl_decremented_swapped(hc: u16) -> u16 {
+    let acc = u32::from(!hc) + 0xfffe;
+    !(((acc & 0xffff) + (acc >> 16)) as u16)
+}
+
 /// RFC 1624 over a 32-bit field (e.g. an IPv4 address in a pseudo-header).
 #[inline]
 pub fn update32(hc: u16, old: u32, new: u32) -> u16 {
@@ -192,6 +222,18 @@ mod tests {
                 at = c;
             }
             prop_assert_eq!(fold(sum_parts(parts.iter().copied())), fold(sum(&data)));
+        }
+
+        #[test]
+        fn rotate_fold_is_the_fold(acc in any::<u64>()) {
+            prop_assert_eq!(fold64_rotate(acc), fold(fold64(acc)));
+        }
+
+        #[test]
+        fn ttl_decrement_is_the_general_update(hc in any::<u16>(), ttl in 1u8.., proto in any::<u8>()) {
+            let old = u16::from_be_bytes([ttl, proto]);
+            prop_assert_eq!(ttl_decremented(hc), update16(hc, old, old - 0x0100));
+            prop_assert_eq!(ttl_decremented_swapped(hc.swap_bytes()), ttl_decremented(hc).swap_bytes());
         }
 
         #[test]
