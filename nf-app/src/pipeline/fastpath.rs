@@ -128,8 +128,9 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
 
     /// The forwarding decision for `dst`, or `None` when a packet to it
     /// needs the full pipeline (martian, multicast, broadcast or ours; no
-    /// route; a VLAN egress; next hop unresolved or expired).
-    #[inline(always)]
+    /// route; a VLAN egress; next hop unresolved or expired). Once per
+    /// destination and burst: kept out of the per-packet loop.
+    #[inline(never)]
     fn adjacency(&mut self, now_ns: u64, dst: u32) -> Option<Adjacency> {
         let d8 = dst >> 24;
         if d8 == 0 || d8 == 127 || d8 >= 224 {
