@@ -98,9 +98,7 @@ fn classify_v4(ing: &Ingress, d: &[u8]) -> u32 {
     // RFC 1071 §2(B): the header's 16-bit words (bytes 14-33) summed in
     // any byte order (a valid header sums to 0xffff either way), 64 bits
     // at a time with the end-around carry, then folded to 16 bits
-    let (acc, c) = w2.overflowing_add(w3);
-    let (acc, c2) = (acc + u64::from(c)).overflowing_add((w1 >> 48) + w4);
-    let acc = acc + u64::from(c2);
+    let acc = (w2 & 0xffff_ffff) + (w2 >> 32) + (w3 & 0xffff_ffff) + (w3 >> 32) + (w1 >> 48) + w4;
     slow |= checksum::fold64_rotate(acc) != 0xffff;
     if slow {
         return SLOW;
