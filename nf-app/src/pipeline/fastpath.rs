@@ -36,7 +36,7 @@ pub(super) struct Ingress {
     /// The port's MAC as the first 6 bytes of a frame read little-endian.
     mac: u64,
     /// TCP and ICMP go past the conversion point first.
-    tcp_slow: bool,
+    pub(super) tcp_slow: bool,
 }
 
 /// The forwarding decision for one destination: egress port, its MTU, the
@@ -74,7 +74,7 @@ fn le64(h: &[u8; 34], at: usize) -> u64 {
 /// The 34 bytes of Ethernet and IPv4 header are read as four 64-bit words
 /// and a 16-bit one, and every test is folded into one branch.
 #[inline(always)]
-fn classify_v4(ing: &Ingress, d: &[u8]) -> u32 {
+fn classify_v4<const CONV: bool>(ing: &Ingress, d: &[u8]) -> u32 {
     let Some(h) = d.first_chunk::<34>() else {
         return SLOW;
     };
@@ -91,7 +91,9 @@ fn classify_v4(ing: &Ingress, d: &[u8]) -> u32 {
     let (ttl, proto) = ((w2 >> 48) as u8, (w2 >> 56) as u8);
     slow |= ttl <= 1;
     // TCP (and ICMP errors about it) go past the conversion point first
-    slow |= (proto == 6 || proto == 1) & ing.tcp_slow;
+    if CONV {
+        slow |= proto == 6 || proto == 1;
+    }
     // martian sources (byte 26, the source's first): the slow path counts them
     let s8 = (w3 >> 16) as u8;
     slow |= (s8.wrapping_sub(1) >= 223) | (s8 == 127);
@@ -171,7 +173,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
     /// queued); otherwise gives it back untouched. `memo` is the burst's
     /// last decision (updated here).
     #[inline(always)]
-    pub(super) fn fast_forward_v4(
+    pub(super) fn fast_forward_v4<const CONV: bool>(
         &mut self,
         ing: &Ingress,
         memo: &mut Adjacency,
@@ -182,7 +184,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             return Err(buf);
         }
         let d = buf.data_mut();
-        let dst = classify_v4(ing, d);
+        let dst = classify_v4::<CONV>(ing, d);
         if dst == SLOW {
             return Err(buf);
         }
@@ -201,14 +203,27 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
     }
 
     /// Runs a received burst through the pipeline, in order, draining `bufs`.
-    #[inline(never)]
     pub fn process_burst(&mut self, now_ns: u64, port: u16, bufs: &mut Vec<B>) {
-        let Some(ing) = self.ingress(port) else {
-            for buf in bufs.drain(..) {
-                self.process_slow(now_ns, port, buf);
+        match self.ingress(port) {
+            // the loop is built twice: a plain router's has no TCP test
+            Some(ing) if ing.tcp_slow => self.burst_v4::<true>(&ing, now_ns, port, bufs),
+            Some(ing) => self.burst_v4::<false>(&ing, now_ns, port, bufs),
+            None => {
+                for buf in bufs.drain(..) {
+                    self.process_slow(now_ns, port, buf);
+                }
             }
-            return;
-        };
+        }
+    }
+
+    #[inline(never)]
+    fn burst_v4<const CONV: bool>(
+        &mut self,
+        ing: &Ingress,
+        now_ns: u64,
+        port: u16,
+        bufs: &mut Vec<B>,
+    ) {
         let mut memo = Adjacency::NONE;
         let mut routed = 0u64;
         // headers of the first packets now, then each one PREFETCH ahead
@@ -220,7 +235,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             if let Some(b) = rest.as_slice().get(PREFETCH - 1) {
                 b.prefetch();
             }
-            match self.fast_forward_v4(&ing, &mut memo, now_ns, buf) {
+            match self.fast_forward_v4::<CONV>(ing, &mut memo, now_ns, buf) {
                 Ok(()) => routed += 1,
                 Err(buf) => {
                     // the slow path may change what the memory was based on

@@ -456,10 +456,18 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
     /// Handles one received frame: the IPv4 fast path, else the full pipeline.
     pub fn process(&mut self, now_ns: u64, port: u16, buf: B) {
         let buf = match self.ingress(port) {
-            Some(ing) => match self.fast_forward_v4(&ing, &mut { Adjacency::NONE }, now_ns, buf) {
-                Ok(()) => return self.stats.event(Event::RoutedV4),
-                Err(buf) => buf,
-            },
+            Some(ing) => {
+                let memo = &mut { Adjacency::NONE };
+                let fwd = if ing.tcp_slow {
+                    self.fast_forward_v4::<true>(&ing, memo, now_ns, buf)
+                } else {
+                    self.fast_forward_v4::<false>(&ing, memo, now_ns, buf)
+                };
+                match fwd {
+                    Ok(()) => return self.stats.event(Event::RoutedV4),
+                    Err(buf) => buf,
+                }
+            }
             None => buf,
         };
         self.process_slow(now_ns, port, buf);
