@@ -14,9 +14,13 @@
 //! memory is dropped whenever a packet takes it; within a burst the clock
 //! does not move.
 //!
-//! (A VPP-style staged burst — classify all, route all, resolve all,
-//! rewrite all — was measured slower than this per-packet path on the
-//! `hagw bench forward` harness: 48.0 against 44.4 ns per packet.)
+//! Measured on the `hagw bench forward` harness and not kept: a VPP-style
+//! staged burst (classify all, route all, resolve all, rewrite all: 48.0
+//! against 44.4 ns per packet, before the burst loop); classifying two
+//! packets before forwarding either (30.7 against 29.2 ns); collecting a
+//! run of packets to one port and queuing it at once (no difference);
+//! folding every header test into one bitwise OR and one branch (33.6
+//! against 31.2 ns: the predicted branches are cheaper).
 
 use super::{BufPool, Pipeline};
 use crate::stats::Event;
