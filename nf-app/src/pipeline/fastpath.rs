@@ -31,9 +31,6 @@ use std::net::{IpAddr, Ipv4Addr};
 /// How many packets ahead of its turn a packet's headers are fetched.
 const PREFETCH: usize = 4;
 
-/// Not a fast-path destination (255.255.255.255 never is one).
-const SLOW: u32 = u32::MAX;
-
 /// What the fast path needs of the input port, read once per burst.
 #[derive(Clone, Copy)]
 pub(super) struct Ingress {
@@ -55,8 +52,11 @@ pub(super) struct Adjacency {
 }
 
 impl Adjacency {
+    /// No decision yet: 0.0.0.0 is never a forwarding destination
+    /// (`adjacency` refuses it), and should a packet to it come, an MTU of
+    /// 0 fits nothing, so it goes to the full pipeline.
     pub(super) const NONE: Adjacency = Adjacency {
-        dst: SLOW,
+        dst: 0,
         port: 0,
         mtu: 0,
         l2: (0, 0),
@@ -71,17 +71,15 @@ fn le64(h: &[u8; 34], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// Stage 1: the destination address of a fast-path candidate, or SLOW.
+/// Stage 1: the destination address of a fast-path candidate.
 /// Destination-specific tests (martian, ours, broadcast) are left to
 /// [`Pipeline::adjacency`], which runs once per destination and burst.
 ///
 /// The 34 bytes of Ethernet and IPv4 header are read as four 64-bit words
 /// and a 16-bit one, and every test is folded into one branch.
 #[inline(always)]
-fn classify_v4<const CONV: bool>(ing: &Ingress, d: &[u8]) -> u32 {
-    let Some(h) = d.first_chunk::<34>() else {
-        return SLOW;
-    };
+fn classify_v4<const CONV: bool>(ing: &Ingress, d: &[u8]) -> Option<u32> {
+    let h = d.first_chunk::<34>()?;
     // bytes 0-7, 8-15, 16-23, 24-31, 32-33, little-endian
     let (w0, w1, w2, w3) = (le64(h, 0), le64(h, 8), le64(h, 16), le64(h, 24));
     let w4 = u64::from(u16::from_le_bytes([h[32], h[33]]));
@@ -102,15 +100,16 @@ fn classify_v4<const CONV: bool>(ing: &Ingress, d: &[u8]) -> u32 {
     let s8 = (w3 >> 16) as u8;
     slow |= (s8.wrapping_sub(1) >= 223) | (s8 == 127);
     // RFC 1071 §2(B): the header's 16-bit words (bytes 14-33) summed in
-    // any byte order (a valid header sums to 0xffff either way), 64 bits
-    // at a time with the end-around carry, then folded to 16 bits
+    // any byte order (a valid header sums to 0xffff either way): the 32-bit
+    // halves of bytes 16-31 and the 16-bit words at each end, no carry out
+    // of 64 bits, then folded to 16 bits
     let acc = (w2 & 0xffff_ffff) + (w2 >> 32) + (w3 & 0xffff_ffff) + (w3 >> 32) + (w1 >> 48) + w4;
     slow |= checksum::fold64_rotate(acc) != 0xffff;
     if slow {
-        return SLOW;
+        return None;
     }
     // bytes 30-33
-    (((w3 >> 48) | (w4 << 16)) as u32).swap_bytes()
+    Some((((w3 >> 48) | (w4 << 16)) as u32).swap_bytes())
 }
 
 impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
@@ -188,10 +187,9 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             return Err(buf);
         }
         let d = buf.data_mut();
-        let dst = classify_v4::<CONV>(ing, d);
-        if dst == SLOW {
+        let Some(dst) = classify_v4::<CONV>(ing, d) else {
             return Err(buf);
-        }
+        };
         if dst != memo.dst {
             match self.adjacency(now_ns, dst) {
                 Some(a) => *memo = a,
