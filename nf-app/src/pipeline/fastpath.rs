@@ -156,19 +156,16 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             Some(IpAddr::V4(g)) => g,
             _ => Ipv4Addr::from(dst),
         };
-        let mac = self.arp.get(now_ns, (nh.port, next))?;
-        let mut l2 = [0u8; 12];
-        l2[..6].copy_from_slice(&mac.0);
-        l2[6..].copy_from_slice(&src_mac.0);
-        let (lo, hi) = l2.split_at(8);
-        let (mut a, mut b) = ([0u8; 8], [0u8; 4]);
-        a.copy_from_slice(lo);
-        b.copy_from_slice(hi);
+        let m = self.arp.get(now_ns, (nh.port, next))?.0;
+        let s = src_mac.0;
         Some(Adjacency {
             dst,
             port: nh.port,
             mtu,
-            l2: (u64::from_le_bytes(a), u32::from_le_bytes(b)),
+            l2: (
+                u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], s[0], s[1]]),
+                u32::from_le_bytes([s[2], s[3], s[4], s[5]]),
+            ),
         })
     }
 
