@@ -28,17 +28,21 @@ fn feed(p: &mut Pipeline<VecBuf, Pool>, now: u64, port: u16, f: &[u8]) {
     p.process(now, port, VecBuf::from_slice(f));
 }
 
-/// Teaches the pipeline srv's MAC via ARP (reply to our request).
-fn learn_srv(p: &mut Pipeline<VecBuf, Pool>) {
-    let f = frames::arp(
-        SRV_MAC,
+/// srv's (198.51.100.2) ARP reply to our request, from `from`.
+fn srv_arp_reply(from: EthernetAddress) -> Vec<u8> {
+    frames::arp(
+        from,
         mac(3),
         warp::Operation::Reply,
         v4("198.51.100.2"),
         mac(3),
         v4("198.51.100.1"),
-    );
-    feed(p, 0, 2, &f);
+    )
+}
+
+/// Teaches the pipeline srv's MAC via ARP (reply to our request).
+fn learn_srv(p: &mut Pipeline<VecBuf, Pool>) {
+    feed(p, 0, 2, &srv_arp_reply(SRV_MAC));
 }
 
 #[test]
@@ -565,7 +569,7 @@ mod prop {
                     2 => frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("203.0.113.7"), 2, 1400),
                     3 => frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.9"), 64, 60),
                     // srv answers ARP, from another MAC half the time
-                    4 => frames::arp(if x & 1 == 0 { SRV_MAC } else { CLI_MAC }, mac(3), warp::Operation::Reply, v4("198.51.100.2"), mac(3), v4("198.51.100.1")),
+                    4 => srv_arp_reply(if x & 1 == 0 { SRV_MAC } else { CLI_MAC }),
                     _ => frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.2"), 64, 80),
                 };
                 let port = if kind == 4 { 2 } else { 0 };
@@ -780,14 +784,7 @@ fn a_neighbour_learnt_mid_burst_is_used_by_the_rest_of_the_burst() {
         64,
         80,
     );
-    let moved = frames::arp(
-        NEW,
-        mac(3),
-        warp::Operation::Reply,
-        v4("198.51.100.2"),
-        mac(3),
-        v4("198.51.100.1"),
-    );
+    let moved = srv_arp_reply(NEW);
     let mut burst: Vec<VecBuf> = [&udp, &moved, &udp]
         .iter()
         .map(|f| VecBuf::from_slice(f))
