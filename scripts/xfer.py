@@ -70,8 +70,15 @@ def recv_all(s):
         n += len(b)
     return n, h.hexdigest()
 
+# Listeners stay open until the process exits: an MPTCP client's MP_JOIN
+# SYNs arrive at the listening socket (RFC 8684 §3.2), so closing it once
+# accept() returned resets a join still in its handshake (the kernel drops
+# the listener's pending requests and answers the third ACK with a RST).
+LISTENERS = []
+
 def listen(port, mptcp):
     l = sock(mptcp)
+    LISTENERS.append(l)
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     l.bind(("0.0.0.0", port))
     l.listen(8)

@@ -123,7 +123,7 @@ fn engine_as_client() {
     assert!(counter(&nstat, "MPTcpExtMPCapableACKRX") >= 1, "{nstat}");
     assert!(
         counter(&nstat, "MPTcpExtMPJoinAckRx") >= 1,
-        "the server accepted our MP_JOIN\n{nstat}"
+        "the server accepted our MP_JOIN\n{out}\n{nstat}"
     );
     for fallback in [
         "MPTcpExtDssFallback",

@@ -440,7 +440,7 @@ impl ConvLab {
                 }
             }
             if c.mp.is_established() {
-                if c.work.join && !c.joined {
+                if c.work.join && !c.joined && c.mp.can_join() {
                     c.joined = true;
                     let lport = c.paths[0].1.wrapping_add(20000);
                     if let Some(sf) = c.mp.join(

@@ -286,7 +286,7 @@ impl MptcpPeer {
                 app.closed = true;
             }
         }
-        if conn.mp.is_established() && !app.joined {
+        if conn.mp.can_join() && !app.joined {
             app.joined = true;
             if let Some(l2) = app.join_from {
                 if let Some(sf) = conn.mp.join(

@@ -561,7 +561,18 @@ impl<C: Chunk> MpConnection<C> {
         )
     }
 
-    /// Adds a subflow with MP_JOIN (client side, once established).
+    /// Whether a subflow may be added now: the connection is fully
+    /// established (RFC 8684 §3.1), i.e. for the client the server has shown
+    /// it holds our key with its first DSS. An MP_JOIN sent earlier can
+    /// reach a listener that has not taken the third ACK yet (it may come
+    /// over another path), which refuses it with a RST (Linux counts it as
+    /// MPJoinSynRx, then resets); Linux's own path manager likewise opens
+    /// subflows only once the connection is fully established.
+    pub fn can_join(&self) -> bool {
+        self.established && !self.fallback && (self.role == Role::Server || self.peer_has_keys)
+    }
+
+    /// Adds a subflow with MP_JOIN (client side, once [`Self::can_join`]).
     pub fn join(
         &mut self,
         lport: u16,
@@ -571,7 +582,7 @@ impl<C: Chunk> MpConnection<C> {
         backup: bool,
         addr_id: u8,
     ) -> Option<usize> {
-        if !self.established || self.subflows.len() >= self.cfg.max_subflows {
+        if !self.can_join() || self.subflows.len() >= self.cfg.max_subflows {
             return None;
         }
         let nonce = self.rand32();

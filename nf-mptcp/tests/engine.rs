@@ -947,3 +947,28 @@ fn a_lost_fourth_join_ack_is_sent_again_when_the_third_comes_again() {
     assert!(c.subflows()[1].usable() && srv.subflows()[1].usable());
     assert_eq!(srv.stats().joins_accepted, 1);
 }
+
+/// RFC 8684 §3.1: the client opens no subflow before the server has shown,
+/// with its first DSS, that it took the third ACK and holds our key (a
+/// listener that has not refuses the MP_JOIN with a RST, as Linux does).
+#[test]
+fn no_join_before_the_server_has_shown_it_holds_our_key() {
+    let (mut c, mut s) = pair();
+    let mut now = 0;
+    // the handshake, no data: the server has sent no DSS yet
+    run(&mut now, &mut c, &mut s, &mut no_tamper());
+    assert!(c.is_established());
+    assert!(!c.can_join());
+    assert_eq!(
+        c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1),
+        None
+    );
+    // data, and the server's DATA_ACK
+    c.send(Bytes::from(&b"hello"[..]));
+    run(&mut now, &mut c, &mut s, &mut no_tamper());
+    assert!(c.can_join());
+    assert_eq!(
+        c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1),
+        Some(1)
+    );
+}

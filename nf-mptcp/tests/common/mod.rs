@@ -121,7 +121,7 @@ impl Node<Pkt> for Client {
                 .expect("wire");
         let i = usize::from(seg.hdr.dst_port - 40000);
         self.conn.handle_segment(now, i, seg);
-        if self.conn.is_established() && !self.joined {
+        if self.conn.can_join() && !self.joined {
             self.joined = true;
             self.conn
                 .join(40001, 80, Seq(777_000), PathRole::Cellular, false, 1);
