@@ -60,6 +60,15 @@ impl Workload {
             deaf: false,
         }
     }
+    /// Sends `up` bytes, reads the echo, then holds the connection open.
+    pub fn held(up: u64, join: bool) -> Workload {
+        Workload {
+            up,
+            join,
+            hold: true,
+            deaf: false,
+        }
+    }
 }
 
 /// One MPTCP client.

@@ -643,12 +643,7 @@ mod tests {
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
                 let mut lab = ConvLab::new(crate::convlab::CONVERSION, 5);
-                let hold = Workload {
-                    up: 100,
-                    join: false,
-                    hold: true,
-                    deaf: false,
-                };
+                let hold = Workload::held(100, false);
                 for _ in 0..25 {
                     lab.connect(5201, hold);
                     // one at a time: each session a little older than the next

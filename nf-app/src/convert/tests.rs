@@ -78,12 +78,7 @@ fn held_sessions(
     n: usize,
     ready: impl Fn(&crate::convlab::LabClient) -> bool,
 ) -> Vec<usize> {
-    let hold = Workload {
-        up: 100,
-        join: false,
-        hold: true,
-        deaf: false,
-    };
+    let hold = Workload::held(100, false);
     let mut ids = Vec::new();
     for _ in 0..n / 32 {
         let cs: Vec<usize> = (0..32).map(|_| lab.connect(5201, hold)).collect();
@@ -243,12 +238,7 @@ fn a_server_reset_reaches_the_client_without_delay() {
 fn a_full_table_refuses_new_sessions_with_rst() {
     let conf = conv_with("max_sessions = 2");
     let mut lab = ConvLab::new(&conf, 7);
-    let hold = Workload {
-        up: 20_000,
-        join: false,
-        hold: true,
-        deaf: false,
-    };
+    let hold = Workload::held(20_000, false);
     let a = lab.connect(5201, hold);
     let b = lab.connect(5201, hold);
     assert!(lab.run_until(5 * SEC, |l| l.clients.iter().all(|c| c.received == 20_000)));
@@ -412,12 +402,7 @@ fn handed_over_subflows_are_forgotten_once_quiet_for_the_idle_time() {
     let mut lab = ConvLab::with_workers(&conf, 28, 2);
     // one frame in 7 lands on the other worker's queue
     lab.stray = 7;
-    let hold = Workload {
-        up: 5_000,
-        join: true,
-        hold: true,
-        deaf: false,
-    };
+    let hold = Workload::held(5_000, true);
     let ids: Vec<usize> = (0..12).map(|_| lab.connect(5201, hold)).collect();
     assert!(lab.run_until(10 * SEC, |l| ids
         .iter()
@@ -471,12 +456,7 @@ fn two_workers_under_a_join_flood_keep_no_state_for_made_up_tokens() {
 #[test]
 fn two_workers_each_list_their_own_sessions() {
     let mut lab = ConvLab::with_workers(CONV, 27, 2);
-    let hold = Workload {
-        up: 5_000,
-        join: true,
-        hold: true,
-        deaf: false,
-    };
+    let hold = Workload::held(5_000, true);
     let ids: Vec<usize> = (0..8).map(|_| lab.connect(5201, hold)).collect();
     assert!(lab.run_until(10 * SEC, |l| ids
         .iter()
@@ -534,15 +514,7 @@ fn many_short_connections_all_complete_and_the_table_drains() {
 fn an_idle_session_is_reset_on_both_sides_after_the_timeout() {
     let conf = conv_with("idle_timeout_s = 2");
     let mut lab = ConvLab::new(&conf, 11);
-    let c = lab.connect(
-        5201,
-        Workload {
-            up: 5000,
-            join: true,
-            hold: true,
-            deaf: false,
-        },
-    );
+    let c = lab.connect(5201, Workload::held(5000, true));
     assert!(lab.run_until(5 * SEC, |l| l.clients[c].received == 5000));
     assert_eq!(lab.sessions(), 1);
     // silence: after the idle timeout hagw resets the server side and
@@ -637,15 +609,7 @@ fn config_refuses_what_the_conversion_point_cannot_do_yet() {
 fn a_port_going_down_withdraws_its_advertised_address() {
     let conf = conv_with("advertise = [\"2001:db8:c::1\"]");
     let mut lab = ConvLab::new(&conf, 12);
-    let c = lab.connect(
-        5201,
-        Workload {
-            up: 5000,
-            join: false,
-            hold: true,
-            deaf: false,
-        },
-    );
+    let c = lab.connect(5201, Workload::held(5000, false));
     assert!(lab.run_until(5 * SEC, |l| l.clients[c].mp.stats().add_addr_rx == 1));
     // cel1 (port 1) carries 2001:db8:c::1: REMOVE_ADDR reaches the client
     lab.pipe.set_port_up(1, false);
@@ -819,17 +783,7 @@ fn a_subscriber_is_capped_at_its_own_session_limit() {
     let conf = conv_with("max_sessions_per_subscriber = 3");
     let mut lab = ConvLab::new(&conf, 16);
     let held: Vec<usize> = (0..4)
-        .map(|_| {
-            lab.connect(
-                5201,
-                Workload {
-                    up: 1000,
-                    join: false,
-                    hold: true,
-                    deaf: false,
-                },
-            )
-        })
+        .map(|_| lab.connect(5201, Workload::held(1000, false)))
         .collect();
     assert!(lab.run_until(5 * SEC, |l| held
         .iter()
