@@ -46,18 +46,6 @@ impl Mbuf {
         self.m().nb_segs
     }
 
-    /// Prefetches the first cache line of packet data (rte_prefetch0).
-    #[inline]
-    pub fn prefetch_data(&self) {
-        let m = self.m();
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: prefetch is a hint; it never faults, even on a bad address,
-        // and this one points into the mbuf's own data buffer.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>((m.buf_addr as *const i8).add(usize::from(m.data_off)));
-        }
-    }
 
     /// A fresh mbuf from this one's pool.
     fn alloc_like(&self) -> Option<Mbuf> {
@@ -167,9 +155,17 @@ impl PacketBuf for Mbuf {
     fn segments(&self) -> usize {
         usize::from(self.nb_segs())
     }
+    /// The first cache line of packet data (rte_prefetch0).
     #[inline]
     fn prefetch(&self) {
-        self.prefetch_data()
+        let m = self.m();
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetch is a hint; it never faults, even on a bad address,
+        // and this one points into the mbuf's own data buffer.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>((m.buf_addr as *const i8).add(usize::from(m.data_off)));
+        }
     }
     #[inline]
     fn share(&self, start: usize, end: usize) -> Option<MbufChunk> {
