@@ -563,11 +563,10 @@ impl<C: Chunk> MpConnection<C> {
 
     /// Whether a subflow may be added now: the connection is fully
     /// established (RFC 8684 §3.1), i.e. for the client the server has shown
-    /// it holds our key with its first DSS. An MP_JOIN sent earlier can
-    /// reach a listener that has not taken the third ACK yet (it may come
-    /// over another path), which refuses it with a RST (Linux counts it as
-    /// MPJoinSynRx, then resets); Linux's own path manager likewise opens
-    /// subflows only once the connection is fully established.
+    /// it holds our key with its first DSS (until then the third ACK's
+    /// MP_CAPABLE may still be lost, and a listener without our key cannot
+    /// take an MP_JOIN for the connection). Linux's path manager likewise
+    /// opens subflows only once the connection is fully established.
     pub fn can_join(&self) -> bool {
         self.established && !self.fallback && (self.role == Role::Server || self.peer_has_keys)
     }

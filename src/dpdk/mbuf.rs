@@ -46,7 +46,6 @@ impl Mbuf {
         self.m().nb_segs
     }
 
-
     /// A fresh mbuf from this one's pool.
     fn alloc_like(&self) -> Option<Mbuf> {
         // SAFETY: an mbuf's pool outlives it; alloc returns NULL when empty.
