@@ -949,8 +949,7 @@ fn a_lost_fourth_join_ack_is_sent_again_when_the_third_comes_again() {
 }
 
 /// RFC 8684 §3.1: the client opens no subflow before the server has shown,
-/// with its first DSS, that it took the third ACK and holds our key (a
-/// listener that has not refuses the MP_JOIN with a RST, as Linux does).
+/// with its first DSS, that it took the third ACK and holds our key.
 #[test]
 fn no_join_before_the_server_has_shown_it_holds_our_key() {
     let (mut c, mut s) = pair();

@@ -563,6 +563,14 @@ mod prop {
             let (mut fast, mut slow) = (pipeline(), pipeline());
             let mut burst = Vec::new();
             let mut reference = Vec::new();
+            // kind 6: the frame with a chained segment behind it
+            let buf = |kind: u8, f: &[u8]| {
+                let mut b = VecBuf::from_slice(f);
+                if kind == 6 {
+                    b.chain(&nf_core::chunk::Bytes::new(vec![0; 8]));
+                }
+                b
+            };
             for (kind, at, x) in frames_in {
                 let mut f = match kind {
                     0 | 1 => frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.2"), 64, 100),
@@ -577,22 +585,14 @@ mod prop {
                     let i = at % f.len();
                     f[i] ^= x;
                 }
-                let mut b = VecBuf::from_slice(&f);
-                if kind == 6 {
-                    b.chain(&nf_core::chunk::Bytes::new(vec![0; 8]));
-                }
                 if port == 0 {
-                    burst.push(b);
+                    burst.push(buf(kind, &f));
                 } else {
                     // a burst is one port's: ARP arrives between bursts
                     fast.process_burst(1, 0, &mut burst);
-                    fast.process_burst(1, port, &mut vec![b]);
+                    fast.process_burst(1, port, &mut vec![buf(kind, &f)]);
                 }
-                let mut b = VecBuf::from_slice(&f);
-                if kind == 6 {
-                    b.chain(&nf_core::chunk::Bytes::new(vec![0; 8]));
-                }
-                reference.push((port, b));
+                reference.push((port, buf(kind, &f)));
             }
             fast.process_burst(1, 0, &mut burst);
             for (port, b) in reference {
