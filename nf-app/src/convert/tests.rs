@@ -571,11 +571,12 @@ fn a_sessions_listing_of_a_big_table_is_spread_over_polls() {
     assert!(!w.sessions_wanted.load(Relaxed));
     assert_eq!(w.sessions_total.load(Relaxed), n);
     let l = w.sessions.lock().expect("list");
-    let ids: Vec<u64> = l.iter().map(|s| s.id).collect();
-    let min = l.iter().map(|s| s.id).min();
-    assert_eq!(ids.len(), 5);
-    assert!(ids.windows(2).all(|p| p[0] < p[1]), "oldest first: {ids:?}");
-    assert_eq!(min, ids.first().copied());
+    let five: Vec<u64> = l.iter().map(|s| s.id).collect();
+    assert_eq!(five.len(), 5);
+    assert!(
+        five.windows(2).all(|p| p[0] < p[1]),
+        "oldest first: {five:?}"
+    );
     drop(l);
     // a deeper page: the 100 entries are built 32 per poll
     let w = std::sync::Arc::clone(&lab.pipe.stats);
@@ -586,7 +587,27 @@ fn a_sessions_listing_of_a_big_table_is_spread_over_polls() {
         polls += 1;
     }
     assert_eq!(polls, 2 + 4);
-    assert_eq!(w.sessions.lock().map(|l| l.len()).ok(), Some(100));
+    let hundred: Vec<u64> = w
+        .sessions
+        .lock()
+        .map(|l| l.iter().map(|s| s.id).collect())
+        .unwrap_or_default();
+    assert_eq!(hundred.len(), 100);
+    // the whole table: the pages above are its oldest (sessions were
+    // created in id order)
+    w.want_sessions(n);
+    while w.sessions_wanted.load(Relaxed) {
+        lab.pipe.poll_conversion(now);
+    }
+    let mut all: Vec<u64> = w
+        .sessions
+        .lock()
+        .map(|l| l.iter().map(|s| s.id).collect())
+        .unwrap_or_default();
+    assert_eq!(all.len(), n);
+    all.sort_unstable();
+    assert_eq!(five, all[..5]);
+    assert_eq!(hundred, all[..100]);
 }
 
 #[test]
