@@ -52,9 +52,7 @@ impl<const N: usize> Default for CounterSet<N> {
 impl<const N: usize> CounterSet<N> {
     #[inline]
     pub fn inc(&self, i: usize) {
-        if let Some(c) = self.0.get(i) {
-            c.inc()
-        }
+        self.add(i, 1)
     }
     /// Adds `n` to counter `i`. Only the owning worker may call this.
     #[inline]
