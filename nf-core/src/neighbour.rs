@@ -119,15 +119,22 @@ impl<K: Copy + Eq + Hash, P> NeighbourTable<K, P> {
     /// The MAC of a reachable neighbour.
     #[inline]
     pub fn get(&mut self, now_ns: u64, ip: K) -> Option<EthernetAddress> {
+        self.get_until(now_ns, ip).map(|(mac, _)| mac)
+    }
+
+    /// The MAC of a reachable neighbour and the time its entry expires
+    /// (until then, only a [`learn`](Self::learn) can change it).
+    #[inline]
+    pub fn get_until(&mut self, now_ns: u64, ip: K) -> Option<(EthernetAddress, u64)> {
         if let Some((k, mac, exp)) = self.last {
             if k == ip && exp > now_ns {
-                return Some(mac);
+                return Some((mac, exp));
             }
         }
         match self.entries.get(&ip)?.state {
             State::Reachable { mac, expires_ns } if expires_ns > now_ns => {
                 self.last = Some((ip, mac, expires_ns));
-                Some(mac)
+                Some((mac, expires_ns))
             }
             _ => None,
         }

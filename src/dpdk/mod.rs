@@ -48,7 +48,17 @@ pub fn last_error() -> String {
     }
 }
 
+/// The TSC counter: `rdtsc` inline, as DPDK's `rte_rdtsc` (which bindgen
+/// can only reach through an out-of-line wrapper, a call per poll loop).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn tsc() -> u64 {
+    // SAFETY: reads the CPU time-stamp counter; no memory is touched.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
 /// The TSC counter (rte_rdtsc).
+#[cfg(not(target_arch = "x86_64"))]
 #[inline]
 pub fn tsc() -> u64 {
     // SAFETY: reads the CPU time-stamp counter; no memory is touched.

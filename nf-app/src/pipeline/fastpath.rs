@@ -8,11 +8,15 @@
 //! A burst is run in one loop: what the input port contributes (its MAC,
 //! whether TCP must pass the conversion point) is read once, and the
 //! forwarding decision for a destination (route, egress port, next hop's
-//! MAC) is remembered for the following packets of the burst (bulk traffic
-//! arrives in runs to one destination). Only the slow path changes the
-//! state a decision depends on (it learns neighbours, sends probes), so the
-//! memory is dropped whenever a packet takes it; within a burst the clock
-//! does not move.
+//! MAC) is remembered for the following packets, across bursts (bulk
+//! traffic arrives in runs to one destination). Routes and ports do not
+//! change once the pipeline is built; only the slow path changes the
+//! neighbour entry a decision depends on (it learns neighbours, sends
+//! probes), so the memory is dropped whenever a packet takes it, and it
+//! ends when the entry expires (checked once per burst: within a burst the
+//! clock does not move). Keeping it across bursts saves the route and
+//! neighbour lookups at each burst's start: 0.8–1.9 ns per packet at 64
+//! bytes.
 //!
 //! Measured on the `hagw bench forward` harness and not kept: a VPP-style
 //! staged burst (classify all, route all, resolve all, rewrite all: 48.0
@@ -45,6 +49,8 @@ pub(super) struct Ingress {
 /// of the frame, little-endian).
 #[derive(Clone, Copy)]
 pub(super) struct Adjacency {
+    /// Valid while the clock is before this: the next hop's entry expires.
+    until: u64,
     dst: u32,
     port: u16,
     mtu: u16,
@@ -56,6 +62,7 @@ impl Adjacency {
     /// (`adjacency` refuses it), and should a packet to it come, an MTU of
     /// 0 fits nothing, so it goes to the full pipeline.
     pub(super) const NONE: Adjacency = Adjacency {
+        until: 0,
         dst: 0,
         port: 0,
         mtu: 0,
@@ -157,9 +164,10 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             Some(IpAddr::V4(g)) => g,
             _ => Ipv4Addr::from(dst),
         };
-        let m = self.arp.get(now_ns, (nh.port, next))?.0;
-        let s = src_mac.0;
+        let (m, until) = self.arp.get_until(now_ns, (nh.port, next))?;
+        let (m, s) = (m.0, src_mac.0);
         Some(Adjacency {
+            until,
             dst,
             port: nh.port,
             mtu,
@@ -224,7 +232,12 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         port: u16,
         bufs: &mut Vec<B>,
     ) {
-        let mut memo = Adjacency::NONE;
+        // the last burst's decision, unless its neighbour entry has expired
+        let mut memo = if now_ns < self.fast_memo.until {
+            self.fast_memo
+        } else {
+            Adjacency::NONE
+        };
         let mut routed = 0u64;
         // headers of the first packets now, then each one PREFETCH ahead
         for b in bufs.iter().take(PREFETCH) {
@@ -244,6 +257,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                 }
             }
         }
+        self.fast_memo = memo;
         self.stats.events_add(Event::RoutedV4, routed);
     }
 }

@@ -220,6 +220,9 @@ pub struct Pipeline<B: PacketBuf, A: BufPool<B>> {
     /// Packets of another worker's sessions: (worker, input port, packet
     /// from its link header on), for the caller to hand over.
     handoff: Vec<(u16, u16, B)>,
+    /// The fast path's last forwarding decision, kept across bursts until
+    /// its neighbour entry expires or a packet takes the full pipeline.
+    fast_memo: fastpath::Adjacency,
 }
 
 /// How often neighbour timers run.
@@ -279,6 +282,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             conv: None,
             tx_chains: true,
             handoff: Vec::new(),
+            fast_memo: fastpath::Adjacency::NONE,
         }
     }
 
@@ -476,6 +480,8 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
     /// The full pipeline for one frame.
     #[inline(never)]
     fn process_slow(&mut self, now_ns: u64, port: u16, buf: B) {
+        // it may learn a neighbour: the fast path decides afresh
+        self.fast_memo = fastpath::Adjacency::NONE;
         let Some(pc) = self.ports.get(usize::from(port)) else {
             return;
         };

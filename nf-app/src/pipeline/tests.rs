@@ -800,3 +800,71 @@ fn a_neighbour_learnt_mid_burst_is_used_by_the_rest_of_the_burst() {
     );
     assert_eq!(p.stats().events_of(E::RoutedV4), 2);
 }
+
+/// A burst of `n` copies of a UDP frame from srv's port to srv (hairpin).
+fn hairpin_burst(n: usize) -> Vec<VecBuf> {
+    let udp = frames::udp4(
+        SRV_MAC,
+        mac(3),
+        v4("198.51.100.7"),
+        v4("198.51.100.2"),
+        64,
+        80,
+    );
+    (0..n).map(|_| VecBuf::from_slice(&udp)).collect()
+}
+
+#[test]
+fn a_next_hop_learnt_between_bursts_replaces_the_remembered_one() {
+    let mut p = pipeline();
+    learn_srv(&mut p);
+    take(&mut p, 2);
+    p.process_burst(1, 2, &mut hairpin_burst(2));
+    assert!(take(&mut p, 2).iter().all(|f| f[..6] == SRV_MAC.0));
+    // the ARP reply comes alone, in a burst of its own
+    const NEW: EthernetAddress = EthernetAddress([0x02, 0x5e, 0, 0, 0, 9]);
+    let mut arp = vec![VecBuf::from_slice(&srv_arp_reply(NEW))];
+    p.process_burst(2, 2, &mut arp);
+    p.process_burst(3, 2, &mut hairpin_burst(2));
+    let out = take(&mut p, 2);
+    assert_eq!(out.len(), 2);
+    assert!(
+        out.iter().all(|f| f[..6] == NEW.0),
+        "the last burst's next hop outlived the ARP update"
+    );
+    // and back, through the single-packet entry
+    feed(&mut p, 4, 2, &srv_arp_reply(SRV_MAC));
+    p.process_burst(5, 2, &mut hairpin_burst(1));
+    let out = take(&mut p, 2);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0][..6],
+        SRV_MAC.0,
+        "the next hop outlived an ARP update taken by process()"
+    );
+}
+
+#[test]
+fn a_remembered_next_hop_is_not_used_past_its_entry_expiry() {
+    let mut p = pipeline();
+    learn_srv(&mut p);
+    take(&mut p, 2);
+    p.process_burst(1, 2, &mut hairpin_burst(1));
+    assert_eq!(take(&mut p, 2).len(), 1);
+    // past the entry's lifetime the full pipeline forwards with the old
+    // MAC and re-probes it by unicast at the next timer run
+    let late = nf_core::neighbour::NeighbourConfig::default().reachable_ns + 1;
+    p.process_burst(late, 2, &mut hairpin_burst(1));
+    p.poll_timers(late);
+    let out = take(&mut p, 2);
+    let probes: Vec<_> = out
+        .iter()
+        .filter(|f| f[12..14] == [0x08, 0x06] && f[..6] == SRV_MAC.0)
+        .collect();
+    assert_eq!(
+        probes.len(),
+        1,
+        "no unicast probe: the expired entry was used from memory"
+    );
+    assert_eq!(out.len(), 2, "the packet is forwarded and the probe sent");
+}
