@@ -24,7 +24,9 @@
 //! packets before forwarding either (30.7 against 29.2 ns); collecting a
 //! run of packets to one port and queuing it at once (no difference);
 //! folding every header test into one bitwise OR and one branch (33.6
-//! against 31.2 ns: the predicted branches are cheaper).
+//! against 31.2 ns: the predicted branches are cheaper); an inner loop
+//! over a run of packets to the remembered destination that holds the
+//! egress queue (29.3 against 28.9 ns).
 
 use super::{BufPool, Pipeline};
 use crate::stats::Event;
@@ -274,8 +276,5 @@ fn rewrite(adj: &Adjacency, d: &mut [u8]) {
     h[..8].copy_from_slice(&adj.l2.0.to_le_bytes());
     h[8..12].copy_from_slice(&adj.l2.1.to_le_bytes());
     let w = u32::from_le_bytes([h[22], h[23], h[24], h[25]]);
-    let hc = checksum::ttl_decremented_swapped((w >> 16) as u16);
-    // TTL > 1: the low byte does not borrow
-    let w = ((w - 1) & 0xffff) | (u32::from(hc) << 16);
-    h[22..26].copy_from_slice(&w.to_le_bytes());
+    h[22..26].copy_from_slice(&checksum::ttl_decremented_word(w).to_le_bytes());
 }

@@ -147,17 +147,23 @@ pub fn fold64_rotate(acc: u64) -> u16 {
     (s.wrapping_add(s.rotate_right(16)) >> 16) as u16
 }
 
-/// RFC 1624 eqn. 3 for a router's TTL decrement (RFC 1812 §5.3.1), on a
-/// checksum read and written byte-swapped (a little-endian load of the
-/// big-endian field). The TTL is the high byte of its 16-bit word, so
-/// m' = m - 0x0100 and ~m + m' = 0xffff - 0x0100 = 0xfeff whatever the word
-/// was; ones' complement addition commutes with swapping bytes (RFC 1071
-/// §2(B)), and 0xfeff swapped is 0xfffe. Valid for a TTL of at least 1 (the
-/// word does not wrap).
+/// A router's TTL decrement (RFC 1812 §5.3.1) on IPv4 header bytes 8-11
+/// (TTL, protocol, checksum) read as one little-endian word: the TTL (the
+/// low byte) less 1 and the checksum updated by RFC 1624 eqn. 3. The TTL
+/// is the high byte of its big-endian 16-bit word, so m' = m - 0x0100 and
+/// HC' = ~(~HC + ~m + m') = ~(~HC + 0xfeff) = HC + 0x0100 in ones'
+/// complement, except that eqn. 3 never yields 0xffff (-0). Read swapped
+/// (RFC 1071 §2(B): ones' complement sums commute with swapping bytes)
+/// that is the checksum half plus 1, with the end-around carry, and a
+/// result of 0xffff made 0. So the word gains 0xffff (TTL - 1, checksum
+/// + 1), and 0x1_0000 more when the checksum half reached 0xffff or carried
+/// out of the word (0xfffe and 0xffff become 0 and 1). Valid for a TTL of
+/// at least 1 (the low half does not borrow).
 #[inline(always)]
-pub fn ttl_decremented_swapped(hc: u16) -> u16 {
-    let acc = u32::from(!hc) + 0xfffe;
-    !(((acc & 0xffff) + (acc >> 16)) as u16)
+pub fn ttl_decremented_word(w: u32) -> u32 {
+    let x = u64::from(w) + 0xffff;
+    let wrap = (x + 0x1_0000) >> 32;
+    (x + (wrap << 16)) as u32
 }
 
 /// RFC 1624 over a 32-bit field (e.g. an IPv4 address in a pseudo-header).
@@ -171,6 +177,19 @@ pub fn update32(hc: u16, old: u32, new: u32) -> u16 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn ttl_decrement_word_is_the_general_update_for_every_checksum() {
+        for hc in 0..=u16::MAX {
+            let w = u32::from_le_bytes([64, 17, (hc >> 8) as u8, hc as u8]);
+            let hc2 = update16(hc, 0x4011, 0x3f11);
+            assert_eq!(
+                ttl_decremented_word(w),
+                u32::from_le_bytes([63, 17, (hc2 >> 8) as u8, hc2 as u8]),
+                "checksum {hc:#06x}"
+            );
+        }
+    }
 
     #[test]
     fn rfc1071_example() {
@@ -223,11 +242,13 @@ mod tests {
         }
 
         #[test]
-        fn ttl_decrement_is_the_general_update(hc in any::<u16>(), ttl in 1u8.., proto in any::<u8>()) {
+        fn ttl_decrement_word_is_the_general_update(ttl in 1u8.., proto in any::<u8>(), hc in any::<u16>()) {
+            let w = u32::from_le_bytes([ttl, proto, (hc >> 8) as u8, hc as u8]);
             let old = u16::from_be_bytes([ttl, proto]);
+            let hc2 = update16(hc, old, old - 0x0100);
             prop_assert_eq!(
-                ttl_decremented_swapped(hc.swap_bytes()),
-                update16(hc, old, old - 0x0100).swap_bytes()
+                ttl_decremented_word(w),
+                u32::from_le_bytes([ttl - 1, proto, (hc2 >> 8) as u8, hc2 as u8])
             );
         }
 
