@@ -775,16 +775,8 @@ fn a_neighbour_learnt_mid_burst_is_used_by_the_rest_of_the_burst() {
     take(&mut p, 2);
     // a burst on srv's port, to srv (hairpin) around an ARP reply that
     // moves 198.51.100.2 to a new MAC
-    const NEW: EthernetAddress = EthernetAddress([0x02, 0x5e, 0, 0, 0, 9]);
-    let udp = frames::udp4(
-        SRV_MAC,
-        mac(3),
-        v4("198.51.100.7"),
-        v4("198.51.100.2"),
-        64,
-        80,
-    );
-    let moved = srv_arp_reply(NEW);
+    let udp = hairpin_udp();
+    let moved = srv_arp_reply(MOVED_MAC);
     let mut burst: Vec<VecBuf> = [&udp, &moved, &udp]
         .iter()
         .map(|f| VecBuf::from_slice(f))
@@ -795,22 +787,30 @@ fn a_neighbour_learnt_mid_burst_is_used_by_the_rest_of_the_burst() {
     assert_eq!(out[0][..6], SRV_MAC.0);
     assert_eq!(
         out[1][..6],
-        NEW.0,
+        MOVED_MAC.0,
         "the burst's remembered next hop was dropped"
     );
     assert_eq!(p.stats().events_of(E::RoutedV4), 2);
 }
 
-/// A burst of `n` copies of a UDP frame from srv's port to srv (hairpin).
-fn hairpin_burst(n: usize) -> Vec<VecBuf> {
-    let udp = frames::udp4(
+/// srv's new MAC in the tests that move it.
+const MOVED_MAC: EthernetAddress = EthernetAddress([0x02, 0x5e, 0, 0, 0, 9]);
+
+/// A UDP frame from srv's port to srv (hairpin).
+fn hairpin_udp() -> Vec<u8> {
+    frames::udp4(
         SRV_MAC,
         mac(3),
         v4("198.51.100.7"),
         v4("198.51.100.2"),
         64,
         80,
-    );
+    )
+}
+
+/// A burst of `n` copies of [`hairpin_udp`].
+fn hairpin_burst(n: usize) -> Vec<VecBuf> {
+    let udp = hairpin_udp();
     (0..n).map(|_| VecBuf::from_slice(&udp)).collect()
 }
 
@@ -822,14 +822,13 @@ fn a_next_hop_learnt_between_bursts_replaces_the_remembered_one() {
     p.process_burst(1, 2, &mut hairpin_burst(2));
     assert!(take(&mut p, 2).iter().all(|f| f[..6] == SRV_MAC.0));
     // the ARP reply comes alone, in a burst of its own
-    const NEW: EthernetAddress = EthernetAddress([0x02, 0x5e, 0, 0, 0, 9]);
-    let mut arp = vec![VecBuf::from_slice(&srv_arp_reply(NEW))];
+    let mut arp = vec![VecBuf::from_slice(&srv_arp_reply(MOVED_MAC))];
     p.process_burst(2, 2, &mut arp);
     p.process_burst(3, 2, &mut hairpin_burst(2));
     let out = take(&mut p, 2);
     assert_eq!(out.len(), 2);
     assert!(
-        out.iter().all(|f| f[..6] == NEW.0),
+        out.iter().all(|f| f[..6] == MOVED_MAC.0),
         "the last burst's next hop outlived the ARP update"
     );
     // and back, through the single-packet entry
