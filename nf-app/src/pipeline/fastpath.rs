@@ -15,8 +15,10 @@
 //! probes), so the memory is dropped whenever a packet takes it, and it
 //! ends when the entry expires (checked once per burst: within a burst the
 //! clock does not move). Keeping it across bursts saves the route and
-//! neighbour lookups at each burst's start: 0.8–1.9 ns per packet at 64
-//! bytes.
+//! neighbour lookups at each burst's start (some 13 ns per burst on the
+//! bench's profile); interleaved A/B runs of `hagw bench forward` gave
+//! between 0 and 1.9 ns per packet at 64 bytes, within this machine's
+//! noise.
 //!
 //! Measured on the `hagw bench forward` harness and not kept: a VPP-style
 //! staged burst (classify all, route all, resolve all, rewrite all: 48.0
