@@ -117,6 +117,10 @@ pub fn forward(packets: u64, runs: usize, lcore: u32) -> Result<String, String> 
         Pool(pool),
         Arc::clone(&st),
     );
+    // as a worker does (net_null does not verify checksums: software does)
+    for (i, p) in ports.iter().enumerate() {
+        pipe.set_rx_ip_checksum(i as u16, p.rx_ip_checksum());
+    }
     // Teach the pipeline the next hops (an ARP reply on each out port).
     for (out, ip) in [(1u16, [10, 1, 0, 2]), (3, [10, 3, 0, 2])] {
         let f = nf_app::frames::arp(

@@ -160,6 +160,9 @@ impl Worker {
         // chained packets only where every port sends them (else the
         // converter copies payload behind its headers)
         pipe.set_tx_chains(self.ports.iter().all(Port::tx_multi_seg));
+        for (i, p) in self.ports.iter().enumerate() {
+            pipe.set_rx_ip_checksum(i as u16, p.rx_ip_checksum());
+        }
         let queue = self.index as u16;
         let burst = self.cfg.burst;
         let retries = self.cfg.limits.tx_retries;

@@ -15,6 +15,17 @@
 use crate::chunk::{Bytes, Chunk};
 use std::rc::Rc;
 
+/// What the NIC found of a received frame's IPv4 header checksum (DPDK's
+/// `RTE_MBUF_F_RX_IP_CKSUM_*` flags, where the port verifies it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RxChecksum {
+    /// Not checked: software verifies it (RFC 1812 §5.2.2).
+    #[default]
+    Unknown,
+    Good,
+    Bad,
+}
+
 /// A packet buffer: headroom | data | tailroom, optionally followed by
 /// chained payload segments. `data` and the methods that resize it see the
 /// first segment only; `pkt_len` counts all.
@@ -66,6 +77,11 @@ pub trait PacketBuf {
     /// buffer's headers, a few packets ahead of their turn).
     #[inline]
     fn prefetch(&self) {}
+    /// The receiving NIC's verdict on the IPv4 header checksum.
+    #[inline]
+    fn rx_ip_checksum(&self) -> RxChecksum {
+        RxChecksum::Unknown
+    }
     /// True when the buffer holds no data.
     #[inline]
     fn is_empty(&self) -> bool {
@@ -101,6 +117,8 @@ pub struct VecBuf {
     start: usize,
     end: usize,
     chained: Vec<Bytes>,
+    /// What a NIC would have flagged (tests of the offload path).
+    rx_ip: RxChecksum,
 }
 
 impl VecBuf {
@@ -113,6 +131,7 @@ impl VecBuf {
             start: headroom,
             end: headroom,
             chained: Vec::new(),
+            rx_ip: RxChecksum::Unknown,
         }
     }
 
@@ -134,6 +153,7 @@ impl VecBuf {
             start: DEFAULT_HEADROOM,
             end: DEFAULT_HEADROOM + bytes.len(),
             chained: Vec::new(),
+            rx_ip: RxChecksum::Unknown,
         }
     }
 
@@ -144,6 +164,12 @@ impl VecBuf {
         self.start = h;
         self.end = h;
         self.chained.clear();
+        self.rx_ip = RxChecksum::Unknown;
+    }
+
+    /// Flags the IPv4 header checksum as a NIC that verifies it would.
+    pub fn set_rx_ip_checksum(&mut self, c: RxChecksum) {
+        self.rx_ip = c;
     }
 
     /// The chained segments behind the data.
@@ -177,6 +203,11 @@ impl Default for VecBuf {
 
 impl PacketBuf for VecBuf {
     type Chunk = Bytes;
+
+    #[inline]
+    fn rx_ip_checksum(&self) -> RxChecksum {
+        self.rx_ip
+    }
 
     #[inline]
     fn data(&self) -> &[u8] {

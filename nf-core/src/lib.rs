@@ -21,4 +21,4 @@ pub mod route;
 pub mod sim;
 pub mod wire;
 
-pub use buf::{PacketBuf, VecBuf};
+pub use buf::{PacketBuf, RxChecksum, VecBuf};

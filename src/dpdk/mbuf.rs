@@ -3,8 +3,14 @@
 use super::chunk::MbufChunk;
 use super::ffi;
 use nf_core::chunk::Chunk;
-use nf_core::PacketBuf;
+use nf_core::{PacketBuf, RxChecksum};
 use std::ptr::NonNull;
+
+// rte_mbuf_core.h: RTE_MBUF_F_RX_IP_CKSUM_{MASK,BAD,GOOD} (both bits: NONE,
+// neither: UNKNOWN).
+const RX_IP_CKSUM_MASK: u64 = (1 << 4) | (1 << 7);
+const RX_IP_CKSUM_BAD: u64 = 1 << 4;
+const RX_IP_CKSUM_GOOD: u64 = 1 << 7;
 
 /// An owned packet mbuf: one segment as received, or hagw's headers with
 /// payload chained behind them ([`PacketBuf::chain`]). Dropping it frees
@@ -164,6 +170,14 @@ impl PacketBuf for Mbuf {
         unsafe {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
             _mm_prefetch::<_MM_HINT_T0>((m.buf_addr as *const i8).add(usize::from(m.data_off)));
+        }
+    }
+    #[inline]
+    fn rx_ip_checksum(&self) -> RxChecksum {
+        match self.m().ol_flags & RX_IP_CKSUM_MASK {
+            RX_IP_CKSUM_GOOD => RxChecksum::Good,
+            RX_IP_CKSUM_BAD => RxChecksum::Bad,
+            _ => RxChecksum::Unknown,
         }
     }
     #[inline]

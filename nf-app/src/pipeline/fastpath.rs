@@ -3,7 +3,11 @@
 //! resolved, fits the MTU) rewritten in place. Anything else goes to the
 //! full pipeline (`ipv4_input` and friends), which applies the same rules
 //! and does the counting, ICMP and neighbour resolution; the fast path only
-//! skips work, it never decides differently.
+//! skips work, it never decides differently. One exception: where the NIC
+//! verifies header checksums, the fast path takes its verdict instead of
+//! summing the header (RFC 1812 §5.2.2 asks that the checksum be verified,
+//! not by whom; l3fwd and VPP leave it to the NIC), while the full pipeline
+//! always sums.
 //!
 //! A burst is run in one loop: what the input port contributes (its MAC,
 //! whether TCP must pass the conversion point) is read once, and the
@@ -33,7 +37,7 @@
 use super::{BufPool, Pipeline};
 use crate::stats::Event;
 use nf_core::wire::checksum;
-use nf_core::PacketBuf;
+use nf_core::{PacketBuf, RxChecksum};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// How many packets ahead of its turn a packet's headers are fetched.
@@ -46,6 +50,8 @@ pub(super) struct Ingress {
     mac: u64,
     /// TCP and ICMP go past the conversion point first.
     pub(super) tcp_slow: bool,
+    /// The NIC flags each frame's IPv4 header checksum.
+    pub(super) nic_checksum: bool,
 }
 
 /// The forwarding decision for one destination: egress port, its MTU, the
@@ -89,8 +95,15 @@ fn le64(h: &[u8; 34], at: usize) -> u64 {
 /// The 34 bytes of Ethernet and IPv4 header are read as four 64-bit words
 /// and a 16-bit one; the tests and the header checksum work on those words
 /// (`checksum::sum` over the header reads it again: ~1 ns more per packet).
+/// With `NIC` (the port verifies checksums) the NIC's verdict `nic` stands
+/// in for the sum: good skips it, bad leaves the frame to the full
+/// pipeline, unknown sums as without.
 #[inline(always)]
-fn classify_v4<const CONV: bool>(ing: &Ingress, d: &[u8]) -> Option<u32> {
+fn classify_v4<const CONV: bool, const NIC: bool>(
+    ing: &Ingress,
+    d: &[u8],
+    nic: RxChecksum,
+) -> Option<u32> {
     let h = d.first_chunk::<34>()?;
     // bytes 0-7, 8-15, 16-23, 24-31, 32-33, little-endian
     let (w0, w1, w2, w3) = (le64(h, 0), le64(h, 8), le64(h, 16), le64(h, 24));
@@ -115,8 +128,13 @@ fn classify_v4<const CONV: bool>(ing: &Ingress, d: &[u8]) -> Option<u32> {
     // any byte order (a valid header sums to 0xffff either way): the 32-bit
     // halves of bytes 16-31 and the 16-bit words at each end, no carry out
     // of 64 bits, then folded to 16 bits
-    let acc = (w2 & 0xffff_ffff) + (w2 >> 32) + (w3 & 0xffff_ffff) + (w3 >> 32) + (w1 >> 48) + w4;
-    slow |= checksum::fold64_rotate(acc) != 0xffff;
+    if !NIC || nic == RxChecksum::Unknown {
+        let acc =
+            (w2 & 0xffff_ffff) + (w2 >> 32) + (w3 & 0xffff_ffff) + (w3 >> 32) + (w1 >> 48) + w4;
+        slow |= checksum::fold64_rotate(acc) != 0xffff;
+    } else {
+        slow |= nic == RxChecksum::Bad;
+    }
     if slow {
         return None;
     }
@@ -138,6 +156,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         Some(Ingress {
             mac: u64::from_le_bytes(mac),
             tcp_slow: self.conv.is_some(),
+            nic_checksum: pc.rx_ip_checksum,
         })
     }
 
@@ -186,7 +205,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
     /// queued); otherwise gives it back untouched. `memo` is the burst's
     /// last decision (updated here).
     #[inline(always)]
-    pub(super) fn fast_forward_v4<const CONV: bool>(
+    pub(super) fn fast_forward_v4<const CONV: bool, const NIC: bool>(
         &mut self,
         ing: &Ingress,
         memo: &mut Adjacency,
@@ -196,8 +215,9 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         if buf.segments() != 1 {
             return Err(buf);
         }
+        let nic = buf.rx_ip_checksum();
         let d = buf.data_mut();
-        let Some(dst) = classify_v4::<CONV>(ing, d) else {
+        let Some(dst) = classify_v4::<CONV, NIC>(ing, d, nic) else {
             return Err(buf);
         };
         if dst != memo.dst {
@@ -217,9 +237,14 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
     /// Runs a received burst through the pipeline, in order, draining `bufs`.
     pub fn process_burst(&mut self, now_ns: u64, port: u16, bufs: &mut Vec<B>) {
         match self.ingress(port) {
-            // the loop is built twice: a plain router's has no TCP test
-            Some(ing) if ing.tcp_slow => self.burst_v4::<true>(&ing, now_ns, port, bufs),
-            Some(ing) => self.burst_v4::<false>(&ing, now_ns, port, bufs),
+            // the loop is built four times: a plain router's has no TCP
+            // test, a port whose NIC does not verify checksums no flag test
+            Some(ing) => match (ing.tcp_slow, ing.nic_checksum) {
+                (true, false) => self.burst_v4::<true, false>(&ing, now_ns, port, bufs),
+                (false, false) => self.burst_v4::<false, false>(&ing, now_ns, port, bufs),
+                (true, true) => self.burst_v4::<true, true>(&ing, now_ns, port, bufs),
+                (false, true) => self.burst_v4::<false, true>(&ing, now_ns, port, bufs),
+            },
             None => {
                 for buf in bufs.drain(..) {
                     self.process_slow(now_ns, port, buf);
@@ -229,7 +254,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
     }
 
     #[inline(never)]
-    fn burst_v4<const CONV: bool>(
+    fn burst_v4<const CONV: bool, const NIC: bool>(
         &mut self,
         ing: &Ingress,
         now_ns: u64,
@@ -252,7 +277,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             if let Some(b) = rest.as_slice().get(PREFETCH - 1) {
                 b.prefetch();
             }
-            match self.fast_forward_v4::<CONV>(ing, &mut memo, now_ns, buf) {
+            match self.fast_forward_v4::<CONV, NIC>(ing, &mut memo, now_ns, buf) {
                 Ok(()) => routed += 1,
                 Err(buf) => {
                     // the slow path may change what the memory was based on

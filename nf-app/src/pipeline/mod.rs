@@ -42,6 +42,9 @@ pub struct PortCtx {
     pub v6: Vec<nf_core::wire::ipv6::Cidr>,
     /// fe80::/64 address derived from the MAC (RFC 4291 App. A).
     pub link_local: Ipv6Addr,
+    /// The NIC verifies received IPv4 header checksums and flags each
+    /// frame ([`nf_core::RxChecksum`]); set by [`Pipeline::set_rx_ip_checksum`].
+    pub rx_ip_checksum: bool,
 }
 
 impl PortCtx {
@@ -55,6 +58,7 @@ impl PortCtx {
             v4: cfg.v4.clone(),
             v6: cfg.v6.clone(),
             link_local: link_local_from_mac(mac),
+            rx_ip_checksum: false,
         }
     }
     /// Our IPv4 address on this port that shares a prefix with `peer`, else
@@ -307,6 +311,16 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         self.tx_chains = on;
     }
 
+    /// Whether input port `port` has the NIC verify IPv4 header checksums
+    /// (`RTE_ETH_RX_OFFLOAD_IPV4_CKSUM`): the fast path then takes a frame
+    /// flagged good without summing its header again, and leaves one
+    /// flagged bad to the full pipeline.
+    pub fn set_rx_ip_checksum(&mut self, port: u16, on: bool) {
+        if let Some(p) = self.ports.get_mut(usize::from(port)) {
+            p.rx_ip_checksum = on;
+        }
+    }
+
     /// Turns the conversion point on: TCP from the access ports and toward
     /// NAT addresses goes through `conv` first.
     pub fn enable_conversion(&mut self, mut conv: Converter<B::Chunk>) {
@@ -462,10 +476,11 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         let buf = match self.ingress(port) {
             Some(ing) => {
                 let memo = &mut { Adjacency::NONE };
-                let fwd = if ing.tcp_slow {
-                    self.fast_forward_v4::<true>(&ing, memo, now_ns, buf)
-                } else {
-                    self.fast_forward_v4::<false>(&ing, memo, now_ns, buf)
+                let fwd = match (ing.tcp_slow, ing.nic_checksum) {
+                    (true, false) => self.fast_forward_v4::<true, false>(&ing, memo, now_ns, buf),
+                    (false, false) => self.fast_forward_v4::<false, false>(&ing, memo, now_ns, buf),
+                    (true, true) => self.fast_forward_v4::<true, true>(&ing, memo, now_ns, buf),
+                    (false, true) => self.fast_forward_v4::<false, true>(&ing, memo, now_ns, buf),
                 };
                 match fwd {
                     Ok(()) => return self.stats.event(Event::RoutedV4),

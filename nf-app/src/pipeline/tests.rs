@@ -867,3 +867,35 @@ fn a_remembered_next_hop_is_not_used_past_its_entry_expiry() {
     );
     assert_eq!(out.len(), 2, "the packet is forwarded and the probe sent");
 }
+
+#[test]
+fn a_nic_checked_ipv4_checksum_is_taken_as_the_nic_flags_it() {
+    use crate::stats::Layer;
+    use nf_core::wire::Error as W;
+    use nf_core::RxChecksum as C;
+    // cli → srv with a header checksum no software check would pass
+    let mut bad = frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.2"), 64, 80);
+    bad[24] ^= 0x5a;
+    let good = frames::udp4(CLI_MAC, mac(1), v4("192.0.2.2"), v4("198.51.100.2"), 64, 80);
+    let run = |nic_port: bool, frame: &[u8], flag: C| {
+        let mut p = pipeline();
+        learn_srv(&mut p);
+        take(&mut p, 2);
+        p.set_rx_ip_checksum(0, nic_port);
+        let mut b = VecBuf::from_slice(frame);
+        b.set_rx_ip_checksum(flag);
+        p.process_burst(1, 0, &mut vec![b]);
+        let sent = take(&mut p, 2).len();
+        (sent, p.stats().parse_errors_of(Layer::Ipv4, W::BadChecksum))
+    };
+    // RFC 1812 §5.2.2: verified once, by the NIC: its "good" stands
+    assert_eq!(run(true, &bad, C::Good), (1, 0));
+    // a port without the offload sums it whatever the flag says
+    assert_eq!(run(false, &bad, C::Good), (0, 1));
+    // not checked by the NIC: software sums it
+    assert_eq!(run(true, &bad, C::Unknown), (0, 1));
+    assert_eq!(run(true, &good, C::Unknown), (1, 0));
+    // "bad" goes to the full pipeline, which checks again in software
+    assert_eq!(run(true, &bad, C::Bad), (0, 1));
+    assert_eq!(run(true, &good, C::Bad), (1, 0));
+}
