@@ -15,13 +15,16 @@ fuzz_target!(|data: &[u8]| {
     // times faster per input
     lab.skip_idle = true;
     lab.connect(5201, Workload::echo(4000, true));
-    lab.run_until(50_000_000, |l| l.sessions() > 0 && l.clients[0].mp.is_established());
+    lab.run_until(50_000_000, |l| {
+        l.sessions() > 0 && l.clients[0].mp.is_established()
+    });
     let mut rest = data;
     // framing: [port][len_hi][len_lo][frame bytes…]
     while rest.len() >= 3 {
         let port = u16::from(rest[0] % 3);
         let len = (usize::from(rest[1]) << 8 | usize::from(rest[2])).min(rest.len() - 3);
-        lab.pipe.process(lab.now, port, VecBuf::from_slice(&rest[3..3 + len]));
+        lab.pipe
+            .process(lab.now, port, VecBuf::from_slice(&rest[3..3 + len]));
         rest = &rest[3 + len..];
         lab.step(1_000_000);
     }

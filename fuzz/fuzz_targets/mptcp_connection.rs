@@ -18,15 +18,68 @@ fn opt(o: MptcpOption) -> Option<RawOpt> {
 fuzz_target!(|data: &[u8]| {
     // the first byte's low bit: DSS checksums (RFC 8684 §3.3.1) or not
     let checksum = data.first().is_some_and(|b| b & 1 == 1);
-    let cfg = Config { recv_buffer: 256 * 1024, send_buffer: 256 * 1024, checksum, ..Config::default() };
-    let mut syn = Header { src_port: 2, dst_port: 1, seq: Seq(5000), flags: 2, window: 65535, ..Default::default() };
-    syn.opts.mptcp = opt(MptcpOption::Capable { version: 1, flags: nf_mptcp::options::CapFlags(1), sender_key: None, receiver_key: None, data_len: None, checksum: None });
-    let Some(mut c) = MpConnection::<Bytes>::server(cfg, Secrets { key: 1, seed: 2 }, &Incoming { hdr: syn, payload: Bytes::empty() }, Seq(100), PathRole::Fixed, Box::new(MinRtt)) else { return };
+    let cfg = Config {
+        recv_buffer: 256 * 1024,
+        send_buffer: 256 * 1024,
+        checksum,
+        ..Config::default()
+    };
+    let mut syn = Header {
+        src_port: 2,
+        dst_port: 1,
+        seq: Seq(5000),
+        flags: 2,
+        window: 65535,
+        ..Default::default()
+    };
+    syn.opts.mptcp = opt(MptcpOption::Capable {
+        version: 1,
+        flags: nf_mptcp::options::CapFlags(1),
+        sender_key: None,
+        receiver_key: None,
+        data_len: None,
+        checksum: None,
+    });
+    let Some(mut c) = MpConnection::<Bytes>::server(
+        cfg,
+        Secrets { key: 1, seed: 2 },
+        &Incoming {
+            hdr: syn,
+            payload: Bytes::empty(),
+        },
+        Seq(100),
+        PathRole::Fixed,
+        Box::new(MinRtt),
+    ) else {
+        return;
+    };
     let mut now = 0;
     while c.poll_transmit(now).is_some() {}
-    let mut ack = Header { src_port: 2, dst_port: 1, seq: Seq(5001), ack: Seq(101), flags: 0x10, window: 65535, ..Default::default() };
-    ack.opts.mptcp = opt(MptcpOption::Capable { version: 1, flags: nf_mptcp::options::CapFlags(1), sender_key: Some(7), receiver_key: Some(1), data_len: None, checksum: None });
-    c.handle_segment(now, 0, Incoming { hdr: ack, payload: Bytes::empty() });
+    let mut ack = Header {
+        src_port: 2,
+        dst_port: 1,
+        seq: Seq(5001),
+        ack: Seq(101),
+        flags: 0x10,
+        window: 65535,
+        ..Default::default()
+    };
+    ack.opts.mptcp = opt(MptcpOption::Capable {
+        version: 1,
+        flags: nf_mptcp::options::CapFlags(1),
+        sender_key: Some(7),
+        receiver_key: Some(1),
+        data_len: None,
+        checksum: None,
+    });
+    c.handle_segment(
+        now,
+        0,
+        Incoming {
+            hdr: ack,
+            payload: Bytes::empty(),
+        },
+    );
     c.send(Bytes::new(vec![1; 10_000]));
     // each step: 8 bytes of header material, an option body, a payload length
     let mut d = data;
@@ -38,10 +91,25 @@ fuzz_target!(|data: &[u8]| {
         d = rest;
         let plen = usize::from(h[8]) * 4;
         seq = seq.wrapping_add(u32::from(h[0]) * 100);
-        let mut hdr = Header { src_port: 2, dst_port: 1, seq: Seq(seq), ack: Seq(101u32.wrapping_add(u32::from_be_bytes([0, h[1], h[2], h[3]]))), flags: u16::from(h[4]) | 0x10, window: u16::from_be_bytes([h[5], h[6]]), ..Default::default() };
+        let mut hdr = Header {
+            src_port: 2,
+            dst_port: 1,
+            seq: Seq(seq),
+            ack: Seq(101u32.wrapping_add(u32::from_be_bytes([0, h[1], h[2], h[3]]))),
+            flags: u16::from(h[4]) | 0x10,
+            window: u16::from_be_bytes([h[5], h[6]]),
+            ..Default::default()
+        };
         hdr.opts.mptcp = RawOpt::new(o);
         now += u64::from(h[7]) * 1_000_000;
-        c.handle_segment(now, usize::from(h[7] % 2), Incoming { hdr, payload: Bytes::new(vec![0x5a; plen]) });
+        c.handle_segment(
+            now,
+            usize::from(h[7] % 2),
+            Incoming {
+                hdr,
+                payload: Bytes::new(vec![0x5a; plen]),
+            },
+        );
         if c.next_timeout().is_some_and(|t| t <= now) {
             c.on_timeout(now);
         }

@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use nf_mptcp::options::MptcpOption;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, body)) = data.split_first() else { return };
+    let Some((&flags, body)) = data.split_first() else {
+        return;
+    };
     let (syn, ack) = (flags & 1 != 0, flags & 2 != 0);
     if let Ok(o) = MptcpOption::parse(body, syn, ack) {
         let mut out = [0u8; 40];

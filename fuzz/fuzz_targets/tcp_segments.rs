@@ -14,12 +14,26 @@ fn take<const N: usize>(d: &mut &[u8]) -> Option<[u8; N]> {
 
 fuzz_target!(|data: &[u8]| {
     let mut d = data;
-    let cfg = Config { recv_buffer: 32 * 1024, send_buffer: 32 * 1024, max_ooo_segments: 32, ..Config::default() };
-    let Some([mode]) = take::<1>(&mut d) else { return };
+    let cfg = Config {
+        recv_buffer: 32 * 1024,
+        send_buffer: 32 * 1024,
+        max_ooo_segments: 32,
+        ..Config::default()
+    };
+    let Some([mode]) = take::<1>(&mut d) else {
+        return;
+    };
     let mut c: Connection<Bytes> = if mode & 1 == 0 {
         Connection::connect(cfg, 1, 2, Seq(1000))
     } else {
-        let syn = Header { src_port: 2, dst_port: 1, seq: Seq(5000), flags: 2, window: 1000, ..Default::default() };
+        let syn = Header {
+            src_port: 2,
+            dst_port: 1,
+            seq: Seq(5000),
+            flags: 2,
+            window: 1000,
+            ..Default::default()
+        };
         Connection::accept(cfg, &syn, Seq(1000))
     };
     c.send(Bytes::new(vec![0x5a; 20_000]));
@@ -50,10 +64,26 @@ fuzz_target!(|data: &[u8]| {
             opts.mptcp = RawOpt::new(&h[12..16]);
         }
         // sequence numbers near the expected ones are the interesting ones
-        let seq = if h[11] & 64 != 0 { c.rcv_nxt().0.wrapping_add(seq % 70_000) } else { seq };
-        let ack = if h[11] & 128 != 0 { c.snd_una().0.wrapping_add(ack % 70_000) } else { ack };
+        let seq = if h[11] & 64 != 0 {
+            c.rcv_nxt().0.wrapping_add(seq % 70_000)
+        } else {
+            seq
+        };
+        let ack = if h[11] & 128 != 0 {
+            c.snd_una().0.wrapping_add(ack % 70_000)
+        } else {
+            ack
+        };
         let payload = Bytes::new(vec![0xa5; usize::from(plen) * 8]);
-        let hdr = Header { src_port: 2, dst_port: 1, seq: Seq(seq), ack: Seq(ack), flags, window, opts };
+        let hdr = Header {
+            src_port: 2,
+            dst_port: 1,
+            seq: Seq(seq),
+            ack: Seq(ack),
+            flags,
+            window,
+            opts,
+        };
         now += u64::from(dt) * 1_000_000;
         c.handle_segment(now, Incoming { hdr, payload });
         if c.next_timeout().is_some_and(|t| t <= now) {

@@ -10,14 +10,20 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(r) = ethernet::Repr::parse(&f) {
             let mut b = vec![0u8; r.header_len()];
             r.emit(&mut b);
-            assert_eq!(ethernet::Repr::parse(&ethernet::Frame::new_checked(&b[..]).unwrap()).unwrap(), r);
+            assert_eq!(
+                ethernet::Repr::parse(&ethernet::Frame::new_checked(&b[..]).unwrap()).unwrap(),
+                r
+            );
         }
     }
     if let Ok(p) = arp::Packet::new_checked(data) {
         if let Ok(r) = arp::Repr::parse(&p) {
             let mut b = [0u8; arp::PACKET_LEN];
             r.emit(&mut b);
-            assert_eq!(arp::Repr::parse(&arp::Packet::new_checked(&b[..]).unwrap()).unwrap(), r);
+            assert_eq!(
+                arp::Repr::parse(&arp::Packet::new_checked(&b[..]).unwrap()).unwrap(),
+                r
+            );
         }
     }
     if let Ok(p) = ipv4::Packet::new_checked(data) {
@@ -34,8 +40,13 @@ fuzz_target!(|data: &[u8]| {
     // ICMPv6 with a valid checksum, so that the message bodies are reached
     let mut m = data.to_vec();
     if m.len() >= icmpv6::HEADER_LEN {
-        icmpv6::Packet::new_unchecked(&mut m[..]).fill_checksum(Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED);
-        let _ = icmpv6::Repr::parse(&icmpv6::Packet::new_checked(&m[..]).unwrap(), Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED);
+        icmpv6::Packet::new_unchecked(&mut m[..])
+            .fill_checksum(Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED);
+        let _ = icmpv6::Repr::parse(
+            &icmpv6::Packet::new_checked(&m[..]).unwrap(),
+            Ipv6Addr::LOCALHOST,
+            Ipv6Addr::UNSPECIFIED,
+        );
     }
     if let Ok(p) = tcp::Packet::new_checked(data) {
         if let Ok(r) = tcp::Repr::parse(&p, None) {
@@ -43,7 +54,9 @@ fuzz_target!(|data: &[u8]| {
             if r.options.buffer_len() <= 40 {
                 let mut b = vec![0u8; r.buffer_len()];
                 r.emit(s, d, &mut b);
-                let again = tcp::Repr::parse(&tcp::Packet::new_checked(&b[..]).unwrap(), Some((s, d))).unwrap();
+                let again =
+                    tcp::Repr::parse(&tcp::Packet::new_checked(&b[..]).unwrap(), Some((s, d)))
+                        .unwrap();
                 assert_eq!(again.options, r.options);
                 assert_eq!(again.payload, r.payload);
             }
