@@ -718,8 +718,13 @@ impl ConvLab {
                 } else {
                     self.client_input(dst, seg);
                 }
-                // back to the pool, as the NIC frees a sent mbuf
+                // back to the pool, as the NIC frees a sent mbuf: its chained
+                // payload let go here (the PMD's work at TX completion, a
+                // mempool put there; freeing the harness's payload vectors
+                // here), so that hagw's next allocation only takes it
                 if self.pipe.pool.free.len() < 4096 {
+                    let mut f = f;
+                    f.reset();
                     self.pipe.pool.free.push(f);
                 }
             }
