@@ -555,7 +555,7 @@ mod prop {
         }
 
         /// A burst through the fast path (which remembers a destination's
-        /// decision for the rest of the burst) decides as the full pipeline
+        /// decision for the following packets) decides as the full pipeline
         /// does frame by frame, with ARP for the next hop, repeated and
         /// mutated frames, other destinations and chained buffers mixed in.
         #[test]
