@@ -285,6 +285,11 @@ impl<'a> Options<'a> {
                 TcpOption::WindowScale(w) => o.window_scale = Some(w),
                 TcpOption::SackPermitted => o.sack_permitted = true,
                 TcpOption::Sack(d) => {
+                    // a repeated SACK option replaces the one before: none
+                    // of its blocks may linger past the new count (the
+                    // decoded form stays canonical, so equal options compare
+                    // equal)
+                    o.sack_blocks = [SackBlock::default(); MAX_SACK_BLOCKS];
                     let n = (d.len() / 8).min(MAX_SACK_BLOCKS);
                     for i in 0..n {
                         o.sack_blocks[i] = SackBlock {
@@ -537,6 +542,20 @@ mod tests {
         let n = p.emit(&mut b);
         assert_eq!(n, p.buffer_len());
         assert_eq!(&b[..n], &o[..]);
+    }
+
+    #[test]
+    fn a_repeated_sack_option_replaces_the_first_entirely() {
+        // two blocks, then one: the decoded form is that of the last alone
+        // (found by the wire_parsers fuzz target: the second block lingered,
+        // so the same options compared unequal after a round trip)
+        let two_then_one = [
+            5, 18, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 5, 10, 0, 0, 0, 9, 0, 0, 0, 10,
+        ];
+        let one = [5, 10, 0, 0, 0, 9, 0, 0, 0, 10];
+        let p = Options::parse(&two_then_one).unwrap();
+        assert_eq!(p.sack(), &[SackBlock { left: 9, right: 10 }][..]);
+        assert_eq!(p, Options::parse(&one).unwrap());
     }
 
     #[test]
