@@ -201,14 +201,22 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         })
     }
 
+    /// Forgets the remembered decision once its neighbour entry has
+    /// expired (the clock is read once per burst: checked then).
+    #[inline(always)]
+    pub(super) fn expire_memo(&mut self, now_ns: u64) {
+        if now_ns >= self.fast_memo.until {
+            self.fast_memo = Adjacency::NONE;
+        }
+    }
+
     /// Forwards `buf` if it is the common case (rewritten in place and
-    /// queued); otherwise gives it back untouched. `memo` is the burst's
-    /// last decision (updated here).
+    /// queued); otherwise gives it back untouched. The remembered decision
+    /// (`fast_memo`) is used, or replaced for a new destination.
     #[inline(always)]
     pub(super) fn fast_forward_v4<const CONV: bool, const NIC: bool>(
         &mut self,
         ing: &Ingress,
-        memo: &mut Adjacency,
         now_ns: u64,
         mut buf: B,
     ) -> Result<(), B> {
@@ -220,16 +228,17 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         let Some(dst) = classify_v4::<CONV, NIC>(ing, d, nic) else {
             return Err(buf);
         };
-        if dst != memo.dst {
+        if dst != self.fast_memo.dst {
             match self.adjacency(now_ns, dst) {
-                Some(a) => *memo = a,
+                Some(a) => self.fast_memo = a,
                 None => return Err(buf),
             }
         }
+        let memo = self.fast_memo;
         if d.len() - 14 > usize::from(memo.mtu) {
             return Err(buf);
         }
-        rewrite(memo, d);
+        rewrite(&memo, d);
         self.enqueue(memo.port, buf);
         Ok(())
     }
@@ -261,12 +270,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         port: u16,
         bufs: &mut Vec<B>,
     ) {
-        // the last burst's decision, unless its neighbour entry has expired
-        let mut memo = if now_ns < self.fast_memo.until {
-            self.fast_memo
-        } else {
-            Adjacency::NONE
-        };
+        self.expire_memo(now_ns);
         let mut routed = 0u64;
         // headers of the first packets now, then each one PREFETCH ahead
         for b in bufs.iter().take(PREFETCH) {
@@ -277,16 +281,12 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             if let Some(b) = rest.as_slice().get(PREFETCH - 1) {
                 b.prefetch();
             }
-            match self.fast_forward_v4::<CONV, NIC>(ing, &mut memo, now_ns, buf) {
+            // (the full pipeline drops the remembered decision)
+            match self.fast_forward_v4::<CONV, NIC>(ing, now_ns, buf) {
                 Ok(()) => routed += 1,
-                Err(buf) => {
-                    // the slow path may change what the memory was based on
-                    memo = Adjacency::NONE;
-                    self.process_slow(now_ns, port, buf);
-                }
+                Err(buf) => self.process_slow(now_ns, port, buf),
             }
         }
-        self.fast_memo = memo;
         self.stats.events_add(Event::RoutedV4, routed);
     }
 }

@@ -16,7 +16,6 @@ mod tests;
 use crate::config::{Config, PortRole};
 use crate::convert::{Converter, Verdict};
 use crate::stats::{Drop, Event, Layer, Side, WorkerStats};
-use fastpath::Adjacency;
 use nf_core::neighbour::{NeighbourConfig, NeighbourTable, Resolve};
 use nf_core::ratelimit::TokenBucket;
 use nf_core::route::{NextHop, RoutingTable};
@@ -224,8 +223,9 @@ pub struct Pipeline<B: PacketBuf, A: BufPool<B>> {
     /// Packets of another worker's sessions: (worker, input port, packet
     /// from its link header on), for the caller to hand over.
     handoff: Vec<(u16, u16, B)>,
-    /// The fast path's last forwarding decision, kept across bursts until
-    /// its neighbour entry expires or a packet takes the full pipeline.
+    /// The fast path's last forwarding decision, kept across packets and
+    /// bursts until its neighbour entry expires or a packet takes the full
+    /// pipeline (`process_slow` drops it: the only place that does).
     fast_memo: fastpath::Adjacency,
 }
 
@@ -475,12 +475,12 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
     pub fn process(&mut self, now_ns: u64, port: u16, buf: B) {
         let buf = match self.ingress(port) {
             Some(ing) => {
-                let memo = &mut { Adjacency::NONE };
+                self.expire_memo(now_ns);
                 let fwd = match (ing.tcp_slow, ing.nic_checksum) {
-                    (true, false) => self.fast_forward_v4::<true, false>(&ing, memo, now_ns, buf),
-                    (false, false) => self.fast_forward_v4::<false, false>(&ing, memo, now_ns, buf),
-                    (true, true) => self.fast_forward_v4::<true, true>(&ing, memo, now_ns, buf),
-                    (false, true) => self.fast_forward_v4::<false, true>(&ing, memo, now_ns, buf),
+                    (true, false) => self.fast_forward_v4::<true, false>(&ing, now_ns, buf),
+                    (false, false) => self.fast_forward_v4::<false, false>(&ing, now_ns, buf),
+                    (true, true) => self.fast_forward_v4::<true, true>(&ing, now_ns, buf),
+                    (false, true) => self.fast_forward_v4::<false, true>(&ing, now_ns, buf),
                 };
                 match fwd {
                     Ok(()) => return self.stats.event(Event::RoutedV4),
