@@ -553,6 +553,13 @@ fn an_idle_sweep_over_many_sessions_is_spread_over_polls() {
 #[test]
 fn a_sessions_listing_of_a_big_table_is_spread_over_polls() {
     use std::sync::atomic::Ordering::Relaxed;
+    // the ids of the listing a worker published last
+    let listed = |w: &crate::stats::WorkerStats| -> Vec<u64> {
+        w.sessions
+            .lock()
+            .map(|l| l.iter().map(|s| s.id).collect())
+            .unwrap_or_default()
+    };
     let mut lab = ConvLab::new(&conv_with("max_sessions = 100000"), 14);
     held_sessions(&mut lab, 36 * 32, |c| c.received == 100);
     let n = lab.sessions();
@@ -570,14 +577,12 @@ fn a_sessions_listing_of_a_big_table_is_spread_over_polls() {
     let w = lab.stats();
     assert!(!w.sessions_wanted.load(Relaxed));
     assert_eq!(w.sessions_total.load(Relaxed), n);
-    let l = w.sessions.lock().expect("list");
-    let five: Vec<u64> = l.iter().map(|s| s.id).collect();
+    let five = listed(w);
     assert_eq!(five.len(), 5);
     assert!(
         five.windows(2).all(|p| p[0] < p[1]),
         "oldest first: {five:?}"
     );
-    drop(l);
     // a deeper page: the 100 entries are built 32 per poll
     let w = std::sync::Arc::clone(&lab.pipe.stats);
     w.want_sessions(100);
@@ -587,11 +592,7 @@ fn a_sessions_listing_of_a_big_table_is_spread_over_polls() {
         polls += 1;
     }
     assert_eq!(polls, 2 + 4);
-    let hundred: Vec<u64> = w
-        .sessions
-        .lock()
-        .map(|l| l.iter().map(|s| s.id).collect())
-        .unwrap_or_default();
+    let hundred = listed(&w);
     assert_eq!(hundred.len(), 100);
     // the whole table: the pages above are its oldest (sessions were
     // created in id order)
@@ -599,11 +600,7 @@ fn a_sessions_listing_of_a_big_table_is_spread_over_polls() {
     while w.sessions_wanted.load(Relaxed) {
         lab.pipe.poll_conversion(now);
     }
-    let mut all: Vec<u64> = w
-        .sessions
-        .lock()
-        .map(|l| l.iter().map(|s| s.id).collect())
-        .unwrap_or_default();
+    let mut all = listed(&w);
     assert_eq!(all.len(), n);
     all.sort_unstable();
     assert_eq!(five, all[..5]);
