@@ -70,12 +70,7 @@ impl Port {
     /// RSS setup programmed is returned: hagw then knows which queue any
     /// packet arrives on (the conversion point picks NAT ports by it).
     pub fn setup(&self, s: &PortSetup, pool: &Mempool) -> Result<Option<Rss>, String> {
-        let mut info = ffi::rte_eth_dev_info::default();
-        // SAFETY: out-pointer to a default-initialised struct.
-        let rc = unsafe { ffi::rte_eth_dev_info_get(self.id, &mut info) };
-        if rc != 0 {
-            return Err(format!("dev_info_get: {}", errno_text(rc)));
-        }
+        let info = self.info()?;
         if s.queues > info.max_rx_queues || s.queues > info.max_tx_queues {
             return Err(format!(
                 "{} queues requested, the device supports {} rx / {} tx (for net_af_packet add qpairs=N to the device string)",
@@ -207,21 +202,25 @@ impl Port {
     /// Can the port send chained (multi-segment) mbufs?
     pub fn tx_multi_seg(&self) -> bool {
         self.info()
-            .is_some_and(|i| i.tx_offload_capa & TX_MULTI_SEGS != 0)
+            .is_ok_and(|i| i.tx_offload_capa & TX_MULTI_SEGS != 0)
     }
 
     /// Does the port verify received IPv4 header checksums (enabled by
     /// [`Port::setup`] where the device offers it)?
     pub fn rx_ip_checksum(&self) -> bool {
         self.info()
-            .is_some_and(|i| i.rx_offload_capa & RX_IPV4_CKSUM != 0)
+            .is_ok_and(|i| i.rx_offload_capa & RX_IPV4_CKSUM != 0)
     }
 
-    fn info(&self) -> Option<ffi::rte_eth_dev_info> {
+    /// The device's capabilities (`rte_eth_dev_info_get`).
+    fn info(&self) -> Result<ffi::rte_eth_dev_info, String> {
         let mut info = ffi::rte_eth_dev_info::default();
         // SAFETY: out-pointer to a default-initialised struct.
         let rc = unsafe { ffi::rte_eth_dev_info_get(self.id, &mut info) };
-        (rc == 0).then_some(info)
+        if rc != 0 {
+            return Err(format!("dev_info_get: {}", errno_text(rc)));
+        }
+        Ok(info)
     }
 
     /// The port's MAC address.

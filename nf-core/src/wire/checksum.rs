@@ -157,8 +157,8 @@ pub fn fold64_rotate(acc: u64) -> u16 {
 /// that is the checksum half plus 1, with the end-around carry, and a
 /// result of 0xffff made 0. So the word gains 0xffff (TTL less 1, checksum
 /// plus 1), and 0x1_0000 more when the checksum half reached 0xffff or
-/// carried out of the word (0xfffe and 0xffff become 0 and 1). Valid for a TTL of
-/// at least 1 (the low half does not borrow).
+/// carried out of the word (0xfffe and 0xffff become 0 and 1). Valid for a
+/// TTL of at least 1 (the low half does not borrow).
 #[inline(always)]
 pub fn ttl_decremented_word(w: u32) -> u32 {
     let x = u64::from(w) + 0xffff;
