@@ -39,7 +39,7 @@ use nf_mptcp::options::MptcpOption;
 use nf_tcp::{Connection, Gather, Header, Incoming, Segment, Seq};
 use policy::Policy;
 use rewrite::Peek;
-use session::{LossSeen, Outgoing, Path, Phase, Session};
+use session::{Emit, LossSeen, Outgoing, Path, Phase, Session};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::IpAddr;
@@ -103,6 +103,12 @@ enum Flow {
     PtUp { sid: usize, i: usize },
     /// A withdrawn subflow, server → client (destination NAT back).
     PtDown { sid: usize, i: usize },
+    /// A client 4-tuple of a converted session that ended: its late
+    /// packets are still dropped until then (like TIME-WAIT, RFC 9293
+    /// §3.6.1). Kept in the flow table itself, so that ending a session
+    /// turns its entries over in place (one lookup, not a removal and an
+    /// insertion into a table of their own).
+    Tomb { until: Time },
 }
 
 /// How long the client tuples of an ended converted session still absorb
@@ -179,10 +185,9 @@ pub struct Converter<C: Chunk = Bytes> {
     half_open_by_src: HashMap<IpAddr, u32>,
     /// Live sessions per subscriber (NAT key).
     by_subscriber: HashMap<IpAddr, usize>,
-    /// Client 4-tuples of converted sessions that ended, until when their
-    /// late packets are still dropped (like TIME-WAIT, RFC 9293 §3.6.1).
-    tombstones: HashMap<FlowKey, Time>,
-    /// The same tombstones in the order they were laid, expired from the
+    /// Tombstones ([`Flow::Tomb`]) in the flow table.
+    tombstones: usize,
+    /// The tombstones in the order they were laid, expired from the
     /// front as their time comes (no sweep over the whole map); an entry
     /// whose key was reused or laid again is stale and skipped.
     tomb_fifo: std::collections::VecDeque<(Time, FlowKey)>,
@@ -267,7 +272,7 @@ impl<C: Chunk> Converter<C> {
             half_open_by_src: HashMap::new(),
             by_subscriber: HashMap::new(),
             half_open_fifo: std::collections::VecDeque::new(),
-            tombstones: HashMap::new(),
+            tombstones: 0,
             tomb_fifo: std::collections::VecDeque::new(),
             next_idle_scan: 0,
             sweep_at: 0,
@@ -427,16 +432,39 @@ impl<C: Chunk> Converter<C> {
     /// A client subflow (terminated or withdrawn), also listed as this
     /// worker's in the shared directory (several workers only).
     fn add_client_flow(&mut self, k: FlowKey, flow: Flow) {
-        self.flows.insert(k, flow);
+        self.set_flow(k, flow);
         if !self.shard.is_single() {
             self.directory.add_flow(k.tuple(), self.shard.index);
         }
     }
 
-    fn remove_client_flow(&mut self, k: &FlowKey) {
-        self.flows.remove(k);
+    /// Removes a client subflow's entry; `tomb`: leaves a tombstone in its
+    /// place instead.
+    fn remove_client_flow(&mut self, k: &FlowKey, tomb: Option<Time>) {
+        match tomb {
+            Some(until) => {
+                self.set_flow(*k, Flow::Tomb { until });
+                self.tombstones += 1;
+                self.tomb_fifo.push_back((until, *k));
+            }
+            None => self.remove_flow(k),
+        }
         if !self.shard.is_single() {
             self.directory.remove_flow(k.tuple(), self.shard.index);
+        }
+    }
+
+    /// Sets a flow's entry; a tombstone it replaces is no longer counted.
+    fn set_flow(&mut self, k: FlowKey, flow: Flow) {
+        if let Some(Flow::Tomb { .. }) = self.flows.insert(k, flow) {
+            self.tombstones = self.tombstones.saturating_sub(1);
+        }
+    }
+
+    /// Removes a flow's entry (a tombstone is no longer counted).
+    fn remove_flow(&mut self, k: &FlowKey) {
+        if let Some(Flow::Tomb { .. }) = self.flows.remove(k) {
+            self.tombstones = self.tombstones.saturating_sub(1);
         }
     }
 
@@ -586,7 +614,8 @@ impl<C: Chunk> Converter<C> {
             return Verdict::Pass;
         };
         let key = FlowKey::of(&p);
-        match self.flows.get(&key).copied() {
+        let flow = self.flows.get(&key).copied();
+        match flow {
             Some(Flow::PtUp { sid, i }) => self.pt_forward(now, sid, i, true, &p, ip),
             Some(Flow::PtDown { sid, i }) => self.pt_forward(now, sid, i, false, &p, ip),
             Some(Flow::Client { sid, sf }) => {
@@ -628,7 +657,7 @@ impl<C: Chunk> Converter<C> {
                 self.server_segment(now, sid, seg);
                 Verdict::Consumed
             }
-            None => {
+            None | Some(Flow::Tomb { .. }) => {
                 if !self.shard.is_single() {
                     if let Some(w) = self.elsewhere(now, side, &key, &p, ip) {
                         return Verdict::Handoff(w);
@@ -636,7 +665,7 @@ impl<C: Chunk> Converter<C> {
                 }
                 let access = matches!(side, Some(Side::Fixed | Side::Cellular));
                 let syn = p.flags & (flags::SYN | flags::ACK | flags::RST) == flags::SYN;
-                if !syn && self.tombstones.contains_key(&key) {
+                if !syn && flow.is_some() {
                     // a late packet of a converted connection: it must not
                     // reach the server (nor leak a cellular source)
                     self.stats.conv.segments_after_close.inc();
@@ -869,7 +898,7 @@ impl<C: Chunk> Converter<C> {
             if let Some(s) = self.session(sid) {
                 s.abort();
             }
-            self.drive(now, sid);
+            self.drive_queued(now, sid);
             if let Some(s) = self.session(sid) {
                 s.phase = Phase::Done;
             }
@@ -974,10 +1003,9 @@ impl<C: Chunk> Converter<C> {
                 self.sessions.len() - 1
             }
         };
-        self.tombstones.remove(&FlowKey::of(p));
+        // (over the tuple's tombstone, if any)
         self.add_client_flow(FlowKey::of(p), Flow::Client { sid, sf: 0 });
-        self.flows
-            .insert(FlowKey::new((p.dst, p.dport), nat), Flow::Server { sid });
+        self.set_flow(FlowKey::new((p.dst, p.dport), nat), Flow::Server { sid });
         self.active += 1;
         *self.by_subscriber.entry(sub).or_insert(0) += 1;
         match token {
@@ -1263,10 +1291,8 @@ impl<C: Chunk> Converter<C> {
             return;
         };
         s.pt.push((client, nat.1));
-        self.flows
-            .insert(FlowKey::new(client, server), Flow::PtUp { sid, i: 0 });
-        self.flows
-            .insert(FlowKey::new(server, nat), Flow::PtDown { sid, i: 0 });
+        self.set_flow(FlowKey::new(client, server), Flow::PtUp { sid, i: 0 });
+        self.set_flow(FlowKey::new(server, nat), Flow::PtDown { sid, i: 0 });
         self.add_token(token, sid);
         self.clear_half_open(sid);
         self.stats.conv.sessions_withdrawn.inc();
@@ -1403,8 +1429,7 @@ impl<C: Chunk> Converter<C> {
                 s.pt.push(((p.src, p.sport), nat.1));
                 let i = s.pt.len() - 1;
                 self.add_client_flow(FlowKey::of(p), Flow::PtUp { sid, i });
-                self.flows
-                    .insert(FlowKey::new(server, nat), Flow::PtDown { sid, i });
+                self.set_flow(FlowKey::new(server, nat), Flow::PtDown { sid, i });
                 self.stats.conv.joins_accepted.inc();
                 self.stats
                     .conv
@@ -1429,7 +1454,10 @@ impl<C: Chunk> Converter<C> {
 
     /// Runs what is due: sessions touched by input, expired timers, idle
     /// timeouts, and the list for `/sessions` when it was asked for.
-    pub fn poll(&mut self, now: Time) {
+    /// Timers, sweeps and the sessions touched since the last poll; what
+    /// the sessions' engines send goes to `out` as they give it (what the
+    /// converter answers itself waits in [`Converter::outgoing`]).
+    pub fn poll(&mut self, now: Time, out: &mut impl Emit<C>) {
         while let Some(&Reverse((t, sid))) = self.timers.peek() {
             if t > now {
                 break;
@@ -1456,7 +1484,7 @@ impl<C: Chunk> Converter<C> {
         }
         let mut dirty = std::mem::take(&mut self.dirty);
         for &sid in &dirty {
-            self.drive(now, sid);
+            self.drive(now, sid, out);
         }
         dirty.clear();
         if self.dirty.is_empty() {
@@ -1474,7 +1502,18 @@ impl<C: Chunk> Converter<C> {
         }
     }
 
-    fn drive(&mut self, now: Time, sid: usize) {
+    /// A session's engines, what they send queued in [`Converter::outgoing`]
+    /// (sessions ended outside the poll's walk over the touched ones).
+    fn drive_queued(&mut self, now: Time, sid: usize) {
+        let mut out = std::mem::take(&mut self.out);
+        self.drive(now, sid, &mut out);
+        // what the converter queued meanwhile (a reset to the client) after
+        out.append(&mut self.out);
+        self.out = out;
+    }
+
+    /// A session's engines, what they send to `out`.
+    fn drive(&mut self, now: Time, sid: usize, out: &mut impl Emit<C>) {
         let withdraw = self.policy.withdraw;
         let st = &self.stats.conv;
         let Some(s) = self.sessions.get_mut(sid).and_then(Option::as_mut) else {
@@ -1484,8 +1523,8 @@ impl<C: Chunk> Converter<C> {
         if s.phase == Phase::Passthrough {
             return;
         }
-        // what goes out is counted where it is built (Pipeline::flush_conversion)
-        let failed = s.drive(now, withdraw, st, &mut self.out);
+        // what goes out is counted where it is built (Pipeline::send_segment)
+        let failed = s.drive(now, withdraw, st, out);
         if let Some(e) = failed {
             // the server refused or never answered: the same to the client
             if let Some(syn) = s.syn.take() {
@@ -1541,8 +1580,12 @@ impl<C: Chunk> Converter<C> {
                 break;
             }
             self.tomb_fifo.pop_front();
-            if self.tombstones.get(&k).is_some_and(|u| *u <= now) {
-                self.tombstones.remove(&k);
+            // one lookup: the entry may have been reused or laid again
+            if let hashbrown::hash_map::Entry::Occupied(e) = self.flows.entry(k) {
+                if matches!(*e.get(), Flow::Tomb { until } if until <= now) {
+                    e.remove();
+                    self.tombstones = self.tombstones.saturating_sub(1);
+                }
             }
         }
         if self.tomb_fifo.is_empty() && self.tomb_fifo.capacity() > 4096 {
@@ -1553,7 +1596,7 @@ impl<C: Chunk> Converter<C> {
     /// Tombstones held (client tuples of ended sessions absorbing late
     /// packets).
     pub fn tombstones(&self) -> usize {
-        self.tombstones.len()
+        self.tombstones
     }
 
     /// The next `SWEEP_BATCH` slots of the idle sweep: idle sessions are
@@ -1599,7 +1642,7 @@ impl<C: Chunk> Converter<C> {
             } else if let Some(s) = self.session(sid) {
                 s.abort();
                 s.last = now;
-                self.drive(now, sid);
+                self.drive_queued(now, sid);
                 if let Some(s) = self.session(sid) {
                     s.phase = Phase::Done;
                 }
@@ -1642,18 +1685,16 @@ impl<C: Chunk> Converter<C> {
         let until = s.last.saturating_add(TOMBSTONE_NS);
         for p in &s.paths {
             let k = FlowKey::new(p.client, p.gw);
-            self.remove_client_flow(&k);
-            if s.phase != Phase::Passthrough && self.tombstones.len() < self.policy.max_sessions * 4
-            {
-                self.tombstones.insert(k, until);
-                self.tomb_fifo.push_back((until, k));
-            }
+            let tomb = (s.phase != Phase::Passthrough
+                && self.tombstones < self.policy.max_sessions * 4)
+                .then_some(until);
+            self.remove_client_flow(&k, tomb);
         }
         for &(c, port) in &s.pt {
-            self.remove_client_flow(&FlowKey::new(c, s.server));
-            self.flows.remove(&FlowKey::new(s.server, (s.nat.0, port)));
+            self.remove_client_flow(&FlowKey::new(c, s.server), None);
+            self.remove_flow(&FlowKey::new(s.server, (s.nat.0, port)));
         }
-        self.flows.remove(&FlowKey::new(s.server, s.nat));
+        self.remove_flow(&FlowKey::new(s.server, s.nat));
         for t in
             s.mp.as_ref()
                 .map(|m| m.local_token())

@@ -83,6 +83,19 @@ pub struct Outgoing<C> {
     pub side: Side,
 }
 
+/// Where a session's packets go as the engines give them: straight into
+/// packet buffers (the worker's pipeline, so that a segment of some 300
+/// bytes is not moved into a queue and out again), or a queue.
+pub trait Emit<C> {
+    fn emit(&mut self, o: Outgoing<C>);
+}
+
+impl<C> Emit<C> for Vec<Outgoing<C>> {
+    fn emit(&mut self, o: Outgoing<C>) {
+        self.push(o);
+    }
+}
+
 pub struct Session<C: Chunk> {
     pub id: u64,
     /// The NAT block key: the subscriber's fixed address, else the client's.
@@ -219,7 +232,7 @@ impl<C: Chunk> Session<C> {
         now: Time,
         withdraw_syn: bool,
         st: &ConvStats,
-        out: &mut Vec<Outgoing<C>>,
+        out: &mut impl Emit<C>,
     ) -> Option<TcpEvent> {
         let mut failed = None;
         while let Some(e) = self.srv.poll_event() {
@@ -336,7 +349,7 @@ impl<C: Chunk> Session<C> {
             };
             while let Some((i, seg)) = m.poll_transmit(now) {
                 if let Some(p) = self.paths.get(i) {
-                    out.push(Outgoing {
+                    out.emit(Outgoing {
                         src: p.gw.0,
                         dst: p.client.0,
                         seg,
@@ -360,7 +373,7 @@ impl<C: Chunk> Session<C> {
                     seg.hdr.opts.mptcp = s.hdr.opts.mptcp;
                 }
             }
-            out.push(Outgoing {
+            out.emit(Outgoing {
                 src: self.nat.0,
                 dst: self.server.0,
                 seg,

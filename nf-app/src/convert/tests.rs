@@ -952,6 +952,35 @@ fn late_client_packets_of_an_ended_session_never_reach_the_server() {
 }
 
 #[test]
+fn a_new_connection_on_an_ended_sessions_tuple_takes_the_place_of_its_tombstone() {
+    let mut lab = ConvLab::new(CONV, 19);
+    let c = lab.connect(5201, Workload::echo(5000, true));
+    assert!(lab.run_until(10 * SEC, |l| l.clients[c].finished()));
+    assert!(drained(&mut lab));
+    let tombs = |l: &ConvLab| l.pipe.converter().map_or(0, |c| c.tombstones());
+    assert_eq!(tombs(&lab), 2);
+    // the subscriber opens a new connection from the fixed tuple of the
+    // ended one: a new session, no longer a tombstone
+    let syn = to_server(
+        40000,
+        7,
+        0,
+        nf_core::wire::tcp::flags::SYN,
+        Some(mp_capable_syn_option()),
+    );
+    lab.inject(0, IpAddr::V4(FIXED), IpAddr::V4(SERVER), &syn);
+    lab.pipe.poll_conversion(lab.now);
+    assert_eq!(lab.sessions(), 1);
+    assert_eq!(tombs(&lab), 1, "the cellular tuple's is left");
+    let syns = lab.pipe.tx_queue(2).map_or(0, |q| q.len());
+    assert_eq!(syns, 1, "the SYN goes to the server");
+    assert_eq!(lab.stats().conv.segments_after_close.get(), 0);
+    // the other tombstone still goes at its time, and its stale queue entry
+    // for the reused tuple removes nothing
+    assert!(lab.run_until(31 * SEC, |l| tombs(l) == 0));
+}
+
+#[test]
 fn an_mptcp_segment_of_no_session_is_reset_not_routed() {
     // hagw restarted: a client's subflow of a session it no longer knows
     // sends a FIN (with its DSS). Routed, it would show the server the

@@ -14,6 +14,7 @@ mod ipv6;
 mod tests;
 
 use crate::config::{Config, PortRole};
+use crate::convert::session::{Emit, Outgoing};
 use crate::convert::{Converter, Verdict};
 use crate::stats::{Drop, Event, Layer, Side, WorkerStats};
 use nf_core::neighbour::{NeighbourConfig, NeighbourTable, Resolve};
@@ -232,6 +233,19 @@ pub struct Pipeline<B: PacketBuf, A: BufPool<B>> {
 /// How often neighbour timers run.
 const TIMER_INTERVAL_NS: u64 = 10_000_000;
 
+/// The conversion sessions' packets, built and routed as the engines give
+/// them.
+struct Sender<'a, B: PacketBuf, A: BufPool<B>> {
+    pipe: &'a mut Pipeline<B, A>,
+    now_ns: u64,
+}
+
+impl<B: PacketBuf, A: BufPool<B>> Emit<B::Chunk> for Sender<'_, B, A> {
+    fn emit(&mut self, o: Outgoing<B::Chunk>) {
+        self.pipe.send_segment(self.now_ns, &o);
+    }
+}
+
 impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
     pub fn new(
         ports: Vec<PortCtx>,
@@ -361,12 +375,22 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         self.conv.as_deref()
     }
 
-    /// Runs the conversion point's timers and sends what it queued.
+    /// Runs the conversion point's timers and touched sessions, sending
+    /// what they give as they give it, then what the converter queued.
     pub fn poll_conversion(&mut self, now_ns: u64) {
-        if let Some(c) = self.conv.as_mut() {
-            c.poll(now_ns);
-            self.flush_conversion(now_ns);
-        }
+        // out of the pipeline while it runs, so that the sessions' segments
+        // are built into packets and routed as the engines give them
+        let Some(mut c) = self.conv.take() else {
+            return;
+        };
+        // what the input queued (answers to the packets) goes first
+        let mut q = std::mem::take(c.outgoing());
+        q = self.send_conversion(now_ns, q);
+        c.poll(now_ns, &mut Sender { pipe: self, now_ns });
+        // then what the poll queued (sessions its sweeps ended)
+        std::mem::swap(c.outgoing(), &mut q);
+        self.send_conversion(now_ns, q);
+        self.conv = Some(c);
     }
 
     /// Offers a TCP packet (`l2` bytes of link header in front) to the
@@ -392,35 +416,36 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         c.input(now_ns, side, local, buf, l2)
     }
 
-    /// Builds and routes the packets the converter queued.
-    fn flush_conversion(&mut self, now_ns: u64) {
-        let Some(c) = self.conv.as_mut() else { return };
-        let mut out = std::mem::take(c.outgoing());
+    /// Builds and routes queued conversion packets; returns the emptied
+    /// queue (its allocation is kept).
+    fn send_conversion(
+        &mut self,
+        now_ns: u64,
+        mut out: Vec<Outgoing<B::Chunk>>,
+    ) -> Vec<Outgoing<B::Chunk>> {
         // read in place (a segment is some 300 bytes: not moved again)
         for o in &out {
-            let Some(mut buf) = self.pool.alloc() else {
-                self.stats.dropped(Drop::NoMbuf);
-                continue;
-            };
-            let Some(copied) =
-                crate::convert::emit::tcp_packet(&mut buf, o.src, o.dst, &o.seg, self.tx_chains)
-            else {
-                self.stats.dropped(Drop::NoMbuf);
-                continue;
-            };
-            let st = &self.stats.conv;
-            st.tx_packets.inc(o.side as usize);
-            st.tx_bytes.0[o.side as usize].add(buf.pkt_len() as u64);
-            st.payload_bytes_copied.add(copied as u64);
-            self.route_local(now_ns, 0, o.dst, buf);
+            self.send_segment(now_ns, o);
         }
         out.clear();
-        if let Some(c) = self.conv.as_mut() {
-            let q = c.outgoing();
-            if q.is_empty() {
-                *q = out;
-            }
-        }
+        out
+    }
+
+    /// Builds one conversion packet into a buffer from the pool and routes it.
+    fn send_segment(&mut self, now_ns: u64, o: &Outgoing<B::Chunk>) {
+        let Some(mut buf) = self.pool.alloc() else {
+            return self.stats.dropped(Drop::NoMbuf);
+        };
+        let Some(copied) =
+            crate::convert::emit::tcp_packet(&mut buf, o.src, o.dst, &o.seg, self.tx_chains)
+        else {
+            return self.stats.dropped(Drop::NoMbuf);
+        };
+        let st = &self.stats.conv;
+        st.tx_packets.inc(o.side as usize);
+        st.tx_bytes.0[o.side as usize].add(buf.pkt_len() as u64);
+        st.payload_bytes_copied.add(copied as u64);
+        self.route_local(now_ns, 0, o.dst, buf);
     }
 
     /// Queues TCP packets addressed to the gateway for [`Pipeline::take_local_tcp`]
