@@ -467,6 +467,15 @@ impl<'a> Repr<'a> {
     /// the checksum for the given addresses.
     #[inline]
     pub fn emit(&self, src: IpAddr, dst: IpAddr, b: &mut [u8]) {
+        let h = self.emit_fields(b);
+        b[h..h + self.payload.len()].copy_from_slice(self.payload);
+        Packet::new_unchecked(&mut b[..h + self.payload.len()]).fill_checksum(src, dst);
+    }
+
+    /// Writes the header and options with a zero checksum; returns the
+    /// header length.
+    #[inline]
+    fn emit_fields(&self, b: &mut [u8]) -> usize {
         let h = self.header_len();
         put16(b, 0, self.src_port);
         put16(b, 2, self.dst_port);
@@ -477,8 +486,7 @@ impl<'a> Repr<'a> {
         put16(b, 16, 0);
         put16(b, 18, self.urgent);
         self.options.emit(&mut b[HEADER_LEN..h]);
-        b[h..h + self.payload.len()].copy_from_slice(self.payload);
-        Packet::new_unchecked(&mut b[..h + self.payload.len()]).fill_checksum(src, dst);
+        h
     }
 
     /// Emits header and options into `b[..header_len()]` for a payload that
@@ -494,16 +502,10 @@ impl<'a> Repr<'a> {
         payload_sum: u32,
         b: &mut [u8],
     ) {
-        let h = self.header_len();
-        let r = Repr {
-            payload: &[],
-            ..*self
-        };
-        r.emit(src, dst, &mut b[..h]);
+        let h = self.emit_fields(b);
         // RFC 9293 §3.1: the checksum covers the pseudo-header (with the
         // whole segment's length), the header and the payload; the header
         // length is a multiple of 4, so the payload's sum adds as it is
-        put16(b, 16, 0);
         let c = !checksum::combine(&[
             pseudo(src, dst, h + payload_len),
             checksum::sum(&b[..h]),
