@@ -222,9 +222,13 @@ fn engine_as_server() {
     // segment once both subflows are up (nft payload mangling, the TCP
     // checksum fixed): the engine's DSS checksum catches it, the subflow
     // is reset with MP_FAIL on its RST (RFC 8684 §3.7), Linux resends the
-    // data on the other subflow and the echo comes back intact.
+    // data on the other subflow and the echo comes back intact. The
+    // segment is one of the cellular subflow's: both subflows are up by
+    // construction (counting the connection's segments from its start, a
+    // loaded machine could mangle one before the join, where the only
+    // subflow falls back instead).
     cli_checksums(true);
-    let rules = "table inet hagwmangle {\n chain out {\n  type filter hook output priority 0;\n  tcp dport 7000 meta length > 1000 numgen inc mod 30 29 limit rate 1/hour burst 1 packets @th,1600,8 set 0x41\n }\n}\n";
+    let rules = "table inet hagwmangle {\n chain out {\n  type filter hook output priority 0;\n  ip saddr 100.64.0.2 tcp dport 7000 meta length > 1000 numgen inc mod 10 9 limit rate 1/hour burst 1 packets @th,1600,8 set 0x41\n }\n}\n";
     let path = std::env::temp_dir().join("hagw-mangle.nft");
     std::fs::write(&path, rules).expect("rules");
     assert!(ns("cli", &["nft", "-f", path.to_str().expect("path")])

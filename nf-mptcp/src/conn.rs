@@ -279,6 +279,15 @@ pub struct MpConnection<C: Chunk> {
     /// infinite mapping arrives (the others carry the DATA_ACK) (§3.7).
     fail_tx: Option<u64>,
     fail_acks: u32,
+    /// The subflow whose checksum failed, while MP_FAIL is owed to the
+    /// peer on pure ACKs of its own: at once, then every
+    /// `FAIL_OWN_EVERY` segments, `FAIL_OWN_MAX` times at most. A subflow
+    /// that sends data has no pure ACK to carry it on (its segments carry
+    /// their mappings), and the peer must hear of the failure before a
+    /// join makes falling back impossible (§3.7).
+    fail_own: Option<usize>,
+    fail_own_sent: u32,
+    fail_own_due: u32,
     /// The echo of the peer's MP_FAIL, owed on our next segment (Linux
     /// resets the subflow when it does not come).
     fail_echo: Option<u64>,
@@ -340,6 +349,11 @@ fn payload_checksum<C: Chunk>(p: &nf_tcp::segment::Gather<C>, dsn: u64, ssn: u32
     sum.finish(dsn, ssn, len)
 }
 
+/// Segments of the failed subflow between two MP_FAILs of its own, and
+/// how many it sends at most (`MpConnection::fail_own`).
+const FAIL_OWN_EVERY: u32 = 32;
+const FAIL_OWN_MAX: u32 = 8;
+
 fn raw(o: &MptcpOption) -> Option<RawOpt> {
     let mut b = [0u8; 40];
     let n = o.emit(&mut b);
@@ -385,6 +399,9 @@ impl<C: Chunk> MpConnection<C> {
             infinite_until: None,
             fail_tx: None,
             fail_acks: 0,
+            fail_own: None,
+            fail_own_sent: 0,
+            fail_own_due: 0,
             fail_echo: None,
             fastclose_pending: false,
             announced: Vec::new(),
@@ -1157,9 +1174,24 @@ impl<C: Chunk> MpConnection<C> {
             self.stats.fallbacks += 1;
         }
         if self.tx_fb.is_none() {
-            // our direction follows, continuing where it stands
+            // our direction follows from the first byte the subflow has
+            // not sent: what went out keeps its mappings, and bytes queued
+            // behind it (mapped, never sent) go as the infinite mapping
+            // says, with the data sequence their mapping gave them; the
+            // mapping would otherwise start past them, and the peer would
+            // take them for bytes without a mapping while TCP acknowledges
+            // them (lost to the stream)
             let s = &self.subflows[i];
-            self.start_tx_fallback(i, s.tcp.queued_end(), self.snd_nxt);
+            let next = s.tcp.snd_nxt();
+            let (ssn, dsn) = match s
+                .tx
+                .iter()
+                .find(|m| next.ge(m.ssn) && next.lt(m.ssn + m.len))
+            {
+                Some(m) => (next, m.dsn + (next - m.ssn) as u64),
+                None => (s.tcp.queued_end(), self.snd_nxt),
+            };
+            self.start_tx_fallback(i, ssn, dsn);
         }
         let held = self.subflows[i].take_held();
         // a mapping being verified: before the fallback point by its own
@@ -1255,6 +1287,9 @@ impl<C: Chunk> MpConnection<C> {
                 self.stats.mp_fail_tx += 1;
                 self.fail_tx = Some(wire);
                 self.fail_acks = 0;
+                self.fail_own = Some(i);
+                self.fail_own_sent = 0;
+                self.fail_own_due = 0;
             }
             self.subflows[i].tcp.force_ack();
         } else {
@@ -1876,12 +1911,30 @@ impl<C: Chunk> MpConnection<C> {
                 return Some((fb.sub, seg));
             }
         }
+        if let (Some(dsn), Some(i)) = (self.fail_tx, self.fail_own) {
+            // RFC 8684 §3.7: our MP_FAIL on a pure ACK of its own, at once
+            // and now and then until the peer's infinite mapping comes
+            if self.fail_own_sent >= FAIL_OWN_MAX || !self.alone(i) {
+                self.fail_own = None;
+            } else if self.fail_own_due == 0 {
+                if let Some(mut seg) = self.subflows.get_mut(i).and_then(|s| s.tcp.pure_ack(now)) {
+                    self.fail_own_sent += 1;
+                    self.fail_own_due = FAIL_OWN_EVERY;
+                    seg.hdr.opts.sack_n = 0;
+                    seg.hdr.opts.mptcp = raw(&MptcpOption::Fail { dsn });
+                    return Some((i, seg));
+                }
+            }
+        }
         let n = self.subflows.len();
         for k in 0..n {
             let i = (self.next_poll + k) % n;
             if let Some(mut seg) = self.subflows[i].tcp.poll_transmit(now) {
                 self.decorate(i, &mut seg);
                 self.next_poll = (i + 1) % n;
+                if self.fail_own == Some(i) {
+                    self.fail_own_due = self.fail_own_due.saturating_sub(1);
+                }
                 return Some((i, seg));
             }
         }

@@ -621,6 +621,57 @@ fn a_failed_checksum_on_the_only_subflow_falls_back_with_an_infinite_mapping() {
 }
 
 #[test]
+fn mp_fail_goes_out_at_once_while_data_flows_the_other_way() {
+    // an echo: the server sends all the time, so it has no pure ACK to
+    // carry MP_FAIL on; it must not wait for one (a join arriving in the
+    // meantime would leave the client never told, and the failed data
+    // delivered as if MPTCP had verified it)
+    let (mut now, mut c, s) = established_csum(true, false);
+    let (up, down) = (data(6, 300_000), data(7, 600_000));
+    c.send(Bytes::new(up.clone()));
+    let mut s = Some(s);
+    s.as_mut().unwrap().send(Bytes::new(down.clone()));
+    let seen = run(&mut now, &mut c, &mut s, &mut flip_nth(20, |fc, _| fc));
+    let mut srv = s.unwrap();
+    assert_eq!(srv.stats().csum_failures, 1);
+    // the first segment the server sends after the failure carries it, on
+    // a pure ACK of its own (a data segment's options hold its mapping)
+    let failed_at = seen
+        .iter()
+        .position(|(fc, seg)| {
+            *fc && option_of(seg).is_some_and(|o| {
+                matches!(
+                    o,
+                    MptcpOption::Dss {
+                        mapping: Some(_),
+                        ..
+                    }
+                )
+            }) && seg.payload.len() > 3
+        })
+        .expect("client data");
+    let first_fail = seen
+        .iter()
+        .position(|(fc, seg)| !fc && matches!(option_of(seg), Some(MptcpOption::Fail { .. })))
+        .expect("MP_FAIL sent");
+    assert!(first_fail > failed_at);
+    let (_, fail_seg) = &seen[first_fail];
+    assert!(fail_seg.payload.is_empty() && !fail_seg.hdr.rst());
+    assert!(c.stats().mp_fail_rx >= 1);
+    assert_eq!((c.stats().infinite_tx, srv.stats().infinite_rx), (1, 1));
+    assert!(c.is_fallback() && srv.is_fallback());
+    assert_eq!(drain(&mut srv).len(), up.len());
+    assert!(
+        drain(&mut c) == down,
+        "{}\n{:?}\n{}\n{:?}",
+        c.describe(),
+        c.stats(),
+        srv.describe(),
+        srv.stats()
+    );
+}
+
+#[test]
 fn a_failed_checksum_with_another_subflow_resets_that_subflow_only() {
     let (mut now, mut c, s) = established_csum(true, true);
     c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)

@@ -503,6 +503,10 @@ impl<C: Chunk> Connection<C> {
     pub fn snd_una(&self) -> Seq {
         self.snd_una
     }
+    /// The next sequence number to send (what lies before it went out).
+    pub fn snd_nxt(&self) -> Seq {
+        self.snd_nxt
+    }
     pub fn rcv_nxt(&self) -> Seq {
         self.rcv_nxt
     }
