@@ -780,6 +780,22 @@ impl<C: Chunk> MpConnection<C> {
             }
             None => None,
         };
+        // a second MPTCP option (Linux's MP_FAIL beside a DSS), handled
+        // after the first
+        let next = match h
+            .opts
+            .mptcp
+            .as_ref()
+            .and_then(RawOpt::next)
+            .map(|o| MptcpOption::parse(o, h.syn(), h.ack_flag()))
+        {
+            Some(Ok(o)) => Some(o),
+            Some(Err(_)) => {
+                self.stats.options_malformed += 1;
+                None
+            }
+            None => None,
+        };
         if opt.is_none()
             && self.role == Role::Client
             && self.subflows[i].kind == Kind::Initial
@@ -801,7 +817,7 @@ impl<C: Chunk> MpConnection<C> {
                 dsn: 0,
             });
         }
-        if let Some(o) = opt {
+        for o in opt.into_iter().chain(next) {
             if (self.fallback && self.rx_fb.is_some()) || self.subflows[i].failed {
                 // options on a fallen-back connection are ignored
                 self.subflows[i].tcp.handle_segment(now, seg);

@@ -672,6 +672,40 @@ fn mp_fail_goes_out_at_once_while_data_flows_the_other_way() {
 }
 
 #[test]
+fn an_mp_fail_beside_a_dss_is_heard() {
+    // Linux echoes MP_FAIL in the same segment as its DSS (the DSS first):
+    // the second MPTCP option of a segment counts as much as the first
+    let (mut now, mut c, s) = established_csum(true, false);
+    c.send(Bytes::new(data(8, 300_000)));
+    let mut s = Some(s);
+    let mut flip = flip_nth(20, |fc, _| fc);
+    let mut moved = 0;
+    let mut tamper = |fc: bool, i: usize, seg: &mut Segment<Bytes>| {
+        flip(fc, i, seg);
+        if fc && seg.payload.is_empty() && matches!(option_of(seg), Some(MptcpOption::Fail { .. }))
+        {
+            let dss = MptcpOption::Dss {
+                data_fin: false,
+                data_ack: None,
+                ack64: true,
+                mapping: None,
+            };
+            let mut b = [0u8; 40];
+            let n = dss.emit(&mut b);
+            let fail = seg.hdr.opts.mptcp.expect("MP_FAIL");
+            seg.hdr.opts.mptcp = RawOpt::pair(&b[..n], Some(fail.as_slice()));
+            moved += 1;
+        }
+    };
+    run(&mut now, &mut c, &mut s, &mut tamper);
+    let srv = s.unwrap();
+    assert!(moved > 0, "the client echoed MP_FAIL");
+    assert!(srv.stats().mp_fail_rx >= 1, "{:?}", srv.stats());
+    assert!(c.is_fallback() && srv.is_fallback());
+    assert_eq!(srv.stats().options_malformed, 0);
+}
+
+#[test]
 fn a_failed_checksum_with_another_subflow_resets_that_subflow_only() {
     let (mut now, mut c, s) = established_csum(true, true);
     c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)

@@ -5,10 +5,14 @@ use crate::seq::Seq;
 use nf_core::chunk::Chunk;
 use nf_core::wire::tcp::{self as wire, flags, SackBlock, MAX_SACK_BLOCKS};
 
-/// Raw option bytes kept by value (an MPTCP option, a TFO cookie).
+/// Raw option bytes kept by value (an MPTCP option, a TFO cookie), and
+/// the body of a second option of the same kind behind them where a
+/// segment carries two (Linux's MP_FAIL beside a DSS): both fit, as the
+/// option space holds 40 bytes with their kinds and lengths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RawOpt {
     len: u8,
+    next: u8,
     bytes: [u8; 38],
 }
 
@@ -16,6 +20,7 @@ impl Default for RawOpt {
     fn default() -> Self {
         RawOpt {
             len: 0,
+            next: 0,
             bytes: [0; 38],
         }
     }
@@ -24,18 +29,33 @@ impl Default for RawOpt {
 impl RawOpt {
     /// `None` when longer than 38 bytes (cannot fit the option space).
     pub fn new(b: &[u8]) -> Option<RawOpt> {
-        if b.len() > 38 {
+        RawOpt::pair(b, None)
+    }
+    /// The body `b` and a second one behind it; `None` when they do not
+    /// fit together.
+    pub fn pair(b: &[u8], next: Option<&[u8]>) -> Option<RawOpt> {
+        let n = next.map_or(0, <[u8]>::len);
+        if b.len() + n > 38 {
             return None;
         }
         let mut r = RawOpt {
             len: b.len() as u8,
+            next: n as u8,
             bytes: [0; 38],
         };
         r.bytes[..b.len()].copy_from_slice(b);
+        if let Some(x) = next {
+            r.bytes[b.len()..b.len() + n].copy_from_slice(x);
+        }
         Some(r)
     }
     pub fn as_slice(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
+    }
+    /// The second option's body, if the segment had one.
+    pub fn next(&self) -> Option<&[u8]> {
+        let (a, n) = (usize::from(self.len), usize::from(self.next));
+        (n > 0).then(|| &self.bytes[a..a + n])
     }
 }
 
@@ -50,7 +70,8 @@ pub struct Opts {
     pub ts: Option<(u32, u32)>,
     /// TFO cookie (`Some(empty)` = cookie request).
     pub tfo: Option<RawOpt>,
-    /// MPTCP option body (after kind and length), for the MPTCP owner.
+    /// MPTCP option body (after kind and length), for the MPTCP owner,
+    /// with a second one's ([`RawOpt::next`]) where the segment had two.
     pub mptcp: Option<RawOpt>,
 }
 
@@ -64,7 +85,7 @@ impl Opts {
             sack_n: o.sack_count,
             ts: o.timestamps,
             tfo: o.fast_open.and_then(RawOpt::new),
-            mptcp: o.mptcp.and_then(RawOpt::new),
+            mptcp: o.mptcp.and_then(|m| RawOpt::pair(m, o.mptcp_next)),
         }
     }
     /// The wire form, borrowing the raw options.
@@ -77,6 +98,7 @@ impl Opts {
             sack_count: self.sack_n,
             timestamps: self.ts,
             mptcp: self.mptcp.as_ref().map(RawOpt::as_slice),
+            mptcp_next: self.mptcp.as_ref().and_then(RawOpt::next),
             fast_open: self.tfo.as_ref().map(RawOpt::as_slice),
         }
     }

@@ -270,12 +270,16 @@ pub struct Options<'a> {
     pub sack_count: u8,
     pub timestamps: Option<(u32, u32)>,
     pub mptcp: Option<&'a [u8]>,
+    /// A second MPTCP option's body: Linux sends MP_FAIL beside a DSS (and
+    /// MP_TCPRST beside MP_FASTCLOSE). A third one is not kept.
+    pub mptcp_next: Option<&'a [u8]>,
     pub fast_open: Option<&'a [u8]>,
 }
 
 impl<'a> Options<'a> {
-    /// Decodes an option area. The first MPTCP option is kept (RFC 8684 allows
-    /// several in one segment; nf-mptcp walks them from the raw bytes).
+    /// Decodes an option area. The first two MPTCP options are kept (RFC
+    /// 8684 allows several in one segment; Linux sends two at most: MP_FAIL
+    /// beside a DSS, MP_TCPRST beside MP_FASTCLOSE).
     #[inline]
     pub fn parse(bytes: &'a [u8]) -> Result<Options<'a>> {
         let mut o = Options::default();
@@ -303,6 +307,8 @@ impl<'a> Options<'a> {
                 TcpOption::Mptcp(d) => {
                     if o.mptcp.is_none() {
                         o.mptcp = Some(d)
+                    } else if o.mptcp_next.is_none() {
+                        o.mptcp_next = Some(d)
                     }
                 }
                 TcpOption::FastOpen(d) => o.fast_open = Some(d),
@@ -333,6 +339,7 @@ impl<'a> Options<'a> {
             0
         };
         n += self.mptcp.map_or(0, |m| 2 + m.len());
+        n += self.mptcp_next.map_or(0, |m| 2 + m.len());
         n += self.fast_open.map_or(0, |c| 2 + c.len());
         n.div_ceil(4) * 4
     }
@@ -394,7 +401,7 @@ impl<'a> Options<'a> {
                 i += 8;
             }
         }
-        if let Some(m) = self.mptcp {
+        for m in [self.mptcp, self.mptcp_next].into_iter().flatten() {
             b[i] = opt::MPTCP;
             b[i + 1] = (2 + m.len()) as u8;
             b[i + 2..i + 2 + m.len()].copy_from_slice(m);
@@ -558,6 +565,30 @@ mod tests {
         let p = Options::parse(&two_then_one).unwrap();
         assert_eq!(p.sack(), &[SackBlock { left: 9, right: 10 }][..]);
         assert_eq!(p, Options::parse(&one).unwrap());
+    }
+
+    #[test]
+    fn two_mptcp_options_are_both_kept_in_order() {
+        // Linux: a DSS (data ACK only) and MP_FAIL in one segment; a third
+        // MPTCP option is not kept
+        let dss = [30, 8, 0x20, 0x01, 0, 0, 0, 7];
+        let fail = [30, 12, 0x60, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+        let third = [30, 4, 0x70, 0];
+        let mut area = Vec::new();
+        area.extend_from_slice(&dss);
+        area.extend_from_slice(&fail);
+        area.extend_from_slice(&third);
+        let o = Options::parse(&area).unwrap();
+        assert_eq!(o.mptcp, Some(&dss[2..]));
+        assert_eq!(o.mptcp_next, Some(&fail[2..]));
+        // emitted as they came (less the third), and parsed the same again
+        let mut b = [0u8; 40];
+        let n = o.emit(&mut b[..o.buffer_len()]);
+        assert_eq!(
+            &b[..dss.len() + fail.len()],
+            &area[..dss.len() + fail.len()]
+        );
+        assert_eq!(Options::parse(&b[..n]).unwrap(), o);
     }
 
     #[test]
