@@ -275,19 +275,9 @@ pub struct MpConnection<C: Chunk> {
     /// Our infinite mapping rides on our segments until the subflow
     /// acknowledges past this point.
     infinite_until: Option<Seq>,
-    /// MP_FAIL (wire DSN) sent, on every fourth pure ACK until the peer's
-    /// infinite mapping arrives (the others carry the DATA_ACK) (§3.7).
-    fail_tx: Option<u64>,
-    fail_acks: u32,
-    /// The subflow whose checksum failed, while MP_FAIL is owed to the
-    /// peer on pure ACKs of its own: at once, then every
-    /// `FAIL_OWN_EVERY` segments, `FAIL_OWN_MAX` times at most. A subflow
-    /// that sends data has no pure ACK to carry it on (its segments carry
-    /// their mappings), and the peer must hear of the failure before a
-    /// join makes falling back impossible (§3.7).
-    fail_own: Option<usize>,
-    fail_own_sent: u32,
-    fail_own_due: u32,
+    /// Our MP_FAIL after a checksum failed on the only subflow, until the
+    /// peer's infinite mapping arrives (§3.7).
+    fail_tx: Option<FailTx>,
     /// The echo of the peer's MP_FAIL, owed on our next segment (Linux
     /// resets the subflow when it does not come).
     fail_echo: Option<u64>,
@@ -349,10 +339,24 @@ fn payload_checksum<C: Chunk>(p: &nf_tcp::segment::Gather<C>, dsn: u64, ssn: u32
     sum.finish(dsn, ssn, len)
 }
 
-/// Segments of the failed subflow between two MP_FAILs of its own, and
-/// how many it sends at most (`MpConnection::fail_own`).
-const FAIL_OWN_EVERY: u32 = 32;
-const FAIL_OWN_MAX: u32 = 8;
+/// Our MP_FAIL (RFC 8684 §3.7), sent on a pure ACK of its own at once,
+/// then every `FAIL_EVERY` segments of the subflow, `FAIL_MAX` times at
+/// most, while the subflow is alone: a subflow that sends data has no pure
+/// ACK to carry it on (its segments carry their mappings), and the peer
+/// must hear of the failure before a join makes falling back impossible.
+#[derive(Clone, Copy, Debug)]
+struct FailTx {
+    /// The failed mapping's data sequence number, as on the wire.
+    dsn: u64,
+    /// The subflow it failed on.
+    sub: usize,
+    sent: u32,
+    /// Segments of the subflow until the next one.
+    due: u32,
+}
+
+const FAIL_EVERY: u32 = 4;
+const FAIL_MAX: u32 = 8;
 
 fn raw(o: &MptcpOption) -> Option<RawOpt> {
     let mut b = [0u8; 40];
@@ -398,10 +402,6 @@ impl<C: Chunk> MpConnection<C> {
             rx_fb: None,
             infinite_until: None,
             fail_tx: None,
-            fail_acks: 0,
-            fail_own: None,
-            fail_own_sent: 0,
-            fail_own_due: 0,
             fail_echo: None,
             fastclose_pending: false,
             announced: Vec::new(),
@@ -768,34 +768,11 @@ impl<C: Chunk> MpConnection<C> {
         }
         self.now = now;
         let h = &seg.hdr;
-        let opt = match h
-            .opts
-            .mptcp
-            .map(|o| MptcpOption::parse(o.as_slice(), h.syn(), h.ack_flag()))
-        {
-            Some(Ok(o)) => Some(o),
-            Some(Err(_)) => {
-                self.stats.options_malformed += 1;
-                None
-            }
-            None => None,
-        };
+        let bodies = h.opts.mptcp.as_ref();
+        let opt = self.parse_option(h, bodies.map(RawOpt::as_slice));
         // a second MPTCP option (Linux's MP_FAIL beside a DSS), handled
         // after the first
-        let next = match h
-            .opts
-            .mptcp
-            .as_ref()
-            .and_then(RawOpt::next)
-            .map(|o| MptcpOption::parse(o, h.syn(), h.ack_flag()))
-        {
-            Some(Ok(o)) => Some(o),
-            Some(Err(_)) => {
-                self.stats.options_malformed += 1;
-                None
-            }
-            None => None,
-        };
+        let next = self.parse_option(h, bodies.and_then(RawOpt::next));
         if opt.is_none()
             && self.role == Role::Client
             && self.subflows[i].kind == Kind::Initial
@@ -842,6 +819,18 @@ impl<C: Chunk> MpConnection<C> {
         }
         self.subflows[i].tcp.handle_segment(now, seg);
         self.after_tcp(i);
+    }
+
+    /// An MPTCP option body of a segment with header `h`; a malformed one
+    /// is counted and ignored.
+    fn parse_option(&mut self, h: &Header, body: Option<&[u8]>) -> Option<MptcpOption> {
+        match MptcpOption::parse(body?, h.syn(), h.ack_flag()) {
+            Ok(o) => Some(o),
+            Err(_) => {
+                self.stats.options_malformed += 1;
+                None
+            }
+        }
     }
 
     /// False when the subflow must be reset.
@@ -1126,7 +1115,7 @@ impl<C: Chunk> MpConnection<C> {
     /// sent from there to be linear on this subflow; false when it is not
     /// (the subflow is then reset).
     fn mp_fail_rx(&mut self, i: usize, dsn: u64) -> bool {
-        if self.fail_tx == Some(dsn) || self.tx_fb.is_some() {
+        if self.fail_tx.is_some_and(|f| f.dsn == dsn) || self.tx_fb.is_some() {
             return true; // the echo of ours, or already answered
         }
         let off = dsn.wrapping_sub(self.local_idsn.wrapping_add(1));
@@ -1301,11 +1290,12 @@ impl<C: Chunk> MpConnection<C> {
             }
             if self.fail_tx.is_none() {
                 self.stats.mp_fail_tx += 1;
-                self.fail_tx = Some(wire);
-                self.fail_acks = 0;
-                self.fail_own = Some(i);
-                self.fail_own_sent = 0;
-                self.fail_own_due = 0;
+                self.fail_tx = Some(FailTx {
+                    dsn: wire,
+                    sub: i,
+                    sent: 0,
+                    due: 0,
+                });
             }
             self.subflows[i].tcp.force_ack();
         } else {
@@ -1927,18 +1917,23 @@ impl<C: Chunk> MpConnection<C> {
                 return Some((fb.sub, seg));
             }
         }
-        if let (Some(dsn), Some(i)) = (self.fail_tx, self.fail_own) {
-            // RFC 8684 §3.7: our MP_FAIL on a pure ACK of its own, at once
-            // and now and then until the peer's infinite mapping comes
-            if self.fail_own_sent >= FAIL_OWN_MAX || !self.alone(i) {
-                self.fail_own = None;
-            } else if self.fail_own_due == 0 {
-                if let Some(mut seg) = self.subflows.get_mut(i).and_then(|s| s.tcp.pure_ack(now)) {
-                    self.fail_own_sent += 1;
-                    self.fail_own_due = FAIL_OWN_EVERY;
+        if let Some(f) = self.fail_tx {
+            // RFC 8684 §3.7: once another subflow is up the peer cannot
+            // fall back any more; the connection goes on with MPTCP
+            if f.due == 0 && f.sent < FAIL_MAX && self.alone(f.sub) {
+                if let Some(mut seg) = self
+                    .subflows
+                    .get_mut(f.sub)
+                    .and_then(|s| s.tcp.pure_ack(now))
+                {
+                    self.fail_tx = Some(FailTx {
+                        sent: f.sent + 1,
+                        due: FAIL_EVERY,
+                        ..f
+                    });
                     seg.hdr.opts.sack_n = 0;
-                    seg.hdr.opts.mptcp = raw(&MptcpOption::Fail { dsn });
-                    return Some((i, seg));
+                    seg.hdr.opts.mptcp = raw(&MptcpOption::Fail { dsn: f.dsn });
+                    return Some((f.sub, seg));
                 }
             }
         }
@@ -1948,8 +1943,8 @@ impl<C: Chunk> MpConnection<C> {
             if let Some(mut seg) = self.subflows[i].tcp.poll_transmit(now) {
                 self.decorate(i, &mut seg);
                 self.next_poll = (i + 1) % n;
-                if self.fail_own == Some(i) {
-                    self.fail_own_due = self.fail_own_due.saturating_sub(1);
+                if let Some(f) = self.fail_tx.as_mut().filter(|f| f.sub == i) {
+                    f.due = f.due.saturating_sub(1);
                 }
                 return Some((i, seg));
             }
@@ -1979,18 +1974,6 @@ impl<C: Chunk> MpConnection<C> {
     /// The control option a pure ACK of subflow `i` should carry, if any.
     fn control_option(&mut self, i: usize) -> Option<MptcpOption> {
         let now = self.now;
-        if let Some(dsn) = self.fail_tx {
-            // RFC 8684 §3.7: repeated (8 times at most) until the infinite
-            // mapping comes; the ACKs in between carry the DATA_ACK (one
-            // option fits). Once another subflow is up the peer cannot
-            // fall back any more: the connection goes on with MPTCP.
-            if self.fail_acks < 32 && self.alone(i) {
-                self.fail_acks += 1;
-                if self.fail_acks % 4 == 1 {
-                    return Some(MptcpOption::Fail { dsn });
-                }
-            }
-        }
         if let Some((id, addr, port)) = self.echoes.pop_front() {
             return Some(MptcpOption::AddAddr {
                 echo: true,
