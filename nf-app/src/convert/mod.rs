@@ -1453,10 +1453,9 @@ impl<C: Chunk> Converter<C> {
     }
 
     /// Runs what is due: sessions touched by input, expired timers, idle
-    /// timeouts, and the list for `/sessions` when it was asked for.
-    /// Timers, sweeps and the sessions touched since the last poll; what
-    /// the sessions' engines send goes to `out` as they give it (what the
-    /// converter answers itself waits in [`Converter::outgoing`]).
+    /// timeouts, and the list for `/sessions` when it was asked for. What
+    /// the sessions' engines send goes to `out` as they give it; what the
+    /// converter answers itself waits in [`Converter::outgoing`].
     pub fn poll(&mut self, now: Time, out: &mut impl Emit<C>) {
         while let Some(&Reverse((t, sid))) = self.timers.peek() {
             if t > now {

@@ -975,8 +975,7 @@ fn a_new_connection_on_an_ended_sessions_tuple_takes_the_place_of_its_tombstone(
     let syns = lab.pipe.tx_queue(2).map_or(0, |q| q.len());
     assert_eq!(syns, 1, "the SYN goes to the server");
     assert_eq!(lab.stats().conv.segments_after_close.get(), 0);
-    // the other tombstone still goes at its time, and its stale queue entry
-    // for the reused tuple removes nothing
+    // the other tombstone still goes at its time
     assert!(lab.run_until(31 * SEC, |l| tombs(l) == 0));
 }
 

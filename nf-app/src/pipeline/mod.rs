@@ -383,13 +383,12 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         let Some(mut c) = self.conv.take() else {
             return;
         };
-        // what the input queued (answers to the packets) goes first
-        let mut q = std::mem::take(c.outgoing());
-        q = self.send_conversion(now_ns, q);
+        // what the input queued (answers to the packets) goes first, then
+        // the sessions' segments, then what the poll queued (sessions its
+        // sweeps ended)
+        self.send_queued(now_ns, &mut c);
         c.poll(now_ns, &mut Sender { pipe: self, now_ns });
-        // then what the poll queued (sessions its sweeps ended)
-        std::mem::swap(c.outgoing(), &mut q);
-        self.send_conversion(now_ns, q);
+        self.send_queued(now_ns, &mut c);
         self.conv = Some(c);
     }
 
@@ -416,19 +415,15 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         c.input(now_ns, side, local, buf, l2)
     }
 
-    /// Builds and routes queued conversion packets; returns the emptied
-    /// queue (its allocation is kept).
-    fn send_conversion(
-        &mut self,
-        now_ns: u64,
-        mut out: Vec<Outgoing<B::Chunk>>,
-    ) -> Vec<Outgoing<B::Chunk>> {
+    /// Builds and routes the packets `c` queued, emptying its queue (the
+    /// allocation is kept).
+    fn send_queued(&mut self, now_ns: u64, c: &mut Converter<B::Chunk>) {
+        let q = c.outgoing();
         // read in place (a segment is some 300 bytes: not moved again)
-        for o in &out {
+        for o in q.iter() {
             self.send_segment(now_ns, o);
         }
-        out.clear();
-        out
+        q.clear();
     }
 
     /// Builds one conversion packet into a buffer from the pool and routes it.
