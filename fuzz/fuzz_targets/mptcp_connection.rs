@@ -15,6 +15,32 @@ fn opt(o: MptcpOption) -> Option<RawOpt> {
     RawOpt::new(&b[..n])
 }
 
+/// The client's handshake segment `seq`/`ack`/`flags` with MP_CAPABLE
+/// carrying the keys given (none on the SYN, both on the third ACK).
+fn capable(seq: u32, ack: u32, flags: u16, keys: Option<(u64, u64)>) -> Incoming<Bytes> {
+    let mut hdr = Header {
+        src_port: 2,
+        dst_port: 1,
+        seq: Seq(seq),
+        ack: Seq(ack),
+        flags,
+        window: 65535,
+        ..Default::default()
+    };
+    hdr.opts.mptcp = opt(MptcpOption::Capable {
+        version: 1,
+        flags: nf_mptcp::options::CapFlags(1),
+        sender_key: keys.map(|k| k.0),
+        receiver_key: keys.map(|k| k.1),
+        data_len: None,
+        checksum: None,
+    });
+    Incoming {
+        hdr,
+        payload: Bytes::empty(),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     // the first byte's low bit: DSS checksums (RFC 8684 §3.3.1) or not
     let checksum = data.first().is_some_and(|b| b & 1 == 1);
@@ -24,29 +50,10 @@ fuzz_target!(|data: &[u8]| {
         checksum,
         ..Config::default()
     };
-    let mut syn = Header {
-        src_port: 2,
-        dst_port: 1,
-        seq: Seq(5000),
-        flags: 2,
-        window: 65535,
-        ..Default::default()
-    };
-    syn.opts.mptcp = opt(MptcpOption::Capable {
-        version: 1,
-        flags: nf_mptcp::options::CapFlags(1),
-        sender_key: None,
-        receiver_key: None,
-        data_len: None,
-        checksum: None,
-    });
     let Some(mut c) = MpConnection::<Bytes>::server(
         cfg,
         Secrets { key: 1, seed: 2 },
-        &Incoming {
-            hdr: syn,
-            payload: Bytes::empty(),
-        },
+        &capable(5000, 0, 2, None),
         Seq(100),
         PathRole::Fixed,
         Box::new(MinRtt),
@@ -55,31 +62,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut now = 0;
     while c.poll_transmit(now).is_some() {}
-    let mut ack = Header {
-        src_port: 2,
-        dst_port: 1,
-        seq: Seq(5001),
-        ack: Seq(101),
-        flags: 0x10,
-        window: 65535,
-        ..Default::default()
-    };
-    ack.opts.mptcp = opt(MptcpOption::Capable {
-        version: 1,
-        flags: nf_mptcp::options::CapFlags(1),
-        sender_key: Some(7),
-        receiver_key: Some(1),
-        data_len: None,
-        checksum: None,
-    });
-    c.handle_segment(
-        now,
-        0,
-        Incoming {
-            hdr: ack,
-            payload: Bytes::empty(),
-        },
-    );
+    c.handle_segment(now, 0, capable(5001, 101, 0x10, Some((7, 1))));
     c.send(Bytes::new(vec![1; 10_000]));
     // each step: 8 bytes of header material, an option body, a payload length
     let mut d = data;
