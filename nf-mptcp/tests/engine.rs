@@ -634,29 +634,26 @@ fn mp_fail_goes_out_at_once_while_data_flows_the_other_way() {
     let seen = run(&mut now, &mut c, &mut s, &mut flip_nth(20, |fc, _| fc));
     let mut srv = s.unwrap();
     assert_eq!(srv.stats().csum_failures, 1);
-    // the first segment the server sends after the failure carries it, on
-    // a pure ACK of its own (a data segment's options hold its mapping)
-    let failed_at = seen
+    // the first segment the server sends after the rewritten one (the
+    // 20th client data segment, as `flip_nth` counts) carries it, on a
+    // pure ACK of its own (a data segment's options hold its mapping)
+    let flipped = seen
         .iter()
-        .position(|(fc, seg)| {
-            *fc && option_of(seg).is_some_and(|o| {
-                matches!(
-                    o,
-                    MptcpOption::Dss {
-                        mapping: Some(_),
-                        ..
-                    }
-                )
-            }) && seg.payload.len() > 3
-        })
-        .expect("client data");
-    let first_fail = seen
+        .enumerate()
+        .filter(|(_, (fc, seg))| *fc && seg.payload.len() > 3 && !seg.hdr.syn())
+        .nth(19)
+        .map(|(k, _)| k)
+        .expect("the rewritten segment");
+    let (_, answer) = seen[flipped..]
         .iter()
-        .position(|(fc, seg)| !fc && matches!(option_of(seg), Some(MptcpOption::Fail { .. })))
-        .expect("MP_FAIL sent");
-    assert!(first_fail > failed_at);
-    let (_, fail_seg) = &seen[first_fail];
-    assert!(fail_seg.payload.is_empty() && !fail_seg.hdr.rst());
+        .find(|(fc, _)| !fc)
+        .expect("the server answers");
+    assert!(
+        matches!(option_of(answer), Some(MptcpOption::Fail { .. })),
+        "{:?}",
+        option_of(answer)
+    );
+    assert!(answer.payload.is_empty() && !answer.hdr.rst());
     assert!(c.stats().mp_fail_rx >= 1);
     assert_eq!((c.stats().infinite_tx, srv.stats().infinite_rx), (1, 1));
     assert!(c.is_fallback() && srv.is_fallback());
