@@ -136,12 +136,33 @@ pub fn forward(packets: u64, runs: usize, lcore: u32) -> Result<String, String> 
         pipe.process(0, out, m);
     }
 
+    let mut rx: Vec<Mbuf> = Vec::with_capacity(32);
+    // The prefetch hint (`Mbuf::data_addr_at`) must point at the frames
+    // the ports deliver, or the figures below measure a wasted prefetch.
+    for &inp in &[0usize, 2] {
+        let n = ports[inp].rx_burst(0, &mut rx);
+        if n == 0 {
+            return Err(format!("{} delivered no frame", cfg.ports[inp].name));
+        }
+        if let Some(m) = rx
+            .iter()
+            .find(|m| m.data().as_ptr() != m.data_addr_at(m.data_off()))
+        {
+            return Err(format!(
+                "a frame from {} starts at {:p}, not at the prefetched {:p}",
+                cfg.ports[inp].name,
+                m.data().as_ptr(),
+                m.data_addr_at(m.data_off())
+            ));
+        }
+        rx.clear();
+    }
+
     let mut report = String::new();
     report.push_str(&format!(
         "hagw bench forward: {packets} packets per run, {runs} runs, one core (lcore {lcore}), DPDK net_null ports\n"
     ));
     report.push_str("size   mode       min Mpps   median Mpps   ns/pkt (median)\n");
-    let mut rx: Vec<Mbuf> = Vec::with_capacity(32);
     for (inp, outp, frame_len) in [(0usize, 1usize, 60usize), (2, 3, 1514)] {
         let dst = if inp == 0 {
             [10, 1, 0, 2]

@@ -73,10 +73,15 @@ pub trait PacketBuf {
     fn segments(&self) -> usize {
         1
     }
-    /// Hints the CPU to fetch the first bytes of the data (a received
-    /// buffer's headers, a few packets ahead of their turn).
+    /// Hints the CPU to fetch the first bytes of the data of each buffer of
+    /// a received burst (their headers, before the burst is processed).
     #[inline]
-    fn prefetch(&self) {}
+    fn prefetch_burst(bufs: &[Self])
+    where
+        Self: Sized,
+    {
+        let _ = bufs;
+    }
     /// The receiving NIC's verdict on the IPv4 header checksum.
     #[inline]
     fn rx_ip_checksum(&self) -> RxChecksum {
