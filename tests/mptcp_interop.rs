@@ -17,7 +17,9 @@
 //! DataCsumErr and MPFail counters stay at zero, no fallback. Last, a
 //! middlebox (nft payload mangling in ns cli) rewrites one byte of one
 //! data segment: the engine's checksum catches it, resets that subflow
-//! with MP_FAIL, and Linux resends the data on the other. Needs root.
+//! with MP_FAIL, and Linux resends the data on the other; on a connection
+//! with one subflow, both ends fall back to TCP and the transfer
+//! completes. Needs root.
 
 mod common;
 use common::*;
@@ -248,6 +250,64 @@ fn engine_as_server() {
         "no fallback with another subflow up"
     );
 
+    // The same middlebox on a connection with one subflow (the client's
+    // cellular endpoint removed): the checksum fails on the only subflow,
+    // the engine sends MP_FAIL, both ends fall back to TCP with infinite
+    // mappings (RFC 8684 §3.7) and the transfer completes, the rewritten
+    // byte delivered as plain TCP would (the echo differs in it). Linux
+    // sends its infinite mapping on a full-sized segment: it fits because
+    // the engine announced an MSS with room for a DSS (without it the
+    // packet exceeds the MTU and the connection stalls).
+    assert!(ns("cli", &["ip", "mptcp", "endpoint", "flush"])
+        .status
+        .success());
+    cli_checksums(true);
+    let rules = "table inet hagwmangle {\n chain out {\n  type filter hook output priority 0;\n  tcp dport 7000 meta length > 1000 numgen inc mod 3 2 limit rate 1/hour burst 1 packets @th,1600,8 set 0x41\n }\n}\n";
+    std::fs::write(&path, rules).expect("rules");
+    assert!(ns("cli", &["nft", "-f", path.to_str().expect("path")])
+        .status
+        .success());
+    let o = ns(
+        "cli",
+        &[
+            "python3",
+            "scripts/xfer.py",
+            "echo-client",
+            "--mptcp",
+            "192.0.2.1",
+            "7000",
+            "10000000",
+        ],
+    );
+    let _ = ns("cli", &["nft", "delete", "table", "inet", "hagwmangle"]);
+    cli_checksums(false);
+    let _ = ns(
+        "cli",
+        &[
+            "ip",
+            "mptcp",
+            "endpoint",
+            "add",
+            "100.64.0.2",
+            "dev",
+            "cel0",
+            "subflow",
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.starts_with("MISMATCH sent 10000000 ") && out.contains(" echoed 10000000 "),
+        "the whole echo comes back, with the rewritten byte: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // (Linux answers with its own infinite mapping only if it still has
+    // data to hand to the subflow when our MP_FAIL comes: most runs)
+    let fell = common::nstat("cli");
+    assert!(
+        counter(&fell, "MPTcpExtMPFailRx") > counter(&after, "MPTcpExtMPFailRx"),
+        "Linux got our MP_FAIL\n{fell}"
+    );
+
     let _ = Command::new("pkill")
         .args(["-TERM", "-f", "mptcp-peer --config configs/lab.toml"])
         .status();
@@ -267,13 +327,20 @@ fn engine_as_server() {
         String::from_utf8_lossy(&po.stderr)
     );
     assert!(po.status.success(), "{log}");
-    assert!(log.contains("echoed 70000000 bytes"), "{log}");
+    assert!(log.contains("echoed 80000000 bytes"), "{log}");
     // one connection without checksums, one with, none failed; the third
-    // caught the rewritten byte
+    // caught the rewritten byte; the fourth fell back on it
     let conns: Vec<&str> = log_lines(&log, "conn ");
-    assert_eq!(conns.len(), 3, "{log}");
+    assert_eq!(conns.len(), 4, "{log}");
     assert!(
         conns[2].contains("csum_failures: 1,") && conns[2].contains("mp_fail_tx: 1,"),
+        "{log}"
+    );
+    assert!(
+        conns[3].contains("conn checksums true fallback true")
+            && conns[3].contains("csum_failures: 1,")
+            && conns[3].contains("mp_fail_tx: 1,")
+            && conns[3].contains("infinite_tx: 1,"),
         "{log}"
     );
     assert!(

@@ -42,7 +42,31 @@ pub struct Config {
     pub max_subflows: usize,
     /// Ask for DSS checksums (the A flag of MP_CAPABLE, RFC 8684 §3.1).
     /// Either end asking makes them used on the whole connection.
+    ///
+    /// With checksums, the MSS each subflow announces is [`DSS_MAX`] bytes
+    /// under `tcp.mss`. A checksum failure on the only subflow makes both
+    /// ends fall back (§3.7), and Linux (6.18) then sends its infinite
+    /// mapping, a DSS of up to 28 bytes, on a segment sized for a
+    /// fallen-back connection without MPTCP options: at a full MSS the
+    /// packet exceeds the path MTU, IP refuses it (DF) and Linux resends
+    /// it for ever (IpFragFails, its own ICMP "fragmentation needed"
+    /// ignored as out of window): the connection stalls. With the margin
+    /// the segment fits and the fallback completes; segments otherwise are
+    /// 28 bytes (2 %) shorter on such connections.
     pub checksum: bool,
+}
+
+/// The largest DSS option: 64-bit DATA_ACK, 64-bit DSN, subflow sequence
+/// number, data-level length and checksum (RFC 8684 §3.3).
+pub const DSS_MAX: u16 = 28;
+
+/// A subflow's TCP settings: with DSS checksums, the MSS it announces
+/// leaves room for a DSS (see [`Config::checksum`]).
+fn subflow_tcp(mut tcp: nf_tcp::Config, checksums: bool) -> nf_tcp::Config {
+    if checksums {
+        tcp.mss_announce_margin = DSS_MAX;
+    }
+    tcp
 }
 
 impl Default for Config {
@@ -474,7 +498,7 @@ impl<C: Chunk> MpConnection<C> {
         role: PathRole,
         sched: Box<dyn Scheduler>,
     ) -> Self {
-        let tcp = Tcp::connect(cfg.tcp, lport, rport, iss);
+        let tcp = Tcp::connect(subflow_tcp(cfg.tcp, cfg.checksum), lport, rport, iss);
         Self::new(
             cfg,
             Role::Client,
@@ -509,7 +533,11 @@ impl<C: Chunk> MpConnection<C> {
             } => flags.checksum(),
             _ => return None,
         };
-        let tcp = Tcp::accept(cfg.tcp, &syn.hdr, iss);
+        let tcp = Tcp::accept(
+            subflow_tcp(cfg.tcp, cfg.checksum || peer_csum),
+            &syn.hdr,
+            iss,
+        );
         let mut c = Self::new(
             cfg,
             Role::Server,
@@ -602,7 +630,7 @@ impl<C: Chunk> MpConnection<C> {
             return None;
         }
         let nonce = self.rand32();
-        let tcp = Tcp::connect(self.cfg.tcp, lport, rport, iss);
+        let tcp = Tcp::connect(subflow_tcp(self.cfg.tcp, self.csum), lport, rport, iss);
         self.subflows.push(Self::subflow(
             tcp,
             role,
@@ -640,7 +668,7 @@ impl<C: Chunk> MpConnection<C> {
             return None;
         }
         let local_nonce = self.rand32();
-        let tcp = Tcp::accept(self.cfg.tcp, &syn.hdr, iss);
+        let tcp = Tcp::accept(subflow_tcp(self.cfg.tcp, self.csum), &syn.hdr, iss);
         self.subflows.push(Self::subflow(
             tcp,
             role,

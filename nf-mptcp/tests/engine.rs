@@ -530,6 +530,57 @@ fn checksums_are_negotiated_by_either_end_and_verify() {
     assert!(!c.checksums() && !s.checksums());
 }
 
+/// With DSS checksums every SYN and SYN/ACK announces an MSS that leaves
+/// room for a DSS (a fallen-back Linux peer sends its infinite mapping on
+/// a segment sized without options: `Config::checksum`); without, the
+/// configured MSS. The client's first SYN knows only its own choice.
+#[test]
+fn with_checksums_the_announced_mss_leaves_room_for_a_dss() {
+    let full = Config::default().tcp.mss;
+    let pick = |on| {
+        if on {
+            with_checksums()
+        } else {
+            Config::default()
+        }
+    };
+    for (client, server) in [(false, false), (true, false), (false, true), (true, true)] {
+        let (mut c, mut s) = pair_with(pick(client));
+        let mut now = 0;
+        c.send(Bytes::from(&b"hello"[..]));
+        let mut seen = run_with(pick(server), &mut now, &mut c, &mut s, &mut no_tamper());
+        c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
+            .expect("join");
+        seen.extend(run_with(
+            pick(server),
+            &mut now,
+            &mut c,
+            &mut s,
+            &mut no_tamper(),
+        ));
+        assert_eq!(c.subflows().len(), 2);
+        let announced: Vec<u16> = seen
+            .iter()
+            .filter(|(_, seg)| seg.hdr.syn())
+            .map(|(_, seg)| seg.hdr.opts.mss.expect("an MSS option"))
+            .collect();
+        let room = |on: bool| {
+            if on {
+                full - nf_mptcp::conn::DSS_MAX
+            } else {
+                full
+            }
+        };
+        let csum = client || server;
+        // SYN, SYN/ACK, the join's SYN and SYN/ACK
+        assert_eq!(
+            announced,
+            vec![room(client), room(csum), room(csum), room(csum)],
+            "client {client} server {server}"
+        );
+    }
+}
+
 #[test]
 fn a_failed_checksum_on_the_only_subflow_falls_back_with_an_infinite_mapping() {
     let (mut now, mut c, s) = established_csum(true, false);

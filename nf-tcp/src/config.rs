@@ -51,6 +51,10 @@ pub struct Config {
     pub challenge_ack_limit: u32,
     /// Option bytes reserved in every data segment for the owner (MPTCP DSS).
     pub reserved_option_space: usize,
+    /// Bytes taken off the MSS we announce (not off what we send): room
+    /// for options the peer may add to a segment it sized without them
+    /// (MPTCP: see nf-mptcp's `Config::checksum`).
+    pub mss_announce_margin: u16,
     /// Accept data in SYNs with a valid TFO cookie (RFC 7413, passive side).
     pub fast_open: bool,
     /// Never let one segment carry bytes of two queued chunks (MPTCP
@@ -84,6 +88,7 @@ impl Default for Config {
             time_wait: 2_000 * MS,
             challenge_ack_limit: 1000,
             reserved_option_space: 0,
+            mss_announce_margin: 0,
             fast_open: true,
             segment_within_chunk: false,
         }

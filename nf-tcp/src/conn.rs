@@ -1435,7 +1435,12 @@ impl<C: Chunk> Connection<C> {
             flags::SYN
         };
         let mut h = self.header(now, self.iss, fl);
-        h.opts.mss = Some(self.cfg.mss);
+        h.opts.mss = Some(
+            self.cfg
+                .mss
+                .saturating_sub(self.cfg.mss_announce_margin)
+                .max(64),
+        );
         if self.cfg.window_scale && (!passive || self.ws_ok) {
             h.opts.wscale = Some(self.rcv_shift);
         }
