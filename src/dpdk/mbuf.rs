@@ -184,9 +184,12 @@ impl PacketBuf for Mbuf {
     /// from the mbuf's own ([`Mbuf::data_addr_at`]), not read from its
     /// header (`buf_addr + data_off`): that was one or two dependent loads
     /// per packet. On `hagw bench forward` (64 B, the whole burst
-    /// prefetched at its start), five interleaved rounds, median ns per
-    /// packet: 27.0-28.4 computed, 29.0-30.0 with `buf_addr + data_off`,
-    /// 27.9-29.9 with the mbuf's address plus its own `data_off`.
+    /// prefetched at its start), each round's median ns per packet over
+    /// five interleaved rounds: 29.0-30.0 reading `buf_addr + data_off`,
+    /// 27.9-29.9 with the mbuf's address plus its own `data_off`, 27.0-28.4
+    /// with a fixed offset (wrong for af_xdp). With the first frame's
+    /// offset, as here: 27.7-29.1 over six rounds in which the loop before
+    /// (four packets ahead, `buf_addr + data_off`) gave 28.5-30.2.
     #[inline]
     fn prefetch_burst(bufs: &[Mbuf]) {
         let Some(first) = bufs.first() else {

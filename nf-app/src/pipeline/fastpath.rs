@@ -27,11 +27,12 @@
 //! Every packet's headers are prefetched when its burst starts, all at
 //! once, with the address taken from the mbuf pointer (`Mbuf::prefetch_burst`).
 //! This loop used to fetch each packet's headers four packets ahead, as
-//! l3fwd does. Six interleaved rounds of `hagw bench forward` at 64 bytes,
-//! median ns per packet: 26.8-29.4 (median 28.5) before, 27.3-28.4
-//! (median 27.9) after; prefetching all at once with the address read from
-//! the mbuf's header was no better than before. A burst is at most 32
-//! packets, 32 cache lines.
+//! l3fwd does. Interleaved rounds of `hagw bench forward` at 64 bytes,
+//! each round's median ns per packet: 28.5-30.2 before, 27.7-29.1 after
+//! (six rounds of three runs); 27.7-29.9 against 27.5-28.6 (four rounds of
+//! five). Prefetching all at once with the address read from the mbuf's
+//! header was no better than before. A burst is at most 32 packets, 32
+//! cache lines.
 //!
 //! Measured on the `hagw bench forward` harness and not kept: a VPP-style
 //! staged burst (classify all, route all, resolve all, rewrite all: 48.0
