@@ -87,10 +87,10 @@ fn engine_client(port: &str, bytes: &str, extra: &[&str]) -> (bool, String) {
     (o.status.success(), out)
 }
 
-/// The Linux MPTCP client in ns cli echoes `bytes` through the engine on
-/// 192.0.2.1:7000 and checks them.
-fn linux_echo_client(bytes: &str, what: &str) {
-    let o = ns(
+/// The Linux MPTCP client in ns cli sends `bytes` to the engine's echo on
+/// 192.0.2.1:7000 and reads them back (xfer.py compares).
+fn run_linux_echo_client(bytes: &str) -> std::process::Output {
+    ns(
         "cli",
         &[
             "python3",
@@ -101,7 +101,26 @@ fn linux_echo_client(bytes: &str, what: &str) {
             "7000",
             bytes,
         ],
+    )
+}
+
+/// A middlebox in ns cli (nft payload mangling; nft fixes the TCP
+/// checksum): byte 200 of one big segment to port 7000 from `select`, the
+/// one `numgen` (`inc mod M N`) picks, is rewritten, once.
+fn mangle_one(select: &str, numgen: &str) {
+    let rules = format!(
+        "table inet hagwmangle {{\n chain out {{\n  type filter hook output priority 0;\n  {select}tcp dport 7000 meta length > 1000 numgen {numgen} limit rate 1/hour burst 1 packets @th,1600,8 set 0x41\n }}\n}}\n"
     );
+    let path = std::env::temp_dir().join("hagw-mangle.nft");
+    std::fs::write(&path, rules).expect("rules");
+    assert!(ns("cli", &["nft", "-f", path.to_str().expect("path")])
+        .status
+        .success());
+}
+
+/// `run_linux_echo_client`, the echo intact.
+fn linux_echo_client(bytes: &str, what: &str) {
+    let o = run_linux_echo_client(bytes);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success() && out.starts_with(&format!("{bytes} ")),
@@ -230,12 +249,7 @@ fn engine_as_server() {
     // loaded machine could mangle one before the join, where the only
     // subflow falls back instead).
     cli_checksums(true);
-    let rules = "table inet hagwmangle {\n chain out {\n  type filter hook output priority 0;\n  ip saddr 100.64.0.2 tcp dport 7000 meta length > 1000 numgen inc mod 10 9 limit rate 1/hour burst 1 packets @th,1600,8 set 0x41\n }\n}\n";
-    let path = std::env::temp_dir().join("hagw-mangle.nft");
-    std::fs::write(&path, rules).expect("rules");
-    assert!(ns("cli", &["nft", "-f", path.to_str().expect("path")])
-        .status
-        .success());
+    mangle_one("ip saddr 100.64.0.2 ", "inc mod 10 9");
     linux_echo_client("10000000", " through a payload-rewriting middlebox");
     let _ = ns("cli", &["nft", "delete", "table", "inet", "hagwmangle"]);
     cli_checksums(false);
@@ -262,23 +276,8 @@ fn engine_as_server() {
         .status
         .success());
     cli_checksums(true);
-    let rules = "table inet hagwmangle {\n chain out {\n  type filter hook output priority 0;\n  tcp dport 7000 meta length > 1000 numgen inc mod 3 2 limit rate 1/hour burst 1 packets @th,1600,8 set 0x41\n }\n}\n";
-    std::fs::write(&path, rules).expect("rules");
-    assert!(ns("cli", &["nft", "-f", path.to_str().expect("path")])
-        .status
-        .success());
-    let o = ns(
-        "cli",
-        &[
-            "python3",
-            "scripts/xfer.py",
-            "echo-client",
-            "--mptcp",
-            "192.0.2.1",
-            "7000",
-            "10000000",
-        ],
-    );
+    mangle_one("", "inc mod 3 2");
+    let o = run_linux_echo_client("10000000");
     let _ = ns("cli", &["nft", "delete", "table", "inet", "hagwmangle"]);
     cli_checksums(false);
     let _ = ns(
