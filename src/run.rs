@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 struct DataPlane {
     ports: Vec<(Port, String, &'static str)>,
-    pool: Mempool,
+    /// The packet pool, then the af_xdp ports' receive pools.
+    pools: Vec<Mempool>,
     pool_size: u64,
 }
 
@@ -41,7 +42,8 @@ impl DataPlaneView for DataPlane {
             .collect()
     }
     fn mbuf_pool(&self) -> (u64, u64) {
-        (u64::from(self.pool.in_use()), self.pool_size)
+        let in_use = self.pools.iter().map(|p| u64::from(p.in_use())).sum();
+        (in_use, self.pool_size * self.pools.len() as u64)
     }
 }
 
@@ -56,6 +58,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let Up {
         eal,
         pool,
+        rx_pools,
         ports,
         internet_rss,
     } = bring_up(&cfg)?;
@@ -75,7 +78,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .zip(&cfg.ports)
             .map(|(p, c)| (*p, c.name.clone(), c.role.as_str()))
             .collect(),
-        pool,
+        pools: std::iter::once(pool).chain(rx_pools).collect(),
         pool_size: u64::from(cfg.limits.mbufs),
     });
     let mgmt = match cfg.management {
@@ -185,6 +188,8 @@ fn stop_ports(ports: &[Port]) {
 pub struct Up {
     pub eal: Eal,
     pub pool: Mempool,
+    /// The receive pools of af_xdp ports (see [`bring_up`]).
+    pub rx_pools: Vec<Mempool>,
     pub ports: Vec<Port>,
     /// The RSS every internet port was programmed with, when all were
     /// (hagw then knows the queue a server's reply arrives on).
@@ -200,6 +205,7 @@ pub fn bring_up(cfg: &Config) -> Result<Up, String> {
     })?;
 
     let pool = Mempool::create("hagw_pkt", cfg.limits.mbufs, cfg.limits.mbuf_cache, -1)?;
+    let mut rx_pools = Vec::new();
     let mut ports = Vec::new();
     let mut internet_rss: Option<Option<nf_app::convert::rss::Rss>> = None;
     for p in &cfg.ports {
@@ -212,8 +218,30 @@ pub fn bring_up(cfg: &Config) -> Result<Up, String> {
             tx_desc: p.tx_desc,
             mtu: p.mtu,
         };
+        // af_xdp lays a port's UMEM over the pool its receive queue gets
+        // and sends mbufs of that pool zero-copy. With hagw's one pool under
+        // every af_xdp port, frames were lost on the lab (kernel 6.18, DPDK
+        // 22.11): now and then the PMD counted hundreds of frames as sent
+        // that srv1 never transmitted, and TCP's retransmissions went the
+        // same way (scripts/bench/xdp-tx-loss.sh: 11 collapsed uploads in
+        // about 210 runs). With a receive pool per af_xdp port: none in 80.
+        // hagw's own frames (from `pool`) are then copied into the UMEM by
+        // the PMD.
+        let own = p.device.dpdk_name().starts_with("net_af_xdp");
+        if own {
+            rx_pools.push(Mempool::create(
+                &format!("hagw_rx{}", ports.len()),
+                cfg.limits.mbufs,
+                cfg.limits.mbuf_cache,
+                -1,
+            )?);
+        }
+        let rx_pool = match rx_pools.last() {
+            Some(rp) if own => rp,
+            _ => &pool,
+        };
         let rss = port
-            .setup(&setup, &pool)
+            .setup(&setup, rx_pool)
             .map_err(|e| format!("port {} ({}): {e}", p.name, p.device.dpdk_name()))?;
         let rss_known = rss.is_some();
         if p.role == nf_app::config::PortRole::Internet {
@@ -229,6 +257,7 @@ pub fn bring_up(cfg: &Config) -> Result<Up, String> {
     Ok(Up {
         eal,
         pool,
+        rx_pools,
         ports,
         internet_rss: internet_rss.flatten(),
     })
