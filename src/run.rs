@@ -227,18 +227,16 @@ pub fn bring_up(cfg: &Config) -> Result<Up, String> {
         // about 210 runs). With a receive pool per af_xdp port: none in 80.
         // hagw's own frames (from `pool`) are then copied into the UMEM by
         // the PMD.
-        let own = p.device.dpdk_name().starts_with("net_af_xdp");
-        if own {
+        let rx_pool = if p.device.dpdk_name().starts_with("net_af_xdp") {
             rx_pools.push(Mempool::create(
                 &format!("hagw_rx{}", ports.len()),
                 cfg.limits.mbufs,
                 cfg.limits.mbuf_cache,
                 -1,
             )?);
-        }
-        let rx_pool = match rx_pools.last() {
-            Some(rp) if own => rp,
-            _ => &pool,
+            rx_pools.last().unwrap_or(&pool)
+        } else {
+            &pool
         };
         let rss = port
             .setup(&setup, rx_pool)

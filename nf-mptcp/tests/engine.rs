@@ -454,17 +454,19 @@ fn with_checksums() -> Config {
     }
 }
 
+/// The default config, asking for checksums if `on`.
+fn checksums_if(on: bool) -> Config {
+    if on {
+        with_checksums()
+    } else {
+        Config::default()
+    }
+}
+
 /// Client and server established with checksums asked for by `client` /
 /// `server`, "hello" delivered.
 fn established_csum(client: bool, server: bool) -> (u64, Mp, Mp) {
-    let pick = |on| {
-        if on {
-            with_checksums()
-        } else {
-            Config::default()
-        }
-    };
-    established_with(pick(client), pick(server))
+    established_with(checksums_if(client), checksums_if(server))
 }
 
 fn data(salt: u8, n: usize) -> Vec<u8> {
@@ -537,22 +539,21 @@ fn checksums_are_negotiated_by_either_end_and_verify() {
 #[test]
 fn with_checksums_the_announced_mss_leaves_room_for_a_dss() {
     let full = Config::default().tcp.mss;
-    let pick = |on| {
-        if on {
-            with_checksums()
-        } else {
-            Config::default()
-        }
-    };
     for (client, server) in [(false, false), (true, false), (false, true), (true, true)] {
-        let (mut c, mut s) = pair_with(pick(client));
+        let (mut c, mut s) = pair_with(checksums_if(client));
         let mut now = 0;
         c.send(Bytes::from(&b"hello"[..]));
-        let mut seen = run_with(pick(server), &mut now, &mut c, &mut s, &mut no_tamper());
+        let mut seen = run_with(
+            checksums_if(server),
+            &mut now,
+            &mut c,
+            &mut s,
+            &mut no_tamper(),
+        );
         c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1)
             .expect("join");
         seen.extend(run_with(
-            pick(server),
+            checksums_if(server),
             &mut now,
             &mut c,
             &mut s,

@@ -187,9 +187,8 @@ impl PacketBuf for Mbuf {
     /// prefetched at its start), each round's median ns per packet over
     /// five interleaved rounds: 29.0-30.0 reading `buf_addr + data_off`,
     /// 27.9-29.9 with the mbuf's address plus its own `data_off`, 27.0-28.4
-    /// with a fixed offset (wrong for af_xdp). With the first frame's
-    /// offset, as here: 27.7-29.1 over six rounds in which the loop before
-    /// (four packets ahead, `buf_addr + data_off`) gave 28.5-30.2.
+    /// with a fixed offset (wrong for af_xdp). The first frame's offset, as
+    /// here, against the loop before: nf-app's `pipeline/fastpath.rs`.
     #[inline]
     fn prefetch_burst(bufs: &[Mbuf]) {
         let Some(first) = bufs.first() else {
