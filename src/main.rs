@@ -16,6 +16,14 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// The conversion point allocates when a session opens and frees when it
+// ends (engine state, queues); the forwarding path does not allocate.
+// mimalloc's per-thread free lists make that cheaper than glibc's malloc
+// (`hagw bench convert`: ~11 M fewer instructions in 2,000 conversions
+// under callgrind, malloc and free ~3x cheaper per call).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hagw",

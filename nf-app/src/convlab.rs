@@ -165,6 +165,12 @@ pub struct ConvLab {
     /// Handed-over packets that came in on the internet port.
     pub handed_from_internet: u64,
     next_port: u16,
+    /// Frames the clients and the server sent during a step, fed to the
+    /// pipeline together at the step's end, as a worker takes what its
+    /// ports received in one poll (rx bursts) and then runs its engines.
+    rx: Vec<(u16, VecBuf)>,
+    /// Frames fed to the workers so far (the NIC's count for `stray`).
+    fed: u64,
 }
 
 /// The queue `r` puts a frame (Ethernet, IPv4/IPv6, TCP) on.
@@ -262,6 +268,8 @@ impl ConvLab {
             nic,
             handed_from_internet: 0,
             next_port: 40000,
+            rx: Vec::new(),
+            fed: 0,
         }
     }
 
@@ -339,17 +347,24 @@ impl ConvLab {
     /// A frame into the worker the NIC's RSS puts it on, then whatever the
     /// workers hand over to each other, to their owners.
     fn feed(&mut self, port: u16, frame: VecBuf) {
+        let t = Instant::now();
+        self.process(port, frame);
+        self.pipeline_time += t.elapsed();
+    }
+
+    /// [`ConvLab::feed`] without the timing (the caller times a batch).
+    fn process(&mut self, port: u16, frame: VecBuf) {
         let n = self.extra.len() + 1;
         let mut w = if n == 1 {
             0
         } else {
             rss_queue(&self.nic, frame.data()) % n
         };
-        if self.stray > 0 && self.frames_in % self.stray == self.stray - 1 {
+        if self.stray > 0 && self.fed % self.stray == self.stray - 1 {
             w = (w + 1) % n;
         }
+        self.fed += 1;
         let now = self.now;
-        let t = Instant::now();
         match w {
             0 => self.pipe.process(now, port, frame),
             _ => {
@@ -359,7 +374,6 @@ impl ConvLab {
             }
         }
         self.hand_over();
-        self.pipeline_time += t.elapsed();
     }
 
     /// Moves handed-over packets to their owners (as the workers' rings
@@ -424,16 +438,28 @@ impl ConvLab {
         self.clients.len() - 1
     }
 
-    /// Sends `seg` into the pipeline on `port`, timing the pipeline.
+    /// Sends `seg` into the pipeline on `port` now, timing the pipeline.
     pub fn inject(&mut self, port: u16, src: IpAddr, dst: IpAddr, seg: &nf_tcp::Segment<Bytes>) {
+        let frame = Self::frame(port, src, dst, seg);
+        self.feed(port, frame);
+        self.frames_in += 1;
+    }
+
+    /// Queues `seg` for the pipeline's next batch (the step's end).
+    fn send(&mut self, port: u16, src: IpAddr, dst: IpAddr, seg: &nf_tcp::Segment<Bytes>) {
+        let frame = Self::frame(port, src, dst, seg);
+        self.rx.push((port, frame));
+        self.frames_in += 1;
+    }
+
+    /// `seg` as the Ethernet frame that reaches hagw's `port`.
+    fn frame(port: u16, src: IpAddr, dst: IpAddr, seg: &nf_tcp::Segment<Bytes>) -> VecBuf {
         let (sm, dm) = if port == 2 {
             (SRV_MAC, mac(3))
         } else {
             (CLI_MAC, mac(port as u8 + 1))
         };
-        let frame = eth_wrap(sm, dm, &packet(src, dst, seg));
-        self.feed(port, frame);
-        self.frames_in += 1;
+        eth_wrap(sm, dm, &packet(src, dst, seg))
     }
 
     fn run_clients(&mut self) {
@@ -500,7 +526,7 @@ impl ConvLab {
             }
         }
         for (port, src, seg) in out {
-            self.inject(port, src, IpAddr::V4(SERVER), &seg);
+            self.send(port, src, IpAddr::V4(SERVER), &seg);
         }
     }
 
@@ -546,7 +572,7 @@ impl ConvLab {
             }
         }
         for (peer, seg) in out {
-            self.inject(2, IpAddr::V4(SERVER), peer, &seg);
+            self.send(2, IpAddr::V4(SERVER), peer, &seg);
         }
     }
 
@@ -586,7 +612,7 @@ impl ConvLab {
                 hdr: rst,
                 payload: nf_tcp::Gather::default(),
             };
-            self.inject(2, IpAddr::V4(SERVER), src, &s);
+            self.send(2, IpAddr::V4(SERVER), src, &s);
             return;
         }
         let iss = Seq(self.server.rng.next_u64() as u32);
@@ -658,7 +684,7 @@ impl ConvLab {
         msg.emit(&mut icmp);
         let ip = crate::frames::ipv4_packet(SERVER, dst, nf_core::wire::ip_proto::ICMP, &icmp);
         let frame = eth_wrap(SRV_MAC, mac(3), &ip);
-        self.feed(2, frame);
+        self.rx.push((2, frame));
     }
 
     fn client_input(&mut self, dst: IpAddr, seg: nf_tcp::Incoming<Bytes>) {
@@ -775,7 +801,13 @@ impl ConvLab {
         self.timers();
         self.run_clients();
         self.run_server();
+        // one timed batch: what arrived, then the engines (a worker's poll)
         let t = Instant::now();
+        let mut rx = std::mem::take(&mut self.rx);
+        for (port, frame) in rx.drain(..) {
+            self.process(port, frame);
+        }
+        self.rx = rx;
         let now = self.now;
         for p in self.pipes() {
             p.poll_conversion(now);
