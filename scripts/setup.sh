@@ -10,6 +10,8 @@ PKGS=(
   dpdk libdpdk-dev clang libclang-dev pkg-config build-essential libnuma-dev
   # lab and tests: namespaces, veth offloads, traffic, MPTCP tooling, promtool
   iproute2 iputils-ping ethtool iperf3 nftables socat mptcpize prometheus python3 curl procps kmod
+  # benchmarks: instruction counts where the clock is too noisy (scripts/bench/convert-instructions.sh)
+  valgrind
 )
 
 missing=()

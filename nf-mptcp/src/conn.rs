@@ -2293,32 +2293,33 @@ impl<C: Chunk> MpConnection<C> {
     }
 
     pub fn next_timeout(&self) -> Option<Time> {
-        let fin = self.fin_rtx_at.filter(|_| !self.fin_acked && !self.closed);
-        let drto = self
-            .drto_at
-            .filter(|_| !self.closed && self.snd_nxt > self.snd_una);
-        let ann = self
-            .announced
-            .iter()
-            .filter(|a| !a.3)
-            .map(|a| a.4)
-            .min()
-            .filter(|_| self.established && !self.closed);
-        let join_ack = self
-            .subflows
-            .iter()
-            .filter(|s| !s.usable && !s.failed)
-            .filter_map(|s| s.join_ack_at)
-            .min()
-            .filter(|_| !self.closed);
-        self.subflows
-            .iter()
-            .filter_map(|s| s.tcp.next_timeout())
-            .chain(join_ack)
-            .chain(fin)
-            .chain(drto)
-            .chain(ann)
-            .min()
+        // (asked after every input and poll: a plain loop, no iterator
+        // chain over the timers)
+        let mut t = Time::MAX;
+        for s in &self.subflows {
+            if let Some(x) = s.tcp.next_timeout() {
+                t = t.min(x);
+            }
+            if !self.closed && !s.usable && !s.failed {
+                if let Some(x) = s.join_ack_at {
+                    t = t.min(x);
+                }
+            }
+        }
+        if !self.closed {
+            if let Some(x) = self.fin_rtx_at.filter(|_| !self.fin_acked) {
+                t = t.min(x);
+            }
+            if let Some(x) = self.drto_at.filter(|_| self.snd_nxt > self.snd_una) {
+                t = t.min(x);
+            }
+            if self.established {
+                for a in self.announced.iter().filter(|a| !a.3) {
+                    t = t.min(a.4);
+                }
+            }
+        }
+        (t != Time::MAX).then_some(t)
     }
 
     pub fn on_timeout(&mut self, now: Time) {

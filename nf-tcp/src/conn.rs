@@ -1542,8 +1542,14 @@ impl<C: Chunk> Connection<C> {
             self.tlp_due = false;
             return self.tlp_segment(now);
         }
-        let mss = self.effective_mss();
         let data_end = self.sendq.end();
+        if self.recovery.is_none() && (data_end.le(self.snd_nxt) || self.fin_seq.is_some()) {
+            // nothing new to send and nothing to resend (step 2 below
+            // would say so after working out the windows): the common
+            // case of a poll after every input
+            return self.window_probe(now);
+        }
+        let mss = self.effective_mss();
         let cwnd = self.cc.window();
         let pipe = self.pipe();
         // 1. retransmissions in recovery
