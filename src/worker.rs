@@ -162,6 +162,7 @@ impl Worker {
         pipe.set_tx_chains(self.ports.iter().all(Port::tx_multi_seg));
         for (i, p) in self.ports.iter().enumerate() {
             pipe.set_rx_ip_checksum(i as u16, p.rx_ip_checksum());
+            pipe.set_rx_tcp_checksum(i as u16, p.rx_tcp_checksum());
         }
         let queue = self.index as u16;
         let burst = self.cfg.burst;

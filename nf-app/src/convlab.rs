@@ -159,6 +159,12 @@ pub struct ConvLab {
     /// worker instead of its hashed one (a NIC queue or an af_packet fanout
     /// ring rolling over); 0 = never.
     pub stray: u64,
+    /// What the lab's "NIC" says of every frame's TCP checksum
+    /// (`RxChecksum::Unknown`: nothing, hagw sums it where it must).
+    pub nic_l4: nf_core::RxChecksum,
+    /// Flip a bit of the TCP checksum of every frame that carries TCP
+    /// payload (a corruption only a checksum can tell).
+    pub corrupt_tcp_checksums: bool,
     /// With several workers: the RSS (Toeplitz) the lab's "NIC" spreads
     /// frames with; hagw knows it only in `with_rss` labs.
     nic: crate::convert::rss::Rss,
@@ -180,6 +186,24 @@ fn rss_queue(r: &crate::convert::rss::Rss, f: &[u8]) -> usize {
         .and_then(crate::convert::rewrite::peek)
         .map(|p| r.queue(p.src, p.dst, p.sport, p.dport));
     usize::from(tuple.unwrap_or(0))
+}
+
+/// Flips a bit of the TCP checksum of an untagged Ethernet frame carrying
+/// IPv4 and TCP with payload; other frames are left alone.
+fn corrupt_tcp_checksum(f: &mut [u8]) {
+    let Some(ip) = f.get_mut(14..) else { return };
+    if ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != nf_core::wire::ip_proto::TCP {
+        return;
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let Some(&off) = ip.get(ihl + 12) else { return };
+    let doff = usize::from(off >> 4) * 4;
+    if total > ihl + doff {
+        if let Some(b) = ip.get_mut(ihl + 17) {
+            *b ^= 0x01;
+        }
+    }
 }
 
 fn eth_wrap(src: EthernetAddress, dst: EthernetAddress, ip: &[u8]) -> VecBuf {
@@ -265,6 +289,8 @@ impl ConvLab {
             icmp_to_clients: 0,
             skip_idle: false,
             stray: 0,
+            nic_l4: nf_core::RxChecksum::Unknown,
+            corrupt_tcp_checksums: false,
             nic,
             handed_from_internet: 0,
             next_port: 40000,
@@ -353,7 +379,11 @@ impl ConvLab {
     }
 
     /// [`ConvLab::feed`] without the timing (the caller times a batch).
-    fn process(&mut self, port: u16, frame: VecBuf) {
+    fn process(&mut self, port: u16, mut frame: VecBuf) {
+        frame.set_rx_l4_checksum(self.nic_l4);
+        if self.corrupt_tcp_checksums {
+            corrupt_tcp_checksum(frame.data_mut());
+        }
         let n = self.extra.len() + 1;
         let mut w = if n == 1 {
             0

@@ -16,7 +16,8 @@ use crate::chunk::{Bytes, Chunk};
 use std::rc::Rc;
 
 /// What the NIC found of a received frame's IPv4 header checksum (DPDK's
-/// `RTE_MBUF_F_RX_IP_CKSUM_*` flags, where the port verifies it).
+/// `RTE_MBUF_F_RX_IP_CKSUM_*` flags) or TCP checksum
+/// (`RTE_MBUF_F_RX_L4_CKSUM_*`), where the port verifies it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RxChecksum {
     /// Not checked: software verifies it (RFC 1812 §5.2.2).
@@ -87,6 +88,11 @@ pub trait PacketBuf {
     fn rx_ip_checksum(&self) -> RxChecksum {
         RxChecksum::Unknown
     }
+    /// The receiving NIC's verdict on the TCP/UDP checksum.
+    #[inline]
+    fn rx_l4_checksum(&self) -> RxChecksum {
+        RxChecksum::Unknown
+    }
     /// True when the buffer holds no data.
     #[inline]
     fn is_empty(&self) -> bool {
@@ -124,6 +130,7 @@ pub struct VecBuf {
     chained: Vec<Bytes>,
     /// What a NIC would have flagged (tests of the offload path).
     rx_ip: RxChecksum,
+    rx_l4: RxChecksum,
 }
 
 impl VecBuf {
@@ -137,6 +144,7 @@ impl VecBuf {
             end: headroom,
             chained: Vec::new(),
             rx_ip: RxChecksum::Unknown,
+            rx_l4: RxChecksum::Unknown,
         }
     }
 
@@ -159,6 +167,7 @@ impl VecBuf {
             end: DEFAULT_HEADROOM + bytes.len(),
             chained: Vec::new(),
             rx_ip: RxChecksum::Unknown,
+            rx_l4: RxChecksum::Unknown,
         }
     }
 
@@ -170,11 +179,17 @@ impl VecBuf {
         self.end = h;
         self.chained.clear();
         self.rx_ip = RxChecksum::Unknown;
+        self.rx_l4 = RxChecksum::Unknown;
     }
 
     /// Flags the IPv4 header checksum as a NIC that verifies it would.
     pub fn set_rx_ip_checksum(&mut self, c: RxChecksum) {
         self.rx_ip = c;
+    }
+
+    /// Flags the TCP/UDP checksum as a NIC that verifies it would.
+    pub fn set_rx_l4_checksum(&mut self, c: RxChecksum) {
+        self.rx_l4 = c;
     }
 
     /// The chained segments behind the data.
@@ -212,6 +227,11 @@ impl PacketBuf for VecBuf {
     #[inline]
     fn rx_ip_checksum(&self) -> RxChecksum {
         self.rx_ip
+    }
+
+    #[inline]
+    fn rx_l4_checksum(&self) -> RxChecksum {
+        self.rx_l4
     }
 
     #[inline]

@@ -11,6 +11,12 @@ use std::ptr::NonNull;
 const RX_IP_CKSUM_MASK: u64 = (1 << 4) | (1 << 7);
 const RX_IP_CKSUM_BAD: u64 = 1 << 4;
 const RX_IP_CKSUM_GOOD: u64 = 1 << 7;
+// RTE_MBUF_F_RX_L4_CKSUM_{MASK,BAD,GOOD}, the same scheme. NONE (both bits:
+// the data was verified but the checksum field is not right, LRO) counts
+// as unknown: software then verifies, as it does without the offload.
+const RX_L4_CKSUM_MASK: u64 = (1 << 3) | (1 << 8);
+const RX_L4_CKSUM_BAD: u64 = 1 << 3;
+const RX_L4_CKSUM_GOOD: u64 = 1 << 8;
 
 /// An owned packet mbuf: one segment as received, or hagw's headers with
 /// payload chained behind them ([`PacketBuf::chain`]). Dropping it frees
@@ -212,6 +218,14 @@ impl PacketBuf for Mbuf {
         match self.m().ol_flags & RX_IP_CKSUM_MASK {
             RX_IP_CKSUM_GOOD => RxChecksum::Good,
             RX_IP_CKSUM_BAD => RxChecksum::Bad,
+            _ => RxChecksum::Unknown,
+        }
+    }
+    #[inline]
+    fn rx_l4_checksum(&self) -> RxChecksum {
+        match self.m().ol_flags & RX_L4_CKSUM_MASK {
+            RX_L4_CKSUM_GOOD => RxChecksum::Good,
+            RX_L4_CKSUM_BAD => RxChecksum::Bad,
             _ => RxChecksum::Unknown,
         }
     }

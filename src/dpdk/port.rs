@@ -46,8 +46,9 @@ const RSS_TCP: u64 = (1 << 4) | (1 << 10) | (1 << 16);
 const RSS_UDP: u64 = (1 << 5) | (1 << 11) | (1 << 17);
 // rte_ethdev.h RTE_ETH_TX_OFFLOAD_MULTI_SEGS.
 const TX_MULTI_SEGS: u64 = 1 << 15;
-// rte_ethdev.h RTE_ETH_RX_OFFLOAD_IPV4_CKSUM.
+// rte_ethdev.h RTE_ETH_RX_OFFLOAD_IPV4_CKSUM, RTE_ETH_RX_OFFLOAD_TCP_CKSUM.
 const RX_IPV4_CKSUM: u64 = 1 << 1;
+const RX_TCP_CKSUM: u64 = 1 << 3;
 
 fn errno_text(rc: i32) -> String {
     std::io::Error::from_raw_os_error(rc.abs()).to_string()
@@ -85,7 +86,10 @@ impl Port {
         // the NIC verifies IPv4 header checksums where it can: the fast
         // path then trusts its verdict (RFC 1812 §5.2.2 asks only that the
         // checksum be verified, not by whom)
-        conf.rxmode.offloads = info.rx_offload_capa & RX_IPV4_CKSUM;
+        // and TCP checksums: the conversion point then does not sum a
+        // segment's payload to verify it (RFC 9293 §3.1 asks that it be
+        // verified, not by whom)
+        conf.rxmode.offloads = info.rx_offload_capa & (RX_IPV4_CKSUM | RX_TCP_CKSUM);
         // hagw's key, padded for devices with longer keys (52 bytes on
         // some): hashing at most 36 bytes of input reads its first 40
         let mut key = vec![0u8; usize::from(info.hash_key_size).max(rss::KEY.len())];
@@ -210,6 +214,13 @@ impl Port {
     pub fn rx_ip_checksum(&self) -> bool {
         self.info()
             .is_ok_and(|i| i.rx_offload_capa & RX_IPV4_CKSUM != 0)
+    }
+
+    /// Does the port verify received TCP checksums (enabled by
+    /// [`Port::setup`] where the device offers it)?
+    pub fn rx_tcp_checksum(&self) -> bool {
+        self.info()
+            .is_ok_and(|i| i.rx_offload_capa & RX_TCP_CKSUM != 0)
     }
 
     /// The device's capabilities (`rte_eth_dev_info_get`).

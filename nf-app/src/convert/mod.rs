@@ -33,7 +33,7 @@ use nat::{Nat, NatError};
 use nf_core::chunk::{Bytes, Chunk};
 use nf_core::sim::Time;
 use nf_core::wire::tcp::flags;
-use nf_core::PacketBuf;
+use nf_core::{PacketBuf, RxChecksum};
 use nf_mptcp::conn::{Config as MpConfig, MpConnection, Secrets};
 use nf_mptcp::options::MptcpOption;
 use nf_tcp::{Connection, Gather, Header, Incoming, Segment, Seq};
@@ -606,6 +606,7 @@ impl<C: Chunk> Converter<C> {
         local: bool,
         buf: &mut B,
         l2: usize,
+        l4: RxChecksum,
     ) -> Verdict {
         let Some(ip) = buf.data_mut().get_mut(l2..) else {
             return Verdict::Pass;
@@ -620,7 +621,7 @@ impl<C: Chunk> Converter<C> {
             Some(Flow::PtDown { sid, i }) => self.pt_forward(now, sid, i, false, &p, ip),
             Some(Flow::Client { sid, sf }) => {
                 let len = ip.len();
-                let Some(seg) = self.parse(buf, l2, &p) else {
+                let Some(seg) = self.parse(buf, l2, &p, l4) else {
                     return Verdict::Consumed;
                 };
                 let side = self
@@ -643,7 +644,7 @@ impl<C: Chunk> Converter<C> {
             }
             Some(Flow::Server { sid }) => {
                 self.count_rx(Side::Internet, ip.len());
-                let Some(seg) = self.parse(buf, l2, &p) else {
+                let Some(seg) = self.parse(buf, l2, &p, l4) else {
                     return Verdict::Consumed;
                 };
                 if let Some(key) = self.server_offers_mptcp(sid, &seg) {
@@ -728,21 +729,31 @@ impl<C: Chunk> Converter<C> {
     }
 
     /// A session's segment: its payload becomes a handle to `buf` (a copy,
-    /// counted, only where the buffer cannot be shared).
+    /// counted, only where the buffer cannot be shared). `l4`: the NIC's
+    /// verdict on its checksum; software sums it only when there is none
+    /// (RFC 9293 §3.1: a segment with a bad checksum is dropped).
     fn parse<B: PacketBuf<Chunk = C>>(
         &mut self,
         buf: &B,
         l2: usize,
         p: &Peek,
+        l4: RxChecksum,
     ) -> Option<Incoming<C>> {
         let st = &self.stats.conv;
+        let addrs = match l4 {
+            RxChecksum::Good => None,
+            RxChecksum::Unknown => Some((p.src, p.dst)),
+            RxChecksum::Bad => {
+                st.segments_malformed.inc();
+                return None;
+            }
+        };
         let at = l2 + p.l4;
         let tcp = buf.data().get(at..)?;
         let base = tcp.as_ptr() as usize;
         // the payload's place in the buffer
-        let r = nf_tcp::wirefmt::parse(tcp, Some((p.src, p.dst)), |s: &[u8]| {
-            (s.as_ptr() as usize - base, s.len())
-        });
+        let r =
+            nf_tcp::wirefmt::parse(tcp, addrs, |s: &[u8]| (s.as_ptr() as usize - base, s.len()));
         match r {
             Ok(seg) => {
                 let (off, len) = seg.payload;

@@ -100,6 +100,53 @@ fn drained(lab: &mut ConvLab) -> bool {
     lab.run_until(30 * SEC, |l| l.sessions() == 0)
 }
 
+/// A lab whose three ports verify TCP checksums when `trust` (as a port
+/// with `RTE_ETH_RX_OFFLOAD_TCP_CKSUM` does), with the "NIC" saying `nic`
+/// of every frame and, with `corrupt`, every data segment's checksum
+/// wrong; returns it after 5 s of one 1 KB echo.
+fn with_nic_verdict(trust: bool, nic: nf_core::RxChecksum, corrupt: bool) -> (ConvLab, bool) {
+    let mut lab = ConvLab::new(CONV, 11);
+    for port in 0..3 {
+        lab.pipe.set_rx_tcp_checksum(port, trust);
+    }
+    lab.nic_l4 = nic;
+    lab.corrupt_tcp_checksums = corrupt;
+    let c = lab.connect(5201, Workload::echo(1000, true));
+    let done = lab.run_until(5 * SEC, |l| l.clients[c].finished());
+    (lab, done)
+}
+
+#[test]
+fn a_nic_verified_tcp_checksum_is_trusted_and_one_it_rejects_is_dropped() {
+    use nf_core::RxChecksum::{Bad, Good, Unknown};
+    // RFC 9293 §3.1: the checksum is verified, here by the NIC; hagw does
+    // not sum the payload again (a checksum the NIC vouched for is taken
+    // even where the bytes say otherwise, which only a test can arrange)
+    let (lab, done) = with_nic_verdict(true, Good, true);
+    assert!(done, "the echo completes on the NIC's word");
+    assert!(!lab.clients[0].corrupt);
+    assert_eq!(lab.stats().conv.segments_malformed.get(), 0);
+    // the NIC found the checksum wrong: dropped and counted, as a wrong
+    // sum is (the SYNs, summed in software, still open the session)
+    let (lab, done) = with_nic_verdict(true, Bad, false);
+    assert!(!done, "no data segment gets through");
+    assert_eq!(lab.stats().conv.sessions_created.get(), 1);
+    assert!(lab.stats().conv.segments_malformed.get() > 0);
+    // a port that was not asked to verify: its flags count for nothing,
+    // and software finds the corruption
+    let (lab, done) = with_nic_verdict(false, Good, true);
+    assert!(!done);
+    assert!(lab.stats().conv.segments_malformed.get() > 0);
+    // and without a verdict, the same
+    let (lab, done) = with_nic_verdict(true, Unknown, true);
+    assert!(!done);
+    assert!(lab.stats().conv.segments_malformed.get() > 0);
+    // the control: nothing corrupted, no verdict
+    let (lab, done) = with_nic_verdict(true, Unknown, false);
+    assert!(done);
+    assert_eq!(lab.stats().conv.segments_malformed.get(), 0);
+}
+
 #[test]
 fn converts_a_two_subflow_connection_and_nats_to_the_fixed_address() {
     let mut lab = ConvLab::new(CONV, 1);

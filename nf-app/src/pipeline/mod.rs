@@ -45,6 +45,8 @@ pub struct PortCtx {
     /// The NIC verifies received IPv4 header checksums and flags each
     /// frame ([`nf_core::RxChecksum`]); set by [`Pipeline::set_rx_ip_checksum`].
     pub rx_ip_checksum: bool,
+    /// The same for TCP checksums; set by [`Pipeline::set_rx_tcp_checksum`].
+    pub rx_tcp_checksum: bool,
 }
 
 impl PortCtx {
@@ -59,6 +61,7 @@ impl PortCtx {
             v6: cfg.v6.clone(),
             link_local: link_local_from_mac(mac),
             rx_ip_checksum: false,
+            rx_tcp_checksum: false,
         }
     }
     /// Our IPv4 address on this port that shares a prefix with `peer`, else
@@ -335,6 +338,17 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         }
     }
 
+    /// Whether input port `port` has the NIC verify TCP checksums
+    /// (`RTE_ETH_RX_OFFLOAD_TCP_CKSUM`): the conversion point then takes a
+    /// session's segment flagged good without summing it, drops one
+    /// flagged bad as it drops one whose sum is wrong, and verifies the
+    /// others itself.
+    pub fn set_rx_tcp_checksum(&mut self, port: u16, on: bool) {
+        if let Some(p) = self.ports.get_mut(usize::from(port)) {
+            p.rx_tcp_checksum = on;
+        }
+    }
+
     /// Turns the conversion point on: TCP from the access ports and toward
     /// NAT addresses goes through `conv` first.
     pub fn enable_conversion(&mut self, mut conv: Converter<B::Chunk>) {
@@ -402,17 +416,24 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         l2: usize,
         local: bool,
     ) -> Verdict {
-        let side = match self.ports.get(usize::from(port)).map(|p| p.role) {
+        let pc = self.ports.get(usize::from(port));
+        let side = match pc.map(|p| p.role) {
             Some(PortRole::AccessFixed) => Some(Side::Fixed),
             Some(PortRole::AccessCellular) => Some(Side::Cellular),
             Some(PortRole::Internet) => Some(Side::Internet),
             _ => None,
         };
+        // the NIC's verdict counts only where the port was asked for it
+        let l4 = if pc.is_some_and(|p| p.rx_tcp_checksum) {
+            buf.rx_l4_checksum()
+        } else {
+            nf_core::RxChecksum::Unknown
+        };
         let Some(c) = self.conv.as_mut() else {
             return Verdict::Pass;
         };
         // the touched sessions run once per burst, from poll_conversion
-        c.input(now_ns, side, local, buf, l2)
+        c.input(now_ns, side, local, buf, l2, l4)
     }
 
     /// Builds and routes the packets `c` queued, emptying its queue (the
