@@ -18,6 +18,17 @@ const RX_L4_CKSUM_MASK: u64 = (1 << 3) | (1 << 8);
 const RX_L4_CKSUM_BAD: u64 = 1 << 3;
 const RX_L4_CKSUM_GOOD: u64 = 1 << 8;
 
+/// A NIC's checksum verdict from `ol_flags`: its two bits under `mask`
+/// say good, bad, or (neither, or both) nothing software can rely on.
+#[inline]
+fn verdict(flags: u64, mask: u64, good: u64, bad: u64) -> RxChecksum {
+    match flags & mask {
+        f if f == good => RxChecksum::Good,
+        f if f == bad => RxChecksum::Bad,
+        _ => RxChecksum::Unknown,
+    }
+}
+
 /// An owned packet mbuf: one segment as received, or hagw's headers with
 /// payload chained behind them ([`PacketBuf::chain`]). Dropping it frees
 /// every segment to its pool.
@@ -215,19 +226,21 @@ impl PacketBuf for Mbuf {
     }
     #[inline]
     fn rx_ip_checksum(&self) -> RxChecksum {
-        match self.m().ol_flags & RX_IP_CKSUM_MASK {
-            RX_IP_CKSUM_GOOD => RxChecksum::Good,
-            RX_IP_CKSUM_BAD => RxChecksum::Bad,
-            _ => RxChecksum::Unknown,
-        }
+        verdict(
+            self.m().ol_flags,
+            RX_IP_CKSUM_MASK,
+            RX_IP_CKSUM_GOOD,
+            RX_IP_CKSUM_BAD,
+        )
     }
     #[inline]
     fn rx_l4_checksum(&self) -> RxChecksum {
-        match self.m().ol_flags & RX_L4_CKSUM_MASK {
-            RX_L4_CKSUM_GOOD => RxChecksum::Good,
-            RX_L4_CKSUM_BAD => RxChecksum::Bad,
-            _ => RxChecksum::Unknown,
-        }
+        verdict(
+            self.m().ol_flags,
+            RX_L4_CKSUM_MASK,
+            RX_L4_CKSUM_GOOD,
+            RX_L4_CKSUM_BAD,
+        )
     }
     #[inline]
     fn share(&self, start: usize, end: usize) -> Option<MbufChunk> {
@@ -271,5 +284,29 @@ impl PacketBuf for Mbuf {
         let mut seg = self.alloc_like()?;
         seg.append(s.len())?.copy_from_slice(s);
         self.chain_seg(seg).then_some(s.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_flags_decode_as_dpdk_defines_them() {
+        let ip = |f| verdict(f, RX_IP_CKSUM_MASK, RX_IP_CKSUM_GOOD, RX_IP_CKSUM_BAD);
+        let l4 = |f| verdict(f, RX_L4_CKSUM_MASK, RX_L4_CKSUM_GOOD, RX_L4_CKSUM_BAD);
+        // rte_mbuf_core.h: IP GOOD bit 7, BAD bit 4; L4 GOOD bit 8, BAD bit 3
+        assert_eq!(ip(1 << 7), RxChecksum::Good);
+        assert_eq!(ip(1 << 4), RxChecksum::Bad);
+        assert_eq!(l4(1 << 8), RxChecksum::Good);
+        assert_eq!(l4(1 << 3), RxChecksum::Bad);
+        // UNKNOWN (neither bit) and NONE (both) leave it to software
+        for f in [0, (1 << 3) | (1 << 8)] {
+            assert_eq!(l4(f), RxChecksum::Unknown);
+        }
+        assert_eq!(ip((1 << 4) | (1 << 7)), RxChecksum::Unknown);
+        // each reads only its own bits
+        assert_eq!(l4(1 << 7), RxChecksum::Unknown);
+        assert_eq!(ip(1 << 8 | 1 << 3), RxChecksum::Unknown);
     }
 }
