@@ -22,7 +22,9 @@
 //! (two queues per port) joins and server replies reach the session's
 //! worker and the transfers stay intact; (l) with a 1024-mbuf pool the cap
 //! on payload held by reference kicks in (copies counted) and 30 MB each
-//! way still completes.
+//! way still completes; (m) with the internet port on `net_tap` (a PMD that
+//! verifies TCP checksums on receive) hagw turns that offload on and 20 MB
+//! each way stay intact, none dropped as malformed.
 
 mod common;
 use common::*;
@@ -664,5 +666,61 @@ fn conversion_point_on_the_lab() {
         "a paused reader fills hagw's buffers past the cap on held mbufs: {m}"
     );
     stop_hagw(&mut guard);
+
+    // (m) the internet port on net_tap, a PMD that verifies TCP checksums
+    // on receive (RTE_ETH_RX_OFFLOAD_TCP_CKSUM, in software in the PMD):
+    // hagw turns it on and takes the server's segments on its word
+    tcp_checksum_offload_on_a_tap_port(&text, &mut guard);
     let _ = ns("srv", &["nft", "delete", "table", "inet", "hagwtest"]);
+}
+
+/// (m): srv1 replaced by `net_tap0,iface=tapsrv`, the tap moved into ns
+/// srv in place of srv0; 20 MB each way intact, the log saying the port
+/// verifies TCP checksums, no segment dropped as malformed. srv0 is
+/// restored afterwards.
+fn tcp_checksum_offload_on_a_tap_port(lab_toml: &str, guard: &mut Guard) {
+    let text = lab_toml.replace(
+        "device = \"net_af_packet2,iface=srv1,framecnt=4096\"",
+        "device = \"net_tap0,iface=tapsrv\"",
+    );
+    assert!(text.contains("net_tap0"), "lab.toml's srv1 device changed");
+    let path = std::env::temp_dir().join("hagw-lab-tap.toml");
+    std::fs::write(&path, text).expect("config");
+    common::start_hagw(path.to_str().expect("path"), LOG, guard);
+    let log = std::fs::read_to_string(std::env::temp_dir().join(LOG)).expect("log");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("port=srv1") && l.contains("rx_tcp_checksum=true")),
+        "net_tap offers TCP checksum verification and hagw turns it on:\n{log}"
+    );
+    ns_ok("gw", &["ip", "link", "set", "tapsrv", "netns", "srv"]);
+    ns_ok("srv", &["ip", "link", "set", "srv0", "down"]);
+    ns_ok(
+        "srv",
+        &["ip", "addr", "add", "198.51.100.2/24", "dev", "tapsrv"],
+    );
+    ns_ok("srv", &["ip", "link", "set", "tapsrv", "up"]);
+    let via = ["route", "replace", "default", "via", "198.51.100.1", "dev"];
+    ns_ok("srv", &[&["ip"][..], &via[..], &["tapsrv"][..]].concat());
+    ns_ok("cli", &["ping", "-c", "1", "-W", "2", "198.51.100.2"]);
+    transfer(
+        &["sink", "5240"],
+        &["send", "198.51.100.2", "5240", "20000000", "--mptcp"],
+        20_000_000,
+    );
+    transfer(
+        &["serve", "5241", "20000000"],
+        &["recv", "198.51.100.2", "5241", "--mptcp"],
+        20_000_000,
+    );
+    let m = metrics();
+    assert_eq!(
+        metric(&m, "hagw_conv_segments_malformed_total", ""),
+        0,
+        "{m}"
+    );
+    assert!(metric(&m, "hagw_conv_sessions_created_total", "") >= 2);
+    stop_hagw(guard);
+    ns_ok("srv", &["ip", "link", "set", "srv0", "up"]);
+    ns_ok("srv", &[&["ip"][..], &via[..], &["srv0"][..]].concat());
 }
