@@ -248,7 +248,7 @@ pub fn bring_up(cfg: &Config) -> Result<Up, String> {
                 Some(prev) => prev.filter(|r| Some(r) == rss.as_ref()),
             });
         }
-        tracing::info!(port = %p.name, id = port.id, mac = %nf_core::wire::EthernetAddress(port.mac()), tx_chains = port.tx_multi_seg(), rx_ip_checksum = port.rx_ip_checksum(), rx_tcp_checksum = port.rx_tcp_checksum(), rss_known, "port started");
+        tracing::info!(port = %p.name, id = port.id, mac = %nf_core::wire::EthernetAddress(port.mac()), tx_chains = port.tx_multi_seg(), rx_ip_checksum = port.rx_ip_checksum(), rx_tcp_checksum = port.rx_tcp_checksum(), tx_tcp_checksum = port.tx_tcp_checksum(), rss_known, "port started");
         ports.push(port);
     }
 

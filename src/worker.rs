@@ -163,6 +163,7 @@ impl Worker {
         for (i, p) in self.ports.iter().enumerate() {
             pipe.set_rx_ip_checksum(i as u16, p.rx_ip_checksum());
             pipe.set_rx_tcp_checksum(i as u16, p.rx_tcp_checksum());
+            pipe.set_tx_tcp_checksum(i as u16, p.tx_tcp_checksum());
         }
         let queue = self.index as u16;
         let burst = self.cfg.burst;

@@ -23,8 +23,8 @@
 //! worker and the transfers stay intact; (l) with a 1024-mbuf pool the cap
 //! on payload held by reference kicks in (copies counted) and 30 MB each
 //! way still completes; (m) with the internet port on `net_tap` (a PMD that
-//! verifies TCP checksums on receive) hagw turns that offload on and 20 MB
-//! each way stay intact, none dropped as malformed.
+//! verifies and computes TCP checksums) hagw turns both offloads on and
+//! 20 MB each way stay intact, none dropped as malformed.
 
 mod common;
 use common::*;
@@ -667,17 +667,19 @@ fn conversion_point_on_the_lab() {
     );
     stop_hagw(&mut guard);
 
-    // (m) the internet port on net_tap, a PMD that verifies TCP checksums
-    // on receive (RTE_ETH_RX_OFFLOAD_TCP_CKSUM, in software in the PMD):
-    // hagw turns it on and takes the server's segments on its word
+    // (m) the internet port on net_tap, a PMD that verifies and computes
+    // TCP checksums (RTE_ETH_RX/TX_OFFLOAD_TCP_CKSUM, in software in the
+    // PMD): hagw turns both on, takes the server's segments on its word and
+    // leaves the checksums of what it sends to the PMD, which the server's
+    // kernel verifies
     tcp_checksum_offload_on_a_tap_port(&text, &mut guard);
     let _ = ns("srv", &["nft", "delete", "table", "inet", "hagwtest"]);
 }
 
 /// (m): srv1 replaced by `net_tap0,iface=tapsrv`, the tap moved into ns
 /// srv in place of srv0; 20 MB each way intact, the log saying the port
-/// verifies TCP checksums, no segment dropped as malformed. srv0 is
-/// restored afterwards.
+/// verifies and computes TCP checksums, no segment dropped as malformed.
+/// srv0 is restored afterwards.
 fn tcp_checksum_offload_on_a_tap_port(lab_toml: &str, guard: &mut Guard) {
     let text = lab_toml.replace(
         "device = \"net_af_packet2,iface=srv1,framecnt=4096\"",
@@ -689,9 +691,10 @@ fn tcp_checksum_offload_on_a_tap_port(lab_toml: &str, guard: &mut Guard) {
     common::start_hagw(path.to_str().expect("path"), LOG, guard);
     let log = std::fs::read_to_string(std::env::temp_dir().join(LOG)).expect("log");
     assert!(
-        log.lines()
-            .any(|l| l.contains("port=srv1") && l.contains("rx_tcp_checksum=true")),
-        "net_tap offers TCP checksum verification and hagw turns it on:\n{log}"
+        log.lines().any(|l| l.contains("port=srv1")
+            && l.contains("rx_tcp_checksum=true")
+            && l.contains("tx_tcp_checksum=true")),
+        "net_tap offers TCP checksum offload both ways and hagw turns it on:\n{log}"
     );
     ns_ok("gw", &["ip", "link", "set", "tapsrv", "netns", "srv"]);
     ns_ok("srv", &["ip", "link", "set", "srv0", "down"]);

@@ -93,6 +93,14 @@ pub trait PacketBuf {
     fn rx_l4_checksum(&self) -> RxChecksum {
         RxChecksum::Unknown
     }
+    /// Asks the sending NIC to compute the TCP checksum of this packet
+    /// (its field holds the pseudo-header's sum): `l2_len` bytes of link
+    /// header (still to be prepended), `l3_len` of IP header. Only for a
+    /// port whose NIC does so.
+    #[inline]
+    fn offload_tcp_checksum(&mut self, l2_len: usize, l3_len: usize, ipv6: bool) {
+        let _ = (l2_len, l3_len, ipv6);
+    }
     /// True when the buffer holds no data.
     #[inline]
     fn is_empty(&self) -> bool {
@@ -131,6 +139,9 @@ pub struct VecBuf {
     /// What a NIC would have flagged (tests of the offload path).
     rx_ip: RxChecksum,
     rx_l4: RxChecksum,
+    /// A TCP checksum left to the "NIC" (offset of the TCP header):
+    /// [`VecBuf::frame`] computes it, as the NIC would on the wire.
+    tx_l4: Option<usize>,
 }
 
 impl VecBuf {
@@ -145,6 +156,7 @@ impl VecBuf {
             chained: Vec::new(),
             rx_ip: RxChecksum::Unknown,
             rx_l4: RxChecksum::Unknown,
+            tx_l4: None,
         }
     }
 
@@ -168,6 +180,7 @@ impl VecBuf {
             chained: Vec::new(),
             rx_ip: RxChecksum::Unknown,
             rx_l4: RxChecksum::Unknown,
+            tx_l4: None,
         }
     }
 
@@ -180,6 +193,7 @@ impl VecBuf {
         self.chained.clear();
         self.rx_ip = RxChecksum::Unknown;
         self.rx_l4 = RxChecksum::Unknown;
+        self.tx_l4 = None;
     }
 
     /// Flags the IPv4 header checksum as a NIC that verifies it would.
@@ -205,7 +219,22 @@ impl VecBuf {
         for c in &self.chained {
             v.extend_from_slice(c.as_slice());
         }
+        if let Some(at) = self.tx_l4 {
+            // the NIC's part: sum the segment over the pseudo-header's sum
+            // in the field, write the complement
+            if let Some(seg) = v.get_mut(at..) {
+                if seg.len() >= 20 {
+                    let c = crate::wire::checksum::checksum(seg);
+                    seg[16..18].copy_from_slice(&c.to_be_bytes());
+                }
+            }
+        }
         v
+    }
+
+    /// The TCP checksum left to the NIC, if any: the TCP header's offset.
+    pub fn tx_tcp_checksum(&self) -> Option<usize> {
+        self.tx_l4
     }
 
     #[inline]
@@ -232,6 +261,11 @@ impl PacketBuf for VecBuf {
     #[inline]
     fn rx_l4_checksum(&self) -> RxChecksum {
         self.rx_l4
+    }
+
+    #[inline]
+    fn offload_tcp_checksum(&mut self, l2_len: usize, l3_len: usize, _ipv6: bool) {
+        self.tx_l4 = Some(l2_len + l3_len);
     }
 
     #[inline]

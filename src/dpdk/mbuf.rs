@@ -17,6 +17,10 @@ const RX_IP_CKSUM_GOOD: u64 = 1 << 7;
 const RX_L4_CKSUM_MASK: u64 = (1 << 3) | (1 << 8);
 const RX_L4_CKSUM_BAD: u64 = 1 << 3;
 const RX_L4_CKSUM_GOOD: u64 = 1 << 8;
+// RTE_MBUF_F_TX_TCP_CKSUM, RTE_MBUF_F_TX_IPV4, RTE_MBUF_F_TX_IPV6.
+const TX_TCP_CKSUM: u64 = 1 << 52;
+const TX_IPV4: u64 = 1 << 55;
+const TX_IPV6: u64 = 1 << 56;
 
 /// A NIC's checksum verdict from `ol_flags`: its two bits under `mask`
 /// say good, bad, or (neither, or both) nothing software can rely on.
@@ -241,6 +245,21 @@ impl PacketBuf for Mbuf {
             RX_L4_CKSUM_GOOD,
             RX_L4_CKSUM_BAD,
         )
+    }
+    #[inline]
+    fn offload_tcp_checksum(&mut self, l2_len: usize, l3_len: usize, ipv6: bool) {
+        // rte_mbuf_core.h: L4 checksum offload wants l2_len and l3_len
+        // filled (tx_offload bits 0-6 and 7-15), RTE_MBUF_F_TX_TCP_CKSUM
+        // and RTE_MBUF_F_TX_IPV4/IPV6; the pseudo-header's sum is already
+        // in the TCP checksum field
+        let lens = (l2_len as u64 & 0x7f) | ((l3_len as u64 & 0x1ff) << 7);
+        // SAFETY: we own the mbuf; `tx_offload` is the u64 view of the
+        // union whose bit-fields the PMD reads (plain data).
+        unsafe {
+            let m = self.raw.as_mut();
+            m.__bindgen_anon_3.tx_offload = lens;
+            m.ol_flags |= TX_TCP_CKSUM | if ipv6 { TX_IPV6 } else { TX_IPV4 };
+        }
     }
     #[inline]
     fn share(&self, start: usize, end: usize) -> Option<MbufChunk> {

@@ -46,6 +46,8 @@ const RSS_TCP: u64 = (1 << 4) | (1 << 10) | (1 << 16);
 const RSS_UDP: u64 = (1 << 5) | (1 << 11) | (1 << 17);
 // rte_ethdev.h RTE_ETH_TX_OFFLOAD_MULTI_SEGS.
 const TX_MULTI_SEGS: u64 = 1 << 15;
+// rte_ethdev.h RTE_ETH_TX_OFFLOAD_TCP_CKSUM.
+const TX_TCP_CKSUM: u64 = 1 << 3;
 // rte_ethdev.h RTE_ETH_RX_OFFLOAD_IPV4_CKSUM, RTE_ETH_RX_OFFLOAD_TCP_CKSUM.
 const RX_IPV4_CKSUM: u64 = 1 << 1;
 const RX_TCP_CKSUM: u64 = 1 << 3;
@@ -82,7 +84,9 @@ impl Port {
         // chained mbufs (headers + payload by reference) where the PMD
         // sends them; elsewhere the converter copies payload behind its
         // headers
-        conf.txmode.offloads = info.tx_offload_capa & TX_MULTI_SEGS;
+        // and TCP checksums of the segments the conversion point builds,
+        // where the NIC computes them
+        conf.txmode.offloads = info.tx_offload_capa & (TX_MULTI_SEGS | TX_TCP_CKSUM);
         // the NIC verifies IPv4 header checksums where it can: the fast
         // path then trusts its verdict (RFC 1812 §5.2.2 asks only that the
         // checksum be verified, not by whom)
@@ -214,6 +218,13 @@ impl Port {
     pub fn rx_ip_checksum(&self) -> bool {
         self.info()
             .is_ok_and(|i| i.rx_offload_capa & RX_IPV4_CKSUM != 0)
+    }
+
+    /// Does the port compute the TCP checksums of what it sends (enabled
+    /// by [`Port::setup`] where the device offers it)?
+    pub fn tx_tcp_checksum(&self) -> bool {
+        self.info()
+            .is_ok_and(|i| i.tx_offload_capa & TX_TCP_CKSUM != 0)
     }
 
     /// Does the port verify received TCP checksums (enabled by

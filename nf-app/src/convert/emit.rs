@@ -14,16 +14,26 @@ use std::net::IpAddr;
 /// cheaper than chaining and linearizing). Returns the payload bytes
 /// copied (0 where every chunk was chained by reference); `None` when it
 /// does not fit, no segment could be had, or the families differ.
+/// `offload`: the egress port's NIC computes the TCP checksum (its link
+/// header, still to come, is that many bytes); the payload is then not
+/// summed here.
 pub fn tcp_packet<B: PacketBuf>(
     buf: &mut B,
     src: IpAddr,
     dst: IpAddr,
     seg: &Segment<B::Chunk>,
     chain: bool,
+    offload: Option<usize>,
 ) -> Option<usize> {
     let r = nf_tcp::wirefmt::repr(seg, &[]);
     let len = seg.payload.len();
-    let sum = checksum::sum_parts(seg.payload.parts().map(Chunk::as_slice));
+    let tcp_header = |r: &nf_core::wire::tcp::Repr, out: &mut [u8]| match offload {
+        Some(_) => r.emit_header_for_offload(src, dst, len, out),
+        None => {
+            let sum = checksum::sum_parts(seg.payload.parts().map(Chunk::as_slice));
+            r.emit_header(src, dst, len, sum, out)
+        }
+    };
     let hl = r.header_len();
     let tl = hl + len;
     match (src, dst) {
@@ -40,7 +50,10 @@ pub fn tcp_packet<B: PacketBuf>(
                 dont_frag: true,
             }
             .emit(&mut out[..ipv4::HEADER_LEN]);
-            r.emit_header(src, dst, len, sum, &mut out[ipv4::HEADER_LEN..]);
+            tcp_header(&r, &mut out[ipv4::HEADER_LEN..]);
+            if let Some(l2) = offload {
+                buf.offload_tcp_checksum(l2, ipv4::HEADER_LEN, false);
+            }
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
             let out = buf.append(ipv6::HEADER_LEN + hl)?;
@@ -54,7 +67,10 @@ pub fn tcp_packet<B: PacketBuf>(
                 flow_label: 0,
             }
             .emit(&mut out[..ipv6::HEADER_LEN]);
-            r.emit_header(src, dst, len, sum, &mut out[ipv6::HEADER_LEN..]);
+            tcp_header(&r, &mut out[ipv6::HEADER_LEN..]);
+            if let Some(l2) = offload {
+                buf.offload_tcp_checksum(l2, ipv6::HEADER_LEN, true);
+            }
         }
         _ => return None,
     }
@@ -73,4 +89,66 @@ pub fn tcp_packet<B: PacketBuf>(
         copied += buf.chain(c)?;
     }
     Some(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nf_core::chunk::Bytes;
+    use nf_core::wire::{checksum, tcp};
+    use nf_core::VecBuf;
+    use nf_tcp::{Gather, Header, Seq};
+    use std::net::Ipv4Addr;
+
+    fn segment() -> Segment<Bytes> {
+        Segment {
+            hdr: Header {
+                src_port: 5201,
+                dst_port: 40000,
+                seq: Seq(7),
+                ack: Seq(9),
+                flags: tcp::flags::ACK | tcp::flags::PSH,
+                window: 1000,
+                ..Default::default()
+            },
+            payload: Gather::one(Bytes::from(&b"an odd-length payload"[..])),
+        }
+    }
+
+    #[test]
+    fn with_checksum_offload_the_field_holds_the_pseudo_header_sum_for_the_nic() {
+        let (src, dst) = (
+            IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2)),
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+        );
+        let seg = segment();
+        // software: a valid checksum, nothing left to the NIC
+        let mut sw = VecBuf::new();
+        tcp_packet(&mut sw, src, dst, &seg, true, None).expect("built");
+        assert_eq!(sw.tx_tcp_checksum(), None);
+        let wire = sw.frame();
+        let ok = |ip: &[u8]| {
+            tcp::Packet::new_checked(&ip[20..]).is_ok_and(|p| p.verify_checksum(src, dst))
+        };
+        assert!(ok(&wire));
+        // offload: the pseudo-header's sum (RTE_MBUF_F_TX_TCP_CKSUM's
+        // contract), the TCP header's offset behind a 14-byte link header
+        let mut hw = VecBuf::new();
+        tcp_packet(&mut hw, src, dst, &seg, true, Some(14)).expect("built");
+        assert_eq!(hw.tx_tcp_checksum(), Some(14 + 20));
+        let tcp_len = wire.len() - 20;
+        let field = u16::from_be_bytes([hw.data()[36], hw.data()[37]]);
+        let pseudo = checksum::pseudo_v4(
+            Ipv4Addr::new(198, 51, 100, 2),
+            Ipv4Addr::new(192, 0, 2, 2),
+            6,
+            tcp_len as u32,
+        );
+        assert_eq!(field, checksum::fold(pseudo));
+        // the NIC's sum over it gives what software writes
+        assert!(hw.prepend(14).is_some());
+        let wire_hw = hw.frame();
+        assert!(ok(&wire_hw[14..]));
+        assert_eq!(&wire_hw[14..], &wire[..]);
+    }
 }

@@ -47,6 +47,9 @@ pub struct PortCtx {
     pub rx_ip_checksum: bool,
     /// The same for TCP checksums; set by [`Pipeline::set_rx_tcp_checksum`].
     pub rx_tcp_checksum: bool,
+    /// The NIC computes the TCP checksum of packets hagw builds and sends
+    /// here; set by [`Pipeline::set_tx_tcp_checksum`].
+    pub tx_tcp_checksum: bool,
 }
 
 impl PortCtx {
@@ -62,6 +65,7 @@ impl PortCtx {
             link_local: link_local_from_mac(mac),
             rx_ip_checksum: false,
             rx_tcp_checksum: false,
+            tx_tcp_checksum: false,
         }
     }
     /// Our IPv4 address on this port that shares a prefix with `peer`, else
@@ -349,6 +353,15 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         }
     }
 
+    /// Whether output port `port`'s NIC computes TCP checksums
+    /// (`RTE_ETH_TX_OFFLOAD_TCP_CKSUM`): the segments the conversion point
+    /// builds for it then leave their payload unsummed.
+    pub fn set_tx_tcp_checksum(&mut self, port: u16, on: bool) {
+        if let Some(p) = self.ports.get_mut(usize::from(port)) {
+            p.tx_tcp_checksum = on;
+        }
+    }
+
     /// Turns the conversion point on: TCP from the access ports and toward
     /// NAT addresses goes through `conv` first.
     pub fn enable_conversion(&mut self, mut conv: Converter<B::Chunk>) {
@@ -449,19 +462,34 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
 
     /// Builds one conversion packet into a buffer from the pool and routes it.
     fn send_segment(&mut self, now_ns: u64, o: &Outgoing<B::Chunk>) {
+        // routed first: whether the egress NIC sums the segment decides how
+        // it is built
+        let Some(nh) = self.next_hop(0, o.dst) else {
+            return self.stats.dropped(Drop::NoRoute);
+        };
+        let offload = self
+            .ports
+            .get(usize::from(nh.port))
+            .filter(|p| p.tx_tcp_checksum)
+            .map(|p| if p.vlan.is_some() { 18 } else { 14 });
         let Some(mut buf) = self.pool.alloc() else {
             return self.stats.dropped(Drop::NoMbuf);
         };
-        let Some(copied) =
-            crate::convert::emit::tcp_packet(&mut buf, o.src, o.dst, &o.seg, self.tx_chains)
-        else {
+        let Some(copied) = crate::convert::emit::tcp_packet(
+            &mut buf,
+            o.src,
+            o.dst,
+            &o.seg,
+            self.tx_chains,
+            offload,
+        ) else {
             return self.stats.dropped(Drop::NoMbuf);
         };
         let st = &self.stats.conv;
         st.tx_packets.inc(o.side as usize);
         st.tx_bytes.0[o.side as usize].add(buf.pkt_len() as u64);
         st.payload_bytes_copied.add(copied as u64);
-        self.route_local(now_ns, 0, o.dst, buf);
+        self.output(now_ns, nh.port, nh.gateway.unwrap_or(o.dst), buf, 0);
     }
 
     /// Queues TCP packets addressed to the gateway for [`Pipeline::take_local_tcp`]
@@ -708,18 +736,23 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         }
     }
 
-    /// Routes a locally generated IP packet (echo reply, ICMP error) to
-    /// `dst`; link-local IPv6 destinations leave through `in_port`.
-    pub(crate) fn route_local(&mut self, now_ns: u64, in_port: u16, dst: IpAddr, buf: B) {
-        let nh = match dst {
+    /// Where a packet hagw builds for `dst` leaves: the route's next hop;
+    /// link-local IPv6 destinations through `in_port`.
+    fn next_hop(&self, in_port: u16, dst: IpAddr) -> Option<NextHop> {
+        match dst {
             IpAddr::V6(a) if is_link_local(a) => Some(NextHop {
                 port: in_port,
                 gateway: None,
             }),
             IpAddr::V4(a) => self.routes.lookup_v4(a).copied(),
             IpAddr::V6(a) => self.routes.lookup_v6(a).copied(),
-        };
-        match nh {
+        }
+    }
+
+    /// Routes a locally generated IP packet (echo reply, ICMP error) to
+    /// `dst`; link-local IPv6 destinations leave through `in_port`.
+    pub(crate) fn route_local(&mut self, now_ns: u64, in_port: u16, dst: IpAddr, buf: B) {
+        match self.next_hop(in_port, dst) {
             Some(nh) => self.output(now_ns, nh.port, nh.gateway.unwrap_or(dst), buf, 0),
             None => self.stats.dropped(Drop::NoRoute),
         }

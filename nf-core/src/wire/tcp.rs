@@ -520,6 +520,22 @@ impl<'a> Repr<'a> {
         ]);
         put16(b, 16, c);
     }
+
+    /// As [`Repr::emit_header`] for a NIC that computes the checksum
+    /// (DPDK's `RTE_MBUF_F_TX_TCP_CKSUM`): the checksum field holds the
+    /// pseudo-header's sum, not complemented, and the NIC sums the header
+    /// and payload over it and writes the complement.
+    #[inline]
+    pub fn emit_header_for_offload(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        payload_len: usize,
+        b: &mut [u8],
+    ) {
+        let h = self.emit_fields(b);
+        put16(b, 16, checksum::fold(pseudo(src, dst, h + payload_len)));
+    }
 }
 
 #[cfg(test)]
