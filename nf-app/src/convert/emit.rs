@@ -27,13 +27,10 @@ pub fn tcp_packet<B: PacketBuf>(
 ) -> Option<usize> {
     let r = nf_tcp::wirefmt::repr(seg, &[]);
     let len = seg.payload.len();
-    let tcp_header = |r: &nf_core::wire::tcp::Repr, out: &mut [u8]| match offload {
-        Some(_) => r.emit_header_for_offload(src, dst, len, out),
-        None => {
-            let sum = checksum::sum_parts(seg.payload.parts().map(Chunk::as_slice));
-            r.emit_header(src, dst, len, sum, out)
-        }
-    };
+    // the payload's sum, unless the NIC computes the checksum
+    let sum = offload
+        .is_none()
+        .then(|| checksum::sum_parts(seg.payload.parts().map(Chunk::as_slice)));
     let hl = r.header_len();
     let tl = hl + len;
     match (src, dst) {
@@ -50,7 +47,10 @@ pub fn tcp_packet<B: PacketBuf>(
                 dont_frag: true,
             }
             .emit(&mut out[..ipv4::HEADER_LEN]);
-            tcp_header(&r, &mut out[ipv4::HEADER_LEN..]);
+            match sum {
+                Some(s) => r.emit_header(src, dst, len, s, &mut out[ipv4::HEADER_LEN..]),
+                None => r.emit_header_for_offload(src, dst, len, &mut out[ipv4::HEADER_LEN..]),
+            }
             if let Some(l2) = offload {
                 buf.offload_tcp_checksum(l2, ipv4::HEADER_LEN, false);
             }
@@ -67,7 +67,10 @@ pub fn tcp_packet<B: PacketBuf>(
                 flow_label: 0,
             }
             .emit(&mut out[..ipv6::HEADER_LEN]);
-            tcp_header(&r, &mut out[ipv6::HEADER_LEN..]);
+            match sum {
+                Some(s) => r.emit_header(src, dst, len, s, &mut out[ipv6::HEADER_LEN..]),
+                None => r.emit_header_for_offload(src, dst, len, &mut out[ipv6::HEADER_LEN..]),
+            }
             if let Some(l2) = offload {
                 buf.offload_tcp_checksum(l2, ipv6::HEADER_LEN, true);
             }
