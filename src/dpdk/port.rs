@@ -209,29 +209,30 @@ impl Port {
 
     /// Can the port send chained (multi-segment) mbufs?
     pub fn tx_multi_seg(&self) -> bool {
-        self.info()
-            .is_ok_and(|i| i.tx_offload_capa & TX_MULTI_SEGS != 0)
+        self.offers(|i| i.tx_offload_capa & TX_MULTI_SEGS)
     }
 
     /// Does the port verify received IPv4 header checksums (enabled by
     /// [`Port::setup`] where the device offers it)?
     pub fn rx_ip_checksum(&self) -> bool {
-        self.info()
-            .is_ok_and(|i| i.rx_offload_capa & RX_IPV4_CKSUM != 0)
+        self.offers(|i| i.rx_offload_capa & RX_IPV4_CKSUM)
     }
 
     /// Does the port compute the TCP checksums of what it sends (enabled
     /// by [`Port::setup`] where the device offers it)?
     pub fn tx_tcp_checksum(&self) -> bool {
-        self.info()
-            .is_ok_and(|i| i.tx_offload_capa & TX_TCP_CKSUM != 0)
+        self.offers(|i| i.tx_offload_capa & TX_TCP_CKSUM)
     }
 
     /// Does the port verify received TCP checksums (enabled by
     /// [`Port::setup`] where the device offers it)?
     pub fn rx_tcp_checksum(&self) -> bool {
-        self.info()
-            .is_ok_and(|i| i.rx_offload_capa & RX_TCP_CKSUM != 0)
+        self.offers(|i| i.rx_offload_capa & RX_TCP_CKSUM)
+    }
+
+    /// Whether the capability bits `bits` picks out are set.
+    fn offers(&self, bits: impl FnOnce(&ffi::rte_eth_dev_info) -> u64) -> bool {
+        self.info().is_ok_and(|i| bits(&i) != 0)
     }
 
     /// The device's capabilities (`rte_eth_dev_info_get`).
