@@ -269,7 +269,8 @@ pub fn forward(packets: u64, runs: usize, lcore: u32) -> Result<String, String> 
 /// the whole loop, the generators' engines included, on the same core.
 /// The lab jumps over idle virtual time (`skip_idle`): hagw is timed on
 /// packets and due timers, not on polling an idle lab between them.
-pub fn convert(conns: usize, bulk_mb: u64, runs: usize) -> String {
+/// `offload`: every port's "NIC" verifies and computes TCP checksums.
+pub fn convert(conns: usize, bulk_mb: u64, runs: usize, offload: bool) -> String {
     use nf_app::convlab::{ConvLab, Workload};
     const CONF: &str = "[conversion]\nenabled = true\nmax_sessions = 1000000\n[nat]\nsource = \"subscriber-fixed\"\n[[subscriber]]\nfixed = \"192.0.2.2\"\ncellular = [\"100.64.0.2\"]\n";
     const SEC: u64 = 1_000_000_000;
@@ -283,6 +284,7 @@ pub fn convert(conns: usize, bulk_mb: u64, runs: usize) -> String {
         // connection rate
         let mut lab = ConvLab::new(CONF, 1000 + run as u64);
         lab.skip_idle = true;
+        nic_offloads(&mut lab, offload);
         let t = Instant::now();
         let mut done = 0;
         while done < conns {
@@ -307,6 +309,7 @@ pub fn convert(conns: usize, bulk_mb: u64, runs: usize) -> String {
         // bulk
         let mut lab = ConvLab::new(CONF, 2000 + run as u64);
         lab.skip_idle = true;
+        nic_offloads(&mut lab, offload);
         let bytes = bulk_mb * 1_000_000;
         let c = lab.connect(5201, Workload::echo(bytes, true));
         let t = Instant::now();
@@ -327,10 +330,29 @@ pub fn convert(conns: usize, bulk_mb: u64, runs: usize) -> String {
         0.0
     };
     format!(
-        "hagw bench convert: {conns} conversions (2 subflows, 1 KB echo, full close), {bulk_mb} MB bulk echo, {runs} runs, one core\n\
+        "hagw bench convert: {conns} conversions (2 subflows, 1 KB echo, full close), {bulk_mb} MB bulk echo, {runs} runs, one core{}\n\
          conversions/s   hagw min {a:>10.0}  median {b:>10.0}   harness min {c:>10.0}  median {d:>10.0}\n\
          bulk Gbit/s     hagw min {e:>10.2}  median {f:>10.2}   harness min {g:>10.2}  median {h:>10.2}\n\
          frames through hagw per conversion (in + out): {frames:.1}, hagw ns per frame (median): {nsf:.0}\n\
-         payload bytes copied in the last bulk run: {copied} (payload is spliced by reference: 0 expected)\n"
+         payload bytes copied in the last bulk run: {copied} (payload is spliced by reference: 0 expected)\n",
+        if offload {
+            ", TCP checksums offloaded to the NICs"
+        } else {
+            ""
+        }
     )
+}
+
+/// Ports whose NICs verify received TCP checksums (every frame the lab
+/// sends is correct, so the "NIC" says good) and compute those of what
+/// hagw sends (the lab's wire completes them).
+fn nic_offloads(lab: &mut nf_app::convlab::ConvLab, on: bool) {
+    if !on {
+        return;
+    }
+    for port in 0..3 {
+        lab.pipe.set_rx_tcp_checksum(port, true);
+        lab.pipe.set_tx_tcp_checksum(port, true);
+    }
+    lab.nic_l4 = nf_core::RxChecksum::Good;
 }

@@ -136,6 +136,11 @@ enum BenchCmd {
         /// Repetitions (min and median are reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Ports whose NICs verify and compute TCP checksums (the
+        /// offloads every 10G+ NIC has; without it, hagw sums payload in
+        /// software, as on the lab's ports).
+        #[arg(long)]
+        offload: bool,
     },
 }
 
@@ -296,11 +301,12 @@ fn main() -> ExitCode {
                     conns,
                     bulk_mb,
                     runs,
+                    offload,
                 },
         } => {
             print!(
                 "{}",
-                bench::convert(conns.max(1), bulk_mb.max(1), runs.max(1))
+                bench::convert(conns.max(1), bulk_mb.max(1), runs.max(1), offload)
             );
             ExitCode::SUCCESS
         }

@@ -5,6 +5,7 @@
 # 2-core VM: single runs from 50 k to 95 k conversions/s for one binary).
 #
 #   scripts/bench/convert-instructions.sh [BINARY...]   (default: the release build)
+#   ARGS=--offload scripts/bench/convert-instructions.sh   (extra `bench convert` flags)
 #
 # Counts only inside the pipeline (`Pipeline::process` and
 # `Converter::poll`: what `bench convert` times as hagw), over CONNS
@@ -29,7 +30,7 @@ for bin in "$@"; do
   valgrind --tool=callgrind --callgrind-out-file="$f" \
     --toggle-collect='nf_app::pipeline::Pipeline<*>::process' \
     --toggle-collect='nf_app::convert::Converter<*>::poll' \
-    "$bin" bench convert --bulk-mb 0 --runs 1 --conns "$CONNS" >/dev/null 2>"$f.log"
+    "$bin" bench convert --bulk-mb 0 --runs 1 --conns "$CONNS" ${ARGS:-} >/dev/null 2>"$f.log"
   callgrind_annotate --auto=no --threshold=100 "$f" 2>/dev/null | python3 -c '
 import re, sys
 conns, top, name = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
