@@ -191,18 +191,19 @@ fn rss_queue(r: &crate::convert::rss::Rss, f: &[u8]) -> usize {
 /// Flips a bit of the TCP checksum of an untagged Ethernet frame carrying
 /// IPv4 and TCP with payload; other frames are left alone.
 fn corrupt_tcp_checksum(f: &mut [u8]) {
+    use nf_core::wire::{ipv4, tcp};
     let Some(ip) = f.get_mut(14..) else { return };
-    if ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != nf_core::wire::ip_proto::TCP {
+    let Ok(p) = ipv4::Packet::new_checked(&*ip) else {
         return;
-    }
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let Some(&off) = ip.get(ihl + 12) else { return };
-    let doff = usize::from(off >> 4) * 4;
-    if total > ihl + doff {
-        if let Some(b) = ip.get_mut(ihl + 17) {
-            *b ^= 0x01;
-        }
+    };
+    let (hl, total) = (p.header_len(), usize::from(p.total_len()));
+    let data = p.protocol() == nf_core::wire::ip_proto::TCP
+        && ip
+            .get(hl..total)
+            .and_then(|t| tcp::Packet::new_checked(t).ok())
+            .is_some_and(|t| total > hl + t.header_len());
+    if let Some(b) = ip.get_mut(hl + 17).filter(|_| data) {
+        *b ^= 0x01;
     }
 }
 

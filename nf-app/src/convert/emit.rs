@@ -33,49 +33,43 @@ pub fn tcp_packet<B: PacketBuf>(
         .then(|| checksum::sum_parts(seg.payload.parts().map(Chunk::as_slice)));
     let hl = r.header_len();
     let tl = hl + len;
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let out = buf.append(ipv4::HEADER_LEN + hl)?;
-            ipv4::Repr {
-                src: s,
-                dst: d,
-                protocol: ip_proto::TCP,
-                payload_len: tl,
-                ttl: 64,
-                dscp_ecn: 0,
-                ident: 0,
-                dont_frag: true,
-            }
-            .emit(&mut out[..ipv4::HEADER_LEN]);
-            match sum {
-                Some(s) => r.emit_header(src, dst, len, s, &mut out[ipv4::HEADER_LEN..]),
-                None => r.emit_header_for_offload(src, dst, len, &mut out[ipv4::HEADER_LEN..]),
-            }
-            if let Some(l2) = offload {
-                buf.offload_tcp_checksum(l2, ipv4::HEADER_LEN, false);
-            }
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let out = buf.append(ipv6::HEADER_LEN + hl)?;
-            ipv6::Repr {
-                src: s,
-                dst: d,
-                next_header: ip_proto::TCP,
-                payload_len: tl,
-                hop_limit: 64,
-                traffic_class: 0,
-                flow_label: 0,
-            }
-            .emit(&mut out[..ipv6::HEADER_LEN]);
-            match sum {
-                Some(s) => r.emit_header(src, dst, len, s, &mut out[ipv6::HEADER_LEN..]),
-                None => r.emit_header_for_offload(src, dst, len, &mut out[ipv6::HEADER_LEN..]),
-            }
-            if let Some(l2) = offload {
-                buf.offload_tcp_checksum(l2, ipv6::HEADER_LEN, true);
-            }
-        }
+    let l3 = match (src, dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => ipv4::HEADER_LEN,
+        (IpAddr::V6(_), IpAddr::V6(_)) => ipv6::HEADER_LEN,
         _ => return None,
+    };
+    let out = buf.append(l3 + hl)?;
+    let (ip, tcp) = out.split_at_mut(l3);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => ipv4::Repr {
+            src: s,
+            dst: d,
+            protocol: ip_proto::TCP,
+            payload_len: tl,
+            ttl: 64,
+            dscp_ecn: 0,
+            ident: 0,
+            dont_frag: true,
+        }
+        .emit(&mut ip[..ipv4::HEADER_LEN]),
+        (IpAddr::V6(s), IpAddr::V6(d)) => ipv6::Repr {
+            src: s,
+            dst: d,
+            next_header: ip_proto::TCP,
+            payload_len: tl,
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+        }
+        .emit(&mut ip[..ipv6::HEADER_LEN]),
+        _ => return None,
+    }
+    match sum {
+        Some(s) => r.emit_header(src, dst, len, s, tcp),
+        None => r.emit_header_for_offload(src, dst, len, tcp),
+    }
+    if let Some(l2) = offload {
+        buf.offload_tcp_checksum(l2, l3, src.is_ipv6());
     }
     if !chain {
         let out = buf.append(len)?;

@@ -68,6 +68,16 @@ impl PortCtx {
             tx_tcp_checksum: false,
         }
     }
+    /// The link header's length on this port: Ethernet, tagged where the
+    /// port has a VLAN.
+    pub fn l2_len(&self) -> usize {
+        ethernet::HEADER_LEN
+            + if self.vlan.is_some() {
+                ethernet::VLAN_TAG_LEN
+            } else {
+                0
+            }
+    }
     /// Our IPv4 address on this port that shares a prefix with `peer`, else
     /// the first one.
     pub fn v4_for(&self, peer: Ipv4Addr) -> Option<Ipv4Addr> {
@@ -471,7 +481,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             .ports
             .get(usize::from(nh.port))
             .filter(|p| p.tx_tcp_checksum)
-            .map(|p| if p.vlan.is_some() { 18 } else { 14 });
+            .map(PortCtx::l2_len);
         let Some(mut buf) = self.pool.alloc() else {
             return self.stats.dropped(Drop::NoMbuf);
         };
@@ -761,10 +771,10 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
     /// A packet whose next hop never answered: ICMP host/address unreachable
     /// to its source (RFC 1812 §5.2.7.1, RFC 4443 §3.1 code 3).
     fn unreachable_after_resolution(&mut self, now_ns: u64, port: u16, buf: B) {
-        let l2 =
-            self.ports
-                .get(usize::from(port))
-                .map_or(14, |p| if p.vlan.is_some() { 18 } else { 14 });
+        let l2 = self
+            .ports
+            .get(usize::from(port))
+            .map_or(ethernet::HEADER_LEN, PortCtx::l2_len);
         let Some(ip) = buf.data().get(l2..) else {
             return;
         };
