@@ -1282,17 +1282,16 @@ impl<C: Chunk> Connection<C> {
     // ---- timers ----
 
     pub fn next_timeout(&self) -> Option<Time> {
-        [
-            self.rto_at,
-            self.pto_at,
-            self.delack_at,
-            self.persist_at,
-            self.keepalive_at,
-            self.timewait_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // (asked for every subflow after every input and poll: branch-free
+        // minimum, no iterator over the timers)
+        let t = |x: Option<Time>| x.unwrap_or(Time::MAX);
+        let m = t(self.rto_at)
+            .min(t(self.pto_at))
+            .min(t(self.delack_at))
+            .min(t(self.persist_at))
+            .min(t(self.keepalive_at))
+            .min(t(self.timewait_at));
+        (m != Time::MAX).then_some(m)
     }
 
     pub fn on_timeout(&mut self, now: Time) {

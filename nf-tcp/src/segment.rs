@@ -105,9 +105,32 @@ impl Opts {
     pub fn sack_blocks(&self) -> &[SackBlock] {
         &self.sack[..usize::from(self.sack_n).min(MAX_SACK_BLOCKS)]
     }
-    /// Bytes the options take on the wire (padded).
+    /// Bytes the options take on the wire (padded): what
+    /// [`wire::Options::buffer_len`] says of [`Opts::to_wire`], counted
+    /// here without building the wire form (asked several times for each
+    /// segment sent).
     pub fn len(&self) -> usize {
-        self.to_wire().buffer_len()
+        // an MPTCP option, and the second one behind it
+        let mptcp = self.mptcp.as_ref().map_or(0, |r| {
+            2 + usize::from(r.len)
+                + if r.next > 0 {
+                    2 + usize::from(r.next)
+                } else {
+                    0
+                }
+        });
+        let n = self.mss.map_or(0, |_| 4)
+            + self.wscale.map_or(0, |_| 4)
+            + if self.sack_perm { 2 } else { 0 }
+            + self.ts.map_or(0, |_| if self.sack_perm { 10 } else { 12 })
+            + if self.sack_n > 0 {
+                4 + 8 * usize::from(self.sack_n)
+            } else {
+                0
+            }
+            + mptcp
+            + self.tfo.as_ref().map_or(0, |r| 2 + usize::from(r.len));
+        n.div_ceil(4) * 4
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -240,5 +263,40 @@ pub struct Incoming<C> {
 impl<C: Chunk> Incoming<C> {
     pub fn seq_len(&self) -> usize {
         self.payload.len() + usize::from(self.hdr.syn()) + usize::from(self.hdr.fin())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn raw_opt() -> impl Strategy<Value = Option<RawOpt>> {
+        prop::option::of(
+            (
+                prop::collection::vec(any::<u8>(), 0..=20),
+                prop::collection::vec(any::<u8>(), 0..=18),
+            )
+                .prop_filter_map("fits", |(a, b)| {
+                    RawOpt::pair(&a, (!b.is_empty()).then_some(&b[..]))
+                }),
+        )
+    }
+
+    proptest! {
+        // the counted length is the wire form's, whatever the options
+        #[test]
+        fn len_is_the_wire_forms_buffer_len(
+            mss in prop::option::of(any::<u16>()),
+            wscale in prop::option::of(any::<u8>()),
+            sack_perm in any::<bool>(),
+            sack_n in 0u8..=4,
+            ts in prop::option::of((any::<u32>(), any::<u32>())),
+            tfo in raw_opt(),
+            mptcp in raw_opt(),
+        ) {
+            let o = Opts { mss, wscale, sack_perm, sack_n, ts, tfo, mptcp, ..Default::default() };
+            prop_assert_eq!(o.len(), o.to_wire().buffer_len());
+        }
     }
 }
