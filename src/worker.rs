@@ -26,6 +26,59 @@ impl BufPool<Mbuf> for MbufPool {
 /// packet from its link header on).
 pub type Inbox = crossbeam_queue::ArrayQueue<(u16, Mbuf)>;
 
+/// af_xdp in copy mode hands the kernel what its TX ring holds only in
+/// the `sendto` that each `tx_burst` ends with, and that call may leave
+/// frames behind. On the lab (kernel 6.18, DPDK 22.11, veth) some 730
+/// frames stayed in srv1's ring while the PMD counted them sent, until
+/// later bursts pushed them out a dozen at a time; when hagw had nothing
+/// more to send to the server (its window full of those very frames) only
+/// its retransmission timer called again: uploads stalled for seconds
+/// (`scripts/bench/xdp-tx-loss.sh`; with RPS steering the peers' receive
+/// to the other core, one upload in three). So an af_xdp port that sent
+/// something in the last `WINDOW_NS` is offered an empty burst (a kick)
+/// at most every `EVERY_NS` while it has nothing else to send. A kick per
+/// idle loop instead cost a third of the lab's throughput (a syscall
+/// each); at this rate it is at most 10,000 a second per port.
+#[derive(Clone, Copy, Debug, Default)]
+struct TxKick {
+    /// The port's driver needs it (af_xdp).
+    on: bool,
+    last_tx: Option<u64>,
+    last_kick: u64,
+}
+
+impl TxKick {
+    const WINDOW_NS: u64 = 50_000_000;
+    const EVERY_NS: u64 = 100_000;
+
+    fn new(on: bool) -> TxKick {
+        TxKick {
+            on,
+            ..Default::default()
+        }
+    }
+
+    /// The port was handed packets (its burst ended with a kick of its own).
+    fn sent(&mut self, now: u64) {
+        self.last_tx = Some(now);
+        self.last_kick = now;
+    }
+
+    /// Whether to kick the port now that it has nothing to send; notes the
+    /// kick.
+    fn due(&mut self, now: u64) -> bool {
+        let due = self.on
+            && self
+                .last_tx
+                .is_some_and(|t| now.saturating_sub(t) < Self::WINDOW_NS)
+            && now.saturating_sub(self.last_kick) >= Self::EVERY_NS;
+        if due {
+            self.last_kick = now;
+        }
+        due
+    }
+}
+
 pub struct Worker {
     pub index: usize,
     /// Every worker's inbox, by worker index (DESIGN.md §4).
@@ -176,6 +229,12 @@ impl Worker {
         // advertised addresses goes down)
         let mut link_up: Vec<bool> = self.ports.iter().map(|p| p.link().up).collect();
         let mut next_link_check = 0u64;
+        let mut kicks: Vec<TxKick> = self
+            .cfg
+            .ports
+            .iter()
+            .map(|p| TxKick::new(p.device.dpdk_name().starts_with("net_af_xdp")))
+            .collect();
         while !self.stop.load(Ordering::Relaxed) {
             let now_ns = clock.now_ns();
             let mut got = 0usize;
@@ -213,8 +272,17 @@ impl Worker {
             }
             for (pi, port) in self.ports.iter().enumerate() {
                 let Some(q) = pipe.tx_queue(pi) else { continue };
+                let kick = kicks.get_mut(pi);
                 if q.is_empty() {
+                    if let Some(k) = kick.filter(|k| k.on) {
+                        if k.due(now_ns) {
+                            port.kick(queue);
+                        }
+                    }
                     continue;
+                }
+                if let Some(k) = kick {
+                    k.sent(now_ns);
                 }
                 let before: u64 = q.iter().map(|m| m.pkt_len() as u64).sum();
                 let mut sent = 0;
@@ -242,5 +310,30 @@ impl Worker {
                 st.cycles_busy.add(dt);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TxKick;
+
+    #[test]
+    fn an_af_xdp_port_is_kicked_at_the_set_rate_for_a_while_after_it_sent() {
+        let mut k = TxKick::new(true);
+        // never sent: nothing to push out
+        assert!(!k.due(1_000_000));
+        k.sent(1_000_000);
+        // not again right after its own burst's kick
+        assert!(!k.due(1_000_000 + TxKick::EVERY_NS - 1));
+        assert!(k.due(1_000_000 + TxKick::EVERY_NS));
+        // at most one per interval
+        assert!(!k.due(1_000_000 + TxKick::EVERY_NS + 1));
+        assert!(k.due(1_000_000 + 2 * TxKick::EVERY_NS));
+        // until the window after the last send has passed
+        assert!(!k.due(1_000_000 + TxKick::WINDOW_NS));
+        // another driver: never
+        let mut other = TxKick::new(false);
+        other.sent(0);
+        assert!(!other.due(TxKick::EVERY_NS));
     }
 }

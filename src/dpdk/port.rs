@@ -343,4 +343,14 @@ impl Port {
         }
         sent
     }
+
+    /// A transmit call with no packet: af_xdp sends what its TX ring
+    /// still holds only when called (see `worker::TxKick`).
+    pub fn kick(&self, queue: u16) {
+        let mut none: [*mut ffi::rte_mbuf; 1] = [std::ptr::null_mut()];
+        // SAFETY: with a count of 0 the driver reads no entry of the array.
+        unsafe {
+            ffi::rte_eth_tx_burst(self.id, queue, none.as_mut_ptr(), 0);
+        }
+    }
 }
