@@ -41,21 +41,22 @@ pub fn sum(data: &[u8]) -> u32 {
     u32::from(fold(fold64(acc)).to_be())
 }
 
+/// Folds a 64-bit partial sum to 32 bits: the halves added with the
+/// end-around carry, once (no loop: two halves sum to at most
+/// 2^33 - 2, so with the carry added back the result fits). 0 stays 0 and
+/// any other sum gives a value in 1..=0xffff_ffff, as folding until it
+/// fits does.
 #[inline]
-fn fold64(mut acc: u64) -> u32 {
-    while acc > 0xffff_ffff {
-        acc = (acc & 0xffff_ffff) + (acc >> 32);
-    }
-    acc as u32
+fn fold64(acc: u64) -> u32 {
+    let (s, carry) = (acc as u32).overflowing_add((acc >> 32) as u32);
+    s + u32::from(carry)
 }
 
-/// Folds a 32-bit partial sum to 16 bits.
+/// Folds a 32-bit partial sum to 16 bits (as [`fold64`], one step).
 #[inline]
-pub fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
+pub fn fold(acc: u32) -> u16 {
+    let (s, carry) = (acc as u16).overflowing_add((acc >> 16) as u16);
+    s + u16::from(carry)
 }
 
 /// Combines partial sums.
@@ -188,6 +189,41 @@ mod tests {
                 u32::from_le_bytes([63, 17, (hc2 >> 8) as u8, hc2 as u8]),
                 "checksum {hc:#06x}"
             );
+        }
+    }
+
+    /// Folding until the sum fits, as RFC 1071 §4.1 does.
+    fn fold_loop(mut acc: u64) -> u16 {
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
+    #[test]
+    fn one_step_folds_match_folding_until_it_fits_at_the_edges() {
+        for acc in [
+            0u64,
+            1,
+            0xffff,
+            0x1_0000,
+            0x1_fffe,
+            0xffff_ffff,
+            0x1_0000_0000,
+            0x1_ffff_fffe,
+            0xffff_ffff_0000_0000,
+            0xffff_ffff_ffff_fffe,
+            u64::MAX,
+        ] {
+            assert_eq!(fold(fold64(acc)), fold_loop(acc), "{acc:#x}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn one_step_folds_match_folding_until_it_fits(acc in any::<u64>()) {
+            prop_assert_eq!(fold(fold64(acc)), fold_loop(acc));
+            prop_assert_eq!(fold(acc as u32), fold_loop(u64::from(acc as u32)));
         }
     }
 
