@@ -14,7 +14,7 @@ mod ipv6;
 mod tests;
 
 use crate::config::{Config, PortRole};
-use crate::convert::session::{Emit, Outgoing};
+use crate::convert::session::Emit;
 use crate::convert::{Converter, Verdict};
 use crate::stats::{Drop, Event, Layer, Side, WorkerStats};
 use nf_core::neighbour::{NeighbourConfig, NeighbourTable, Resolve};
@@ -258,8 +258,8 @@ struct Sender<'a, B: PacketBuf, A: BufPool<B>> {
 }
 
 impl<B: PacketBuf, A: BufPool<B>> Emit<B::Chunk> for Sender<'_, B, A> {
-    fn emit(&mut self, o: Outgoing<B::Chunk>) {
-        self.pipe.send_segment(self.now_ns, &o);
+    fn emit(&mut self, src: IpAddr, dst: IpAddr, side: Side, seg: nf_tcp::Segment<B::Chunk>) {
+        self.pipe.send_segment(self.now_ns, src, dst, side, &seg);
     }
 }
 
@@ -465,16 +465,23 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         let q = c.outgoing();
         // read in place (a segment is some 300 bytes: not moved again)
         for o in q.iter() {
-            self.send_segment(now_ns, o);
+            self.send_segment(now_ns, o.src, o.dst, o.side, &o.seg);
         }
         q.clear();
     }
 
     /// Builds one conversion packet into a buffer from the pool and routes it.
-    fn send_segment(&mut self, now_ns: u64, o: &Outgoing<B::Chunk>) {
+    fn send_segment(
+        &mut self,
+        now_ns: u64,
+        src: IpAddr,
+        dst: IpAddr,
+        side: Side,
+        seg: &nf_tcp::Segment<B::Chunk>,
+    ) {
         // routed first: whether the egress NIC sums the segment decides how
         // it is built
-        let Some(nh) = self.next_hop(0, o.dst) else {
+        let Some(nh) = self.next_hop(0, dst) else {
             return self.stats.dropped(Drop::NoRoute);
         };
         let offload = self
@@ -485,21 +492,16 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         let Some(mut buf) = self.pool.alloc() else {
             return self.stats.dropped(Drop::NoMbuf);
         };
-        let Some(copied) = crate::convert::emit::tcp_packet(
-            &mut buf,
-            o.src,
-            o.dst,
-            &o.seg,
-            self.tx_chains,
-            offload,
-        ) else {
+        let Some(copied) =
+            crate::convert::emit::tcp_packet(&mut buf, src, dst, seg, self.tx_chains, offload)
+        else {
             return self.stats.dropped(Drop::NoMbuf);
         };
         let st = &self.stats.conv;
-        st.tx_packets.inc(o.side as usize);
-        st.tx_bytes.0[o.side as usize].add(buf.pkt_len() as u64);
+        st.tx_packets.inc(side as usize);
+        st.tx_bytes.0[side as usize].add(buf.pkt_len() as u64);
         st.payload_bytes_copied.add(copied as u64);
-        self.output(now_ns, nh.port, nh.gateway.unwrap_or(o.dst), buf, 0);
+        self.output(now_ns, nh.port, nh.gateway.unwrap_or(dst), buf, 0);
     }
 
     /// Queues TCP packets addressed to the gateway for [`Pipeline::take_local_tcp`]
