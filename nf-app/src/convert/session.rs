@@ -355,8 +355,8 @@ impl<C: Chunk> Session<C> {
             let Some(m) = self.mp.as_mut() else {
                 return failed;
             };
-            while let Some((i, seg)) = m.poll_transmit(now) {
-                if let Some(p) = self.paths.get(i) {
+            while let Some(seg) = m.poll_segment(now) {
+                if let Some(p) = self.paths.get(m.tx_subflow()) {
                     out.emit(p.gw.0, p.client.0, p.side, seg);
                 }
             }
