@@ -258,8 +258,8 @@ struct Sender<'a, B: PacketBuf, A: BufPool<B>> {
 }
 
 impl<B: PacketBuf, A: BufPool<B>> Emit<B::Chunk> for Sender<'_, B, A> {
-    fn emit(&mut self, src: IpAddr, dst: IpAddr, side: Side, seg: nf_tcp::Segment<B::Chunk>) {
-        self.pipe.send_segment(self.now_ns, src, dst, side, &seg);
+    fn emit(&mut self, src: IpAddr, dst: IpAddr, side: Side, seg: &nf_tcp::Segment<B::Chunk>) {
+        self.pipe.send_segment(self.now_ns, src, dst, side, seg);
     }
 }
 
