@@ -27,7 +27,9 @@
 # RPS=1 steers the peers' receive (cli's fix0/cel0, srv's srv0) to CPU 0,
 # away from hagw's core: then the frames also stay behind in srv1's TX
 # ring, now on every upload, and only later transmit calls push them out
-# (a flood of pings to hagw's srv1 address drained 777 of them). Before
+# (during one stall 734 were held; 50 pings to hagw's srv1 address, 50
+# more transmit calls, let 777 frames through, their replies among them,
+# and left 17). Before
 # the worker kicked idle af_xdp ports (src/worker.rs `TxKick`): 3 uploads
 # of 3 stalled for good within two seconds; with it, 0 of 3 (each
 # 0.2-0.3 Gbit/s: with RPS every receive costs an IPI to CPU 0 on this VM).
