@@ -33,8 +33,9 @@ pub type Inbox = crossbeam_queue::ArrayQueue<(u16, Mbuf)>;
 /// later bursts pushed them out a dozen at a time; when hagw had nothing
 /// more to send to the server (its window full of those very frames) only
 /// its retransmission timer called again: uploads stalled for seconds
-/// (`scripts/bench/xdp-tx-loss.sh`; with RPS steering the peers' receive
-/// to the other core, one upload in three). So an af_xdp port that sent
+/// (`scripts/bench/xdp-tx-loss.sh`: with RPS steering the peers' receive
+/// to the other core, the first upload after hagw started, each time).
+/// So an af_xdp port that sent
 /// something in the last `WINDOW_NS` is offered an empty burst (a kick)
 /// at most every `EVERY_NS` while it has nothing else to send. A kick per
 /// idle loop instead cost a third of the lab's throughput (a syscall
