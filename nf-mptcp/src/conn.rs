@@ -2273,10 +2273,13 @@ impl<C: Chunk> MpConnection<C> {
         if let Some(o) = opt {
             // The mapping must go out with its data: drop SACK blocks (the
             // peer learns them again from the next ACK) until it fits.
-            while o.len() > seg.hdr.option_space_left() && seg.hdr.opts.sack_n > 0 {
+            let need = o.len();
+            let mut room = seg.hdr.option_space_left();
+            while need > room && seg.hdr.opts.sack_n > 0 {
                 seg.hdr.opts.sack_n -= 1;
+                room = seg.hdr.option_space_left();
             }
-            if o.len() <= seg.hdr.option_space_left() {
+            if need <= room {
                 seg.hdr.opts.mptcp = raw(&o);
             } else {
                 self.stats.options_malformed += 1;
