@@ -227,7 +227,7 @@ pub fn bring_up(cfg: &Config) -> Result<Up, String> {
         // about 210 runs). With a receive pool per af_xdp port: none in 80.
         // hagw's own frames (from `pool`) are then copied into the UMEM by
         // the PMD.
-        let rx_pool = if p.device.dpdk_name().starts_with("net_af_xdp") {
+        let rx_pool = if p.device.is_af_xdp() {
             rx_pools.push(Mempool::create(
                 &format!("hagw_rx{}", ports.len()),
                 cfg.limits.mbufs,

@@ -234,7 +234,7 @@ impl Worker {
             .cfg
             .ports
             .iter()
-            .map(|p| TxKick::new(p.device.dpdk_name().starts_with("net_af_xdp")))
+            .map(|p| TxKick::new(p.device.is_af_xdp()))
             .collect();
         while !self.stop.load(Ordering::Relaxed) {
             let now_ns = clock.now_ns();
@@ -275,10 +275,8 @@ impl Worker {
                 let Some(q) = pipe.tx_queue(pi) else { continue };
                 let kick = kicks.get_mut(pi);
                 if q.is_empty() {
-                    if let Some(k) = kick.filter(|k| k.on) {
-                        if k.due(now_ns) {
-                            port.kick(queue);
-                        }
+                    if kick.is_some_and(|k| k.due(now_ns)) {
+                        port.kick(queue);
                     }
                     continue;
                 }

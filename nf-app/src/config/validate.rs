@@ -25,11 +25,16 @@ impl Device {
             Device::Pci(a) => a,
         }
     }
+    /// A `net_af_xdp` vdev (its UMEM and TX ring want care: `src/run.rs`
+    /// `bring_up`, `src/worker.rs` `TxKick`).
+    pub fn is_af_xdp(&self) -> bool {
+        self.dpdk_name().starts_with("net_af_xdp")
+    }
     /// The Linux interface a `net_af_packet`/`net_af_xdp` vdev binds to.
     pub fn kernel_iface(&self) -> Option<&str> {
         match self {
             Device::Vdev { spec, name }
-                if name.starts_with("net_af_packet") || name.starts_with("net_af_xdp") =>
+                if name.starts_with("net_af_packet") || self.is_af_xdp() =>
             {
                 spec.split(',').find_map(|kv| kv.strip_prefix("iface="))
             }
@@ -639,5 +644,19 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("1 CPUs for 2 worker lcores"), "{err}");
+    }
+
+    #[test]
+    fn af_xdp_ports_are_told_apart_and_name_their_interface() {
+        let dev = |d: &str| {
+            let text = PORT.replace("net_null0", d);
+            let cfg = crate::config::parse("d.toml", &text).expect("valid");
+            let dev = cfg.ports[0].device.clone();
+            (dev.is_af_xdp(), dev.kernel_iface().map(str::to_string))
+        };
+        assert_eq!(dev("net_af_xdp0,iface=fix1"), (true, Some("fix1".into())));
+        assert_eq!(dev("net_af_packet1,iface=cel1"), (false, Some("cel1".into())));
+        assert_eq!(dev("net_null0"), (false, None));
+        assert_eq!(dev("0000:01:00.0"), (false, None));
     }
 }
