@@ -350,9 +350,6 @@ fn nic_offloads(lab: &mut nf_app::convlab::ConvLab, on: bool) {
     if !on {
         return;
     }
-    for port in 0..3 {
-        lab.pipe.set_rx_tcp_checksum(port, true);
-        lab.pipe.set_tx_tcp_checksum(port, true);
-    }
+    lab.tcp_checksum_offload(true, true);
     lab.nic_l4 = nf_core::RxChecksum::Good;
 }

@@ -144,6 +144,9 @@ pub struct ConvLab {
     pub frames_in: u64,
     /// Frames the pipeline sent.
     pub frames_out: u64,
+    /// Of those, the frames whose TCP checksum hagw left to the "NIC"
+    /// (the wire, [`VecBuf::frame`], completed it).
+    pub frames_nic_summed: u64,
     /// Loss on the accesses: every Nth frame toward the clients is
     /// dropped (0: none).
     pub drop_to_clients: u64,
@@ -285,6 +288,7 @@ impl ConvLab {
             pipeline_time: Duration::ZERO,
             frames_in: 0,
             frames_out: 0,
+            frames_nic_summed: 0,
             drop_to_clients: 0,
             to_clients: 0,
             icmp_to_clients: 0,
@@ -433,6 +437,19 @@ impl ConvLab {
 
     pub fn stats(&self) -> &WorkerStats {
         self.pipe.stats()
+    }
+
+    /// Every port of every worker as on a NIC that verifies received TCP
+    /// checksums (`rx`: the flags [`ConvLab::nic_l4`] sets then count) and
+    /// computes those of what hagw sends (`tx`: the lab's wire completes
+    /// them, `VecBuf::frame`).
+    pub fn tcp_checksum_offload(&mut self, rx: bool, tx: bool) {
+        for p in self.pipes() {
+            for port in 0..p.ports().len() as u16 {
+                p.set_rx_tcp_checksum(port, rx);
+                p.set_tx_tcp_checksum(port, tx);
+            }
+        }
     }
 
     /// Opens a client connection to the server's `port` from the fixed
@@ -753,6 +770,7 @@ impl ConvLab {
             self.frames_out += frames.len() as u64;
             for f in frames {
                 // the wire: headers and chained payload in one frame
+                self.frames_nic_summed += u64::from(f.tx_tcp_checksum().is_some());
                 let frame = f.frame();
                 let Some(ip) = frame.get(14..) else {
                     continue;

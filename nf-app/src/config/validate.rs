@@ -655,7 +655,10 @@ mod tests {
             (dev.is_af_xdp(), dev.kernel_iface().map(str::to_string))
         };
         assert_eq!(dev("net_af_xdp0,iface=fix1"), (true, Some("fix1".into())));
-        assert_eq!(dev("net_af_packet1,iface=cel1"), (false, Some("cel1".into())));
+        assert_eq!(
+            dev("net_af_packet1,iface=cel1"),
+            (false, Some("cel1".into()))
+        );
         assert_eq!(dev("net_null0"), (false, None));
         assert_eq!(dev("0000:01:00.0"), (false, None));
     }

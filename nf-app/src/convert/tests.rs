@@ -106,9 +106,7 @@ fn drained(lab: &mut ConvLab) -> bool {
 /// wrong; returns it after 5 s of one 1 KB echo.
 fn with_nic_verdict(trust: bool, nic: nf_core::RxChecksum, corrupt: bool) -> (ConvLab, bool) {
     let mut lab = ConvLab::new(CONV, 11);
-    for port in 0..3 {
-        lab.pipe.set_rx_tcp_checksum(port, trust);
-    }
+    lab.tcp_checksum_offload(trust, false);
     lab.nic_l4 = nic;
     lab.corrupt_tcp_checksums = corrupt;
     let c = lab.connect(5201, Workload::echo(1000, true));
@@ -154,14 +152,14 @@ fn with_tcp_checksum_offload_on_transmit_the_peers_get_valid_segments() {
     // and its peers verify every segment (a wrong pseudo-header sum would
     // have them drop everything)
     let mut lab = ConvLab::new(CONV, 12);
-    for port in 0..3 {
-        lab.pipe.set_tx_tcp_checksum(port, true);
-    }
+    lab.tcp_checksum_offload(false, true);
     let c = lab.connect(5201, Workload::echo(300_000, true));
     assert!(lab.run_until(20 * SEC, |l| l.clients[c].finished()));
     assert!(!lab.clients[c].corrupt);
     assert_eq!(lab.clients[c].received, 300_000);
     assert_eq!(lab.stats().conv.payload_bytes_copied.get(), 0);
+    // and they were the NIC's to sum: every segment of the 300 KB each way
+    assert!(lab.frames_nic_summed > 400, "{}", lab.frames_nic_summed);
 }
 
 #[test]
