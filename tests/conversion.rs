@@ -120,6 +120,20 @@ fn transfer(server: &[&str], client: &[&str], bytes: u64) -> Vec<String> {
     peers(&err)
 }
 
+/// `bytes` up from the MPTCP client to a sink on server port `port`, then
+/// `bytes` down from port `port + 1`, each checked by sha256 (`recv_flags`
+/// go to the downloading client).
+fn mptcp_up_and_down(port: u16, bytes: u64, recv_flags: &[&str]) {
+    let (up, down, n) = (port.to_string(), (port + 1).to_string(), bytes.to_string());
+    transfer(
+        &["sink", &up],
+        &["send", "198.51.100.2", &up, &n, "--mptcp"],
+        bytes,
+    );
+    let recv = [&["recv", "198.51.100.2", &down, "--mptcp"][..], recv_flags].concat();
+    transfer(&["serve", &down, &n], &recv, bytes);
+}
+
 fn peers(stderr: &str) -> Vec<String> {
     stderr
         .lines()
@@ -400,16 +414,7 @@ fn conversion_point_on_the_lab() {
     cli_checksums(true);
     let c0 = nstat("cli");
     let fb0 = metric(&metrics(), "hagw_conv_sessions_fallback_total", "");
-    transfer(
-        &["sink", "5208"],
-        &["send", "198.51.100.2", "5208", "20000000", "--mptcp"],
-        20_000_000,
-    );
-    transfer(
-        &["serve", "5209", "20000000"],
-        &["recv", "198.51.100.2", "5209", "--mptcp"],
-        20_000_000,
-    );
+    mptcp_up_and_down(5208, 20_000_000, &[]);
     cli_checksums(false);
     let c1 = nstat("cli");
     for bad in [
@@ -650,16 +655,7 @@ fn conversion_point_on_the_lab() {
     let small_path = std::env::temp_dir().join("hagw-lab-small-pool.toml");
     std::fs::write(&small_path, small).expect("config");
     start_hagw(small_path.to_str().expect("path"), &mut guard);
-    transfer(
-        &["sink", "5230"],
-        &["send", "198.51.100.2", "5230", "30000000", "--mptcp"],
-        30_000_000,
-    );
-    transfer(
-        &["serve", "5231", "30000000"],
-        &["recv", "198.51.100.2", "5231", "--mptcp", "--pause"],
-        30_000_000,
-    );
+    mptcp_up_and_down(5230, 30_000_000, &["--pause"]);
     let m = metrics();
     assert!(
         metric(&m, "hagw_conv_payload_bytes_copied_total", "") > 0,
@@ -706,16 +702,7 @@ fn tcp_checksum_offload_on_a_tap_port(lab_toml: &str, guard: &mut Guard) {
     let via = ["route", "replace", "default", "via", "198.51.100.1", "dev"];
     ns_ok("srv", &[&["ip"][..], &via[..], &["tapsrv"][..]].concat());
     ns_ok("cli", &["ping", "-c", "1", "-W", "2", "198.51.100.2"]);
-    transfer(
-        &["sink", "5240"],
-        &["send", "198.51.100.2", "5240", "20000000", "--mptcp"],
-        20_000_000,
-    );
-    transfer(
-        &["serve", "5241", "20000000"],
-        &["recv", "198.51.100.2", "5241", "--mptcp"],
-        20_000_000,
-    );
+    mptcp_up_and_down(5240, 20_000_000, &[]);
     let m = metrics();
     assert_eq!(
         metric(&m, "hagw_conv_segments_malformed_total", ""),
