@@ -49,6 +49,9 @@ pub struct Workload {
     pub deaf: bool,
     /// Join a second subflow from the cellular address.
     pub join: bool,
+    /// DATA_FIN as soon as everything is sent, before the echo is back
+    /// (a client that shuts down its sending side, `shutdown(SHUT_WR)`).
+    pub shut: bool,
 }
 
 impl Workload {
@@ -58,6 +61,15 @@ impl Workload {
             join,
             hold: false,
             deaf: false,
+            shut: false,
+        }
+    }
+    /// Sends `up` bytes and half-closes at once, then reads the echo to
+    /// its end: the server's data and FIN arrive together.
+    pub fn echo_shut(up: u64, join: bool) -> Workload {
+        Workload {
+            shut: true,
+            ..Workload::echo(up, join)
         }
     }
     /// Sends `up` bytes, reads the echo, then holds the connection open.
@@ -66,7 +78,7 @@ impl Workload {
             up,
             join,
             hold: true,
-            deaf: false,
+            ..Workload::echo(up, join)
         }
     }
 }
@@ -120,6 +132,10 @@ pub struct LabServer {
     /// Ports answered with ICMP port unreachable (a filtering host).
     pub unreachable_ports: Vec<u16>,
     pub mptcp_ports: Vec<u16>,
+    /// Ports whose (TCP) server answers once the request is complete: it
+    /// reads to the peer's FIN, then sends the echo and its own FIN in one
+    /// go, as a request-response server does.
+    pub reply_at_end_ports: Vec<u16>,
     /// Every source address a SYN came from.
     pub sources: Vec<IpAddr>,
     pub mptcp_syns: u64,
@@ -280,6 +296,7 @@ impl ConvLab {
                 closed_ports: Vec::new(),
                 unreachable_ports: Vec::new(),
                 mptcp_ports: Vec::new(),
+                reply_at_end_ports: Vec::new(),
                 sources: Vec::new(),
                 mptcp_syns: 0,
                 rng: Rng::new(seed ^ 0x5e),
@@ -559,7 +576,11 @@ impl ConvLab {
                     }
                     c.received += d.len() as u64;
                 }
-                if c.sent == c.work.up && c.received == c.work.up && !c.closing && !c.work.hold {
+                if c.sent == c.work.up
+                    && (c.received == c.work.up || c.work.shut)
+                    && !c.closing
+                    && !c.work.hold
+                {
                     c.closing = true;
                     c.mp.close();
                 }
@@ -581,6 +602,7 @@ impl ConvLab {
     fn run_server(&mut self) {
         let now = self.now;
         let mut out = Vec::new();
+        let at_end = &self.server.reply_at_end_ports;
         for (conn, pending, closed, peer) in self.server.conns.iter_mut() {
             match conn {
                 SrvConn::Tcp(c) => {
@@ -588,12 +610,11 @@ impl ConvLab {
                     while let Some(e) = c.poll_event() {
                         peer_fin |= e == TcpEvent::PeerClosed;
                     }
-                    crate::localpeer::echo(c.as_mut(), pending);
-                    if (peer_fin || c.state() == State::CloseWait)
-                        && pending.is_empty()
-                        && c.readable() == 0
-                        && !*closed
-                    {
+                    let eof = peer_fin || c.state() == State::CloseWait;
+                    if eof || !at_end.contains(&c.local_port()) {
+                        crate::localpeer::echo(c.as_mut(), pending);
+                    }
+                    if eof && pending.is_empty() && c.readable() == 0 && !*closed {
                         *closed = true;
                         c.close();
                     }

@@ -337,6 +337,10 @@ pub struct MpConnection<C: Chunk> {
     /// When the DATA_FIN goes out again if still not DATA_ACKed.
     fin_rtx_at: Option<Time>,
     fin_backoff: u32,
+    /// The DATA_FIN is due and no segment has carried it yet: it rides on
+    /// pure ACKs, and the subflow's data segments (with their own mapping)
+    /// can take up the ACK forced for it.
+    fin_unsent: bool,
     // data-level receive
     rq: RecvQueue<C>,
     rcv_fin: Option<u64>,
@@ -448,6 +452,7 @@ impl<C: Chunk> MpConnection<C> {
             fin_acked: false,
             fin_rtx_at: None,
             fin_backoff: 1,
+            fin_unsent: false,
             rq: RecvQueue::new(2 * cfg.recv_buffer, RQ_SEGMENTS),
             rcv_fin: None,
             peer_closed: false,
@@ -1031,6 +1036,12 @@ impl<C: Chunk> MpConnection<C> {
                 ack64,
                 mapping,
             } => {
+                if !self.peer_has_keys && self.fin_dsn.is_some() && !self.fin_acked {
+                    // RFC 8684 §3.1: the client's pure ACKs carried
+                    // MP_CAPABLE until now; the DATA_FIN they kept off
+                    // goes out at once
+                    self.fin_rtx_at = Some(self.now);
+                }
                 self.peer_has_keys = true;
                 if self.role == Role::Client
                     && self.established
@@ -1934,6 +1945,7 @@ impl<C: Chunk> MpConnection<C> {
             if self.fin_rtx_at.is_some_and(|t| t <= now) && !self.fin_acked {
                 if let Some(s) = self.carrier().and_then(|c| self.subflows.get_mut(c)) {
                     s.tcp.force_ack();
+                    self.fin_unsent = true;
                     let rto = s
                         .tcp
                         .srtt()
@@ -1998,6 +2010,17 @@ impl<C: Chunk> MpConnection<C> {
                 }
                 self.tx_subflow = i;
                 return out;
+            }
+        }
+        if std::mem::take(&mut self.fin_unsent) {
+            // RFC 8684 §3.3.3: the DATA_FIN goes out now, not on its
+            // retransmission timer: its forced ACK left with the data
+            if let Some(c) = self.carrier() {
+                if let Some(mut seg) = self.subflows[c].tcp.pure_ack(now) {
+                    self.decorate(c, &mut seg);
+                    self.tx_subflow = c;
+                    return Some(seg);
+                }
             }
         }
         None
@@ -2281,6 +2304,9 @@ impl<C: Chunk> MpConnection<C> {
             }
             if need <= room {
                 seg.hdr.opts.mptcp = raw(&o);
+                if matches!(o, MptcpOption::Dss { data_fin: true, .. }) {
+                    self.fin_unsent = false;
+                }
             } else {
                 self.stats.options_malformed += 1;
             }

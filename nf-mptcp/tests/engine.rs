@@ -55,8 +55,23 @@ fn run_with(
     s: &mut Option<Mp>,
     tamper: &mut dyn FnMut(bool, usize, &mut Segment<Bytes>),
 ) -> Vec<(bool, Segment<Bytes>)> {
+    run_to(srv_cfg, now, u64::MAX, c, s, tamper)
+}
+
+/// `run_with` that stops once virtual time reaches `end`.
+fn run_to(
+    srv_cfg: Config,
+    now: &mut u64,
+    end: u64,
+    c: &mut Mp,
+    s: &mut Option<Mp>,
+    tamper: &mut dyn FnMut(bool, usize, &mut Segment<Bytes>),
+) -> Vec<(bool, Segment<Bytes>)> {
     let mut seen = vec![];
     for _ in 0..100_000 {
+        if *now >= end {
+            break;
+        }
         *now += MS;
         let mut moved = false;
         while let Some((i, mut seg)) = c.poll_transmit(*now) {
@@ -1103,5 +1118,59 @@ fn no_join_before_the_server_has_shown_it_holds_our_key() {
     assert_eq!(
         c.join(40001, 80, Seq(5000), PathRole::Cellular, false, 1),
         Some(1)
+    );
+}
+
+/// RFC 8684 §3.3.3: the DATA_FIN queued with the last data leaves with it,
+/// in the same poll, not on its retransmission timer (≥ 200 ms later: a
+/// converted short connection waited that long for its end).
+#[test]
+fn the_data_fin_goes_out_with_the_last_data() {
+    let (now, mut c, mut s) = established();
+    let now = now + MS;
+    assert_eq!(s.send(Bytes::new(data(3, 3000))), 3000);
+    s.close();
+    let mut sent = vec![];
+    while let Some((i, seg)) = s.poll_transmit(now) {
+        sent.push(option_of(&seg));
+        c.handle_segment(now, i, to_incoming(&seg));
+    }
+    assert!(sent.len() >= 3, "the data and the DATA_FIN: {sent:?}");
+    assert!(
+        matches!(
+            sent.last(),
+            Some(Some(MptcpOption::Dss { data_fin: true, .. }))
+        ),
+        "the last segment carries the DATA_FIN: {sent:?}"
+    );
+    assert_eq!(drain(&mut c), data(3, 3000));
+    let events: Vec<Event> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert!(events.contains(&Event::PeerClosed), "{events:?}");
+}
+
+/// A client that sends and closes at once has its first data and pure ACKs
+/// carry MP_CAPABLE (RFC 8684 §3.1) until the server's first DSS: its
+/// DATA_FIN goes out then, not on the DATA_FIN retransmission timer.
+#[test]
+fn a_data_fin_held_back_by_mp_capable_goes_out_once_the_server_has_the_keys() {
+    let (mut c, mut s) = pair();
+    let mut now = 0;
+    assert_eq!(c.send(Bytes::new(data(4, 3000))), 3000);
+    c.close();
+    run_to(
+        Config::default(),
+        &mut now,
+        20 * MS,
+        &mut c,
+        &mut s,
+        &mut no_tamper(),
+    );
+    let mut s = s.expect("server");
+    assert_eq!(drain(&mut s), data(4, 3000));
+    let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(
+        events.contains(&Event::PeerClosed),
+        "no DATA_FIN within 20 ms: {events:?}\n{}",
+        c.describe()
     );
 }

@@ -98,6 +98,8 @@ pub struct Stats {
     pub drop_ack_unsent: u64,
     pub drop_old_ack: u64,
     pub drop_rst_out_of_window: u64,
+    /// RSTs in TIME-WAIT, ignored (RFC 1337 §3).
+    pub drop_rst_in_time_wait: u64,
     pub drop_syn_in_window: u64,
     pub drop_no_ack_flag: u64,
     pub drop_recv_no_room: u64,
@@ -899,6 +901,13 @@ impl<C: Chunk> Connection<C> {
 
         // second: RST (RFC 5961 §3.2)
         if h.rst() {
+            if self.state == State::TimeWait {
+                // RFC 1337 §3 (F1): both FINs are through, the connection
+                // is over; a peer whose socket is gone answers our repeated
+                // ACK of its FIN with a RST, which is no reset of ours
+                self.stats.drop_rst_in_time_wait += 1;
+                return;
+            }
             if h.seq == self.rcv_nxt {
                 self.enter_closed(Event::Reset);
             } else {

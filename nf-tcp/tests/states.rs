@@ -312,6 +312,35 @@ fn active_close_through_time_wait() {
     assert_eq!(c.state(), State::Closed);
 }
 
+/// RFC 1337 §3: a RST in TIME-WAIT is ignored, the timer runs on and the
+/// connection ends as a close, not a reset (a peer that has closed answers
+/// our second ACK of its retransmitted FIN with a RST).
+#[test]
+fn a_rst_in_time_wait_is_ignored() {
+    let mut c = established(Config {
+        time_wait: SEC,
+        ..cfg()
+    });
+    c.close();
+    out(&mut c, 20 * MS);
+    c.handle_segment(
+        30 * MS,
+        seg(hdr(PEER_ISS + 1, ISS + 2, F::FIN | F::ACK), &[]),
+    );
+    assert_eq!(c.state(), State::TimeWait);
+    while c.poll_event().is_some() {}
+    out(&mut c, 30 * MS);
+    c.handle_segment(40 * MS, seg(hdr(PEER_ISS + 2, 0, F::RST), &[]));
+    assert_eq!(c.state(), State::TimeWait);
+    assert_eq!(c.stats().drop_rst_in_time_wait, 1);
+    assert!(out(&mut c, 40 * MS).is_empty(), "nothing answers the RST");
+    assert_eq!(c.next_timeout(), Some(30 * MS + SEC));
+    c.on_timeout(30 * MS + SEC);
+    assert_eq!(c.state(), State::Closed);
+    let events: Vec<Event> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert!(!events.contains(&Event::Reset), "{events:?}");
+}
+
 #[test]
 fn passive_close() {
     let mut c = established(cfg());

@@ -8,6 +8,7 @@ use nf_mptcp::options::MptcpOption;
 use std::net::IpAddr;
 
 const SEC: u64 = 1_000_000_000;
+const MS: u64 = 1_000_000;
 
 const CONV: &str = crate::convlab::CONVERSION;
 
@@ -572,6 +573,24 @@ fn many_short_connections_all_complete_and_the_table_drains() {
     assert_eq!(st.subflows.get(0) + st.subflows.get(1), 0);
 }
 
+/// The server's end reaches the client with the echo: hagw's DATA_FIN
+/// leaves with the last data (RFC 8684 §3.3.3), not on its retransmission
+/// timer 200 ms later (which held every short connection that long, and
+/// left it open to a late RST of the server).
+#[test]
+fn a_short_connection_ends_without_waiting_for_a_timer() {
+    let mut lab = ConvLab::new(CONV, 10);
+    // the server's last data and its FIN reach hagw together
+    lab.server.reply_at_end_ports.push(5201);
+    let c = lab.connect(5201, Workload::echo_shut(2000, false));
+    assert!(
+        lab.run_until(50 * MS, |l| l.clients[c].finished()),
+        "not finished after 50 ms: {}",
+        lab.clients[c].mp.describe()
+    );
+    assert!(!lab.clients[c].refused && !lab.clients[c].corrupt);
+}
+
 #[test]
 fn an_idle_session_is_reset_on_both_sides_after_the_timeout() {
     let conf = conv_with("idle_timeout_s = 2");
@@ -969,6 +988,7 @@ fn a_client_that_never_reads_keeps_memory_within_the_session_budget() {
             join: true,
             hold: true,
             deaf: true,
+            shut: false,
         },
     );
     // the echo comes back but the client never reads it: every window
