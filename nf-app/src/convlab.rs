@@ -474,6 +474,25 @@ impl ConvLab {
     pub fn connect(&mut self, port: u16, work: Workload) -> usize {
         let lport = self.next_port;
         self.next_port = self.next_port.wrapping_add(1).max(40000);
+        self.connect_from(lport, port, work)
+    }
+
+    /// A new connection from client `ci`'s address and port, as a client
+    /// that closed second (no TIME-WAIT of its own) may open at once: its
+    /// timestamps go on from the old connection's clock, as Linux keeps
+    /// one clock per address pair.
+    pub fn reconnect(&mut self, ci: usize, work: Workload) -> usize {
+        let old = &self.clients[ci];
+        let (lport, port) = (old.paths[0].1, old.server_port);
+        let ts = old.mp.subflows()[0].tcp.tsval(self.now);
+        let c = self.connect_from(lport, port, work);
+        self.clients[c]
+            .mp
+            .set_ts_clock(self.now, ts.wrapping_add(1));
+        c
+    }
+
+    fn connect_from(&mut self, lport: u16, port: u16, work: Workload) -> usize {
         let secrets = Secrets {
             key: self.rng.next_u64(),
             seed: self.rng.next_u64(),
@@ -759,7 +778,8 @@ impl ConvLab {
     fn client_input(&mut self, dst: IpAddr, seg: nf_tcp::Incoming<Bytes>) {
         let now = self.now;
         let (dport, sport) = (seg.hdr.dst_port, seg.hdr.src_port);
-        for c in &mut self.clients {
+        // the newest connection on a tuple (`reconnect`) takes its segments
+        for c in self.clients.iter_mut().rev() {
             if c.server_port != sport {
                 continue;
             }

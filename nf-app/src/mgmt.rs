@@ -296,11 +296,16 @@ fn render_conversion(
     .with_label_values(&[])
     .set(sum(&|w| w.conv.sessions_active.get()) as i64);
     type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
-    let simple: [(&str, &str, Read); 15] = [
+    let simple: [(&str, &str, Read); 16] = [
         (
             "hagw_conv_segments_after_close_total",
             "Late client packets of ended sessions, dropped (never sent to the server)",
             &|w| w.conv.segments_after_close.get(),
+        ),
+        (
+            "hagw_conv_subflows_reopened_total",
+            "Client SYNs that opened a new connection on the tuple of a subflow in TIME-WAIT (RFC 6191)",
+            &|w| w.conv.subflows_reopened.get(),
         ),
         (
             "hagw_conv_segments_no_session_total",

@@ -153,6 +153,9 @@ pub struct ConvStats {
     pub segments_malformed: Counter,
     /// Late client packets of ended sessions, dropped.
     pub segments_after_close: Counter,
+    /// Client SYNs that opened a new connection on the tuple of a subflow
+    /// in TIME-WAIT (RFC 6191: the client closed second and reused its port).
+    pub subflows_reopened: Counter,
     /// MPTCP subflow segments from the access that belong to no session
     /// (hagw restarted, or the session ended long ago): answered with a
     /// RST, never routed.

@@ -761,6 +761,14 @@ impl<C: Chunk> MpConnection<C> {
         }
     }
 
+    /// Ends subflow `i` without a segment: a new connection of the peer
+    /// took its tuple while it sat in TIME-WAIT (RFC 6191 §2).
+    pub fn forget_subflow(&mut self, i: usize) {
+        if let Some(s) = self.subflows.get_mut(i) {
+            s.tcp.forget();
+        }
+    }
+
     /// MP_FASTCLOSE (RFC 8684 §3.5): the peer's key on an ACK of one
     /// subflow, RST on the others; everything is dropped.
     pub fn abort(&mut self) {

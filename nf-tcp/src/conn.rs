@@ -513,6 +513,24 @@ impl<C: Chunk> Connection<C> {
         self.rcv_nxt
     }
 
+    /// Whether SYN `syn` from the peer's address and port may open a new
+    /// connection on this one's tuple: this one is closed, or in TIME-WAIT
+    /// and the SYN is no old duplicate (RFC 9293 §3.10.7.4, RFC 6191 §2):
+    /// its timestamp is newer than the last one seen when both used
+    /// timestamps, else its sequence number lies above what was received.
+    /// A peer that closed second holds no TIME-WAIT and may reuse its port
+    /// at once.
+    pub fn accepts_new_syn(&self, syn: &Header) -> bool {
+        match self.state {
+            State::Closed => true,
+            State::TimeWait => match (self.ts_ok, syn.opts.ts) {
+                (true, Some((tsval, _))) => (tsval.wrapping_sub(self.ts_recent) as i32) > 0,
+                _ => syn.seq.gt(self.rcv_nxt),
+            },
+            _ => false,
+        }
+    }
+
     /// Queues payload; returns how many bytes were taken (the rest does not
     /// fit the send buffer now).
     pub fn send(&mut self, c: C) -> usize {
@@ -622,18 +640,6 @@ impl<C: Chunk> Connection<C> {
         self.tfo_cookie = Some(c);
     }
 
-    /// RFC 6191: a new SYN may reuse this TIME-WAIT tuple when its sequence
-    /// number (or timestamp) is beyond what this connection saw.
-    pub fn accepts_new_syn(&self, syn: &Header) -> bool {
-        if self.state != State::TimeWait {
-            return false;
-        }
-        match (self.ts_ok, syn.opts.ts) {
-            (true, Some((v, _))) => (v.wrapping_sub(self.ts_recent) as i32) > 0,
-            _ => syn.seq.gt(self.rcv_nxt),
-        }
-    }
-
     fn enter_closed(&mut self, ev: Event) {
         if self.state != State::Closed {
             self.state = State::Closed;
@@ -651,7 +657,8 @@ impl<C: Chunk> Connection<C> {
         self.peer_mss.min(usize::from(self.cfg.mss)).max(64)
     }
 
-    fn tsval(&self, now: Time) -> u32 {
+    /// Our timestamp clock at `now` (RFC 7323 §4.3).
+    pub fn tsval(&self, now: Time) -> u32 {
         ((now / MS) as u32).wrapping_add(self.ts_offset)
     }
 

@@ -341,6 +341,36 @@ fn a_rst_in_time_wait_is_ignored() {
     assert!(!events.contains(&Event::Reset), "{events:?}");
 }
 
+/// RFC 6191 §2 (no timestamps): in TIME-WAIT a SYN above what was
+/// received may open a new connection on the tuple; an old duplicate may
+/// not, nor may any SYN while the connection is open.
+#[test]
+fn a_new_syn_over_time_wait_needs_a_higher_sequence_number() {
+    let mut c = established(Config {
+        time_wait: SEC,
+        ..cfg()
+    });
+    let syn = |seq: u32| {
+        let mut h = hdr(seq, 0, F::SYN);
+        h.opts.mss = Some(1460);
+        h
+    };
+    assert!(!c.accepts_new_syn(&syn(PEER_ISS + 100_000)));
+    c.close();
+    out(&mut c, 20 * MS);
+    c.handle_segment(
+        30 * MS,
+        seg(hdr(PEER_ISS + 1, ISS + 2, F::FIN | F::ACK), &[]),
+    );
+    assert_eq!(c.state(), State::TimeWait);
+    assert!(!c.accepts_new_syn(&syn(PEER_ISS)), "an old duplicate");
+    assert!(!c.accepts_new_syn(&syn(PEER_ISS + 2)), "at rcv_nxt");
+    assert!(c.accepts_new_syn(&syn(PEER_ISS + 100_000)));
+    c.on_timeout(30 * MS + SEC);
+    assert_eq!(c.state(), State::Closed);
+    assert!(c.accepts_new_syn(&syn(PEER_ISS)));
+}
+
 #[test]
 fn passive_close() {
     let mut c = established(cfg());

@@ -620,6 +620,11 @@ impl<C: Chunk> Converter<C> {
             Some(Flow::PtUp { sid, i }) => self.pt_forward(now, sid, i, true, &p, ip),
             Some(Flow::PtDown { sid, i }) => self.pt_forward(now, sid, i, false, &p, ip),
             Some(Flow::Client { sid, sf }) => {
+                if p.flags & (flags::SYN | flags::ACK | flags::RST) == flags::SYN
+                    && self.reopens(sid, sf, ip, &p)
+                {
+                    return self.new_syn(now, side.unwrap_or(Side::Fixed), local, ip, &p);
+                }
                 let len = ip.len();
                 let Some(seg) = self.parse(buf, l2, &p, l4) else {
                     return Verdict::Consumed;
@@ -724,6 +729,33 @@ impl<C: Chunk> Converter<C> {
     /// (a SYN, or a segment answered with a RST): nothing counted, the
     /// caller routes it as it is when it does not parse. The payload (a
     /// SYN's, if any) is copied.
+    /// A SYN on the tuple of subflow `sf` of session `sid` that opens a
+    /// new connection (`nf_tcp::Connection::accepts_new_syn`: the subflow
+    /// sits in TIME-WAIT, the client closed second and reuses its port):
+    /// the subflow is ended and its entry dropped; true when the SYN is to
+    /// be taken as new. Else it is the subflow's (a retransmitted SYN of
+    /// an old incarnation gets the TIME-WAIT's ACK).
+    fn reopens(&mut self, sid: usize, sf: usize, ip: &[u8], p: &Peek) -> bool {
+        let Some(syn) = Self::parse_quiet(ip, p) else {
+            return false;
+        };
+        let Some(m) = self.session(sid).and_then(|s| s.mp.as_mut()) else {
+            return false;
+        };
+        if !m
+            .subflows()
+            .get(sf)
+            .is_some_and(|s| s.tcp.accepts_new_syn(&syn.hdr))
+        {
+            return false;
+        }
+        m.forget_subflow(sf);
+        self.stats.conv.subflows_reopened.inc();
+        self.remove_client_flow(&FlowKey::of(p), None);
+        self.touch(sid);
+        true
+    }
+
     fn parse_quiet(ip: &[u8], p: &Peek) -> Option<Incoming<C>> {
         nf_tcp::wirefmt::parse(ip.get(p.l4..)?, Some((p.src, p.dst)), C::copied).ok()
     }
@@ -1695,6 +1727,10 @@ impl<C: Chunk> Converter<C> {
         let until = s.last.saturating_add(TOMBSTONE_NS);
         for p in &s.paths {
             let k = FlowKey::new(p.client, p.gw);
+            if !matches!(self.flows.get(&k), Some(Flow::Client { sid: o, .. }) if *o == sid) {
+                // a new connection took the tuple (`reopens`)
+                continue;
+            }
             let tomb = (s.phase != Phase::Passthrough
                 && self.tombstones < self.policy.max_sessions * 4)
                 .then_some(until);

@@ -591,6 +591,37 @@ fn a_short_connection_ends_without_waiting_for_a_timer() {
     assert!(!lab.clients[c].refused && !lab.clients[c].corrupt);
 }
 
+/// A client that closed second holds no TIME-WAIT and may reuse its port at
+/// once (Linux did within 100 ms in the lab), while hagw's subflow on that
+/// tuple still waits out its own. RFC 6191: the new SYN, its timestamp
+/// newer, opens a new session; it is not answered with the old one's ACK
+/// until the TIME-WAIT ends.
+#[test]
+fn a_client_reusing_its_port_over_a_time_wait_gets_a_new_session() {
+    let mut lab = ConvLab::new(CONV, 12);
+    let a = lab.connect(5201, Workload::echo(2000, false));
+    assert!(lab.run_until(SEC, |l| l.clients[a].finished()));
+    assert_eq!(lab.sessions(), 1, "the old session waits out TIME-WAIT");
+    let b = lab.reconnect(a, Workload::held(3000, false));
+    assert!(
+        lab.run_until(SEC, |l| l.clients[b].received == 3000),
+        "{}",
+        lab.clients[b].mp.describe()
+    );
+    assert!(!lab.clients[b].refused && !lab.clients[b].corrupt);
+    assert_eq!(lab.stats().conv.subflows_reopened.get(), 1);
+    assert_eq!(lab.stats().conv.sessions_created.get(), 2);
+    // the old session ends (its TIME-WAITs over) and leaves the tuple to
+    // the new one, which then closes as usual
+    lab.run_until(3 * SEC, |_| false);
+    assert_eq!(lab.sessions(), 1);
+    lab.clients[b].mp.close();
+    assert!(lab.run_until(SEC, |l| l.clients[b].mp.data_closed()));
+    assert!(drained(&mut lab));
+    assert_eq!(lab.stats().conv.sessions_closed.get(), 2);
+    assert_eq!(lab.stats().conv.segments_after_close.get(), 0);
+}
+
 #[test]
 fn an_idle_session_is_reset_on_both_sides_after_the_timeout() {
     let conf = conv_with("idle_timeout_s = 2");
