@@ -312,11 +312,9 @@ fn active_close_through_time_wait() {
     assert_eq!(c.state(), State::Closed);
 }
 
-/// RFC 1337 §3: a RST in TIME-WAIT is ignored, the timer runs on and the
-/// connection ends as a close, not a reset (a peer that has closed answers
-/// our second ACK of its retransmitted FIN with a RST).
-#[test]
-fn a_rst_in_time_wait_is_ignored() {
+/// An active close through to TIME-WAIT (1 s), the peer's FIN taken at
+/// 30 ms.
+fn in_time_wait() -> Connection<Bytes> {
     let mut c = established(Config {
         time_wait: SEC,
         ..cfg()
@@ -328,6 +326,15 @@ fn a_rst_in_time_wait_is_ignored() {
         seg(hdr(PEER_ISS + 1, ISS + 2, F::FIN | F::ACK), &[]),
     );
     assert_eq!(c.state(), State::TimeWait);
+    c
+}
+
+/// RFC 1337 §3: a RST in TIME-WAIT is ignored, the timer runs on and the
+/// connection ends as a close, not a reset (a peer that has closed answers
+/// our second ACK of its retransmitted FIN with a RST).
+#[test]
+fn a_rst_in_time_wait_is_ignored() {
+    let mut c = in_time_wait();
     while c.poll_event().is_some() {}
     out(&mut c, 30 * MS);
     c.handle_segment(40 * MS, seg(hdr(PEER_ISS + 2, 0, F::RST), &[]));
@@ -346,23 +353,13 @@ fn a_rst_in_time_wait_is_ignored() {
 /// not, nor may any SYN while the connection is open.
 #[test]
 fn a_new_syn_over_time_wait_needs_a_higher_sequence_number() {
-    let mut c = established(Config {
-        time_wait: SEC,
-        ..cfg()
-    });
     let syn = |seq: u32| {
         let mut h = hdr(seq, 0, F::SYN);
         h.opts.mss = Some(1460);
         h
     };
-    assert!(!c.accepts_new_syn(&syn(PEER_ISS + 100_000)));
-    c.close();
-    out(&mut c, 20 * MS);
-    c.handle_segment(
-        30 * MS,
-        seg(hdr(PEER_ISS + 1, ISS + 2, F::FIN | F::ACK), &[]),
-    );
-    assert_eq!(c.state(), State::TimeWait);
+    assert!(!established(cfg()).accepts_new_syn(&syn(PEER_ISS + 100_000)));
+    let mut c = in_time_wait();
     assert!(!c.accepts_new_syn(&syn(PEER_ISS)), "an old duplicate");
     assert!(!c.accepts_new_syn(&syn(PEER_ISS + 2)), "at rcv_nxt");
     assert!(c.accepts_new_syn(&syn(PEER_ISS + 100_000)));
