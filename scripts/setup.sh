@@ -9,7 +9,7 @@ PKGS=(
   # build: DPDK 22.11 headers + runtime PMDs, clang for bindgen, pkg-config
   dpdk libdpdk-dev clang libclang-dev pkg-config build-essential libnuma-dev
   # lab and tests: namespaces, veth offloads, traffic, MPTCP tooling, promtool
-  iproute2 iputils-ping ethtool iperf3 nftables socat mptcpize prometheus python3 curl procps kmod
+  iproute2 iputils-ping ethtool iperf3 nftables socat mptcpize prometheus python3 curl procps kmod tcpdump
   # benchmarks: instruction counts where the clock is too noisy (scripts/bench/convert-instructions.sh)
   valgrind
 )
