@@ -725,10 +725,6 @@ impl<C: Chunk> Converter<C> {
         Some(Some((path.side, quoted, code)))
     }
 
-    /// The TCP segment of a packet not (yet) known to be a session's
-    /// (a SYN, or a segment answered with a RST): nothing counted, the
-    /// caller routes it as it is when it does not parse. The payload (a
-    /// SYN's, if any) is copied.
     /// A SYN on the tuple of subflow `sf` of session `sid` that opens a
     /// new connection (`nf_tcp::Connection::accepts_new_syn`: the subflow
     /// sits in TIME-WAIT, the client closed second and reuses its port):
@@ -756,6 +752,10 @@ impl<C: Chunk> Converter<C> {
         true
     }
 
+    /// The TCP segment of a packet not (yet) known to be a session's
+    /// (a SYN, or a segment answered with a RST): nothing counted, the
+    /// caller routes it as it is when it does not parse. The payload (a
+    /// SYN's, if any) is copied.
     fn parse_quiet(ip: &[u8], p: &Peek) -> Option<Incoming<C>> {
         nf_tcp::wirefmt::parse(ip.get(p.l4..)?, Some((p.src, p.dst)), C::copied).ok()
     }
