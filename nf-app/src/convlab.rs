@@ -75,8 +75,6 @@ impl Workload {
     /// Sends `up` bytes, reads the echo, then holds the connection open.
     pub fn held(up: u64, join: bool) -> Workload {
         Workload {
-            up,
-            join,
             hold: true,
             ..Workload::echo(up, join)
         }

@@ -354,7 +354,7 @@ impl<C: Chunk> Converter<C> {
                         .push_back((now.saturating_add(self.redirect_quiet()), *key));
                     return Some(o);
                 }
-                if p.flags & (flags::SYN | flags::ACK | flags::RST) != flags::SYN {
+                if !p.is_bare_syn() {
                     return None;
                 }
                 let Ok(MptcpOption::JoinSyn { token, .. }) = MptcpOption::parse(opt, true, false)
@@ -620,10 +620,10 @@ impl<C: Chunk> Converter<C> {
             Some(Flow::PtUp { sid, i }) => self.pt_forward(now, sid, i, true, &p, ip),
             Some(Flow::PtDown { sid, i }) => self.pt_forward(now, sid, i, false, &p, ip),
             Some(Flow::Client { sid, sf }) => {
-                if p.flags & (flags::SYN | flags::ACK | flags::RST) == flags::SYN
-                    && self.reopens(sid, sf, ip, &p)
-                {
-                    return self.new_syn(now, side.unwrap_or(Side::Fixed), local, ip, &p);
+                if p.is_bare_syn() {
+                    if let Some(syn) = self.reopens(sid, sf, ip, &p) {
+                        return self.new_syn(now, side.unwrap_or(Side::Fixed), local, ip, &p, syn);
+                    }
                 }
                 let len = ip.len();
                 let Some(seg) = self.parse(buf, l2, &p, l4) else {
@@ -670,7 +670,7 @@ impl<C: Chunk> Converter<C> {
                     }
                 }
                 let access = matches!(side, Some(Side::Fixed | Side::Cellular));
-                let syn = p.flags & (flags::SYN | flags::ACK | flags::RST) == flags::SYN;
+                let syn = p.is_bare_syn();
                 if !syn && flow.is_some() {
                     // a late packet of a converted connection: it must not
                     // reach the server (nor leak a cellular source)
@@ -686,7 +686,10 @@ impl<C: Chunk> Converter<C> {
                 if !access || !syn {
                     return Verdict::Pass;
                 }
-                self.new_syn(now, side.unwrap_or(Side::Fixed), local, ip, &p)
+                match Self::parse_quiet(ip, &p) {
+                    Some(seg) => self.new_syn(now, side.unwrap_or(Side::Fixed), local, ip, &p, seg),
+                    None => Verdict::Pass,
+                }
             }
         }
     }
@@ -728,28 +731,24 @@ impl<C: Chunk> Converter<C> {
     /// A SYN on the tuple of subflow `sf` of session `sid` that opens a
     /// new connection (`nf_tcp::Connection::accepts_new_syn`: the subflow
     /// sits in TIME-WAIT, the client closed second and reuses its port):
-    /// the subflow is ended and its entry dropped; true when the SYN is to
-    /// be taken as new. Else it is the subflow's (a retransmitted SYN of
-    /// an old incarnation gets the TIME-WAIT's ACK).
-    fn reopens(&mut self, sid: usize, sf: usize, ip: &[u8], p: &Peek) -> bool {
-        let Some(syn) = Self::parse_quiet(ip, p) else {
-            return false;
-        };
-        let Some(m) = self.session(sid).and_then(|s| s.mp.as_mut()) else {
-            return false;
-        };
+    /// the subflow is ended, its entry dropped, and the SYN returned (parsed)
+    /// to be taken as new. Else (`None`) it is the subflow's: a
+    /// retransmitted SYN of an old incarnation gets the TIME-WAIT's ACK.
+    fn reopens(&mut self, sid: usize, sf: usize, ip: &[u8], p: &Peek) -> Option<Incoming<C>> {
+        let syn = Self::parse_quiet(ip, p)?;
+        let m = self.session(sid).and_then(|s| s.mp.as_mut())?;
         if !m
             .subflows()
             .get(sf)
             .is_some_and(|s| s.tcp.accepts_new_syn(&syn.hdr))
         {
-            return false;
+            return None;
         }
         m.forget_subflow(sf);
         self.stats.conv.subflows_reopened.inc();
         self.remove_client_flow(&FlowKey::of(p), None);
         self.touch(sid);
-        true
+        Some(syn)
     }
 
     /// The TCP segment of a packet not (yet) known to be a session's
@@ -816,12 +815,18 @@ impl<C: Chunk> Converter<C> {
         st.rx_bytes.0[side_index(side)].add(bytes as u64);
     }
 
-    /// A SYN from the access that matches no flow: MP_CAPABLE → a new
-    /// session, MP_JOIN → a subflow of a known one, else not ours.
-    fn new_syn(&mut self, now: Time, side: Side, local: bool, ip: &mut [u8], p: &Peek) -> Verdict {
-        let Some(seg) = Self::parse_quiet(ip, p) else {
-            return Verdict::Pass;
-        };
+    /// A SYN from the access (`seg`, parsed from `ip`) that matches no flow
+    /// or reopens one: MP_CAPABLE → a new session, MP_JOIN → a subflow of a
+    /// known one, else not ours.
+    fn new_syn(
+        &mut self,
+        now: Time,
+        side: Side,
+        local: bool,
+        ip: &mut [u8],
+        p: &Peek,
+        seg: Incoming<C>,
+    ) -> Verdict {
         let opt = seg
             .hdr
             .opts

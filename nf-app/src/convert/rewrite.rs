@@ -19,6 +19,13 @@ pub struct Peek {
     pub flags: u16,
 }
 
+impl Peek {
+    /// A SYN opening a connection: SYN set, ACK and RST clear.
+    pub fn is_bare_syn(&self) -> bool {
+        self.flags & (tcp::flags::SYN | tcp::flags::ACK | tcp::flags::RST) == tcp::flags::SYN
+    }
+}
+
 fn be16(d: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
 }
@@ -180,6 +187,19 @@ mod tests {
         let mut t = vec![0u8; r.buffer_len()];
         r.emit(IpAddr::V4(s), IpAddr::V4(d), &mut t);
         crate::frames::ipv4_packet(s, d, ip_proto::TCP, &t)
+    }
+
+    #[test]
+    fn only_a_syn_without_ack_or_rst_is_bare() {
+        let p = peek(&packet()).unwrap();
+        let with = |flags| Peek { flags, ..p };
+        use tcp::flags::{ACK, FIN, RST, SYN};
+        assert!(with(SYN).is_bare_syn());
+        assert!(with(SYN | FIN).is_bare_syn());
+        assert!(!with(SYN | ACK).is_bare_syn());
+        assert!(!with(SYN | RST).is_bare_syn());
+        assert!(!with(ACK).is_bare_syn());
+        assert!(!p.is_bare_syn());
     }
 
     #[test]
