@@ -20,10 +20,7 @@ trap cleanup EXIT
 bash scripts/lab.sh up
 echo "== hagw on fix1, cel1, srv1 (ns gw), worker pinned to lcore 1; log: $LOG"
 ip netns exec gw "$HAGW" run --config configs/lab.toml >"$LOG" 2>&1 &
-for _ in $(seq 100); do
-  ip netns exec gw curl -sf http://127.0.0.1:9180/healthz >/dev/null 2>&1 && break
-  sleep 0.1
-done
+bash scripts/lab.sh wait-hagw
 ip netns exec gw curl -sf http://127.0.0.1:9180/healthz; echo
 
 echo "== ping srv from the fixed address, the cellular address, and the gateway over IPv6"

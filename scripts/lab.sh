@@ -3,6 +3,7 @@
 #   scripts/lab.sh up     build it (idempotent: tears down an old one first)
 #   scripts/lab.sh down   remove it
 #   scripts/lab.sh status show addresses and routes
+#   scripts/lab.sh wait-hagw   wait (10 s at most) for hagw's management in ns gw
 # hagw then runs inside ns gw on fix1, cel1 and srv1 (no kernel addresses).
 set -euo pipefail
 
@@ -62,9 +63,21 @@ status() {
   done
 }
 
+# hagw's management answering /healthz in ns gw (hagw started there with
+# a lab config), 10 s at most
+wait_hagw() {
+  for _ in $(seq 100); do
+    ip netns exec gw curl -sf http://127.0.0.1:9180/healthz >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "lab.sh: hagw's management (127.0.0.1:9180 in ns gw) did not answer within 10 s" >&2
+  exit 1
+}
+
 case "${1:-}" in
   up) need_root "$@"; up ;;
   down) need_root "$@"; down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  wait-hagw) wait_hagw ;;
+  *) echo "usage: $0 up|down|status|wait-hagw" >&2; exit 2 ;;
 esac

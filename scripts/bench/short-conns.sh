@@ -52,10 +52,7 @@ trap stop EXIT
 bash scripts/lab.sh up >/dev/null
 ip netns exec gw "$BIN" run --config "$CONFIG" > "$OUT/hagw.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do
-  ip netns exec gw curl -sf http://127.0.0.1:9180/healthz >/dev/null 2>&1 && break
-  sleep 0.1
-done
+bash scripts/lab.sh wait-hagw
 ip netns exec cli ping -c 1 -W 2 198.51.100.2 >/dev/null
 if [ "$CAPTURE" = 1 ]; then
   f='tcp port 5300 and (tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)'

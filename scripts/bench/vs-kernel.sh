@@ -39,14 +39,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_http() {
-  for _ in $(seq 100); do
-    ip netns exec gw curl -sf http://127.0.0.1:9180/healthz >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "hagw did not come up" >&2; exit 1
-}
-
 # one iperf3 run; prints Gbit/s received.
 # $1 label, $2 host, $3 port, $4 command prefix ("mptcpize run" or ""), $5 extra iperf3 flag ("" or -R)
 one() {
@@ -83,7 +75,7 @@ fi
 
 echo "== 1/3 hagw (net_af_xdp, worker on CPU 1)"
 ip netns exec gw "$HAGW" run --config configs/lab-xdp.toml >"$OUT/hagw.log" 2>&1 &
-wait_http
+bash scripts/lab.sh wait-hagw
 ip netns exec cli ping -c 1 -W 2 198.51.100.2 >/dev/null
 case_runs hagw 198.51.100.2 5201 "mptcpize run"
 ip netns exec gw curl -sf http://127.0.0.1:9180/metrics | grep -E '^hagw_conv_(sessions_created|joins_accepted|payload_bytes_copied)_total|^hagw_conv_(rx|tx)_bytes_total' >"$OUT/hagw.metrics" || true

@@ -66,10 +66,7 @@ for r in $(seq "$RUNS"); do
     ip netns exec srv sh -c "echo 1 > /sys/class/net/srv0/queues/rx-0/rps_cpus"
   fi
   ip netns exec gw taskset -c 1 "$HAGW" run --config configs/lab-xdp.toml > "$OUT/cur/hagw.log" 2>&1 &
-  for _ in $(seq 100); do
-    ip netns exec gw curl -sf http://127.0.0.1:9180/healthz >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  bash scripts/lab.sh wait-hagw
   ip netns exec cli ping -c 1 -W 2 198.51.100.2 >/dev/null || true
   ip netns exec srv taskset -c 0 iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
   sp=$!
