@@ -226,6 +226,8 @@ impl Worker {
         let st = &*self.stats;
         let clock = dpdk::Clock::start();
         let mut last = dpdk::tsc();
+        // whether the iteration that began at `last` received anything
+        let mut was_busy = false;
         // link state, checked once a second (REMOVE_ADDR when a port with
         // advertised addresses goes down)
         let mut link_up: Vec<bool> = self.ports.iter().map(|p| p.link().up).collect();
@@ -237,7 +239,18 @@ impl Worker {
             .map(|p| TxKick::new(p.device.is_af_xdp()))
             .collect();
         while !self.stop.load(Ordering::Relaxed) {
-            let now_ns = clock.now_ns();
+            // one TSC reading per iteration: the clock of this one and the
+            // cycles of the last
+            let t = dpdk::tsc();
+            let now_ns = clock.at(t);
+            let dt = t.wrapping_sub(last);
+            last = t;
+            st.iterations.inc();
+            st.cycles_total.add(dt);
+            if was_busy {
+                st.busy_iterations.inc();
+                st.cycles_busy.add(dt);
+            }
             let mut got = 0usize;
             for (pi, port) in self.ports.iter().enumerate() {
                 let n = port.rx_burst(queue, &mut rx);
@@ -299,15 +312,7 @@ impl Worker {
                 pc.tx_packets.add(sent as u64);
                 pc.tx_bytes.add(before - left);
             }
-            let t = dpdk::tsc();
-            let dt = t.wrapping_sub(last);
-            last = t;
-            st.iterations.inc();
-            st.cycles_total.add(dt);
-            if got > 0 {
-                st.busy_iterations.inc();
-                st.cycles_busy.add(dt);
-            }
+            was_busy = got > 0;
         }
     }
 }

@@ -95,10 +95,17 @@ impl Clock {
 
     #[inline]
     pub fn now_ns(&self) -> u64 {
+        self.at(tsc())
+    }
+
+    /// The clock at TSC reading `t` (one reading can serve the clock and a
+    /// cycle count: in a VM each costs tens of ns).
+    #[inline]
+    pub fn at(&self, t: u64) -> u64 {
         if self.mult == 0 {
             return self.epoch.elapsed().as_nanos() as u64;
         }
-        let dt = tsc().wrapping_sub(self.t0);
+        let dt = t.wrapping_sub(self.t0);
         ((u128::from(dt) * u128::from(self.mult)) >> 32) as u64
     }
 }
