@@ -39,11 +39,12 @@ pack() {
     local f
     f=$(readlink -f "$plugins/librte_$d.so")
     [ -e "$f" ] || { echo "bundle: no DPDK driver $d in $plugins" >&2; exit 1; }
+    # under its soname (librte_net_null.so.23), as its dependants ask for it
+    cp -L "$f" "$B/lib/$(basename "$f" | sed 's/\.so\.\([0-9]*\)\..*/.so.\1/')"
     files+=("$f")
   done
   # every library those load, but the C library's own (the box has them)
   for f in "${files[@]}"; do
-    [ "$f" = target/release/hagw ] || cp -L "$f" "$B/lib/$(basename "$f" | sed 's/\.so\.\([0-9]*\)\..*/.so.\1/')"
     ldd "$f" | awk '/=> \// {print $3}'
   done | sort -u | grep -v -E '/(libc|libm|libgcc_s|libpthread|libdl|librt|ld-linux[^/]*)\.so' |
     while read -r l; do cp -L "$l" "$B/lib/"; done

@@ -99,7 +99,8 @@ impl Clock {
     }
 
     /// The clock at TSC reading `t` (one reading can serve the clock and a
-    /// cycle count: in a VM each costs tens of ns).
+    /// cycle count: in a VM each costs tens of ns). Without a TSC frequency
+    /// `t` is not used: the monotonic clock now.
     #[inline]
     pub fn at(&self, t: u64) -> u64 {
         if self.mult == 0 {
