@@ -127,3 +127,44 @@ fn missing_interface_is_one_line_with_the_fix() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `hagw bench forward` checks itself: every packet of the pipeline loop
+/// must be routed by the fast path's rules (the bench's "DMA" of the test
+/// frame into each mbuf must land where the pipeline reads it) and the
+/// prefetch hint must point at the frames. Speed is not asserted here.
+#[test]
+fn bench_forward_routes_every_packet() {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !is_root {
+        eprintln!("skipped: hagw bench forward runs DPDK's EAL, which needs root");
+        return;
+    }
+    let (rc, out, err) = hagw(&[
+        "bench",
+        "forward",
+        "--packets",
+        "100000",
+        "--runs",
+        "2",
+        "--lcore",
+        "0",
+    ]);
+    assert_eq!(rc, 0, "{out}{err}");
+    for size in ["64", "1500"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(size) && l.contains("ratio pipeline/raw"))
+            .unwrap_or_else(|| panic!("no {size}-byte ratio in:\n{out}"));
+        let ratio: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| panic!("no ratio in `{line}`"));
+        assert!(ratio > 0.0 && ratio.is_finite(), "{line}");
+    }
+}

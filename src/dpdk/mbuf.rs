@@ -66,6 +66,25 @@ impl Mbuf {
             .wrapping_add(std::mem::size_of::<ffi::rte_mbuf>() + usize::from(off))
     }
 
+    /// The buffer from the data's start to its end: the frame, then the
+    /// tailroom (where a NIC that keeps the CRC writes it). For `hagw bench
+    /// forward`, which plays the NIC's DMA.
+    #[inline]
+    pub(crate) fn frame_room_mut(&mut self) -> &mut [u8] {
+        // SAFETY: buf_addr + data_off is inside the buffer of buf_len bytes
+        // (data_off <= buf_len, an mbuf invariant), which we own alone; the
+        // bytes past data_len are the tailroom, initialised memory of the
+        // pool's element.
+        unsafe {
+            let m = self.raw.as_mut();
+            let off = usize::from(m.data_off);
+            std::slice::from_raw_parts_mut(
+                (m.buf_addr as *mut u8).add(off),
+                usize::from(m.buf_len).saturating_sub(off),
+            )
+        }
+    }
+
     /// The offset of the data in the buffer.
     #[inline]
     pub(crate) fn data_off(&self) -> u16 {
