@@ -23,8 +23,8 @@
 //! (`SLICE` packets each), so a machine whose speed drifts over seconds
 //! weighs on both alike.
 //!
-//! Memory is plain 4 KB pages by default (`--no-huge`); with
-//! `HAGW_BENCH_HUGE=1` the mbufs live in 2 MB hugepages (`--in-memory`),
+//! Memory is plain 4 KB pages by default (EAL's `--no-huge`); with
+//! `--huge` the mbufs live in 2 MB hugepages (`--in-memory`),
 //! as on a production box: both loops get faster, the raw one more.
 
 use crate::dpdk::{Eal, Mbuf, Mempool, Port};
@@ -94,9 +94,24 @@ fn stats(v: &mut [f64]) -> (f64, f64) {
     )
 }
 
-pub fn forward(packets: u64, runs: usize, lcore: u32) -> Result<String, String> {
+/// 2 MB hugepages EAL takes with `--huge` (`-m 512`).
+const HUGEPAGES: u64 = 256;
+
+/// `--huge` with `free` hugepages: enough, or one line with the fix.
+fn enough_hugepages(free: u64) -> Result<(), String> {
+    if free < HUGEPAGES {
+        return Err(format!(
+            "--huge needs {HUGEPAGES} free 2 MB hugepages, {free} are: `echo 512 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages`, or leave out --huge"
+        ));
+    }
+    Ok(())
+}
+
+pub fn forward(packets: u64, runs: usize, lcore: u32, huge: bool) -> Result<String, String> {
     let cfg = nf_app::config::parse("bench", CFG).map_err(|e| e.to_string())?;
-    let huge = std::env::var_os("HAGW_BENCH_HUGE").is_some();
+    if huge {
+        enough_hugepages(crate::preflight::hugepages_free().unwrap_or(0))?;
+    }
     let mut args: Vec<String> = [
         "--no-pci",
         if huge { "--in-memory" } else { "--no-huge" },
@@ -193,7 +208,8 @@ pub fn forward(packets: u64, runs: usize, lcore: u32) -> Result<String, String> 
 
     let mut report = String::new();
     report.push_str(&format!(
-        "hagw bench forward: {packets} packets per run, {runs} runs, one core (lcore {lcore}), DPDK net_null ports\n"
+        "hagw bench forward: {packets} packets per run, {runs} runs, one core (lcore {lcore}), DPDK net_null ports, mbufs in {}\n",
+        if huge { "2 MB hugepages" } else { "4 KB pages (--huge for hugepages)" }
     ));
     report.push_str("size   mode       min Mpps   median Mpps   ns/pkt (median)\n");
     for (inp, outp, frame_len) in [(0usize, 1usize, 60usize), (2, 3, 1514)] {
@@ -390,4 +406,19 @@ fn nic_offloads(lab: &mut nf_app::convlab::ConvLab, on: bool) {
     }
     lab.tcp_checksum_offload(true, true);
     lab.nic_l4 = nf_core::RxChecksum::Good;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn huge_without_enough_hugepages_names_the_fix() {
+        let e = super::enough_hugepages(255).unwrap_err();
+        assert!(
+            e.starts_with("--huge needs 256 free 2 MB hugepages, 255 are")
+                && e.contains("nr_hugepages")
+                && !e.contains('\n'),
+            "{e}"
+        );
+        assert!(super::enough_hugepages(256).is_ok());
+    }
 }

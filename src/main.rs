@@ -122,6 +122,10 @@ enum BenchCmd {
         /// The lcore (CPU) the benchmark runs on.
         #[arg(long, default_value_t = 1)]
         lcore: u32,
+        /// Mbufs in 2 MB hugepages, as on a production box (256 free
+        /// hugepages needed); without it, plain 4 KB pages (`--no-huge`).
+        #[arg(long)]
+        huge: bool,
     },
     /// Conversions per second and bulk Gbit/s per core: in-process MPTCP
     /// clients (two subflows) and TCP servers through the conversion point
@@ -316,8 +320,9 @@ fn main() -> ExitCode {
                     packets,
                     runs,
                     lcore,
+                    huge,
                 },
-        } => match bench::forward(packets, runs.max(1), lcore) {
+        } => match bench::forward(packets, runs.max(1), lcore, huge) {
             Ok(r) => {
                 print!("{r}");
                 ExitCode::SUCCESS

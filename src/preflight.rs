@@ -10,7 +10,8 @@ fn euid() -> Option<u32> {
     line.split_whitespace().nth(2)?.parse().ok()
 }
 
-fn hugepages_free() -> Option<u64> {
+/// Free hugepages of the default size (2 MB on x86-64), from /proc/meminfo.
+pub(crate) fn hugepages_free() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = s.lines().find(|l| l.starts_with("HugePages_Free:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
