@@ -158,5 +158,10 @@ fn bench_forward_routes_every_packet() {
             .and_then(|r| r.parse().ok())
             .unwrap_or_else(|| panic!("no ratio in `{line}`"));
         assert!(ratio > 0.0 && ratio.is_finite(), "{line}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(size) && l.contains("ns the pipeline adds per packet")),
+            "{out}"
+        );
     }
 }
