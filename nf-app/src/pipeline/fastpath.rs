@@ -9,7 +9,7 @@
 //! not by whom; l3fwd and VPP leave it to the NIC), while the full pipeline
 //! always sums.
 //!
-//! A burst is run in one loop: what the input port contributes (its MAC,
+//! A burst is run in two loops: what the input port contributes (its MAC,
 //! whether TCP must pass the conversion point) is read once, and the
 //! forwarding decision for a destination (route, egress port, next hop's
 //! MAC) is remembered for the following packets, across bursts (bulk
@@ -33,6 +33,18 @@
 //! five). Prefetching all at once with the address read from the mbuf's
 //! header was no better than before. A burst is at most 32 packets, 32
 //! cache lines.
+//!
+//! The first loop takes the packets that follow the remembered decision,
+//! rewrites them where they lie in the burst and stops at the first that
+//! does not; they join the egress queue with one copy of their pointers.
+//! The second takes the rest one by one, looking the decision up (or
+//! handing the packet to the full pipeline). In steady bulk traffic a
+//! whole burst goes through the first; before, every packet was pushed to
+//! the egress queue on its own (a length load, two bound tests and a
+//! store through memory per packet). Interleaved invocations of `hagw
+//! bench forward --runs 3` at 64 bytes, ratio pipeline/raw (run-by-run
+//! medians): 0.645-0.662 against 0.607-0.616 with `--huge`, 0.708-0.717
+//! against 0.685-0.734 with 4 KB pages.
 //!
 //! Measured on the `hagw bench forward` harness and not kept: a VPP-style
 //! staged burst (classify all, route all, resolve all, rewrite all: 48.0
@@ -284,6 +296,22 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         let mut routed = 0u64;
         // every packet's headers at once, before the first is looked at
         B::prefetch_burst(bufs);
+        // the packets up to the first that does not follow the remembered
+        // decision, rewritten where they lie, queued with one copy
+        let memo = self.fast_memo;
+        let n = rewrite_run::<B, CONV, NIC>(ing, &memo, bufs);
+        if n > 0 {
+            routed += n as u64;
+            match self.tx.get_mut(usize::from(memo.port)) {
+                Some(q) if q.len() + n <= self.tx_cap => q.extend(bufs.drain(..n)),
+                _ => {
+                    for buf in bufs.drain(..n) {
+                        self.enqueue(memo.port, buf);
+                    }
+                }
+            }
+        }
+        // the rest one by one, the decision looked up or replaced as needed
         for buf in bufs.drain(..) {
             // (the full pipeline drops the remembered decision)
             match self.fast_forward_v4::<CONV, NIC>(ing, now_ns, buf) {
@@ -293,6 +321,33 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         }
         self.stats.events_add(Event::RoutedV4, routed);
     }
+}
+
+/// Rewrites the leading packets of `bufs` that take the fast path to
+/// `memo`'s destination, in place, and stops at the first that does not
+/// (another destination, or one for the full pipeline); how many.
+#[inline(always)]
+fn rewrite_run<B: PacketBuf, const CONV: bool, const NIC: bool>(
+    ing: &Ingress,
+    memo: &Adjacency,
+    bufs: &mut [B],
+) -> usize {
+    let mut n = 0;
+    for buf in bufs.iter_mut() {
+        if buf.segments() != 1 {
+            break;
+        }
+        let nic = buf.rx_ip_checksum();
+        let d = buf.data_mut();
+        match classify_v4::<CONV, NIC>(ing, d, nic) {
+            Some(dst) if dst == memo.dst && d.len() - 14 <= usize::from(memo.mtu) => {
+                rewrite(memo, d)
+            }
+            _ => break,
+        }
+        n += 1;
+    }
+    n
 }
 
 /// Writes the forwarding decision into a frame that passed the fast path's

@@ -899,3 +899,35 @@ fn a_nic_checked_ipv4_checksum_is_taken_as_the_nic_flags_it() {
     assert_eq!(run(true, &bad, C::Bad), (0, 1));
     assert_eq!(run(true, &good, C::Bad), (1, 0));
 }
+
+/// A burst rewritten in place that does not fit the egress queue's room
+/// is queued as far as it fits and the rest counted, as frame by frame.
+#[test]
+fn a_burst_beyond_the_egress_queue_room_is_queued_as_far_as_it_fits() {
+    let (mut fast, mut slow) = (pipeline(), pipeline());
+    let cap = fast.tx_cap;
+    for p in [&mut fast, &mut slow] {
+        learn_srv(p);
+        take(p, 2);
+        // one packet first: the decision is remembered, the queue emptied
+        p.process_burst(1, 2, &mut hairpin_burst(1));
+        assert_eq!(take(p, 2).len(), 1);
+        // the queue holds a few frames already (a NIC that did not take them)
+        p.process_burst(1, 2, &mut hairpin_burst(3));
+    }
+    let mut burst = hairpin_burst(cap);
+    fast.process_burst(2, 2, &mut burst);
+    assert!(burst.is_empty());
+    for b in hairpin_burst(cap) {
+        slow.process_slow(2, 2, b);
+    }
+    assert_eq!(fast.stats().drops_of(D::TxQueueFull), 3);
+    assert_eq!(slow.stats().drops_of(D::TxQueueFull), 3);
+    assert_eq!(
+        fast.stats().events_of(E::RoutedV4),
+        slow.stats().events_of(E::RoutedV4)
+    );
+    let out = take(&mut fast, 2);
+    assert_eq!(out.len(), cap);
+    assert_eq!(out, take(&mut slow, 2));
+}
