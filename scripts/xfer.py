@@ -15,6 +15,11 @@
   xfer.py refused HOST PORT         connect; expect a RST; print the milliseconds it took
   xfer.py synflood HOST PORT COUNT  COUNT MP_CAPABLE SYNs from spoofed sources (192.0.2.100-199,
                                     raw socket, root); print "sent COUNT"
+  xfer.py udp-echo PORT             echo UDP datagrams until 3 s pass without one (after the
+                                    first); print "echoed N ttl T..." (the TTLs they arrived with)
+  xfer.py udp-client HOST PORT COUNT SIZE
+                                    COUNT numbered datagrams of SIZE bytes, paced; print
+                                    "sent COUNT echoed M ttl T..." (echoes with the payload sent)
 Add --mptcp to use IPPROTO_MPTCP (262); --v6 makes the client socket dual-stack
 (AF_INET6, IPv4 as ::ffff:a.b.c.d) so the kernel may add IPv6 subflows.
 Servers print "peer ADDRESS" on stderr for every connection they accept.
@@ -178,6 +183,66 @@ def synflood(host, port, count):
         raw.sendto(ip + tcp, (host, 0))
     print("sent", count)
 
+# Linux's values (Python's socket module lacks IP_RECVTTL)
+IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)
+
+def recv_ttl(s):
+    """One datagram with the TTL it arrived with (IP_RECVTTL)."""
+    data, anc, _, peer = s.recvmsg(65536, socket.CMSG_SPACE(4))
+    ttl = None
+    for level, kind, val in anc:
+        if level == socket.IPPROTO_IP and kind == socket.IP_TTL:
+            ttl = int.from_bytes(val[:4], sys.byteorder)
+    return data, ttl, peer
+
+def udp_payload(i, size):
+    blk = pattern()
+    return i.to_bytes(4, "big") + blk[i % 997 : i % 997 + size - 4]
+
+def udp_echo(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+    s.bind(("0.0.0.0", port))
+    n, ttls = 0, set()
+    s.settimeout(30)
+    while True:
+        try:
+            data, ttl, peer = recv_ttl(s)
+        except socket.timeout:
+            break
+        s.settimeout(3)
+        n += 1
+        ttls.add(ttl)
+        s.sendto(data, peer)
+    print("echoed", n, "ttl", *sorted(ttls, key=str))
+
+def udp_client(host, port, count, size):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+    s.connect((host, port))
+    s.setblocking(False)
+    got, ttls = set(), set()
+    def drain():
+        while True:
+            try:
+                data, ttl, _ = recv_ttl(s)
+            except BlockingIOError:
+                return
+            i = int.from_bytes(data[:4], "big")
+            if data == udp_payload(i, size):
+                got.add(i)
+                ttls.add(ttl)
+    for i in range(count):
+        s.send(udp_payload(i, size))
+        if i % 50 == 49:
+            time.sleep(0.005)
+            drain()
+    end = time.monotonic() + 3
+    while time.monotonic() < end and len(got) < count:
+        time.sleep(0.05)
+        drain()
+    print("sent", count, "echoed", len(got), "ttl", *sorted(ttls, key=str))
+
 def main():
     args = [a for a in sys.argv[1:] if a not in ("--mptcp", "--v6", "--pause")]
     mptcp = "--mptcp" in sys.argv
@@ -244,6 +309,10 @@ def main():
         many_server(int(args[1]), mptcp)
     elif cmd == "many-client":
         many_client(args[1], int(args[2]), int(args[3]), int(args[4]), int(args[5]), mptcp)
+    elif cmd == "udp-echo":
+        udp_echo(int(args[1]))
+    elif cmd == "udp-client":
+        udp_client(args[1], int(args[2]), int(args[3]), int(args[4]))
     elif cmd == "refused":
         s = sock(mptcp)
         s.settimeout(30)
