@@ -355,7 +355,11 @@ fn engine_as_server() {
         "{log}"
     );
     // both subflows of the 50 MB connection carried data both ways
-    // (bytes_acked / bytes_received)
+    // (bytes_acked / bytes_received). How the bytes split between them
+    // depends on each subflow's losses in the run (the engine sends
+    // fixed-first and overflows to cellular when the fixed window is
+    // full): a CI run saw 859 KB of the echo on the fixed subflow, the
+    // rest on cellular. 256 KB (some 180 full segments) is data carried.
     let subflows: Vec<&str> = log_lines(&log, "subflow ");
     assert!(subflows.len() >= 6, "{log}");
     for l in &subflows[..2] {
@@ -367,7 +371,7 @@ fn engine_as_server() {
                 .unwrap_or(0)
         };
         assert!(
-            num("bytes_acked ") > 1_000_000 && num("bytes_received ") > 1_000_000,
+            num("bytes_acked ") > 256_000 && num("bytes_received ") > 256_000,
             "{l}"
         );
     }
