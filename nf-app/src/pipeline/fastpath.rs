@@ -102,6 +102,15 @@ impl Adjacency {
     };
 }
 
+impl Adjacency {
+    /// A frame of `len` bytes (its 14-byte Ethernet header included) fits
+    /// the egress port's MTU.
+    #[inline(always)]
+    fn fits(&self, len: usize) -> bool {
+        len.saturating_sub(14) <= usize::from(self.mtu)
+    }
+}
+
 /// Eight bytes of `h` from `at`, little-endian (one load).
 #[inline(always)]
 fn le64(h: &[u8; 34], at: usize) -> u64 {
@@ -242,12 +251,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         now_ns: u64,
         mut buf: B,
     ) -> Result<(), B> {
-        if buf.segments() != 1 {
-            return Err(buf);
-        }
-        let nic = buf.rx_ip_checksum();
-        let d = buf.data_mut();
-        let Some(dst) = classify_v4::<CONV, NIC>(ing, d, nic) else {
+        let Some(dst) = destination_v4::<B, CONV, NIC>(ing, &buf) else {
             return Err(buf);
         };
         if dst != self.fast_memo.dst {
@@ -257,10 +261,10 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             }
         }
         let memo = self.fast_memo;
-        if d.len() - 14 > usize::from(memo.mtu) {
+        if !memo.fits(buf.len()) {
             return Err(buf);
         }
-        rewrite(&memo, d);
+        rewrite(&memo, buf.data_mut());
         self.enqueue(memo.port, buf);
         Ok(())
     }
@@ -334,20 +338,26 @@ fn rewrite_run<B: PacketBuf, const CONV: bool, const NIC: bool>(
 ) -> usize {
     let mut n = 0;
     for buf in bufs.iter_mut() {
-        if buf.segments() != 1 {
-            break;
-        }
-        let nic = buf.rx_ip_checksum();
-        let d = buf.data_mut();
-        match classify_v4::<CONV, NIC>(ing, d, nic) {
-            Some(dst) if dst == memo.dst && d.len() - 14 <= usize::from(memo.mtu) => {
-                rewrite(memo, d)
-            }
+        match destination_v4::<B, CONV, NIC>(ing, buf) {
+            Some(dst) if dst == memo.dst && memo.fits(buf.len()) => rewrite(memo, buf.data_mut()),
             _ => break,
         }
         n += 1;
     }
     n
+}
+
+/// The destination of a fast-path candidate: [`classify_v4`] on a
+/// single-segment frame (the full pipeline takes chained ones).
+#[inline(always)]
+fn destination_v4<B: PacketBuf, const CONV: bool, const NIC: bool>(
+    ing: &Ingress,
+    buf: &B,
+) -> Option<u32> {
+    if buf.segments() != 1 {
+        return None;
+    }
+    classify_v4::<CONV, NIC>(ing, buf.data(), buf.rx_ip_checksum())
 }
 
 /// Writes the forwarding decision into a frame that passed the fast path's
