@@ -28,14 +28,19 @@ import hashlib, socket, sys, time
 
 CHUNK = 1 << 16
 
+_PATTERN = []
+
 def pattern():
-    # deterministic, non-repeating at chunk granularity
+    # deterministic, non-repeating at chunk granularity; built once
+    if _PATTERN:
+        return _PATTERN[0]
     h = hashlib.sha256(b"hagw").digest()
     block = bytearray()
     while len(block) < CHUNK:
         h = hashlib.sha256(h).digest()
         block += h
-    return bytes(block[:CHUNK])
+    _PATTERN.append(bytes(block[:CHUNK]))
+    return _PATTERN[0]
 
 V6 = "--v6" in sys.argv
 

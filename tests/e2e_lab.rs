@@ -50,17 +50,14 @@ fn sysfs_counter(n: &str, dev: &str, what: &str) -> u64 {
 }
 
 /// The kernel's count of IPv4 datagrams dropped for header errors (a bad
-/// checksum among them) in namespace `n` (/proc/net/snmp, Ip InHdrErrors).
+/// checksum among them) in namespace `n`.
 fn ip_in_hdr_errors(n: &str) -> u64 {
-    let snmp = ns_ok(n, &["cat", "/proc/net/snmp"]);
-    let mut ip = snmp.lines().filter(|l| l.starts_with("Ip: "));
-    let (names, values) = (ip.next().unwrap_or(""), ip.next().unwrap_or(""));
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(k, _)| *k == "InHdrErrors")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or_else(|| panic!("no Ip InHdrErrors in {n}'s /proc/net/snmp"))
+    let s = nstat(n);
+    assert!(
+        s.contains("IpInHdrErrors"),
+        "no IpInHdrErrors in {n}'s nstat: {s}"
+    );
+    counter(&s, "IpInHdrErrors")
 }
 
 fn xfer<'a>(args: &[&'a str]) -> Vec<&'a str> {
