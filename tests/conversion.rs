@@ -663,6 +663,11 @@ fn conversion_point_on_the_lab() {
     );
     stop_hagw(&mut guard);
 
+    // (n) each downstream scheduler against the Linux client: 40 MB down
+    // intact, split over the accesses as the scheduler says (bytes hagw
+    // sent per access role, headers included)
+    downstream_schedulers(&text, &mut guard);
+
     // (m) the internet port on net_tap, a PMD that verifies and computes
     // TCP checksums (RTE_ETH_RX/TX_OFFLOAD_TCP_CKSUM, in software in the
     // PMD): hagw turns both on, takes the server's segments on its word and
@@ -670,6 +675,66 @@ fn conversion_point_on_the_lab() {
     // kernel verifies
     tcp_checksum_offload_on_a_tap_port(&text, &mut guard);
     let _ = ns("srv", &["nft", "delete", "table", "inet", "hagwtest"]);
+}
+
+/// (n): lab.toml with each downstream scheduler but the default
+/// (fixed-first, steps a-b): a 40 MB download by the Linux MPTCP client,
+/// sha256-checked, and the bytes hagw sent on each access.
+/// - `redundant`: both accesses carry (nearly) all of it, and the client's
+///   kernel counts the copies it dropped (MPTcpExtDuplicateData);
+/// - `active-standby`: the fixed access alone while it is up;
+/// - `weighted` 3:1: about three quarters on fixed;
+/// - `min-rtt` (equal paths here): intact, the accesses together carry it.
+fn downstream_schedulers(lab_toml: &str, guard: &mut Guard) {
+    const N: u64 = 40_000_000;
+    let sent =
+        |m: &str, role: &str| metric(m, "hagw_conv_tx_bytes_total", &format!("role=\"{role}\""));
+    for (k, (sched, extra)) in [
+        ("redundant", ""),
+        ("active-standby", ""),
+        ("weighted", "weights = [3, 1]\n"),
+        ("min-rtt", ""),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cfg = lab_toml.replace(
+            "[conversion]\n",
+            &format!("[conversion]\nscheduler = \"{sched}\"\n{extra}"),
+        );
+        assert_ne!(cfg, lab_toml);
+        let path = std::env::temp_dir().join(format!("hagw-lab-{sched}.toml"));
+        std::fs::write(&path, cfg).expect("config");
+        start_hagw(path.to_str().expect("path"), guard);
+        let (m0, n0) = (metrics(), nstat("cli"));
+        let port = (5240 + k).to_string();
+        let seen = transfer(
+            &["serve", &port, &N.to_string()],
+            &["recv", "198.51.100.2", &port, "--mptcp"],
+            N,
+        );
+        assert_eq!(seen, vec!["192.0.2.2"]);
+        let (m1, n1) = (metrics(), nstat("cli"));
+        let fixed = sent(&m1, "access-fixed") - sent(&m0, "access-fixed");
+        let cell = sent(&m1, "access-cellular") - sent(&m0, "access-cellular");
+        let dups = counter(&n1, "MPTcpExtDuplicateData") - counter(&n0, "MPTcpExtDuplicateData");
+        let what =
+            format!("{sched}: {fixed} bytes on fixed, {cell} on cellular, {dups} duplicates");
+        assert!(fixed + cell >= N, "{what}");
+        match sched {
+            "redundant" => {
+                assert!(fixed >= N * 9 / 10 && cell >= N * 3 / 10, "{what}");
+                assert!(dups > 0, "{what}");
+            }
+            "active-standby" => assert!(fixed >= N && cell < N / 100, "{what}"),
+            "weighted" => {
+                let share = fixed as f64 / (fixed + cell) as f64;
+                assert!((0.6..0.9).contains(&share), "{what}");
+            }
+            _ => {}
+        }
+        stop_hagw(guard);
+    }
 }
 
 /// (m): srv1 replaced by `net_tap0,iface=tapsrv`, the tap moved into ns
