@@ -13,6 +13,13 @@
                                     COUNT connections, PARALLEL at a time, each echoing BYTES;
                                     print "ok COUNT", exit 1 on any failure
   xfer.py refused HOST PORT         connect; expect a RST; print the milliseconds it took
+  xfer.py abort-server PORT BYTES   accept one connection, send BYTES, then abort it (SO_LINGER 0:
+                                    a RST; on an MPTCP socket an MP_FASTCLOSE); print "aborted"
+  xfer.py abort-client HOST PORT BYTES
+                                    connect, send BYTES, then abort as abort-server does
+  xfer.py until-reset HOST PORT     connect, read until the connection ends; print "reset N"
+                                    (N bytes read first), "eof N" or "timeout N" (10 s)
+  xfer.py sink-until-reset PORT     accept one connection, read as until-reset does
   xfer.py synflood HOST PORT COUNT  COUNT MP_CAPABLE SYNs from spoofed sources (192.0.2.100-199,
                                     raw socket, root); print "sent COUNT"
   xfer.py udp-echo PORT             echo UDP datagrams until 3 s pass without one (after the
@@ -24,7 +31,7 @@ Add --mptcp to use IPPROTO_MPTCP (262); --v6 makes the client socket dual-stack
 (AF_INET6, IPv4 as ::ffff:a.b.c.d) so the kernel may add IPv6 subflows.
 Servers print "peer ADDRESS" on stderr for every connection they accept.
 """
-import hashlib, socket, sys, time
+import hashlib, socket, struct, sys, time
 
 CHUNK = 1 << 16
 
@@ -156,6 +163,29 @@ def many_client(host, port, count, parallel, nbytes, mptcp):
         sys.exit(1)
     print("ok", count)
 
+def abort(s, n):
+    send_all(s, n)
+    # let the bytes reach the peer before the connection is torn down
+    time.sleep(0.5)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    print("aborted", flush=True)
+
+def read_until_end(s):
+    s.settimeout(10)
+    n = 0
+    try:
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                print("eof", n)
+                return
+            n += len(b)
+    except ConnectionResetError:
+        print("reset", n)
+    except socket.timeout:
+        print("timeout", n)
+
 def csum16(b):
     if len(b) % 2:
         b += b"\0"
@@ -167,7 +197,7 @@ def csum16(b):
 def synflood(host, port, count):
     """MP_CAPABLE v1 SYNs (RFC 8684 3.1) from spoofed sources, as a flood
     would send them: nobody answers their SYN/ACKs."""
-    import random, struct
+    import random
     raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     raw.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
     dst = socket.inet_aton(host)
@@ -318,6 +348,20 @@ def main():
         udp_echo(int(args[1]))
     elif cmd == "udp-client":
         udp_client(args[1], int(args[2]), int(args[3]), int(args[4]))
+    elif cmd == "abort-server":
+        abort(listen(int(args[1]), mptcp), int(args[2]))
+    elif cmd == "abort-client":
+        s = sock(mptcp)
+        s.settimeout(30)
+        s.connect(addr(args[1], int(args[2])))
+        abort(s, int(args[3]))
+    elif cmd == "until-reset":
+        s = sock(mptcp)
+        s.settimeout(30)
+        s.connect(addr(args[1], int(args[2])))
+        read_until_end(s)
+    elif cmd == "sink-until-reset":
+        read_until_end(listen(int(args[1]), mptcp))
     elif cmd == "refused":
         s = sock(mptcp)
         s.settimeout(30)

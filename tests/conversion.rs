@@ -24,7 +24,9 @@
 //! on payload held by reference kicks in (copies counted) and 30 MB each
 //! way still completes; (m) with the internet port on `net_tap` (a PMD that
 //! verifies and computes TCP checksums) hagw turns both offloads on and
-//! 20 MB each way stay intact, none dropped as malformed.
+//! 20 MB each way stay intact, none dropped as malformed; (n) each
+//! downstream scheduler splits a download over the accesses as it says;
+//! (o) an abort (RST, MP_FASTCLOSE) by either end reaches the other.
 
 mod common;
 use common::*;
@@ -410,6 +412,9 @@ fn conversion_point_on_the_lab() {
         ) >= 1
     );
 
+    // (o) an abort in the middle of a connection reaches the other end
+    aborts_propagate();
+
     // (i) DSS checksums asked for by the client (RFC 8684 §3.1, §3.3.1)
     cli_checksums(true);
     let c0 = nstat("cli");
@@ -675,6 +680,76 @@ fn conversion_point_on_the_lab() {
     // kernel verifies
     tcp_checksum_offload_on_a_tap_port(&text, &mut guard);
     let _ = ns("srv", &["nft", "delete", "table", "inet", "hagwtest"]);
+}
+
+/// (o): RST/MP_FASTCLOSE propagate both ways (issue 5, point 2). The
+/// server aborts after 2 MB (SO_LINGER 0: a RST): the Linux client reads
+/// the 2 MB, then its connection is reset, by an MP_FASTCLOSE (RFC 8684
+/// §3.5, its kernel counts it). The client aborts after 2 MB (its kernel
+/// sends MP_FASTCLOSE): the server reads the 2 MB, then is reset. The
+/// session table is empty afterwards (both sessions were gone at once: no
+/// idle timeout involved).
+fn aborts_propagate() {
+    const N: &str = "2000000";
+    let active = || metric(&metrics(), "hagw_conv_sessions_active", "");
+    // the steps before end their sessions in TIME-WAIT (2 s) or by timeouts
+    let t = Instant::now();
+    while active() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "sessions left by the steps before"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let c0 = nstat("cli");
+    let srv = spawn_ns("srv", &xfer(&["abort-server", "5250", N]));
+    std::thread::sleep(Duration::from_millis(400));
+    let t = Instant::now();
+    let got = ns_ok(
+        "cli",
+        &xfer(&["until-reset", "198.51.100.2", "5250", "--mptcp"]),
+    );
+    let took = t.elapsed();
+    let (out, _) = wait_output(srv, "aborting server");
+    assert_eq!(out.trim(), "aborted");
+    assert_eq!(
+        got.trim(),
+        format!("reset {N}"),
+        "client after the server's abort"
+    );
+    // the server aborts 0.5 s after its last byte
+    assert!(took < Duration::from_secs(3), "reset after {took:?}");
+    let c1 = nstat("cli");
+    assert!(
+        counter(&c1, "MPTcpExtMPFastcloseRx") > counter(&c0, "MPTcpExtMPFastcloseRx"),
+        "the client's kernel got an MP_FASTCLOSE"
+    );
+    let srv = spawn_ns("srv", &xfer(&["sink-until-reset", "5251"]));
+    std::thread::sleep(Duration::from_millis(400));
+    let out = ns_ok(
+        "cli",
+        &xfer(&["abort-client", "198.51.100.2", "5251", N, "--mptcp"]),
+    );
+    assert_eq!(out.trim(), "aborted");
+    let (got, _) = wait_output(srv, "server");
+    assert_eq!(
+        got.trim(),
+        format!("reset {N}"),
+        "server after the client's abort"
+    );
+    let c2 = nstat("cli");
+    assert!(
+        counter(&c2, "MPTcpExtMPFastcloseTx") > counter(&c1, "MPTcpExtMPFastcloseTx"),
+        "the client's kernel aborted with an MP_FASTCLOSE"
+    );
+    let t = Instant::now();
+    while active() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "sessions left after the aborts"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// (n): lab.toml with each downstream scheduler but the default
