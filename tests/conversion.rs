@@ -26,7 +26,9 @@
 //! verifies and computes TCP checksums) hagw turns both offloads on and
 //! 20 MB each way stay intact, none dropped as malformed; (n) each
 //! downstream scheduler splits a download over the accesses as it says;
-//! (o) an abort (RST, MP_FASTCLOSE) by either end reaches the other.
+//! (o) an abort (RST, MP_FASTCLOSE) by either end reaches the other; (p) a
+//! full session table or subscriber quota refuses a connection with a
+//! prompt RST, counted by reason.
 
 mod common;
 use common::*;
@@ -673,6 +675,9 @@ fn conversion_point_on_the_lab() {
     // sent per access role, headers included)
     downstream_schedulers(&text, &mut guard);
 
+    // (p) the session caps refuse with a prompt RST, counted by reason
+    session_caps_refuse(&text, &mut guard);
+
     // (m) the internet port on net_tap, a PMD that verifies and computes
     // TCP checksums (RTE_ETH_RX/TX_OFFLOAD_TCP_CKSUM, in software in the
     // PMD): hagw turns both on, takes the server's segments on its word and
@@ -749,6 +754,81 @@ fn aborts_propagate() {
             "sessions left after the aborts"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// (p): with `max_sessions = 2`, then `max_sessions_per_subscriber = 2`,
+/// two connections held open fill the cap and a third from the Linux
+/// client is refused at once (a RST: ECONNREFUSED within a second),
+/// counted as refused{reason="table_full"} or {reason="subscriber_limit"};
+/// once the holders close, a connection goes through again.
+fn session_caps_refuse(lab_toml: &str, guard: &mut Guard) {
+    for (k, (key, reason)) in [
+        ("max_sessions", "table_full"),
+        ("max_sessions_per_subscriber", "subscriber_limit"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cfg = lab_toml.replace("[conversion]\n", &format!("[conversion]\n{key} = 2\n"));
+        assert_ne!(cfg, lab_toml);
+        let path = std::env::temp_dir().join(format!("hagw-lab-{key}.toml"));
+        std::fs::write(&path, cfg).expect("config");
+        start_hagw(path.to_str().expect("path"), guard);
+        let base = 5270 + 10 * k as u16;
+        let mut held = Vec::new();
+        for i in 0..2u16 {
+            let port = (base + i).to_string();
+            held.push(spawn_ns("srv", &xfer(&["sink-until-reset", &port])));
+            std::thread::sleep(Duration::from_millis(300));
+            held.push(spawn_ns(
+                "cli",
+                &xfer(&["until-reset", "198.51.100.2", &port, "--mptcp"]),
+            ));
+        }
+        let t = Instant::now();
+        while metric(&metrics(), "hagw_conv_sessions_active", "") < 2 {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{key}: holders not connected"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let port = (base + 2).to_string();
+        let out = ns_ok("cli", &xfer(&["refused", "198.51.100.2", &port, "--mptcp"]));
+        let ms: u64 = out
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{key}: {out}"));
+        assert!(ms < 1000, "{key}: RST after {ms} ms");
+        let refused = |r: &str| {
+            metric(
+                &metrics(),
+                "hagw_conv_sessions_refused_total",
+                &format!("reason=\"{r}\""),
+            )
+        };
+        assert!(refused(reason) >= 1, "{key}: refused{{reason={reason}}}");
+        for mut c in held {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // the killed clients' sockets close: the sessions end, room again
+        let t = Instant::now();
+        while metric(&metrics(), "hagw_conv_sessions_active", "") > 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{key}: holders' sessions left"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let port = (base + 3).to_string();
+        transfer(
+            &["sink", &port],
+            &["send", "198.51.100.2", &port, "1000000", "--mptcp"],
+            1_000_000,
+        );
+        stop_hagw(guard);
     }
 }
 
