@@ -22,6 +22,7 @@
   xfer.py sink-until-reset PORT     accept one connection, read as until-reset does
   xfer.py synflood HOST PORT COUNT  COUNT MP_CAPABLE SYNs from spoofed sources (192.0.2.100-199,
                                     raw socket, root); print "sent COUNT"
+  xfer.py joinflood HOST PORT COUNT as synflood, MP_JOIN SYNs with random tokens
   xfer.py udp-echo PORT             echo UDP datagrams until 3 s pass without one (after the
                                     first); print "echoed N ttl T..." (the TTLs they arrived with)
   xfer.py udp-client HOST PORT COUNT SIZE
@@ -194,9 +195,10 @@ def csum16(b):
         t = (t & 0xffff) + (t >> 16)
     return (~t) & 0xffff
 
-def synflood(host, port, count):
+def synflood(host, port, count, join=False):
     """MP_CAPABLE v1 SYNs (RFC 8684 3.1) from spoofed sources, as a flood
-    would send them: nobody answers their SYN/ACKs."""
+    would send them: nobody answers their SYN/ACKs. With `join`, MP_JOIN
+    SYNs (RFC 8684 3.2) naming random tokens instead."""
     import random
     raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     raw.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
@@ -205,8 +207,13 @@ def synflood(host, port, count):
     for k in range(count):
         src = socket.inet_aton("192.0.2.%d" % (100 + k % 100))
         sport = 20000 + k
-        # MSS 1460, SACK permitted, MP_CAPABLE v1 (flags: H), padding
-        opts = bytes([2, 4, 0x05, 0xb4, 4, 2, 30, 4, 0x01, 0x01, 1, 1])
+        # MSS 1460, SACK permitted, MP_CAPABLE v1 (flags: H), padding;
+        # or MP_JOIN (address id 1, a random token and nonce), padding
+        if join:
+            opts = (bytes([2, 4, 0x05, 0xb4, 4, 2, 30, 12, 0x10, 1])
+                    + rnd.getrandbits(64).to_bytes(8, "big") + bytes([1, 1]))
+        else:
+            opts = bytes([2, 4, 0x05, 0xb4, 4, 2, 30, 4, 0x01, 0x01, 1, 1])
         off = (20 + len(opts)) // 4
         tcp = struct.pack("!HHIIBBHHH", sport, port, rnd.getrandbits(32), 0,
                           off << 4, 0x02, 64240, 0, 0) + opts
@@ -313,6 +320,8 @@ def main():
         print(n, d)
     elif cmd == "synflood":
         synflood(args[1], int(args[2]), int(args[3]))
+    elif cmd == "joinflood":
+        synflood(args[1], int(args[2]), int(args[3]), join=True)
     elif cmd == "echo-client":
         import threading
         s = sock(mptcp)

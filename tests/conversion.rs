@@ -28,7 +28,9 @@
 //! downstream scheduler splits a download over the accesses as it says;
 //! (o) an abort (RST, MP_FASTCLOSE) by either end reaches the other; (p) a
 //! full session table or subscriber quota refuses a connection with a
-//! prompt RST, counted by reason.
+//! prompt RST, counted by reason; (q) an MP_JOIN flood with random tokens
+//! is refused and counted while a real client's join works, and an idle
+//! connection is reset on both ends after the idle timeout.
 
 mod common;
 use common::*;
@@ -678,6 +680,10 @@ fn conversion_point_on_the_lab() {
     // (p) the session caps refuse with a prompt RST, counted by reason
     session_caps_refuse(&text, &mut guard);
 
+    // (q) an MP_JOIN flood with random tokens is refused and counted, and
+    // an idle connection is reset on both ends after the idle timeout
+    join_flood_and_idle_timeout(&text, &mut guard);
+
     // (m) the internet port on net_tap, a PMD that verifies and computes
     // TCP checksums (RTE_ETH_RX/TX_OFFLOAD_TCP_CKSUM, in software in the
     // PMD): hagw turns both on, takes the server's segments on its word and
@@ -830,6 +836,70 @@ fn session_caps_refuse(lab_toml: &str, guard: &mut Guard) {
         );
         stop_hagw(guard);
     }
+}
+
+/// (q): lab.toml with `idle_timeout_s = 2`.
+/// - 200 spoofed MP_JOIN SYNs naming random tokens: each is answered with
+///   a RST and counted as joins_refused{reason="unknown_token"} (at least
+///   half must reach hagw through the lab's veths); the real client's
+///   connection then works, its cellular subflow joined.
+/// - A connection left idle: both ends' reads end in a reset once the
+///   timeout passed (the sweep runs every second), counted as timed out.
+fn join_flood_and_idle_timeout(lab_toml: &str, guard: &mut Guard) {
+    let cfg = lab_toml.replace("[conversion]\n", "[conversion]\nidle_timeout_s = 2\n");
+    assert_ne!(cfg, lab_toml);
+    let path = std::env::temp_dir().join("hagw-lab-idle.toml");
+    std::fs::write(&path, cfg).expect("config");
+    start_hagw(path.to_str().expect("path"), guard);
+    let unknown = || {
+        metric(
+            &metrics(),
+            "hagw_conv_joins_refused_total",
+            "reason=\"unknown_token\"",
+        )
+    };
+    let j0 = unknown();
+    ns_ok("cli", &xfer(&["joinflood", "198.51.100.2", "5290", "200"]));
+    let t = Instant::now();
+    while unknown() < j0 + 100 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "MP_JOIN flood: {} refused",
+            unknown() - j0
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let c0 = nstat("cli");
+    transfer(
+        &["sink", "5291"],
+        &["send", "198.51.100.2", "5291", "5000000", "--mptcp"],
+        5_000_000,
+    );
+    let c1 = nstat("cli");
+    assert!(
+        counter(&c1, "MPTcpExtMPJoinSynAckRx") > counter(&c0, "MPTcpExtMPJoinSynAckRx"),
+        "the real client's subflow joined during the flood's aftermath"
+    );
+    let timed_out = || metric(&metrics(), "hagw_conv_sessions_timed_out_total", "");
+    let before = timed_out();
+    let srv = spawn_ns("srv", &xfer(&["sink-until-reset", "5292"]));
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let cli = spawn_ns(
+        "cli",
+        &xfer(&["until-reset", "198.51.100.2", "5292", "--mptcp"]),
+    );
+    let (c, _) = wait_output(cli, "idle client");
+    let (s, _) = wait_output(srv, "idle server");
+    assert_eq!(c.trim(), "reset 0", "the idle client");
+    assert_eq!(s.trim(), "reset 0", "the idle server");
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "reset after {:?}",
+        t.elapsed()
+    );
+    assert!(timed_out() > before);
+    stop_hagw(guard);
 }
 
 /// (n): lab.toml with each downstream scheduler but the default
