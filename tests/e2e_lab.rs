@@ -6,8 +6,10 @@
 //! to 2001:db8:c::1, UDP echoed both ways through the IPv4 fast path (TTL
 //! 63 at each end, no header checksum errors at the kernels), 100 MB TCP
 //! each way with sha256 equality, `promtool check metrics` accepts
-//! /metrics, hagw's port counters match the kernel's veth counters, and
-//! hagw exits 0 on SIGTERM.
+//! /metrics, hagw's port counters match the kernel's veth counters, the
+//! kernel's ping sees hagw's ICMP errors (time exceeded, net unreachable,
+//! IPv6 no route) and a burst of TTL-1 packets is answered only up to the
+//! rate limit, and hagw exits 0 on SIGTERM.
 
 mod common;
 use common::*;
@@ -247,6 +249,61 @@ fn lab_end_to_end() {
         close(fix_tx, k_rx),
         "hagw fix1 tx {fix_tx} vs kernel fix0 rx {k_rx}"
     );
+
+    // ICMP errors from hagw as the Linux peers see them: TTL 1 gets Time
+    // Exceeded from hagw's address on the way in (RFC 1812 §5.3.1,
+    // §4.3.2.4), no route Destination Net Unreachable (§5.2.7.1), IPv6 no
+    // route Destination Unreachable (RFC 4443 §3.1); a burst of TTL-1
+    // packets past the limit (icmp_errors_burst 50, 100/s) gets fewer
+    // answers than packets, the rest counted.
+    let icmp = |args: &[&str], want: &str| {
+        let o = ns("cli", args);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(out.contains(want), "`{}`: {out}", args.join(" "));
+        out
+    };
+    icmp(
+        &["ping", "-c", "1", "-W", "2", "-t", "1", "198.51.100.2"],
+        "From 192.0.2.1 icmp_seq=1 Time to live exceeded",
+    );
+    icmp(
+        &["ping", "-c", "1", "-W", "2", "203.0.113.9"],
+        "From 192.0.2.1 icmp_seq=1 Destination Net Unreachable",
+    );
+    icmp(
+        &["ping", "-6", "-c", "1", "-W", "2", "2001:db8:ffff::1"],
+        "From 2001:db8:c::1 icmp_seq=1 Destination unreachable: No route",
+    );
+    let event = |m: &str, e: &str| metric(m, "hagw_events_total", &format!("event=\"{e}\""));
+    let m0 = metrics();
+    let out = icmp(
+        &[
+            "ping",
+            "-c",
+            "200",
+            "-i",
+            "0.002",
+            "-W",
+            "1",
+            "-t",
+            "1",
+            "198.51.100.2",
+        ],
+        "Time to live exceeded",
+    );
+    let answered = out.matches("Time to live exceeded").count();
+    assert!(answered < 200, "{answered} of 200 answered: no rate limit");
+    let m1 = metrics();
+    let d = |e: &str| event(&m1, e) - event(&m0, e);
+    assert!(
+        d("icmp_error_rate_limited") > 0,
+        "rate-limited ICMP errors not counted"
+    );
+    assert!(
+        d("icmpv4_error_tx") + d("icmp_error_rate_limited") >= 200,
+        "every TTL-1 packet answered or counted as limited"
+    );
+    println!("TTL 1 burst: {answered} of 200 answered");
 
     // SIGTERM → clean exit 0.
     let mut child = guard.0.pop().expect("hagw");
