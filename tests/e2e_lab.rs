@@ -9,7 +9,9 @@
 //! /metrics, hagw's port counters match the kernel's veth counters, the
 //! kernel's ping sees hagw's ICMP errors (time exceeded, net unreachable,
 //! IPv6 no route) and a burst of TTL-1 packets is answered only up to the
-//! rate limit, and hagw exits 0 on SIGTERM.
+//! rate limit, and hagw exits 0 on SIGTERM; with the server-side port at
+//! MTU 1400, a DF packet too big gets Fragmentation Needed and a TCP
+//! transfer finds the path MTU through it.
 
 mod common;
 use common::*;
@@ -323,4 +325,46 @@ fn lab_end_to_end() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0), "hagw exit status on SIGTERM");
+
+    // Path MTU discovery through hagw: srv1 at MTU 1400. A 1428-byte ping
+    // with DF gets Fragmentation Needed naming 1400 (RFC 1191, RFC 1812
+    // §4.3.2.4); the kernel's TCP learns the path MTU from it and a
+    // transfer through the smaller link arrives intact.
+    let text = std::fs::read_to_string("configs/lab.toml").expect("lab.toml");
+    let small = text.replace("name = \"srv1\"\n", "name = \"srv1\"\nmtu = 1400\n");
+    assert_ne!(small, text);
+    let small_path = std::env::temp_dir().join("hagw-lab-mtu1400.toml");
+    std::fs::write(&small_path, small).expect("config");
+    start_hagw(
+        small_path.to_str().expect("path"),
+        "hagw-e2e-mtu.log",
+        &mut guard,
+    );
+    ns_ok("cli", &["ping", "-c", "1", "-W", "2", "198.51.100.2"]);
+    let o = ns(
+        "cli",
+        &[
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            "1400",
+            "198.51.100.2",
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("From 192.0.2.1 icmp_seq=1 Frag needed and DF set (mtu = 1400)"),
+        "{out}"
+    );
+    transfer(
+        &["sink", "5003"],
+        &["send", "198.51.100.2", "5003", "100000000"],
+    );
+    let m = metrics();
+    assert!(metric(&m, "hagw_events_total", "event=\"icmpv4_error_tx\"") >= 1);
 }
