@@ -906,7 +906,9 @@ fn join_flood_and_idle_timeout(lab_toml: &str, guard: &mut Guard) {
 /// (fixed-first, steps a-b): a 40 MB download by the Linux MPTCP client,
 /// sha256-checked, and the bytes hagw sent on each access.
 /// - `redundant`: both accesses carry (nearly) all of it, and the client's
-///   kernel counts the copies it dropped (MPTcpExtDuplicateData);
+///   kernel counts the copies it dropped (MPTcpExtDuplicateData); the
+///   cellular port runs at MTU 1280 there, so the copies arriving prove
+///   hagw sizes its segments to the egress port;
 /// - `active-standby`: the fixed access alone while it is up;
 /// - `weighted` 3:1: about three quarters on fixed;
 /// - `min-rtt` (equal paths here): intact, the accesses together carry it.
@@ -923,10 +925,17 @@ fn downstream_schedulers(lab_toml: &str, guard: &mut Guard) {
     .into_iter()
     .enumerate()
     {
-        let cfg = lab_toml.replace(
+        let mut cfg = lab_toml.replace(
             "[conversion]\n",
             &format!("[conversion]\nscheduler = \"{sched}\"\n{extra}"),
         );
+        if sched == "redundant" {
+            // the cellular access at the IPv6 minimum MTU (the PMD sets the
+            // veth's too): the copies hagw sends there must fit 1280 while
+            // the client's SYN offered an MSS for 1500
+            cfg = cfg.replace("name = \"cel1\"\n", "name = \"cel1\"\nmtu = 1280\n");
+            assert!(cfg.contains("mtu = 1280"));
+        }
         assert_ne!(cfg, lab_toml);
         let path = std::env::temp_dir().join(format!("hagw-lab-{sched}.toml"));
         std::fs::write(&path, cfg).expect("config");
