@@ -907,8 +907,9 @@ fn join_flood_and_idle_timeout(lab_toml: &str, guard: &mut Guard) {
 /// sha256-checked, and the bytes hagw sent on each access.
 /// - `redundant`: both accesses carry (nearly) all of it, and the client's
 ///   kernel counts the copies it dropped (MPTcpExtDuplicateData); the
-///   cellular port runs at MTU 1280 there, so the copies arriving prove
-///   hagw sizes its segments to the egress port;
+///   cellular port runs at MTU 1280 there, and the client is dual-stack,
+///   so the copies arriving over IPv4 and IPv6 prove hagw sizes each
+///   subflow's segments to its access and address family;
 /// - `active-standby`: the fixed access alone while it is up;
 /// - `weighted` 3:1: about three quarters on fixed;
 /// - `min-rtt` (equal paths here): intact, the accesses together carry it.
@@ -942,9 +943,15 @@ fn downstream_schedulers(lab_toml: &str, guard: &mut Guard) {
         start_hagw(path.to_str().expect("path"), guard);
         let (m0, n0) = (metrics(), nstat("cli"));
         let port = (5240 + k).to_string();
+        // redundant: dual-stack, so the IPv6 cellular subflow joins too
+        let v6 = if sched == "redundant" {
+            "--v6"
+        } else {
+            "--mptcp"
+        };
         let seen = transfer(
             &["serve", &port, &N.to_string()],
-            &["recv", "198.51.100.2", &port, "--mptcp"],
+            &["recv", "198.51.100.2", &port, "--mptcp", v6],
             N,
         );
         assert_eq!(seen, vec!["192.0.2.2"]);
@@ -959,6 +966,10 @@ fn downstream_schedulers(lab_toml: &str, guard: &mut Guard) {
             "redundant" => {
                 assert!(fixed >= N * 9 / 10 && cell >= N * 3 / 10, "{what}");
                 assert!(dups > 0, "{what}");
+                // the IPv6 subflow's copies fit 1280 too (60 bytes of
+                // headers, not 40: its MSS is its own)
+                let v6 = counter(&n1, "Ip6InOctets") - counter(&n0, "Ip6InOctets");
+                assert!(v6 >= N / 10, "{what}; {v6} IPv6 bytes reached the client");
             }
             "active-standby" => assert!(fixed >= N && cell < N / 100, "{what}"),
             "weighted" => {

@@ -586,6 +586,14 @@ impl<C: Chunk> MpConnection<C> {
     pub fn subflows(&self) -> &[Subflow<C>] {
         &self.subflows
     }
+    /// Lowers subflow `i`'s MSS ([`nf_tcp::Connection::limit_mss`]): each
+    /// subflow runs over its own access, address family and MTU. Call it
+    /// when the subflow is made (`server`, `accept_join`), before it sends.
+    pub fn limit_subflow_mss(&mut self, i: usize, mss: u16) {
+        if let Some(s) = self.subflows.get_mut(i) {
+            s.tcp.limit_mss(mss);
+        }
+    }
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

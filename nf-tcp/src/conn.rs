@@ -468,6 +468,24 @@ impl<C: Chunk> Connection<C> {
     pub fn set_cc_coupling(&mut self, alpha_milli: u64, total: usize) {
         self.cc.set_coupling(alpha_milli, total);
     }
+    /// Lowers the MSS this end announces and sends with to `mss` (never
+    /// raises it): the path this connection was given turned out narrower
+    /// than the configuration's (an egress MTU, an IPv6 header). For a
+    /// connection that has sent no data yet (its congestion window, sized
+    /// in segments, starts again from the new MSS); the SYN or SYN-ACK it
+    /// has yet to send announces it.
+    pub fn limit_mss(&mut self, mss: u16) {
+        let mss = mss.max(64);
+        if mss < self.cfg.mss {
+            self.cfg.mss = mss;
+            self.cc = cc::new(self.cfg.cc, usize::from(mss));
+        }
+    }
+    /// The MSS this end is configured with (its announced one, before any
+    /// margin; segments also stay within the peer's).
+    pub fn mss(&self) -> u16 {
+        self.cfg.mss
+    }
     /// Caps the window this end advertises (`None`: the receive buffer).
     pub fn set_window_limit(&mut self, limit: Option<usize>) {
         self.window_limit = limit;

@@ -469,6 +469,37 @@ fn segments_fit_the_mss_and_share_payload() {
     }
 }
 
+/// A passive connection told of a narrower path before its SYN-ACK (an
+/// IPv6 subflow over a 1280-byte access) announces that MSS and sends
+/// segments within it, though the peer offered 1460; the limit never
+/// raises the MSS.
+#[test]
+fn a_lowered_mss_is_announced_and_kept() {
+    let mut h = hdr(PEER_ISS, 0, F::SYN);
+    h.opts.mss = Some(1460);
+    let mut c = Connection::accept(cfg(), &h, Seq(ISS));
+    c.limit_mss(1220);
+    c.limit_mss(1400);
+    assert_eq!(c.mss(), 1220);
+    let synack = out(&mut c, 0);
+    assert_eq!(synack[0].hdr.opts.mss, Some(1220));
+    let mut ack = hdr(PEER_ISS + 1, ISS + 1, F::ACK);
+    ack.window = 65535;
+    c.handle_segment(10 * MS, seg(ack, &[]));
+    assert_eq!(c.state(), State::Established);
+    c.send(Bytes::new(vec![7; 20_000]));
+    let s = out(&mut c, 20 * MS);
+    assert!(!s.is_empty());
+    assert!(
+        s.iter().all(|x| x.payload.len() <= 1220),
+        "segments within 1220"
+    );
+    assert!(
+        s.iter().any(|x| x.payload.len() == 1220),
+        "full 1220-byte segments"
+    );
+}
+
 #[test]
 fn tcp_fast_open_passive_side() {
     // RFC 7413: a cookie request gets a cookie; a SYN with the right cookie

@@ -493,7 +493,9 @@ impl<C: Chunk> Converter<C> {
     /// passes through is clamped to them.
     pub fn set_mtus(&mut self, fixed: u16, cellular: u16, internet: u16) {
         self.mtu = [fixed, cellular, internet];
-        self.mp_cfg.tcp.mss = fixed.min(cellular).saturating_sub(40).max(536);
+        // the widest a subflow may use; each is lowered to its own access
+        // and address family when it is made (`subflow_mss`)
+        self.mp_cfg.tcp.mss = fixed.max(cellular).saturating_sub(40).max(536);
     }
 
     /// A port went down (or came back) with these addresses: advertised
@@ -558,8 +560,18 @@ impl<C: Chunk> Converter<C> {
 
     /// The largest MSS for a side and address family.
     fn mss_for(&self, side: Side, v4: bool) -> u16 {
+        Self::mss_in(&self.mtu, side, v4)
+    }
+
+    /// The largest MSS for a side's MTU (of `mtu`) and an address family:
+    /// the MTU less the IP and TCP headers (RFC 9293 §3.7.1; 60 bytes with
+    /// IPv6, RFC 8200). A subflow of a converted connection gets its own
+    /// (`MpConnection::limit_subflow_mss`): over a cellular access at 1280
+    /// bytes, an IPv6 subflow sends 1220-byte segments and an IPv4 one
+    /// 1240, while the fixed access keeps 1460.
+    fn mss_in(mtu: &[u16; 3], side: Side, v4: bool) -> u16 {
         let hdr = if v4 { 40 } else { 60 };
-        self.mtu[side_index(side)].saturating_sub(hdr).max(536)
+        mtu[side_index(side)].saturating_sub(hdr).max(536)
     }
 
     pub fn policy(&self) -> &Policy {
@@ -1147,6 +1159,7 @@ impl<C: Chunk> Converter<C> {
         else {
             return;
         };
+        mp.limit_subflow_mss(0, self.mss_for(side, p.src.is_ipv4()));
         if let Some((_, wscale, sack)) = ts {
             // the client's window scale and SACK-permitted ride in the low
             // bits of our TSval; its TSecr brings them back
@@ -1212,6 +1225,7 @@ impl<C: Chunk> Converter<C> {
         let role = policy::path_role(side == Side::Fixed);
         let sched = self.policy.new_scheduler();
         let mut mp = MpConnection::server(self.mp_cfg, secrets, &syn, isn, role, sched)?;
+        mp.limit_subflow_mss(0, self.mss_for(side, p.src.is_ipv4()));
         if let Some((_, ecr)) = h.opts.ts.filter(|_| ts.is_some()) {
             // our clock goes on from the TSval the client echoes
             mp.set_ts_clock(now, ecr);
@@ -1289,7 +1303,7 @@ impl<C: Chunk> Converter<C> {
             seed: self.keys.next_u64(),
         };
         let iss = Seq(self.keys.next_u64() as u32);
-        let mp_cfg = self.mp_cfg;
+        let (mp_cfg, mtu) = (self.mp_cfg, self.mtu);
         let sched = self.policy.new_scheduler();
         let Some(s) = self.session(sid) else { return };
         s.srv.handle_segment(now, seg);
@@ -1305,7 +1319,10 @@ impl<C: Chunk> Converter<C> {
         let Some(syn) = s.syn.take() else { return };
         let role = policy::path_role(s.paths.first().is_none_or(|p| p.side == Side::Fixed));
         match MpConnection::server(mp_cfg, secrets, &syn, iss, role, sched) {
-            Some(mp) => {
+            Some(mut mp) => {
+                if let Some(p) = s.paths.first() {
+                    mp.limit_subflow_mss(0, Self::mss_in(&mtu, p.side, p.client.0.is_ipv4()));
+                }
                 let token = mp.local_token();
                 s.mp = Some(mp);
                 s.phase = Phase::Converted;
@@ -1413,6 +1430,7 @@ impl<C: Chunk> Converter<C> {
             return self.refuse_join(side, p, &seg.hdr, JoinRefuse::UnknownToken);
         };
         let iss = Seq(self.keys.next_u64() as u32);
+        let mss = self.mss_for(side, p.src.is_ipv4());
         let phase = self
             .sessions
             .get(sid)
@@ -1433,6 +1451,7 @@ impl<C: Chunk> Converter<C> {
                 let hdr = seg.hdr;
                 match m.accept_join(&seg, iss, role) {
                     Some(sf) => {
+                        m.limit_subflow_mss(sf, mss);
                         // every subflow has its path: index `sf` is the next
                         s.paths.push(Path {
                             client: (p.src, p.sport),
