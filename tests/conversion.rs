@@ -30,7 +30,9 @@
 //! full session table or subscriber quota refuses a connection with a
 //! prompt RST, counted by reason; (q) an MP_JOIN flood with random tokens
 //! is refused and counted while a real client's join works, and an idle
-//! connection is reset on both ends after the idle timeout.
+//! connection is reset on both ends after the idle timeout; (r) toward a
+//! server behind a narrower link, hagw takes the router's "fragmentation
+//! needed" and the upload completes.
 
 mod common;
 use common::*;
@@ -684,6 +686,10 @@ fn conversion_point_on_the_lab() {
     // an idle connection is reset on both ends after the idle timeout
     join_flood_and_idle_timeout(&text, &mut guard);
 
+    // (r) path MTU discovery on hagw's side toward a server behind a
+    // narrower link
+    path_mtu_toward_the_server(&text, &mut guard);
+
     // (m) the internet port on net_tap, a PMD that verifies and computes
     // TCP checksums (RTE_ETH_RX/TX_OFFLOAD_TCP_CKSUM, in software in the
     // PMD): hagw turns both on, takes the server's segments on its word and
@@ -900,6 +906,56 @@ fn join_flood_and_idle_timeout(lab_toml: &str, guard: &mut Guard) {
     );
     assert!(timed_out() > before);
     stop_hagw(guard);
+}
+
+/// (r): a server in ns far behind ns srv acting as a router, whose link to
+/// far is at MTU 1400 while far's own end is at 1500 (so far offers an MSS
+/// of 1460 and only the router knows better). hagw's 1500-byte segments
+/// toward the server get "fragmentation needed" from the router (to the
+/// NAT address, 192.0.2.2, routed back through hagw); hagw lowers that
+/// connection's MSS (RFC 1191) and resends, and a 20 MB upload arrives
+/// intact. Without it the upload stalls for ever (a PMTU black hole).
+fn path_mtu_toward_the_server(lab_toml: &str, guard: &mut Guard) {
+    let sh = |cmd: &str| {
+        let o = Command::new("bash")
+            .args(["-c", cmd])
+            .output()
+            .expect("bash");
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let _ = Command::new("ip").args(["netns", "del", "far"]).output();
+    sh("ip netns add far \
+        && ip link add srvfar netns srv type veth peer name far0 netns far \
+        && ip -n srv addr add 198.18.0.1/24 dev srvfar \
+        && ip -n srv link set srvfar mtu 1400 up \
+        && ip -n far addr add 198.18.0.2/24 dev far0 \
+        && ip -n far link set far0 up && ip -n far link set lo up \
+        && ip -n far route add default via 198.18.0.1 \
+        && ip netns exec srv sysctl -qw net.ipv4.ip_forward=1");
+    let cfg =
+        format!("{lab_toml}\n[[route]]\nprefix = \"198.18.0.0/24\"\nvia = \"198.51.100.2\"\n");
+    let path = std::env::temp_dir().join("hagw-lab-far.toml");
+    std::fs::write(&path, cfg).expect("config");
+    start_hagw(path.to_str().expect("path"), guard);
+    let lowered = || metric(&metrics(), "hagw_conv_path_mtu_lowered_total", "");
+    let before = lowered();
+    let srv = spawn_ns("far", &xfer(&["sink", "5310"]));
+    std::thread::sleep(Duration::from_millis(400));
+    let cli = ns_ok(
+        "cli",
+        &xfer(&["send", "198.18.0.2", "5310", "20000000", "--mptcp"]),
+    );
+    let (out, err) = wait_output(srv, "server behind the narrow link");
+    assert!(cli.starts_with("20000000 "), "client moved {cli}");
+    assert_eq!(cli.trim(), out.trim(), "sha256 differs between the ends");
+    assert_eq!(peers(&err), vec!["192.0.2.2"]);
+    assert!(lowered() > before, "no MSS lowered");
+    stop_hagw(guard);
+    sh("ip netns del far && ip netns exec srv sysctl -qw net.ipv4.ip_forward=0");
 }
 
 /// (n): lab.toml with each downstream scheduler but the default

@@ -296,7 +296,7 @@ fn render_conversion(
     .with_label_values(&[])
     .set(sum(&|w| w.conv.sessions_active.get()) as i64);
     type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
-    let simple: [(&str, &str, Read); 16] = [
+    let simple: [(&str, &str, Read); 17] = [
         (
             "hagw_conv_segments_after_close_total",
             "Late client packets of ended sessions, dropped (never sent to the server)",
@@ -331,6 +331,11 @@ fn render_conversion(
             "hagw_conv_syn_cookies_invalid_total",
             "MP_CAPABLE ACKs of no session that were not a valid cookie",
             &|w| w.conv.syn_cookies_invalid.get(),
+        ),
+        (
+            "hagw_conv_path_mtu_lowered_total",
+            "ICMP fragmentation-needed errors that lowered the MSS of a connection hagw terminates (RFC 1191)",
+            &|w| w.conv.path_mtu_lowered.get(),
         ),
         (
             "hagw_conv_sessions_evicted_total",

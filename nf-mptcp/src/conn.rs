@@ -594,6 +594,14 @@ impl<C: Chunk> MpConnection<C> {
             s.tcp.limit_mss(mss);
         }
     }
+    /// An ICMP error saying subflow `i`'s path takes at most `mss`-byte
+    /// segments, quoting its segment at `seq`
+    /// ([`nf_tcp::Connection::path_mtu_lowered`]); whether it was taken.
+    pub fn subflow_path_mtu(&mut self, i: usize, seq: nf_tcp::Seq, mss: u16) -> bool {
+        self.subflows
+            .get_mut(i)
+            .is_some_and(|s| s.tcp.path_mtu_lowered(seq, mss))
+    }
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

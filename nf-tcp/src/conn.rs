@@ -106,6 +106,9 @@ pub struct Stats {
     pub sack_blocks_invalid: u64,
     pub zero_window_probes: u64,
     pub keepalive_probes: u64,
+    /// ICMP "fragmentation needed" / "packet too big" taken: the MSS
+    /// lowered to the path's (RFC 1191, RFC 8201).
+    pub path_mtu_lowered: u64,
 }
 
 /// HyStart++ (RFC 9406 §4.2) delay-increase detection, fed with per-ACK
@@ -485,6 +488,46 @@ impl<C: Chunk> Connection<C> {
     /// margin; segments also stay within the peer's).
     pub fn mss(&self) -> u16 {
         self.cfg.mss
+    }
+
+    /// An ICMP "fragmentation needed" (RFC 1191 §6.3) or "packet too big"
+    /// (RFC 8201 §5.2) quoting the segment at `seq`: the path takes
+    /// segments of at most `mss` bytes (the caller derived it from the
+    /// reported MTU and floored it). Believed only for a segment in flight
+    /// (RFC 5927 §7.2: an error quoting anything else is forged or stale)
+    /// and when below the MSS in use. The MSS drops to it and what is in
+    /// flight, dropped on the way for its size, is sent again at once in
+    /// segments of the new size, with no congestion response (RFC 1191
+    /// §6.5: the loss was not congestion). Returns whether it was taken.
+    pub fn path_mtu_lowered(&mut self, seq: Seq, mss: u16) -> bool {
+        let mss = mss.max(64);
+        if seq.lt(self.snd_una) || !seq.lt(self.snd_nxt) || usize::from(mss) >= self.effective_mss()
+        {
+            return false;
+        }
+        self.cfg.mss = mss;
+        self.stats.path_mtu_lowered += 1;
+        if matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
+        ) {
+            // everything unacknowledged is resent from snd_una (SACKed
+            // data skipped), as after a timeout but with the window kept
+            let point = match self.recovery {
+                Some(r) => Seq::max(r.point, self.snd_nxt),
+                None => self.snd_nxt,
+            };
+            self.recovery = Some(Recovery {
+                point,
+                lost_until: self.snd_nxt,
+                rxt_nxt: self.snd_una,
+            });
+        }
+        true
     }
     /// Caps the window this end advertises (`None`: the receive buffer).
     pub fn set_window_limit(&mut self, limit: Option<usize>) {

@@ -500,6 +500,46 @@ fn a_lowered_mss_is_announced_and_kept() {
     );
 }
 
+/// RFC 1191 §6.3 / RFC 5927 §7.2: a "fragmentation needed" quoting data
+/// not in flight, or naming an MSS no smaller, is ignored; one quoting a
+/// segment in flight lowers the MSS and everything unacknowledged is sent
+/// again at once in segments of the new size, the window kept.
+#[test]
+fn fragmentation_needed_lowers_the_mss_and_resends_at_once() {
+    let mut c = established(cfg());
+    let mut wnd = hdr(PEER_ISS + 1, ISS + 1, F::ACK);
+    wnd.window = 65535;
+    c.handle_segment(15 * MS, seg(wnd, &[]));
+    c.send(Bytes::new((0..6000u32).map(|i| i as u8).collect()));
+    let first = out(&mut c, 20 * MS);
+    let sent: usize = first.iter().map(|s| s.payload.len()).sum();
+    assert!(first.iter().all(|s| s.payload.len() <= 1460) && sent > 1460);
+    // stale (acknowledged or never sent) or not lower: ignored
+    assert!(!c.path_mtu_lowered(Seq(ISS), 1360));
+    assert!(!c.path_mtu_lowered(Seq(ISS + 1 + sent as u32), 1360));
+    assert!(!c.path_mtu_lowered(Seq(ISS + 1), 1460));
+    assert_eq!(c.stats().path_mtu_lowered, 0);
+    // about the first segment in flight: taken
+    assert!(c.path_mtu_lowered(Seq(ISS + 1), 1360));
+    assert_eq!(c.mss(), 1360);
+    assert_eq!(c.stats().path_mtu_lowered, 1);
+    let again = out(&mut c, 21 * MS);
+    assert_eq!(
+        again.first().map(|s| s.hdr.seq),
+        Some(Seq(ISS + 1)),
+        "resent from snd_una"
+    );
+    assert!(
+        again.iter().all(|s| s.payload.len() <= 1360),
+        "in 1360-byte segments"
+    );
+    let resent: usize = again.iter().map(|s| s.payload.len()).sum();
+    assert!(
+        resent >= sent,
+        "everything in flight resent ({resent} of {sent})"
+    );
+}
+
 #[test]
 fn tcp_fast_open_passive_side() {
     // RFC 7413: a cookie request gets a cookie; a SYN with the right cookie

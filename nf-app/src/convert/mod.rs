@@ -313,7 +313,7 @@ impl<C: Chunk> Converter<C> {
         if self.shard.is_single() {
             return None;
         }
-        let (_, _, key) = icmp_quote(ip)?;
+        let key = icmp_quote(ip)?.key;
         let o = self
             .nat
             .reply_owner((key.src, key.sport), (key.dst, key.dport));
@@ -710,15 +710,29 @@ impl<C: Chunk> Converter<C> {
     /// "destination unreachable" about the SYN hagw sent for a session
     /// still waiting for its server ends that session, and the client gets
     /// the same answer: returned are the client's side, its SYN as an IP
-    /// packet (to quote) and the ICMP code. Errors about other session
-    /// packets are absorbed (`Some(None)`): they concern hagw's connection,
-    /// not the client's. `None`: not about a session.
+    /// packet (to quote) and the ICMP code. "Fragmentation needed" about a
+    /// segment hagw sent, toward the server or to the client on a subflow,
+    /// lowers that connection's MSS (RFC 1191 §6.3; `path_mtu`). Errors
+    /// about other session packets are absorbed (`Some(None)`): they
+    /// concern hagw's connections, not the client's or the server's. `None`:
+    /// not about a session.
     #[allow(clippy::type_complexity)]
     pub fn icmp_input(&mut self, ip: &[u8]) -> Option<Option<(Side, Vec<u8>, u8)>> {
-        let (kind, code, key) = icmp_quote(ip)?;
-        let Some(Flow::Server { sid }) = self.flows.get(&key).copied() else {
-            return None;
+        let q = icmp_quote(ip)?;
+        let flow = self.flows.get(&q.key).copied()?;
+        let frag = q.kind == 3 && q.code == 4;
+        let sid = match flow {
+            Flow::Server { .. } | Flow::Client { .. } if frag => {
+                self.path_mtu(flow, &q);
+                return Some(None);
+            }
+            Flow::Server { sid } => sid,
+            // about hagw's subflow to the client: hagw's, absorbed
+            Flow::Client { .. } => return Some(None),
+            // withdrawn connections' errors are the ends' own: routed
+            _ => return None,
         };
+        let (kind, code) = (q.kind, q.code);
         let s = self.sessions.get_mut(sid).and_then(Option::as_mut)?;
         if kind != 3 || s.phase != Phase::Connecting {
             return Some(None);
@@ -738,6 +752,38 @@ impl<C: Chunk> Converter<C> {
             .inc(Refuse::ServerUnreachable as usize);
         self.touch(sid);
         Some(Some((path.side, quoted, code)))
+    }
+
+    /// "Fragmentation needed and DF set" (RFC 792, RFC 1191 §4) about a
+    /// segment of `flow`: the connection that sent it takes the next hop's
+    /// MTU, floored at 552 bytes (RFC 5927 §7.2: an error may be forged;
+    /// Linux's `min_pmtu`), less 40 bytes of headers, if the quoted
+    /// sequence number is in flight. An error without the MTU (0: a router
+    /// older than RFC 1191) is ignored.
+    fn path_mtu(&mut self, flow: Flow, q: &Quote) {
+        if q.mtu < 68 {
+            return;
+        }
+        let mss = q.mtu.max(552) - 40;
+        let seq = Seq(q.seq);
+        let (sid, taken) = match flow {
+            Flow::Server { sid } => {
+                let Some(s) = self.session(sid) else { return };
+                (sid, s.srv.path_mtu_lowered(seq, mss))
+            }
+            Flow::Client { sid, sf } => {
+                let Some(m) = self.session(sid).and_then(|s| s.mp.as_mut()) else {
+                    return;
+                };
+                (sid, m.subflow_path_mtu(sf, seq, mss))
+            }
+            _ => return,
+        };
+        if taken {
+            self.stats.conv.path_mtu_lowered.inc();
+            // resend what the path dropped, in smaller segments
+            self.touch(sid);
+        }
     }
 
     /// A SYN on the tuple of subflow `sf` of session `sid` that opens a
@@ -1888,16 +1934,30 @@ impl<C: Chunk> Converter<C> {
     }
 }
 
+/// What an ICMPv4 error about TCP says ([`icmp_quote`]).
+struct Quote {
+    kind: u8,
+    code: u8,
+    /// The quoted packet's reply tuple: the key of the flow that sent it
+    /// (nat → server: the server side; gateway → client: a subflow).
+    key: FlowKey,
+    /// The next hop's MTU of a "fragmentation needed" (RFC 1191 §4: the
+    /// low 16 bits of the ICMP header's second word; 0 from older routers).
+    mtu: u16,
+    /// The quoted segment's sequence number (RFC 792: the first 64 bits
+    /// of the quoted datagram's data are the ports and the sequence number).
+    seq: u32,
+}
+
 /// An ICMPv4 error about TCP (RFC 792: destination unreachable, source
-/// quench, time exceeded, parameter problem): its type, code and the
-/// quoted packet's reply tuple (the quoted packet went nat → server, so
-/// this is the key of the server's side of a session).
-fn icmp_quote(ip: &[u8]) -> Option<(u8, u8, FlowKey)> {
+/// quench, time exceeded, parameter problem).
+fn icmp_quote(ip: &[u8]) -> Option<Quote> {
     let hl = usize::from(ip.first()? & 0x0f) * 4;
     let (kind, code) = (*ip.get(hl)?, *ip.get(hl + 1)?);
     if !matches!(kind, 3 | 4 | 11 | 12) {
         return None;
     }
+    let mtu = u16::from_be_bytes([*ip.get(hl + 6)?, *ip.get(hl + 7)?]);
     let inner = ip.get(hl + 8..)?;
     let ihl = usize::from(inner.first()? & 0x0f) * 4;
     if inner.first()? >> 4 != 4 || *inner.get(9)? != nf_core::wire::ip_proto::TCP {
@@ -1907,8 +1967,14 @@ fn icmp_quote(ip: &[u8]) -> Option<(u8, u8, FlowKey)> {
     let b: [u8; 4] = inner.get(16..20)?.try_into().ok()?;
     let sport = u16::from_be_bytes([*inner.get(ihl)?, *inner.get(ihl + 1)?]);
     let dport = u16::from_be_bytes([*inner.get(ihl + 2)?, *inner.get(ihl + 3)?]);
-    let key = FlowKey::new((IpAddr::from(b), dport), (IpAddr::from(a), sport));
-    Some((kind, code, key))
+    let seq: [u8; 4] = inner.get(ihl + 4..ihl + 8)?.try_into().ok()?;
+    Some(Quote {
+        kind,
+        code,
+        key: FlowKey::new((IpAddr::from(b), dport), (IpAddr::from(a), sport)),
+        mtu,
+        seq: u32::from_be_bytes(seq),
+    })
 }
 
 fn syn_src(paths: &[Path]) -> IpAddr {
