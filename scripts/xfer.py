@@ -23,6 +23,12 @@
   xfer.py synflood HOST PORT COUNT  COUNT MP_CAPABLE SYNs from spoofed sources (192.0.2.100-199,
                                     raw socket, root); print "sent COUNT"
   xfer.py joinflood HOST PORT COUNT as synflood, MP_JOIN SYNs with random tokens
+  xfer.py ptb HOST PORT GW6 IFACE MTU
+                                    read to EOF like recv (dual-stack, so an IPv6 subflow to GW6
+                                    joins) while watching IFACE (AF_PACKET, root): the first TCP
+                                    segment from GW6 longer than MTU is answered with an ICMPv6
+                                    Packet Too Big naming MTU; print "BYTES SHA256 ptb P over O",
+                                    O: segments from GW6 still over MTU 0.5 s after it
   xfer.py udp-echo PORT             echo UDP datagrams until 3 s pass without one (after the
                                     first); print "echoed N ttl T..." (the TTLs they arrived with)
   xfer.py udp-client HOST PORT COUNT SIZE
@@ -187,6 +193,44 @@ def read_until_end(s):
     except socket.timeout:
         print("timeout", n)
 
+def ptb(host, port, gw6, iface, mtu):
+    import threading
+    sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86DD))
+    sniff.bind((iface, 0x86DD))
+    sniff.settimeout(0.2)
+    gw = socket.inet_pton(socket.AF_INET6, gw6)
+    s = sock(True)
+    s.settimeout(60)
+    s.connect(addr(host, port))
+    out = {}
+    def reader():
+        out["r"] = recv_all(s)
+    t = threading.Thread(target=reader)
+    t.start()
+    sent_at, over = None, 0
+    while t.is_alive():
+        try:
+            f = sniff.recv(65535)
+        except socket.timeout:
+            continue
+        ip = f[14:]
+        if len(ip) < 60 or ip[6] != 6 or ip[8:24] != gw:
+            continue
+        if len(ip) <= mtu:
+            continue
+        if sent_at is None:
+            # RFC 4443 3.2: as much of the invoking packet as fits in the
+            # minimum MTU; the kernel fills in the checksum
+            raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+            msg = bytes([2, 0, 0, 0]) + struct.pack("!I", mtu) + ip[:1280 - 48]
+            raw.sendto(msg, (gw6, 0))
+            sent_at = time.monotonic()
+        elif time.monotonic() - sent_at > 0.5:
+            over += 1
+    t.join()
+    n, d = out["r"]
+    print(n, d, "ptb", int(sent_at is not None), "over", over)
+
 def csum16(b):
     if len(b) % 2:
         b += b"\0"
@@ -320,6 +364,8 @@ def main():
         print(n, d)
     elif cmd == "synflood":
         synflood(args[1], int(args[2]), int(args[3]))
+    elif cmd == "ptb":
+        ptb(args[1], int(args[2]), args[3], args[4], int(args[5]))
     elif cmd == "joinflood":
         synflood(args[1], int(args[2]), int(args[3]), join=True)
     elif cmd == "echo-client":

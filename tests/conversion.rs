@@ -32,7 +32,8 @@
 //! is refused and counted while a real client's join works, and an idle
 //! connection is reset on both ends after the idle timeout; (r) toward a
 //! server behind a narrower link, hagw takes the router's "fragmentation
-//! needed" and the upload completes.
+//! needed" and the upload completes; (s) an ICMPv6 Packet Too Big about
+//! the IPv6 subflow lowers its MSS.
 
 mod common;
 use common::*;
@@ -690,6 +691,9 @@ fn conversion_point_on_the_lab() {
     // narrower link
     path_mtu_toward_the_server(&text, &mut guard);
 
+    // (s) an ICMPv6 Packet Too Big about the IPv6 subflow's segments
+    packet_too_big_on_the_ipv6_subflow(&text, &mut guard);
+
     // (m) the internet port on net_tap, a PMD that verifies and computes
     // TCP checksums (RTE_ETH_RX/TX_OFFLOAD_TCP_CKSUM, in software in the
     // PMD): hagw turns both on, takes the server's segments on its word and
@@ -956,6 +960,62 @@ fn path_mtu_toward_the_server(lab_toml: &str, guard: &mut Guard) {
     assert!(lowered() > before, "no MSS lowered");
     stop_hagw(guard);
     sh("ip netns del far && ip netns exec srv sysctl -qw net.ipv4.ip_forward=0");
+}
+
+/// (s): the cellular IPv6 path narrows to 1280 bytes beyond hagw's port:
+/// ns cli drops IPv6 packets from 2001:db8:c::1 over 1280 bytes (nftables,
+/// before its stack sees them) and answers the first with a Packet Too Big
+/// (RFC 4443 §3.2), as a router on a 1280-byte link would. With the
+/// `redundant` scheduler the IPv6 subflow carries copies of a 100 MB
+/// download: hagw takes the error (RFC 8201), sends that subflow nothing
+/// over 1280 bytes from half a second after it, and the download is
+/// intact. (Before, hagw ignored it and resent the big segments for ever.)
+fn packet_too_big_on_the_ipv6_subflow(lab_toml: &str, guard: &mut Guard) {
+    let cfg = lab_toml.replace(
+        "[conversion]\n",
+        "[conversion]\nscheduler = \"redundant\"\n",
+    );
+    let path = std::env::temp_dir().join("hagw-lab-ptb.toml");
+    std::fs::write(&path, cfg).expect("config");
+    ns_ok("cli", &["nft", "add table ip6 hagwptb"]);
+    ns_ok(
+        "cli",
+        &[
+            "nft",
+            "add chain ip6 hagwptb pre { type filter hook prerouting priority -300; }",
+        ],
+    );
+    ns_ok(
+        "cli",
+        &[
+            "nft",
+            "add rule ip6 hagwptb pre ip6 saddr 2001:db8:c::1 meta length > 1280 drop",
+        ],
+    );
+    start_hagw(path.to_str().expect("path"), guard);
+    let lowered = || metric(&metrics(), "hagw_conv_path_mtu_lowered_total", "");
+    let before = lowered();
+    let srv = spawn_ns("srv", &xfer(&["serve", "5320", "100000000"]));
+    std::thread::sleep(Duration::from_millis(400));
+    let cli = ns_ok(
+        "cli",
+        &xfer(&[
+            "ptb",
+            "198.51.100.2",
+            "5320",
+            "2001:db8:c::1",
+            "cel0",
+            "1280",
+            "--v6",
+        ]),
+    );
+    let (out, _) = wait_output(srv, "server");
+    let (sum, tail) = cli.trim().split_at(cli.trim().find(" ptb").unwrap_or(0));
+    assert_eq!(sum, out.trim(), "sha256 differs between the ends");
+    assert_eq!(tail.trim(), "ptb 1 over 0", "{cli}");
+    assert!(lowered() > before, "the Packet Too Big was not taken");
+    stop_hagw(guard);
+    ns_ok("cli", &["nft", "delete", "table", "ip6", "hagwptb"]);
 }
 
 /// (n): lab.toml with each downstream scheduler but the default

@@ -334,7 +334,7 @@ fn render_conversion(
         ),
         (
             "hagw_conv_path_mtu_lowered_total",
-            "ICMP fragmentation-needed errors that lowered the MSS of a connection hagw terminates (RFC 1191)",
+            "ICMP fragmentation-needed and ICMPv6 packet-too-big errors that lowered the MSS of a connection hagw terminates (RFC 1191, RFC 8201)",
             &|w| w.conv.path_mtu_lowered.get(),
         ),
         (

@@ -166,9 +166,10 @@ pub struct ConvStats {
     pub syn_cookies_sent: Counter,
     pub syn_cookies_accepted: Counter,
     pub syn_cookies_invalid: Counter,
-    /// ICMP "fragmentation needed" about a segment hagw sent on a
-    /// converted connection (either side) that lowered that connection's
-    /// MSS (RFC 1191); errors quoting data not in flight are ignored.
+    /// ICMP "fragmentation needed" or ICMPv6 "packet too big" about a
+    /// segment hagw sent on a converted connection (either side) that
+    /// lowered that connection's MSS (RFC 1191, RFC 8201); errors quoting
+    /// data not in flight are ignored.
     pub path_mtu_lowered: Counter,
 }
 

@@ -754,6 +754,29 @@ impl<C: Chunk> Converter<C> {
         Some(Some((path.side, quoted, code)))
     }
 
+    /// An ICMPv6 Packet Too Big (RFC 4443 §3.2) quoting `quoted` (the
+    /// invoking packet from its IPv6 header on): when it is about a TCP
+    /// segment of a connection hagw terminates (a subflow over IPv6, or an
+    /// IPv6 server's side), that connection's MSS drops to the reported
+    /// MTU, floored at 1280 (RFC 8201 §4: IPv6's minimum link MTU), less
+    /// 60 bytes of headers, if the quoted segment is in flight. True when
+    /// it was about such a connection (taken or not: hagw's own, never
+    /// forwarded).
+    pub fn packet_too_big(&mut self, mtu: u32, quoted: &[u8]) -> bool {
+        let Some((key, seq)) = quote_v6(quoted) else {
+            return false;
+        };
+        let Some(flow) = self.flows.get(&key).copied() else {
+            return false;
+        };
+        if !matches!(flow, Flow::Server { .. } | Flow::Client { .. }) {
+            return false;
+        }
+        let mss = u16::try_from(mtu.max(1280).saturating_sub(60)).unwrap_or(u16::MAX);
+        self.lower_mss(flow, seq, mss);
+        true
+    }
+
     /// "Fragmentation needed and DF set" (RFC 792, RFC 1191 §4) about a
     /// segment of `flow`: the connection that sent it takes the next hop's
     /// MTU, floored at 552 bytes (RFC 5927 §7.2: an error may be forged;
@@ -764,8 +787,14 @@ impl<C: Chunk> Converter<C> {
         if q.mtu < 68 {
             return;
         }
-        let mss = q.mtu.max(552) - 40;
-        let seq = Seq(q.seq);
+        self.lower_mss(flow, q.seq, q.mtu.max(552) - 40);
+    }
+
+    /// `flow`'s connection takes `mss` if the segment at `seq` is in flight
+    /// (`nf_tcp::Connection::path_mtu_lowered`); counted, and the session
+    /// driven to resend.
+    fn lower_mss(&mut self, flow: Flow, seq: u32, mss: u16) {
+        let seq = Seq(seq);
         let (sid, taken) = match flow {
             Flow::Server { sid } => {
                 let Some(s) = self.session(sid) else { return };
@@ -1975,6 +2004,26 @@ fn icmp_quote(ip: &[u8]) -> Option<Quote> {
         mtu,
         seq: u32::from_be_bytes(seq),
     })
+}
+
+/// The TCP segment an ICMPv6 error quotes (from its IPv6 header on; a
+/// quote with extension headers is not looked into): the key of the flow
+/// that sent it and its sequence number.
+fn quote_v6(q: &[u8]) -> Option<(FlowKey, u32)> {
+    if q.first()? >> 4 != 6 || *q.get(6)? != nf_core::wire::ip_proto::TCP {
+        return None;
+    }
+    let a: [u8; 16] = q.get(8..24)?.try_into().ok()?;
+    let b: [u8; 16] = q.get(24..40)?.try_into().ok()?;
+    let t = q.get(40..48)?;
+    let (sport, dport) = (
+        u16::from_be_bytes([t[0], t[1]]),
+        u16::from_be_bytes([t[2], t[3]]),
+    );
+    Some((
+        FlowKey::new((IpAddr::from(b), dport), (IpAddr::from(a), sport)),
+        u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+    ))
 }
 
 fn syn_src(paths: &[Path]) -> IpAddr {

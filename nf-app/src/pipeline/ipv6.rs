@@ -44,6 +44,25 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             return self.stats.dropped(Drop::Martian);
         }
         let mut ip = ip;
+        if ip.next_header == ip_proto::ICMPV6 && self.conv.is_some() {
+            // a Packet Too Big about a segment hagw sent (to its own
+            // address for a subflow, to the NAT address toward a server)
+            let taken = {
+                let d = buf.data().get(l2 + ipv6::HEADER_LEN..).unwrap_or(&[]);
+                match icmpv6::Packet::new_checked(d)
+                    .and_then(|p| icmpv6::Repr::parse(&p, ip.src, ip.dst))
+                {
+                    Ok(icmpv6::Repr::PacketTooBig { mtu, data }) => self
+                        .conv
+                        .as_mut()
+                        .is_some_and(|c| c.packet_too_big(mtu, data)),
+                    _ => false,
+                }
+            };
+            if taken {
+                return;
+            }
+        }
         if ip.next_header == ip_proto::TCP && self.conv.is_some() {
             let local = self.local_v6.contains(&ip.dst);
             match self.convert_input(now_ns, port, &mut buf, l2, local) {
