@@ -1193,3 +1193,39 @@ fn loss_on_the_accesses_is_recovered_and_counted_by_role() {
     assert_eq!(st.tcp_retransmits.get(Side::Internet as usize), 0);
     assert_eq!(st.tcp_timeouts.get(Side::Internet as usize), 0);
 }
+
+mod icmp_quotes {
+    use super::super::{icmp_quote, quote_v6};
+    use proptest::prelude::*;
+
+    /// An ICMPv4 fragmentation-needed quoting a TCP segment: its MTU, the
+    /// quoted sequence number and the reply tuple (RFC 792, RFC 1191 §4).
+    #[test]
+    fn a_fragmentation_needed_quote_is_read() {
+        let mut ip = vec![0x45, 0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0];
+        ip.extend([198, 51, 100, 2, 192, 0, 2, 2]);
+        // ICMP: type 3 code 4, checksum, unused, next-hop MTU 1400
+        ip.extend([3, 4, 0, 0, 0, 0, 0x05, 0x78]);
+        // the quoted IPv4 header: 192.0.2.2 → 198.18.0.2, TCP
+        ip.extend([0x45, 0, 5, 0xdc, 0, 0, 0x40, 0, 63, 6, 0, 0]);
+        ip.extend([192, 0, 2, 2, 198, 18, 0, 2]);
+        // ports 40000 → 5310, sequence number
+        ip.extend([0x9c, 0x40, 0x14, 0xbe, 0xde, 0xad, 0xbe, 0xef]);
+        let q = icmp_quote(&ip).expect("a quote");
+        assert_eq!((q.kind, q.code, q.mtu, q.seq), (3, 4, 1400, 0xdead_beef));
+        assert_eq!(q.key.sport, 5310);
+        assert_eq!(q.key.dport, 40000);
+        // the quote cut before the sequence number: nothing to check it by
+        assert!(icmp_quote(&ip[..ip.len() - 1]).is_none());
+    }
+
+    proptest! {
+        /// Arbitrary bytes as an ICMPv4 error or an ICMPv6 quote: an answer
+        /// or none, never a panic.
+        #[test]
+        fn arbitrary_quotes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..120)) {
+            let _ = icmp_quote(&b);
+            let _ = quote_v6(&b);
+        }
+    }
+}
