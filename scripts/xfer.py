@@ -23,12 +23,13 @@
   xfer.py synflood HOST PORT COUNT  COUNT MP_CAPABLE SYNs from spoofed sources (192.0.2.100-199,
                                     raw socket, root); print "sent COUNT"
   xfer.py joinflood HOST PORT COUNT as synflood, MP_JOIN SYNs with random tokens
-  xfer.py ptb HOST PORT GW6 IFACE MTU
-                                    read to EOF like recv (dual-stack, so an IPv6 subflow to GW6
+  xfer.py ptb HOST PORT GW6 IFACE MTU --v6
+                                    read to EOF like recv (dual-stack: an IPv6 subflow to GW6
                                     joins) while watching IFACE (AF_PACKET, root): the first TCP
                                     segment from GW6 longer than MTU is answered with an ICMPv6
                                     Packet Too Big naming MTU; print "BYTES SHA256 ptb P over O",
-                                    O: segments from GW6 still over MTU 0.5 s after it
+                                    O: segments from GW6 over MTU that arrived (kernel timestamp)
+                                    more than 0.5 s after it
   xfer.py udp-echo PORT             echo UDP datagrams until 3 s pass without one (after the
                                     first); print "echoed N ttl T..." (the TTLs they arrived with)
   xfer.py udp-client HOST PORT COUNT SIZE
@@ -198,6 +199,9 @@ def ptb(host, port, gw6, iface, mtu):
     sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86DD))
     sniff.bind((iface, 0x86DD))
     sniff.settimeout(0.2)
+    # arrival times from the kernel: this loop may lag behind the frames
+    ts_opt = getattr(socket, "SO_TIMESTAMPNS", 35)
+    sniff.setsockopt(socket.SOL_SOCKET, ts_opt, 1)
     gw = socket.inet_pton(socket.AF_INET6, gw6)
     s = sock(True)
     s.settimeout(60)
@@ -210,9 +214,14 @@ def ptb(host, port, gw6, iface, mtu):
     sent_at, over = None, 0
     while t.is_alive():
         try:
-            f = sniff.recv(65535)
+            f, anc, _, _ = sniff.recvmsg(65535, 64)
         except socket.timeout:
             continue
+        at = time.time()
+        for level, kind, val in anc:
+            if level == socket.SOL_SOCKET and kind == ts_opt and len(val) >= 16:
+                sec, nsec = struct.unpack("qq", val[:16])
+                at = sec + nsec / 1e9
         ip = f[14:]
         if len(ip) < 60 or ip[6] != 6 or ip[8:24] != gw:
             continue
@@ -224,8 +233,8 @@ def ptb(host, port, gw6, iface, mtu):
             raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
             msg = bytes([2, 0, 0, 0]) + struct.pack("!I", mtu) + ip[:1280 - 48]
             raw.sendto(msg, (gw6, 0))
-            sent_at = time.monotonic()
-        elif time.monotonic() - sent_at > 0.5:
+            sent_at = time.time()
+        elif at - sent_at > 0.5:
             over += 1
     t.join()
     n, d = out["r"]
