@@ -23,13 +23,14 @@
   xfer.py synflood HOST PORT COUNT  COUNT MP_CAPABLE SYNs from spoofed sources (192.0.2.100-199,
                                     raw socket, root); print "sent COUNT"
   xfer.py joinflood HOST PORT COUNT as synflood, MP_JOIN SYNs with random tokens
-  xfer.py ptb HOST PORT GW6 IFACE MTU --v6
-                                    read to EOF like recv (dual-stack: an IPv6 subflow to GW6
-                                    joins) while watching IFACE (AF_PACKET, root): the first TCP
-                                    segment from GW6 longer than MTU is answered with an ICMPv6
-                                    Packet Too Big naming MTU; print "BYTES SHA256 ptb P over O",
-                                    O: segments from GW6 over MTU that arrived (kernel timestamp)
-                                    more than 0.5 s after it
+  xfer.py ptb HOST PORT GW IFACE MTU [--v6]
+                                    read to EOF like recv --mptcp while watching IFACE (AF_PACKET,
+                                    root): the first TCP segment from GW longer than MTU is
+                                    answered with an ICMPv6 Packet Too Big (GW an IPv6 address:
+                                    --v6 lets that subflow join) or an ICMP fragmentation needed
+                                    (GW IPv4) naming MTU; print "BYTES SHA256 ptb P over O", O:
+                                    segments from GW over MTU that arrived (kernel timestamp) more
+                                    than 0.5 s after it
   xfer.py udp-echo PORT             echo UDP datagrams until 3 s pass without one (after the
                                     first); print "echoed N ttl T..." (the TTLs they arrived with)
   xfer.py udp-client HOST PORT COUNT SIZE
@@ -194,15 +195,17 @@ def read_until_end(s):
     except socket.timeout:
         print("timeout", n)
 
-def ptb(host, port, gw6, iface, mtu):
+def ptb(host, port, gwa, iface, mtu):
     import threading
-    sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86DD))
-    sniff.bind((iface, 0x86DD))
+    v6 = ":" in gwa
+    etype = 0x86DD if v6 else 0x0800
+    sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(etype))
+    sniff.bind((iface, etype))
     sniff.settimeout(0.2)
     # arrival times from the kernel: this loop may lag behind the frames
     ts_opt = getattr(socket, "SO_TIMESTAMPNS", 35)
     sniff.setsockopt(socket.SOL_SOCKET, ts_opt, 1)
-    gw = socket.inet_pton(socket.AF_INET6, gw6)
+    gw = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, gwa)
     s = sock(True)
     s.settimeout(60)
     s.connect(addr(host, port))
@@ -223,16 +226,25 @@ def ptb(host, port, gw6, iface, mtu):
                 sec, nsec = struct.unpack("qq", val[:16])
                 at = sec + nsec / 1e9
         ip = f[14:]
-        if len(ip) < 60 or ip[6] != 6 or ip[8:24] != gw:
+        if v6 and (len(ip) < 60 or ip[6] != 6 or ip[8:24] != gw):
+            continue
+        if not v6 and (len(ip) < 40 or ip[9] != 6 or ip[12:16] != gw):
             continue
         if len(ip) <= mtu:
             continue
         if sent_at is None:
-            # RFC 4443 3.2: as much of the invoking packet as fits in the
-            # minimum MTU; the kernel fills in the checksum
-            raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-            msg = bytes([2, 0, 0, 0]) + struct.pack("!I", mtu) + ip[:1280 - 48]
-            raw.sendto(msg, (gw6, 0))
+            if v6:
+                # RFC 4443 3.2: as much of the invoking packet as fits in
+                # the minimum MTU; the kernel fills in the checksum
+                raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+                msg = bytes([2, 0, 0, 0]) + struct.pack("!I", mtu) + ip[:1280 - 48]
+            else:
+                # RFC 1191 4: type 3 code 4, the next-hop MTU in the low
+                # 16 bits of the second word; the IP header and 8 bytes
+                raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+                body = struct.pack("!HH", 0, mtu) + ip[:(ip[0] & 0x0f) * 4 + 8]
+                msg = bytes([3, 4]) + struct.pack("!H", csum16(bytes([3, 4, 0, 0]) + body)) + body
+            raw.sendto(msg, (gwa, 0))
             sent_at = time.time()
         elif at - sent_at > 0.5:
             over += 1

@@ -33,7 +33,8 @@
 //! connection is reset on both ends after the idle timeout; (r) toward a
 //! server behind a narrower link, hagw takes the router's "fragmentation
 //! needed" and the upload completes; (s) an ICMPv6 Packet Too Big about
-//! the IPv6 subflow lowers its MSS.
+//! the IPv6 subflow, and a fragmentation needed about the IPv4 cellular
+//! one, lower that subflow's MSS.
 
 mod common;
 use common::*;
@@ -691,8 +692,9 @@ fn conversion_point_on_the_lab() {
     // narrower link
     path_mtu_toward_the_server(&text, &mut guard);
 
-    // (s) an ICMPv6 Packet Too Big about the IPv6 subflow's segments
-    packet_too_big_on_the_ipv6_subflow(&text, &mut guard);
+    // (s) ICMPv6 Packet Too Big / ICMP fragmentation needed about the
+    // segments hagw sends on the client's subflows
+    packet_too_big_on_the_subflows(&text, &mut guard);
 
     // (m) the internet port on net_tap, a PMD that verifies and computes
     // TCP checksums (RTE_ETH_RX/TX_OFFLOAD_TCP_CKSUM, in software in the
@@ -970,7 +972,9 @@ fn path_mtu_toward_the_server(lab_toml: &str, guard: &mut Guard) {
 /// download: hagw takes the error (RFC 8201), sends that subflow nothing
 /// over 1280 bytes from half a second after it, and the download is
 /// intact. (Before, hagw ignored it and resent the big segments for ever.)
-fn packet_too_big_on_the_ipv6_subflow(lab_toml: &str, guard: &mut Guard) {
+/// Then the same on the IPv4 cellular subflow with "fragmentation needed"
+/// naming 1200 (RFC 1191), the ICMP reaching hagw through the fixed access.
+fn packet_too_big_on_the_subflows(lab_toml: &str, guard: &mut Guard) {
     let cfg = lab_toml.replace(
         "[conversion]\n",
         "[conversion]\nscheduler = \"redundant\"\n",
@@ -1014,8 +1018,46 @@ fn packet_too_big_on_the_ipv6_subflow(lab_toml: &str, guard: &mut Guard) {
     assert_eq!(sum, out.trim(), "sha256 differs between the ends");
     assert_eq!(tail.trim(), "ptb 1 over 0", "{cli}");
     assert!(lowered() > before, "the Packet Too Big was not taken");
-    stop_hagw(guard);
     ns_ok("cli", &["nft", "delete", "table", "ip6", "hagwptb"]);
+    // the same on the IPv4 cellular subflow: packets from 198.51.100.2 over
+    // 1200 bytes dropped on cel0, the first answered with "fragmentation
+    // needed" naming 1200 (RFC 1191), sent through the fixed access
+    ns_ok("cli", &["nft", "add table ip hagwfrag"]);
+    ns_ok(
+        "cli",
+        &[
+            "nft",
+            "add chain ip hagwfrag pre { type filter hook prerouting priority -300; }",
+        ],
+    );
+    ns_ok(
+        "cli",
+        &[
+            "nft",
+            "add rule ip hagwfrag pre iifname cel0 ip saddr 198.51.100.2 meta length > 1200 drop",
+        ],
+    );
+    let before = lowered();
+    let srv = spawn_ns("srv", &xfer(&["serve", "5321", "100000000"]));
+    std::thread::sleep(Duration::from_millis(400));
+    let cli = ns_ok(
+        "cli",
+        &xfer(&[
+            "ptb",
+            "198.51.100.2",
+            "5321",
+            "198.51.100.2",
+            "cel0",
+            "1200",
+        ]),
+    );
+    let (out, _) = wait_output(srv, "server");
+    let (sum, tail) = cli.trim().split_at(cli.trim().find(" ptb").unwrap_or(0));
+    assert_eq!(sum, out.trim(), "sha256 differs between the ends");
+    assert_eq!(tail.trim(), "ptb 1 over 0", "IPv4: {cli}");
+    assert!(lowered() > before, "the fragmentation needed was not taken");
+    stop_hagw(guard);
+    ns_ok("cli", &["nft", "delete", "table", "ip", "hagwfrag"]);
 }
 
 /// (n): lab.toml with each downstream scheduler but the default
