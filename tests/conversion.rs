@@ -104,6 +104,14 @@ fn start_hagw(config: &str, guard: &mut Guard) {
     ns_ok("cli", &["ping", "-c", "1", "-W", "2", "198.51.100.2"]);
 }
 
+/// Starts hagw with the config text `cfg` (a variant of lab.toml), written
+/// to `hagw-lab-NAME.toml` in the temporary directory.
+fn start_hagw_with(name: &str, cfg: &str, guard: &mut Guard) {
+    let path = std::env::temp_dir().join(format!("hagw-lab-{name}.toml"));
+    std::fs::write(&path, cfg).expect("config");
+    start_hagw(path.to_str().expect("path"), guard);
+}
+
 fn stop_hagw(guard: &mut Guard) {
     let _ = ns("gw", &["pkill", "-TERM", "-f", "hagw run --config"]);
     if let Some(mut c) = guard.0.pop() {
@@ -515,9 +523,7 @@ fn conversion_point_on_the_lab() {
         "[conversion]\nwithdraw = \"if-server-capable\"\n",
     );
     assert_ne!(wd, text);
-    let wd_path = std::env::temp_dir().join("hagw-lab-withdraw.toml");
-    std::fs::write(&wd_path, wd).expect("config");
-    start_hagw(wd_path.to_str().expect("path"), &mut guard);
+    start_hagw_with("withdraw", &wd, &mut guard);
     let s0 = nstat("srv");
     let seen = transfer(
         &["sink", "5206", "--mptcp"],
@@ -579,9 +585,7 @@ fn conversion_point_on_the_lab() {
     // with max_sessions = 64); the real client then gets a SYN cookie, and
     // its connection (cellular subflow included) works.
     let cookie = text.replace("[conversion]\n", "[conversion]\nmax_sessions = 64\n");
-    let cookie_path = std::env::temp_dir().join("hagw-lab-cookie.toml");
-    std::fs::write(&cookie_path, cookie).expect("config");
-    start_hagw(cookie_path.to_str().expect("path"), &mut guard);
+    start_hagw_with("cookie", &cookie, &mut guard);
     let many = spawn_ns("srv", &xfer(&["many-server", "5210"]));
     guard.0.insert(0, many);
     std::thread::sleep(Duration::from_millis(400));
@@ -624,9 +628,7 @@ fn conversion_point_on_the_lab() {
         .replace("lcores = [1]", "lcores = [1, 2]\ncpus = [0, 1]")
         .replace("framecnt=4096\"", "framecnt=4096,qpairs=2\"");
     assert!(two.contains("qpairs=2") && two.contains("cpus"), "{two}");
-    let two_path = std::env::temp_dir().join("hagw-lab-two-workers.toml");
-    std::fs::write(&two_path, two).expect("config");
-    start_hagw(two_path.to_str().expect("path"), &mut guard);
+    start_hagw_with("two-workers", &two, &mut guard);
     for k in 0..4u16 {
         let port = (5220 + k).to_string();
         let seen = transfer(
@@ -665,9 +667,7 @@ fn conversion_point_on_the_lab() {
     // half of it, beyond that it is copied (counted), so held payload never
     // drains the pool the ports receive into and transfers complete.
     let small = format!("{text}\n[limits]\nmbufs = 1024\n");
-    let small_path = std::env::temp_dir().join("hagw-lab-small-pool.toml");
-    std::fs::write(&small_path, small).expect("config");
-    start_hagw(small_path.to_str().expect("path"), &mut guard);
+    start_hagw_with("small-pool", &small, &mut guard);
     mptcp_up_and_down(5230, 30_000_000, &["--pause"]);
     let m = metrics();
     assert!(
@@ -790,9 +790,7 @@ fn session_caps_refuse(lab_toml: &str, guard: &mut Guard) {
     {
         let cfg = lab_toml.replace("[conversion]\n", &format!("[conversion]\n{key} = 2\n"));
         assert_ne!(cfg, lab_toml);
-        let path = std::env::temp_dir().join(format!("hagw-lab-{key}.toml"));
-        std::fs::write(&path, cfg).expect("config");
-        start_hagw(path.to_str().expect("path"), guard);
+        start_hagw_with(key, &cfg, guard);
         let base = 5270 + 10 * k as u16;
         let mut held = Vec::new();
         for i in 0..2u16 {
@@ -860,9 +858,7 @@ fn session_caps_refuse(lab_toml: &str, guard: &mut Guard) {
 fn join_flood_and_idle_timeout(lab_toml: &str, guard: &mut Guard) {
     let cfg = lab_toml.replace("[conversion]\n", "[conversion]\nidle_timeout_s = 2\n");
     assert_ne!(cfg, lab_toml);
-    let path = std::env::temp_dir().join("hagw-lab-idle.toml");
-    std::fs::write(&path, cfg).expect("config");
-    start_hagw(path.to_str().expect("path"), guard);
+    start_hagw_with("idle", &cfg, guard);
     let unknown = || {
         metric(
             &metrics(),
@@ -922,17 +918,6 @@ fn join_flood_and_idle_timeout(lab_toml: &str, guard: &mut Guard) {
 /// connection's MSS (RFC 1191) and resends, and a 20 MB upload arrives
 /// intact. Without it the upload stalls for ever (a PMTU black hole).
 fn path_mtu_toward_the_server(lab_toml: &str, guard: &mut Guard) {
-    let sh = |cmd: &str| {
-        let o = Command::new("bash")
-            .args(["-c", cmd])
-            .output()
-            .expect("bash");
-        assert!(
-            o.status.success(),
-            "{cmd}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
     let _ = Command::new("ip").args(["netns", "del", "far"]).output();
     sh("ip netns add far \
         && ip link add srvfar netns srv type veth peer name far0 netns far \
@@ -944,9 +929,7 @@ fn path_mtu_toward_the_server(lab_toml: &str, guard: &mut Guard) {
         && ip netns exec srv sysctl -qw net.ipv4.ip_forward=1");
     let cfg =
         format!("{lab_toml}\n[[route]]\nprefix = \"198.18.0.0/24\"\nvia = \"198.51.100.2\"\n");
-    let path = std::env::temp_dir().join("hagw-lab-far.toml");
-    std::fs::write(&path, cfg).expect("config");
-    start_hagw(path.to_str().expect("path"), guard);
+    start_hagw_with("far", &cfg, guard);
     let lowered = || metric(&metrics(), "hagw_conv_path_mtu_lowered_total", "");
     let before = lowered();
     let srv = spawn_ns("far", &xfer(&["sink", "5310"]));
@@ -979,85 +962,57 @@ fn packet_too_big_on_the_subflows(lab_toml: &str, guard: &mut Guard) {
         "[conversion]\n",
         "[conversion]\nscheduler = \"redundant\"\n",
     );
-    let path = std::env::temp_dir().join("hagw-lab-ptb.toml");
-    std::fs::write(&path, cfg).expect("config");
-    ns_ok("cli", &["nft", "add table ip6 hagwptb"]);
-    ns_ok(
-        "cli",
-        &[
-            "nft",
-            "add chain ip6 hagwptb pre { type filter hook prerouting priority -300; }",
-        ],
-    );
-    ns_ok(
-        "cli",
-        &[
-            "nft",
-            "add rule ip6 hagwptb pre ip6 saddr 2001:db8:c::1 meta length > 1280 drop",
-        ],
-    );
-    start_hagw(path.to_str().expect("path"), guard);
+    start_hagw_with("ptb", &cfg, guard);
     let lowered = || metric(&metrics(), "hagw_conv_path_mtu_lowered_total", "");
-    let before = lowered();
-    let srv = spawn_ns("srv", &xfer(&["serve", "5320", "100000000"]));
-    std::thread::sleep(Duration::from_millis(400));
-    let cli = ns_ok(
-        "cli",
-        &xfer(&[
-            "ptb",
-            "198.51.100.2",
+    // (nft family, what is dropped, server port, hagw's subflow address,
+    // the path's MTU, client flags)
+    let cases = [
+        (
+            "ip6",
+            "ip6 saddr 2001:db8:c::1 meta length > 1280",
             "5320",
             "2001:db8:c::1",
-            "cel0",
             "1280",
             "--v6",
-        ]),
-    );
-    let (out, _) = wait_output(srv, "server");
-    let (sum, tail) = cli.trim().split_at(cli.trim().find(" ptb").unwrap_or(0));
-    assert_eq!(sum, out.trim(), "sha256 differs between the ends");
-    assert_eq!(tail.trim(), "ptb 1 over 0", "{cli}");
-    assert!(lowered() > before, "the Packet Too Big was not taken");
-    ns_ok("cli", &["nft", "delete", "table", "ip6", "hagwptb"]);
-    // the same on the IPv4 cellular subflow: packets from 198.51.100.2 over
-    // 1200 bytes dropped on cel0, the first answered with "fragmentation
-    // needed" naming 1200 (RFC 1191), sent through the fixed access
-    ns_ok("cli", &["nft", "add table ip hagwfrag"]);
-    ns_ok(
-        "cli",
-        &[
-            "nft",
-            "add chain ip hagwfrag pre { type filter hook prerouting priority -300; }",
-        ],
-    );
-    ns_ok(
-        "cli",
-        &[
-            "nft",
-            "add rule ip hagwfrag pre iifname cel0 ip saddr 198.51.100.2 meta length > 1200 drop",
-        ],
-    );
-    let before = lowered();
-    let srv = spawn_ns("srv", &xfer(&["serve", "5321", "100000000"]));
-    std::thread::sleep(Duration::from_millis(400));
-    let cli = ns_ok(
-        "cli",
-        &xfer(&[
-            "ptb",
-            "198.51.100.2",
+        ),
+        (
+            "ip",
+            "iifname cel0 ip saddr 198.51.100.2 meta length > 1200",
             "5321",
             "198.51.100.2",
-            "cel0",
             "1200",
-        ]),
-    );
-    let (out, _) = wait_output(srv, "server");
-    let (sum, tail) = cli.trim().split_at(cli.trim().find(" ptb").unwrap_or(0));
-    assert_eq!(sum, out.trim(), "sha256 differs between the ends");
-    assert_eq!(tail.trim(), "ptb 1 over 0", "IPv4: {cli}");
-    assert!(lowered() > before, "the fragmentation needed was not taken");
+            "--mptcp",
+        ),
+    ];
+    for (family, drop, port, gw, mtu, flag) in cases {
+        let table = format!("{family} hagwptb");
+        ns_ok("cli", &["nft", &format!("add table {table}")]);
+        ns_ok(
+            "cli",
+            &[
+                "nft",
+                &format!("add chain {table} pre {{ type filter hook prerouting priority -300; }}"),
+            ],
+        );
+        ns_ok(
+            "cli",
+            &["nft", &format!("add rule {table} pre {drop} drop")],
+        );
+        let before = lowered();
+        let srv = spawn_ns("srv", &xfer(&["serve", port, "100000000"]));
+        std::thread::sleep(Duration::from_millis(400));
+        let cli = ns_ok(
+            "cli",
+            &xfer(&["ptb", "198.51.100.2", port, gw, "cel0", mtu, flag]),
+        );
+        let (out, _) = wait_output(srv, "server");
+        let (sum, tail) = cli.trim().split_at(cli.trim().find(" ptb").unwrap_or(0));
+        assert_eq!(sum, out.trim(), "{family}: sha256 differs between the ends");
+        assert_eq!(tail.trim(), "ptb 1 over 0", "{family}: {cli}");
+        assert!(lowered() > before, "{family}: the ICMP error was not taken");
+        ns_ok("cli", &["nft", &format!("delete table {table}")]);
+    }
     stop_hagw(guard);
-    ns_ok("cli", &["nft", "delete", "table", "ip", "hagwfrag"]);
 }
 
 /// (n): lab.toml with each downstream scheduler but the default
@@ -1096,9 +1051,7 @@ fn downstream_schedulers(lab_toml: &str, guard: &mut Guard) {
             assert!(cfg.contains("mtu = 1280"));
         }
         assert_ne!(cfg, lab_toml);
-        let path = std::env::temp_dir().join(format!("hagw-lab-{sched}.toml"));
-        std::fs::write(&path, cfg).expect("config");
-        start_hagw(path.to_str().expect("path"), guard);
+        start_hagw_with(sched, &cfg, guard);
         let (m0, n0) = (metrics(), nstat("cli"));
         let port = (5240 + k).to_string();
         // redundant: dual-stack, so the IPv6 cellular subflow joins too

@@ -43,6 +43,19 @@ pub fn ns_ok(n: &str, cmd: &[&str]) -> String {
 }
 
 /// `scripts/lab.sh up|down`.
+/// Runs `cmd` with bash, which must succeed.
+pub fn sh(cmd: &str) {
+    let o = Command::new("bash")
+        .args(["-c", cmd])
+        .output()
+        .expect("bash");
+    assert!(
+        o.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 pub fn lab(action: &str) {
     let o = Command::new("bash")
         .arg(root().join("scripts/lab.sh"))
