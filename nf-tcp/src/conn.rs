@@ -507,27 +507,21 @@ impl<C: Chunk> Connection<C> {
         }
         self.cfg.mss = mss;
         self.stats.path_mtu_lowered += 1;
-        if matches!(
-            self.state,
-            State::Established
-                | State::CloseWait
-                | State::FinWait1
-                | State::Closing
-                | State::LastAck
-        ) {
-            // everything unacknowledged is resent from snd_una (SACKed
-            // data skipped), as after a timeout but with the window kept
-            let point = match self.recovery {
-                Some(r) => Seq::max(r.point, self.snd_nxt),
-                None => self.snd_nxt,
-            };
-            self.recovery = Some(Recovery {
-                point,
-                lost_until: self.snd_nxt,
-                rxt_nxt: self.snd_una,
-            });
+        if self.sends_data() {
+            // as after a timeout, but with the window kept
+            self.resend_in_flight();
         }
         true
+    }
+
+    /// Everything unacknowledged is deemed lost and resent from snd_una
+    /// (SACKed data skipped); recovery ends once all of it is acked.
+    fn resend_in_flight(&mut self) {
+        self.recovery = Some(Recovery {
+            point: self.snd_nxt,
+            lost_until: self.snd_nxt,
+            rxt_nxt: self.snd_una,
+        });
     }
     /// Caps the window this end advertises (`None`: the receive buffer).
     pub fn set_window_limit(&mut self, limit: Option<usize>) {
@@ -1439,11 +1433,7 @@ impl<C: Chunk> Connection<C> {
         if self.rto_in_row > 1 {
             self.sb.clear();
         }
-        self.recovery = Some(Recovery {
-            point: self.snd_nxt,
-            lost_until: self.snd_nxt,
-            rxt_nxt: self.snd_una,
-        });
+        self.resend_in_flight();
         self.dupacks = 0;
         self.arm_rto(now);
     }
