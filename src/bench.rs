@@ -9,8 +9,8 @@
 //! baseline x86-64, four 16-byte stores at offsets 0, 16, 32, 48). Each
 //! header word the pipeline reads lies within one of them. A NIC's DMA
 //! leaves no store in the core's store buffer; the bench's stores must not
-//! slow the pipeline's loads in a way a NIC would not. They did: the frame used to be copied
-//! with `copy_from_slice` of its length, which glibc does as two
+//! slow the pipeline's loads in a way a NIC would not. They did: the frame
+//! used to be copied with `copy_from_slice` of its length, which glibc does as two
 //! overlapping 32-byte stores for 60 bytes (bytes 0-31 and 28-59). The
 //! pipeline's first header load, bytes 24-31, then needs bytes of both
 //! stores; the core cannot forward that and waits until both are in L1. A

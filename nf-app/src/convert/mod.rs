@@ -2010,18 +2010,20 @@ fn icmp_quote(ip: &[u8]) -> Option<Quote> {
 /// quote with extension headers is not looked into): the key of the flow
 /// that sent it and its sequence number.
 fn quote_v6(q: &[u8]) -> Option<(FlowKey, u32)> {
-    if q.first()? >> 4 != 6 || *q.get(6)? != nf_core::wire::ip_proto::TCP {
+    use nf_core::wire::ipv6;
+    // the fixed header and the TCP header's first 8 bytes (a quote is cut
+    // short: its payload length is the original's, so no checked view)
+    let t = q.get(ipv6::HEADER_LEN..ipv6::HEADER_LEN + 8)?;
+    let ip = ipv6::Packet::new_unchecked(q);
+    if q[0] >> 4 != 6 || ip.next_header() != nf_core::wire::ip_proto::TCP {
         return None;
     }
-    let a: [u8; 16] = q.get(8..24)?.try_into().ok()?;
-    let b: [u8; 16] = q.get(24..40)?.try_into().ok()?;
-    let t = q.get(40..48)?;
     let (sport, dport) = (
         u16::from_be_bytes([t[0], t[1]]),
         u16::from_be_bytes([t[2], t[3]]),
     );
     Some((
-        FlowKey::new((IpAddr::from(b), dport), (IpAddr::from(a), sport)),
+        FlowKey::new((ip.dst_addr().into(), dport), (ip.src_addr().into(), sport)),
         u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
     ))
 }

@@ -1219,6 +1219,25 @@ mod icmp_quotes {
         assert!(icmp_quote(&ip[..ip.len() - 1]).is_none());
     }
 
+    /// The segment an ICMPv6 Packet Too Big quotes: the flow key of its
+    /// sender (2001:db8:c::1:5320 → 2001:db8:c::2:40000) and its sequence
+    /// number; a quote that is not TCP, or cut inside the TCP ports and
+    /// sequence number, gives none.
+    #[test]
+    fn a_packet_too_big_quote_is_read() {
+        let mut q = vec![0x60, 0, 0, 0, 0x05, 0xb4, 6, 64];
+        q.extend(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 1).octets());
+        q.extend(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 2).octets());
+        q.extend([0x14, 0xc8, 0x9c, 0x40, 0x01, 0x02, 0x03, 0x04]);
+        let (key, seq) = quote_v6(&q).expect("a quote");
+        assert_eq!(seq, 0x0102_0304);
+        assert_eq!((key.sport, key.dport), (40000, 5320));
+        assert_eq!(key.dst.to_string(), "2001:db8:c::1");
+        assert!(quote_v6(&q[..47]).is_none());
+        q[6] = 17;
+        assert!(quote_v6(&q).is_none());
+    }
+
     proptest! {
         /// Arbitrary bytes as an ICMPv4 error or an ICMPv6 quote: an answer
         /// or none, never a panic.

@@ -46,10 +46,11 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         let mut ip = ip;
         if ip.next_header == ip_proto::ICMPV6 && self.conv.is_some() {
             // a Packet Too Big about a segment hagw sent (to its own
-            // address for a subflow, to the NAT address toward a server)
-            let taken = {
-                let d = buf.data().get(l2 + ipv6::HEADER_LEN..).unwrap_or(&[]);
-                match icmpv6::Packet::new_checked(d)
+            // address for a subflow, to the NAT address toward a server);
+            // other ICMPv6 (ND, echo) is checked once, where it is handled
+            let icmp = buf.data().get(l2 + ipv6::HEADER_LEN..).unwrap_or(&[]);
+            let taken = icmp.first() == Some(&icmpv6::kind::PACKET_TOO_BIG)
+                && match icmpv6::Packet::new_checked(icmp)
                     .and_then(|p| icmpv6::Repr::parse(&p, ip.src, ip.dst))
                 {
                     Ok(icmpv6::Repr::PacketTooBig { mtu, data }) => self
@@ -57,8 +58,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                         .as_mut()
                         .is_some_and(|c| c.packet_too_big(mtu, data)),
                     _ => false,
-                }
-            };
+                };
             if taken {
                 return;
             }
