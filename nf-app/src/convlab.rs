@@ -165,6 +165,15 @@ pub struct ConvLab {
     /// dropped (0: none).
     pub drop_to_clients: u64,
     to_clients: u64,
+    /// A narrower link on the accesses (0: none): an IP packet toward a
+    /// client longer than this is dropped by the access's router, which
+    /// answers it with "fragmentation needed" (RFC 792, RFC 1191 §4)
+    /// quoting its IP header and first 8 bytes, from 192.0.2.254 (fixed)
+    /// or 100.64.0.254 (cellular), as a tunnel or a bearer narrower than
+    /// the access port does.
+    pub access_mtu: usize,
+    /// Those answers.
+    pub frag_needed_sent: u64,
     /// ICMP errors the pipeline sent toward the client.
     pub icmp_to_clients: u64,
     /// When a step moves no packet, jump to the next timer of anyone
@@ -305,6 +314,8 @@ impl ConvLab {
             frames_out: 0,
             frames_nic_summed: 0,
             drop_to_clients: 0,
+            access_mtu: 0,
+            frag_needed_sent: 0,
             to_clients: 0,
             icmp_to_clients: 0,
             skip_idle: false,
@@ -818,6 +829,10 @@ impl ConvLab {
                     self.icmp_to_clients += 1;
                     continue;
                 }
+                if port != 2 && self.access_mtu > 0 && ip.len() > self.access_mtu {
+                    self.frag_needed(port as u16, ip);
+                    continue;
+                }
                 if port != 2 && self.drop_to_clients > 0 {
                     self.to_clients += 1;
                     if self.to_clients.is_multiple_of(self.drop_to_clients) {
@@ -844,6 +859,34 @@ impl ConvLab {
             }
         }
         n
+    }
+
+    /// The access router's "fragmentation needed" about `ip`, which it
+    /// dropped on `port`'s side, queued for hagw's next batch.
+    fn frag_needed(&mut self, port: u16, ip: &[u8]) {
+        use nf_core::wire::{icmpv4, ip_proto};
+        let (Some(&v), Some(src)) = (ip.first(), ip.get(12..16)) else {
+            return;
+        };
+        let quote = &ip[..(usize::from(v & 0x0f) * 4 + 8).min(ip.len())];
+        let m = icmpv4::Repr::DestUnreachable {
+            code: 4,
+            next_hop_mtu: u16::try_from(self.access_mtu).unwrap_or(u16::MAX),
+            data: quote,
+        };
+        let mut icmp = vec![0u8; m.buffer_len()];
+        m.emit(&mut icmp);
+        let router = if port == 0 {
+            Ipv4Addr::new(192, 0, 2, 254)
+        } else {
+            Ipv4Addr::new(100, 64, 0, 254)
+        };
+        let to = Ipv4Addr::new(src[0], src[1], src[2], src[3]);
+        let pkt = crate::frames::ipv4_packet(router, to, ip_proto::ICMP, &icmp);
+        self.rx
+            .push((port, eth_wrap(CLI_MAC, mac(port as u8 + 1), &pkt)));
+        self.frames_in += 1;
+        self.frag_needed_sent += 1;
     }
 
     /// The earliest timer of the clients, the servers and hagw.

@@ -308,15 +308,33 @@ impl<C: Chunk> Converter<C> {
     }
 
     /// The worker an ICMPv4 error about a session belongs to, when it is
-    /// not this one (by the NAT port of the quoted packet).
+    /// not this one ([`Converter::quote_owner`]).
     pub fn icmp_owner(&self, ip: &[u8]) -> Option<u16> {
-        if self.shard.is_single() {
+        self.quote_owner(&icmp_quote(ip)?.key)
+    }
+
+    /// The worker an ICMPv6 error quoting `quoted` (from its IPv6 header
+    /// on) belongs to, when it is not this one.
+    pub fn icmp6_owner(&self, quoted: &[u8]) -> Option<u16> {
+        self.quote_owner(&quote_v6(quoted)?.0)
+    }
+
+    /// The worker whose flow `key` (the quoted packet's, turned around: as
+    /// a packet of that flow arrives) is, when another: a subflow's by the
+    /// directory (a joined subflow lives on its session's worker, not on
+    /// the one its tuple hashes to), a server side's by its NAT port. An
+    /// ICMP error is spread by its own addresses (RSS hashes no ports
+    /// of it), not by the flow it is about.
+    fn quote_owner(&self, key: &FlowKey) -> Option<u16> {
+        if self.shard.is_single() || self.flows.contains_key(key) {
             return None;
         }
-        let key = icmp_quote(ip)?.key;
-        let o = self
-            .nat
-            .reply_owner((key.src, key.sport), (key.dst, key.dport));
+        let o = match self.directory.flow_owner(key.tuple()) {
+            Some(o) => o,
+            None => self
+                .nat
+                .reply_owner((key.src, key.sport), (key.dst, key.dport)),
+        };
         (o != self.shard.index).then_some(o)
     }
 

@@ -459,6 +459,42 @@ fn with_rss_known_the_servers_replies_arrive_on_the_owner() {
     }
 }
 
+/// RFC 1191 on the client subflows: a link on the accesses narrower than
+/// hagw's ports drops hagw's full-size segments and says so; each subflow
+/// takes the MTU it is told and the transfers complete. On two workers the
+/// errors all land on one (RSS spreads ICMP by its addresses, not by the
+/// flow it quotes), which hands those about the other's subflows to it
+/// (found in the flow directory: a joined subflow lives on its session's
+/// worker, whatever its tuple hashes to).
+#[test]
+fn fragmentation_needed_from_the_accesses_reaches_each_subflows_owner() {
+    for workers in [1, 2] {
+        let mut lab = ConvLab::with_workers(CONV, 41, workers);
+        lab.access_mtu = 1280;
+        let ids: Vec<usize> = (0..12)
+            .map(|_| lab.connect(5201, Workload::echo(60_000, true)))
+            .collect();
+        assert!(
+            lab.run_until(30 * SEC, |l| ids.iter().all(|&c| l.clients[c].finished())),
+            "{workers} worker(s): every transfer completes"
+        );
+        for &c in &ids {
+            let cl = &lab.clients[c];
+            assert!(!cl.refused && !cl.corrupt, "client {c}");
+            assert_eq!(cl.received, 60_000, "client {c}");
+        }
+        assert!(lab.frag_needed_sent > 0, "the access dropped segments");
+        let st = lab.worker_stats();
+        let created: Vec<u64> = st.iter().map(|w| w.conv.sessions_created.get()).collect();
+        let lowered: Vec<u64> = st.iter().map(|w| w.conv.path_mtu_lowered.get()).collect();
+        assert!(
+            created.iter().all(|&n| n > 0) && lowered.iter().all(|&n| n > 0),
+            "{workers} worker(s), sessions {created:?}, MSS lowered {lowered:?}"
+        );
+        assert!(drained(&mut lab), "{workers} worker(s): the tables drain");
+    }
+}
+
 #[test]
 fn handed_over_subflows_are_forgotten_once_quiet_for_the_idle_time() {
     let conf = conv_with("idle_timeout_s = 2");

@@ -48,17 +48,27 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             // a Packet Too Big about a segment hagw sent (to its own
             // address for a subflow, to the NAT address toward a server);
             // other ICMPv6 (ND, echo) is checked once, where it is handled
+            // (another worker's session: handed to it)
             let icmp = buf.data().get(l2 + ipv6::HEADER_LEN..).unwrap_or(&[]);
-            let taken = icmp.first() == Some(&icmpv6::kind::PACKET_TOO_BIG)
-                && match icmpv6::Packet::new_checked(icmp)
-                    .and_then(|p| icmpv6::Repr::parse(&p, ip.src, ip.dst))
-                {
-                    Ok(icmpv6::Repr::PacketTooBig { mtu, data }) => self
-                        .conv
-                        .as_mut()
-                        .is_some_and(|c| c.packet_too_big(mtu, data)),
-                    _ => false,
-                };
+            let (owner, taken) = match icmp.first() == Some(&icmpv6::kind::PACKET_TOO_BIG) {
+                true => match (
+                    icmpv6::Packet::new_checked(icmp)
+                        .and_then(|p| icmpv6::Repr::parse(&p, ip.src, ip.dst)),
+                    self.conv.as_mut(),
+                ) {
+                    (Ok(icmpv6::Repr::PacketTooBig { mtu, data }), Some(c)) => {
+                        match c.icmp6_owner(data) {
+                            Some(w) => (Some(w), false),
+                            None => (None, c.packet_too_big(mtu, data)),
+                        }
+                    }
+                    _ => (None, false),
+                },
+                false => (None, false),
+            };
+            if let Some(w) = owner {
+                return self.hand_off(w, port, buf);
+            }
             if taken {
                 return;
             }
