@@ -34,7 +34,8 @@
 //! server behind a narrower link, hagw takes the router's "fragmentation
 //! needed" and the upload completes; (s) an ICMPv6 Packet Too Big about
 //! the IPv6 subflow, and a fragmentation needed about the IPv4 cellular
-//! one, lower that subflow's MSS.
+//! one, lower that subflow's MSS; (t) ICMP errors about a withdrawn
+//! connection's packets reach the end that sent them, NATed both ways.
 
 mod common;
 use common::*;
@@ -696,6 +697,10 @@ fn conversion_point_on_the_lab() {
     // segments hagw sends on the client's subflows
     packet_too_big_on_the_subflows(&text, &mut guard);
 
+    // (t) ICMP errors about a withdrawn connection's packets reach the
+    // end that sent them, NATed
+    icmp_errors_of_withdrawn_connections(&text, &mut guard);
+
     // (m) the internet port on net_tap, a PMD that verifies and computes
     // TCP checksums (RTE_ETH_RX/TX_OFFLOAD_TCP_CKSUM, in software in the
     // PMD): hagw turns both on, takes the server's segments on its word and
@@ -918,17 +923,7 @@ fn join_flood_and_idle_timeout(lab_toml: &str, guard: &mut Guard) {
 /// connection's MSS (RFC 1191) and resends, and a 20 MB upload arrives
 /// intact. Without it the upload stalls for ever (a PMTU black hole).
 fn path_mtu_toward_the_server(lab_toml: &str, guard: &mut Guard) {
-    let _ = Command::new("ip").args(["netns", "del", "far"]).output();
-    sh("ip netns add far \
-        && ip link add srvfar netns srv type veth peer name far0 netns far \
-        && ip -n srv addr add 198.18.0.1/24 dev srvfar \
-        && ip -n srv link set srvfar mtu 1400 up \
-        && ip -n far addr add 198.18.0.2/24 dev far0 \
-        && ip -n far link set far0 up && ip -n far link set lo up \
-        && ip -n far route add default via 198.18.0.1 \
-        && ip netns exec srv sysctl -qw net.ipv4.ip_forward=1");
-    let cfg =
-        format!("{lab_toml}\n[[route]]\nprefix = \"198.18.0.0/24\"\nvia = \"198.51.100.2\"\n");
+    let cfg = far_up(lab_toml);
     start_hagw_with("far", &cfg, guard);
     let lowered = || metric(&metrics(), "hagw_conv_path_mtu_lowered_total", "");
     let before = lowered();
@@ -944,7 +939,133 @@ fn path_mtu_toward_the_server(lab_toml: &str, guard: &mut Guard) {
     assert_eq!(peers(&err), vec!["192.0.2.2"]);
     assert!(lowered() > before, "no MSS lowered");
     stop_hagw(guard);
+    far_down();
+}
+
+/// ns far behind ns srv, which routes: its link to far at MTU 1400, far's
+/// own end at 1500. Returns `lab_toml` with a route to far.
+fn far_up(lab_toml: &str) -> String {
+    let _ = Command::new("ip").args(["netns", "del", "far"]).output();
+    sh("ip netns add far \
+        && ip link add srvfar netns srv type veth peer name far0 netns far \
+        && ip -n srv addr add 198.18.0.1/24 dev srvfar \
+        && ip -n srv link set srvfar mtu 1400 up \
+        && ip -n far addr add 198.18.0.2/24 dev far0 \
+        && ip -n far link set far0 up && ip -n far link set lo up \
+        && ip -n far route add default via 198.18.0.1 \
+        && ip netns exec srv sysctl -qw net.ipv4.ip_forward=1");
+    format!("{lab_toml}\n[[route]]\nprefix = \"198.18.0.0/24\"\nvia = \"198.51.100.2\"\n")
+}
+
+fn far_down() {
     sh("ip netns del far && ip netns exec srv sysctl -qw net.ipv4.ip_forward=0");
+}
+
+/// A client command in ns cli that must succeed within 60 s (a path MTU
+/// black hole stalls a transfer for ever).
+fn cli_within_60s(args: &[&str]) -> String {
+    let mut cmd = vec!["timeout", "60"];
+    cmd.extend(xfer(args));
+    ns_ok("cli", &cmd)
+}
+
+/// (t): ICMP errors about the packets of a withdrawn connection, which
+/// hagw only translates, are NATed toward the end that sent the quoted
+/// packet (RFC 5508 §4.2), whose own stack then does path MTU discovery:
+/// - up: an MPTCP upload to an MPTCP server in far, behind (r)'s 1400-byte
+///   link. The router's "fragmentation needed" about the client's
+///   1500-byte packets goes to the NAT address and port the server sees;
+///   hagw turns it into one to the client's own address and port, the
+///   client's kernel takes it and the 20 MB arrive intact;
+/// - down: an MPTCP server in srv sends 100 MB; beyond hagw the cellular
+///   IPv4 path narrows to 1200 bytes (nft in cli, as in (s)), and the
+///   client answers the first segment over it with "fragmentation needed"
+///   to the server, through the fixed access. hagw sends it on from the
+///   NAT address, quoting the NAT address and port, the server's kernel
+///   takes it and sends that subflow nothing over 1200 bytes from half a
+///   second after it.
+///
+/// Before, both errors were routed untranslated: neither end found its
+/// connection in the quote, and the upload stalled.
+fn icmp_errors_of_withdrawn_connections(lab_toml: &str, guard: &mut Guard) {
+    let cfg = far_up(lab_toml).replace(
+        "[conversion]\n",
+        "[conversion]\nwithdraw = \"if-server-capable\"\n",
+    );
+    start_hagw_with("withdrawn-icmp", &cfg, guard);
+    let count = |name: &str| metric(&metrics(), name, "");
+    let translated = || count("hagw_conv_icmp_translated_total");
+    let withdrawn = || count("hagw_conv_sessions_withdrawn_total");
+    let (t0, w0) = (translated(), withdrawn());
+    ns_ok("cli", &["ip", "route", "flush", "cache"]);
+    let srv = spawn_ns("far", &xfer(&["sink", "5330", "--mptcp"]));
+    std::thread::sleep(Duration::from_millis(400));
+    let cli = cli_within_60s(&["send", "198.18.0.2", "5330", "20000000", "--mptcp"]);
+    let (out, err) = wait_output(srv, "MPTCP server behind the narrow link");
+    assert!(cli.starts_with("20000000 "), "client moved {cli}");
+    assert_eq!(
+        cli.trim(),
+        out.trim(),
+        "up: sha256 differs between the ends"
+    );
+    assert_eq!(peers(&err), vec!["192.0.2.2"]);
+    assert!(withdrawn() > w0, "up: the connection was not withdrawn");
+    // the client's kernel took the errors about both subflows: a path MTU
+    // toward the server on each access (the fixed one's quote would match
+    // untranslated too: NAT kept its port; the cellular one's would not)
+    for from in ["192.0.2.2", "100.64.0.2"] {
+        let r = ns_ok("cli", &["ip", "route", "get", "198.18.0.2", "from", from]);
+        assert!(r.contains("mtu 1400"), "up: no path MTU from {from}: {r}");
+    }
+    let t1 = translated();
+    assert!(t1 > t0, "up: no ICMP error translated");
+    far_down();
+
+    let table = "ip hagwwd";
+    ns_ok("cli", &["nft", &format!("add table {table}")]);
+    ns_ok(
+        "cli",
+        &[
+            "nft",
+            &format!("add chain {table} pre {{ type filter hook prerouting priority -300; }}"),
+        ],
+    );
+    ns_ok(
+        "cli",
+        &[
+            "nft",
+            &format!(
+                "add rule {table} pre iifname cel0 ip saddr 198.51.100.2 meta length > 1200 drop"
+            ),
+        ],
+    );
+    let w1 = withdrawn();
+    ns_ok("srv", &["ip", "route", "flush", "cache"]);
+    let srv = spawn_ns("srv", &xfer(&["serve", "5331", "100000000", "--mptcp"]));
+    std::thread::sleep(Duration::from_millis(400));
+    let cli = cli_within_60s(&[
+        "ptb",
+        "198.51.100.2",
+        "5331",
+        "198.51.100.2",
+        "cel0",
+        "1200",
+        "--mptcp",
+    ]);
+    let (out, _) = wait_output(srv, "MPTCP server");
+    let (sum, tail) = cli.trim().split_at(cli.trim().find(" ptb").unwrap_or(0));
+    assert_eq!(sum, out.trim(), "down: sha256 differs between the ends");
+    assert_eq!(tail.trim(), "ptb 1 over 0", "down: {cli}");
+    // the server's kernel took it: a path MTU toward the NAT address
+    let r = ns_ok("srv", &["ip", "route", "get", "192.0.2.2"]);
+    assert!(
+        r.contains("mtu 1200"),
+        "down: no path MTU toward 192.0.2.2: {r}"
+    );
+    assert!(withdrawn() > w1, "down: the connection was not withdrawn");
+    assert!(translated() > t1, "down: no ICMP error translated");
+    ns_ok("cli", &["nft", &format!("delete table {table}")]);
+    stop_hagw(guard);
 }
 
 /// (s): the cellular IPv6 path narrows to 1280 bytes beyond hagw's port:

@@ -296,7 +296,7 @@ fn render_conversion(
     .with_label_values(&[])
     .set(sum(&|w| w.conv.sessions_active.get()) as i64);
     type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
-    let simple: [(&str, &str, Read); 17] = [
+    let simple: [(&str, &str, Read); 18] = [
         (
             "hagw_conv_segments_after_close_total",
             "Late client packets of ended sessions, dropped (never sent to the server)",
@@ -336,6 +336,11 @@ fn render_conversion(
             "hagw_conv_path_mtu_lowered_total",
             "ICMP fragmentation-needed and ICMPv6 packet-too-big errors that lowered the MSS of a connection hagw terminates (RFC 1191, RFC 8201)",
             &|w| w.conv.path_mtu_lowered.get(),
+        ),
+        (
+            "hagw_conv_icmp_translated_total",
+            "ICMP errors about a packet of a withdrawn connection, NATed toward the end that sent it (RFC 5508)",
+            &|w| w.conv.icmp_translated.get(),
         ),
         (
             "hagw_conv_sessions_evicted_total",

@@ -171,6 +171,9 @@ pub struct ConvStats {
     /// lowered that connection's MSS (RFC 1191, RFC 8201); errors quoting
     /// data not in flight are ignored.
     pub path_mtu_lowered: Counter,
+    /// ICMP errors about a withdrawn connection's packet, NATed toward the
+    /// end that sent it (RFC 5508 §4.2).
+    pub icmp_translated: Counter,
 }
 
 /// One live session, as `GET /sessions` lists it.

@@ -772,6 +772,48 @@ impl<C: Chunk> Converter<C> {
         Some(Some((path.side, quoted, code)))
     }
 
+    /// An ICMPv4 error (from the IP header on, arrived from `side`) about
+    /// a packet of a withdrawn subflow, which hagw only translates: NATed
+    /// in place toward the end that sent the quoted packet (RFC 5508
+    /// §4.2), so that its stack finds its connection in the quote (path
+    /// MTU discovery, traceroute). From the internet, about what the
+    /// client sent: to the client, quoting the client's address and port.
+    /// From an access, about what the server sent: to the server from the
+    /// NAT address (the server sees no access address, not even a
+    /// router's), quoting the NAT address and port. True when translated:
+    /// route it by its new addresses.
+    pub fn icmp_nat(&mut self, ip: &mut [u8], side: Side) -> bool {
+        use rewrite::End;
+        let Some(q) = icmp_quote(ip) else {
+            return false;
+        };
+        let (up, sid, i) = match self.flows.get(&q.key) {
+            // the quote is hagw's packet to the server (from the NAT
+            // address): its key is the server's replies' flow
+            Some(&Flow::PtDown { sid, i }) if side == Side::Internet => (true, sid, i),
+            Some(&Flow::PtUp { sid, i }) if side != Side::Internet => (false, sid, i),
+            _ => return false,
+        };
+        let Some(s) = self.sessions.get(sid).and_then(Option::as_ref) else {
+            return false;
+        };
+        let Some(&(client, nport)) = s.pt.get(i) else {
+            return false;
+        };
+        let (IpAddr::V4(c), IpAddr::V4(n)) = (client.0, s.nat.0) else {
+            return false;
+        };
+        let done = if up {
+            rewrite::icmp4_error(ip, (End::Dst, c), (End::Src, c, client.1))
+        } else {
+            rewrite::icmp4_error(ip, (End::Src, n), (End::Dst, n, nport))
+        };
+        if done {
+            self.stats.conv.icmp_translated.inc();
+        }
+        done
+    }
+
     /// An ICMPv6 Packet Too Big (RFC 4443 §3.2) quoting `quoted` (the
     /// invoking packet from its IPv6 header on): when it is about a TCP
     /// segment of a connection hagw terminates (a subflow over IPv6, or an

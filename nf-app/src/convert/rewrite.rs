@@ -5,7 +5,7 @@
 
 use nf_core::wire::checksum::{update16, update32};
 use nf_core::wire::{ip_proto, tcp};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// What the classifier needs of a TCP packet (IP header on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +119,73 @@ pub fn rewrite(ip: &mut [u8], p: &Peek, src: bool, addr: IpAddr, port: u16) -> b
     true
 }
 
+/// Which address (and port) of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    Src,
+    Dst,
+}
+
+/// NAT of an ICMPv4 error (from its IP header on) about a TCP packet of
+/// a translated connection (RFC 5508 §4.2, RFC 3022 §4.3), in place: the
+/// outer header's `outer.0` address becomes `outer.1`, and the quoted
+/// packet's `inner.0` address and port become `inner.1` and `inner.2`.
+/// The outer and quoted IP header checksums, the quoted TCP checksum when
+/// the quote reaches it, and the ICMP checksum, which covers the quote,
+/// are updated incrementally (RFC 1624): an error that arrived corrupted
+/// stays so. False, and nothing changed, when the packet is too short for
+/// it (the quote must hold the ports).
+pub fn icmp4_error(ip: &mut [u8], outer: (End, Ipv4Addr), inner: (End, Ipv4Addr, u16)) -> bool {
+    let word = |ip: &[u8], at: usize| be16(ip, at);
+    let addr = |ip: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(ip.get(at..at + 4)?.try_into().ok()?))
+    };
+    let Some(&v) = ip.first() else { return false };
+    let hl = usize::from(v & 0x0f) * 4;
+    let q = hl + 8;
+    let Some(&qv) = ip.get(q) else { return false };
+    let qhl = usize::from(qv & 0x0f) * 4;
+    if hl < 20 || qhl < 20 || ip.len() < q + qhl + 4 {
+        return false;
+    }
+    let at = |end: End, base: usize| base + if end == End::Src { 12 } else { 16 };
+    let (oa, ia) = (at(outer.0, 0), at(inner.0, q));
+    let pa = q + qhl + if inner.0 == End::Src { 0 } else { 2 };
+    let ta = q + qhl + 16;
+    let (Some(o_old), Some(i_old), Some(p_old), Some(hc), Some(qc), Some(ic)) = (
+        addr(ip, oa),
+        addr(ip, ia),
+        word(ip, pa),
+        word(ip, 10),
+        word(ip, q + 10),
+        word(ip, hl + 2),
+    ) else {
+        return false;
+    };
+    let (o_new, i_new, p_new) = (u32::from(outer.1), u32::from(inner.1), inner.2);
+    let put16 = |ip: &mut [u8], at: usize, v: u16| ip[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    // the outer header
+    ip[oa..oa + 4].copy_from_slice(&o_new.to_be_bytes());
+    put16(ip, 10, update32(hc, o_old, o_new));
+    // the quote: its address, header checksum and port, each change
+    // carried into the ICMP checksum
+    ip[ia..ia + 4].copy_from_slice(&i_new.to_be_bytes());
+    let qc_new = update32(qc, i_old, i_new);
+    put16(ip, q + 10, qc_new);
+    put16(ip, pa, p_new);
+    let mut icmp = update32(ic, i_old, i_new);
+    icmp = update16(icmp, qc, qc_new);
+    icmp = update16(icmp, p_old, p_new);
+    // the quoted TCP checksum (its pseudo-header holds the address)
+    if let Some(tc) = word(ip, ta) {
+        let tc_new = update16(update32(tc, i_old, i_new), p_old, p_new);
+        put16(ip, ta, tc_new);
+        icmp = update16(icmp, tc, tc_new);
+    }
+    put16(ip, hl + 2, icmp);
+    true
+}
+
 /// Lowers the MSS option of a SYN to `limit` in place (RFC 879 / RFC 6691:
 /// what a gateway does when the next link's MTU is smaller), with an
 /// incremental checksum update. Returns true when it changed anything.
@@ -187,6 +254,77 @@ mod tests {
         let mut t = vec![0u8; r.buffer_len()];
         r.emit(IpAddr::V4(s), IpAddr::V4(d), &mut t);
         crate::frames::ipv4_packet(s, d, ip_proto::TCP, &t)
+    }
+
+    /// "Fragmentation needed" from `router` to `to`, quoting `len` bytes
+    /// of `quoted`.
+    fn frag_needed(router: Ipv4Addr, to: Ipv4Addr, quoted: &[u8], len: usize) -> Vec<u8> {
+        use nf_core::wire::icmpv4;
+        let m = icmpv4::Repr::DestUnreachable {
+            code: 4,
+            next_hop_mtu: 1400,
+            data: &quoted[..len],
+        };
+        let mut icmp = vec![0u8; m.buffer_len()];
+        m.emit(&mut icmp);
+        crate::frames::ipv4_packet(router, to, ip_proto::ICMP, &icmp)
+    }
+
+    #[test]
+    fn an_icmp_error_about_a_natted_packet_reads_as_one_about_the_original() {
+        use nf_core::wire::icmpv4;
+        // the client's packet, and what hagw sent in its place
+        let orig = packet();
+        let (client, nat) = (Ipv4Addr::new(100, 64, 0, 2), Ipv4Addr::new(192, 0, 2, 2));
+        let mut sent = orig.clone();
+        assert!(rewrite(
+            &mut sent,
+            &peek(&orig).unwrap(),
+            true,
+            IpAddr::V4(nat),
+            61000
+        ));
+        let router = Ipv4Addr::new(203, 0, 113, 1);
+        // the minimal quote (IP header and 8 bytes: no TCP checksum) and
+        // the whole packet (the TCP checksum quoted, RFC 1812 §4.3.2.3)
+        for len in [28, sent.len()] {
+            let mut e = frag_needed(router, nat, &sent, len);
+            assert!(icmp4_error(
+                &mut e,
+                (End::Dst, client),
+                (End::Src, client, 40000)
+            ));
+            // byte for byte the error a router would have sent the client
+            assert_eq!(e, frag_needed(router, client, &orig, len), "quote of {len}");
+            let p = ipv4::Packet::new_checked(&e[..]).unwrap();
+            assert!(p.verify_checksum());
+            assert!(icmpv4::Packet::new_checked(&e[20..])
+                .unwrap()
+                .verify_checksum());
+            // and back, as an error from the access about the server's
+            // packet is turned toward the server
+            assert!(icmp4_error(&mut e, (End::Dst, nat), (End::Src, nat, 61000)));
+            assert_eq!(e, frag_needed(router, nat, &sent, len));
+        }
+        // a quote without the ports is left alone
+        let mut short = frag_needed(router, nat, &sent, 22);
+        let before = short.clone();
+        assert!(!icmp4_error(
+            &mut short,
+            (End::Dst, client),
+            (End::Src, client, 40000)
+        ));
+        assert_eq!(short, before);
+        assert!(!icmp4_error(
+            &mut [0x45; 10],
+            (End::Dst, client),
+            (End::Src, client, 1)
+        ));
+        assert!(!icmp4_error(
+            &mut [],
+            (End::Dst, client),
+            (End::Src, client, 1)
+        ));
     }
 
     #[test]

@@ -86,7 +86,21 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                 _ => None,
             };
             match verdict {
-                None => {}
+                None => {
+                    // about a withdrawn connection's packet: NATed toward
+                    // its sender, then routed as any packet
+                    let side = self.port_side(port);
+                    let translated = match (self.conv.as_mut(), buf.data_mut().get_mut(l2..), side)
+                    {
+                        (Some(c), Some(d), Some(side)) => c.icmp_nat(d, side),
+                        _ => false,
+                    };
+                    if translated {
+                        let p = ipv4::Packet::new_unchecked(&buf.data()[l2..]);
+                        ip.src = p.src_addr();
+                        ip.dst = p.dst_addr();
+                    }
+                }
                 Some(None) => return,
                 Some(Some((side, quoted, code))) => {
                     // the same answer to the client: unreachable, quoting

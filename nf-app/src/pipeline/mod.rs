@@ -429,6 +429,17 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         self.conv = Some(c);
     }
 
+    /// The side of the conversion point input port `port` is on (`None`:
+    /// a port of none, such as a LAN).
+    pub(crate) fn port_side(&self, port: u16) -> Option<Side> {
+        match self.ports.get(usize::from(port)).map(|p| p.role) {
+            Some(PortRole::AccessFixed) => Some(Side::Fixed),
+            Some(PortRole::AccessCellular) => Some(Side::Cellular),
+            Some(PortRole::Internet) => Some(Side::Internet),
+            _ => None,
+        }
+    }
+
     /// Offers a TCP packet (`l2` bytes of link header in front) to the
     /// conversion point.
     pub(crate) fn convert_input(
@@ -439,13 +450,8 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         l2: usize,
         local: bool,
     ) -> Verdict {
+        let side = self.port_side(port);
         let pc = self.ports.get(usize::from(port));
-        let side = match pc.map(|p| p.role) {
-            Some(PortRole::AccessFixed) => Some(Side::Fixed),
-            Some(PortRole::AccessCellular) => Some(Side::Cellular),
-            Some(PortRole::Internet) => Some(Side::Internet),
-            _ => None,
-        };
         // the NIC's verdict counts only where the port was asked for it
         let l4 = if pc.is_some_and(|p| p.rx_tcp_checksum) {
             buf.rx_l4_checksum()
