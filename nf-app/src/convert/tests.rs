@@ -1282,5 +1282,21 @@ mod icmp_quotes {
             let _ = icmp_quote(&b);
             let _ = quote_v6(&b);
         }
+
+        /// The NAT of an ICMP error on arbitrary bytes: done or, when it
+        /// cannot be, nothing changed; never a panic.
+        #[test]
+        fn arbitrary_icmp_errors_are_natted_or_left_alone(
+            b in proptest::collection::vec(any::<u8>(), 0..120),
+            src in any::<bool>(),
+        ) {
+            use crate::convert::rewrite::{icmp4_error, End};
+            let a = std::net::Ipv4Addr::new(100, 64, 0, 2);
+            let (o, i) = if src { (End::Src, End::Dst) } else { (End::Dst, End::Src) };
+            let mut c = b.clone();
+            if !icmp4_error(&mut c, (o, a), (i, a, 40000)) {
+                prop_assert_eq!(c, b);
+            }
+        }
     }
 }
