@@ -307,33 +307,40 @@ impl<C: Chunk> Converter<C> {
         self.policy.max_sessions = self.policy.max_sessions.div_ceil(n).max(1);
     }
 
-    /// The worker an ICMPv4 error about a session belongs to, when it is
-    /// not this one ([`Converter::quote_owner`]).
-    pub fn icmp_owner(&self, ip: &[u8]) -> Option<u16> {
-        self.quote_owner(&icmp_quote(ip)?.key)
+    /// The worker an ICMPv4 error (arrived from `side`) about a session
+    /// belongs to, when it is not this one ([`Converter::quote_owner`]).
+    pub fn icmp_owner(&self, ip: &[u8], side: Option<Side>) -> Option<u16> {
+        self.quote_owner(&icmp_quote(ip)?.key, side)
     }
 
-    /// The worker an ICMPv6 error quoting `quoted` (from its IPv6 header
-    /// on) belongs to, when it is not this one.
-    pub fn icmp6_owner(&self, quoted: &[u8]) -> Option<u16> {
-        self.quote_owner(&quote_v6(quoted)?.0)
+    /// The worker an ICMPv6 error (arrived from `side`) quoting `quoted`
+    /// (from its IPv6 header on) belongs to, when it is not this one.
+    pub fn icmp6_owner(&self, quoted: &[u8], side: Option<Side>) -> Option<u16> {
+        self.quote_owner(&quote_v6(quoted)?.0, side)
     }
 
     /// The worker whose flow `key` (the quoted packet's, turned around: as
-    /// a packet of that flow arrives) is, when another: a subflow's by the
-    /// directory (a joined subflow lives on its session's worker, not on
-    /// the one its tuple hashes to), a server side's by its NAT port. An
-    /// ICMP error is spread by its own addresses (RSS hashes no ports
-    /// of it), not by the flow it is about.
-    fn quote_owner(&self, key: &FlowKey) -> Option<u16> {
+    /// a packet of that flow arrives) is, when another. An ICMP error is
+    /// spread by its own addresses (RSS hashes no ports of it), not by the
+    /// flow it is about. From an access it is about a subflow, found in
+    /// the directory (a joined subflow lives on its session's worker, not
+    /// on the one its tuple hashes to); from the internet about a server
+    /// side, found by its NAT port (without a lock: a flood of made-up
+    /// errors from the internet never reaches the shared directory).
+    fn quote_owner(&self, key: &FlowKey, side: Option<Side>) -> Option<u16> {
         if self.shard.is_single() || self.flows.contains_key(key) {
             return None;
         }
-        let o = match self.directory.flow_owner(key.tuple()) {
-            Some(o) => o,
-            None => self
-                .nat
-                .reply_owner((key.src, key.sport), (key.dst, key.dport)),
+        let by_nat = || {
+            self.nat
+                .reply_owner((key.src, key.sport), (key.dst, key.dport))
+        };
+        let o = match side {
+            Some(Side::Internet) | None => by_nat(),
+            Some(Side::Fixed | Side::Cellular) => self
+                .directory
+                .flow_owner(key.tuple())
+                .unwrap_or_else(by_nat),
         };
         (o != self.shard.index).then_some(o)
     }

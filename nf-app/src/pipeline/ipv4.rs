@@ -74,7 +74,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         let mut ip = ip;
         if ip.protocol == ip_proto::ICMP && self.conv.is_some() {
             let owner = match (self.conv.as_ref(), buf.data().get(l2..)) {
-                (Some(c), Some(d)) => c.icmp_owner(d),
+                (Some(c), Some(d)) => c.icmp_owner(d, self.port_side(port)),
                 _ => None,
             };
             if let Some(w) = owner {

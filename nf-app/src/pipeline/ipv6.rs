@@ -49,6 +49,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             // address for a subflow, to the NAT address toward a server);
             // other ICMPv6 (ND, echo) is checked once, where it is handled
             // (another worker's session: handed to it)
+            let side = self.port_side(port);
             let icmp = buf.data().get(l2 + ipv6::HEADER_LEN..).unwrap_or(&[]);
             let (owner, taken) = match icmp.first() == Some(&icmpv6::kind::PACKET_TOO_BIG) {
                 true => match (
@@ -57,7 +58,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                     self.conv.as_mut(),
                 ) {
                     (Ok(icmpv6::Repr::PacketTooBig { mtu, data }), Some(c)) => {
-                        match c.icmp6_owner(data) {
+                        match c.icmp6_owner(data, side) {
                             Some(w) => (Some(w), false),
                             None => (None, c.packet_too_big(mtu, data)),
                         }
