@@ -109,6 +109,11 @@ impl LabClient {
         }
     }
 
+    /// Each subflow's local address and port.
+    pub fn endpoints(&self) -> Vec<(Ipv4Addr, u16)> {
+        self.paths.iter().map(|&(a, p, _)| (a, p)).collect()
+    }
+
     /// Done: everything echoed and the connection closed (or refused).
     pub fn finished(&self) -> bool {
         self.refused || (self.closed && self.received == self.work.up)
@@ -172,8 +177,15 @@ pub struct ConvLab {
     /// or 100.64.0.254 (cellular), as a tunnel or a bearer narrower than
     /// the access port does.
     pub access_mtu: usize,
-    /// Those answers.
+    /// The same on the internet side (0: none): an IP packet toward the
+    /// server longer than this is dropped by a router there, which answers
+    /// from 198.51.100.254.
+    pub internet_mtu: usize,
+    /// Those answers, from either side.
     pub frag_needed_sent: u64,
+    /// The ICMPv4 packets hagw sent (the port, the IP packet), the first
+    /// 256.
+    pub icmp_seen: Vec<(usize, Vec<u8>)>,
     /// ICMP errors the pipeline sent toward the client.
     pub icmp_to_clients: u64,
     /// When a step moves no packet, jump to the next timer of anyone
@@ -315,7 +327,9 @@ impl ConvLab {
             frames_nic_summed: 0,
             drop_to_clients: 0,
             access_mtu: 0,
+            internet_mtu: 0,
             frag_needed_sent: 0,
+            icmp_seen: Vec::new(),
             to_clients: 0,
             icmp_to_clients: 0,
             skip_idle: false,
@@ -825,12 +839,22 @@ impl ConvLab {
                 let Some(ip) = frame.get(14..) else {
                     continue;
                 };
-                if port != 2 && ip.len() > 20 && ip[9] == nf_core::wire::ip_proto::ICMP {
-                    self.icmp_to_clients += 1;
-                    continue;
+                if ip.len() > 20 && ip[9] == nf_core::wire::ip_proto::ICMP {
+                    if self.icmp_seen.len() < 256 {
+                        self.icmp_seen.push((port, ip.to_vec()));
+                    }
+                    if port != 2 {
+                        self.icmp_to_clients += 1;
+                        continue;
+                    }
                 }
-                if port != 2 && self.access_mtu > 0 && ip.len() > self.access_mtu {
-                    self.frag_needed(port as u16, ip);
+                let mtu = if port == 2 {
+                    self.internet_mtu
+                } else {
+                    self.access_mtu
+                };
+                if mtu > 0 && ip.len() > mtu {
+                    self.frag_needed(port as u16, ip, mtu);
                     continue;
                 }
                 if port != 2 && self.drop_to_clients > 0 {
@@ -861,9 +885,10 @@ impl ConvLab {
         n
     }
 
-    /// The access router's "fragmentation needed" about `ip`, which it
-    /// dropped on `port`'s side, queued for hagw's next batch.
-    fn frag_needed(&mut self, port: u16, ip: &[u8]) {
+    /// The router's "fragmentation needed" about `ip`, which it dropped on
+    /// `port`'s side for a link of `mtu` bytes, queued for hagw's next
+    /// batch.
+    fn frag_needed(&mut self, port: u16, ip: &[u8], mtu: usize) {
         use nf_core::wire::{icmpv4, ip_proto};
         let (Some(&v), Some(src)) = (ip.first(), ip.get(12..16)) else {
             return;
@@ -871,20 +896,19 @@ impl ConvLab {
         let quote = &ip[..(usize::from(v & 0x0f) * 4 + 8).min(ip.len())];
         let m = icmpv4::Repr::DestUnreachable {
             code: 4,
-            next_hop_mtu: u16::try_from(self.access_mtu).unwrap_or(u16::MAX),
+            next_hop_mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
             data: quote,
         };
         let mut icmp = vec![0u8; m.buffer_len()];
         m.emit(&mut icmp);
-        let router = if port == 0 {
-            Ipv4Addr::new(192, 0, 2, 254)
-        } else {
-            Ipv4Addr::new(100, 64, 0, 254)
+        let (router, from, to_mac) = match port {
+            0 => (Ipv4Addr::new(192, 0, 2, 254), CLI_MAC, mac(1)),
+            1 => (Ipv4Addr::new(100, 64, 0, 254), CLI_MAC, mac(2)),
+            _ => (Ipv4Addr::new(198, 51, 100, 254), SRV_MAC, mac(3)),
         };
         let to = Ipv4Addr::new(src[0], src[1], src[2], src[3]);
         let pkt = crate::frames::ipv4_packet(router, to, ip_proto::ICMP, &icmp);
-        self.rx
-            .push((port, eth_wrap(CLI_MAC, mac(port as u8 + 1), &pkt)));
+        self.rx.push((port, eth_wrap(from, to_mac, &pkt)));
         self.frames_in += 1;
         self.frag_needed_sent += 1;
     }

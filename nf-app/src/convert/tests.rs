@@ -495,6 +495,81 @@ fn fragmentation_needed_from_the_accesses_reaches_each_subflows_owner() {
     }
 }
 
+/// RFC 5508 §4.2 on two workers: an ICMP error about a withdrawn
+/// connection's packet reaches the worker of that connection (all errors
+/// land on one: RSS spreads ICMP by its addresses) and is NATed there
+/// toward the end that sent the quoted packet. Up: a link beyond the
+/// internet port narrower than the client's segments; its router's error
+/// (to the NAT address) goes to the client, quoting the client's own
+/// address and port. Down: the same on the accesses, about the server's
+/// echo; the error goes to the server from the NAT address, quoting the
+/// NAT address. (The lab's clients and server do no path MTU discovery:
+/// the errors themselves are checked.)
+#[test]
+fn icmp_errors_about_withdrawn_connections_are_natted_on_their_worker() {
+    use nf_core::wire::{icmpv4, ipv4};
+    let conf = conv_with("withdraw = \"if-server-capable\"");
+    for up in [true, false] {
+        let mut lab = ConvLab::with_workers(&conf, 43, 2);
+        lab.server.mptcp_ports.push(5202);
+        if up {
+            lab.internet_mtu = 1000;
+        } else {
+            lab.access_mtu = 1000;
+        }
+        let ids: Vec<usize> = (0..12)
+            .map(|_| lab.connect(5202, Workload::echo(20_000, true)))
+            .collect();
+        lab.run_until(3 * SEC, |_| false);
+        let what = if up { "up" } else { "down" };
+        let st = lab.worker_stats();
+        let withdrawn: Vec<u64> = st.iter().map(|w| w.conv.sessions_withdrawn.get()).collect();
+        let translated: Vec<u64> = st.iter().map(|w| w.conv.icmp_translated.get()).collect();
+        assert!(lab.frag_needed_sent > 0, "{what}: nothing was too big");
+        assert!(
+            withdrawn.iter().all(|&n| n > 0) && translated.iter().all(|&n| n > 0),
+            "{what}: withdrawn {withdrawn:?}, ICMP errors translated {translated:?}"
+        );
+        let clients: Vec<(std::net::Ipv4Addr, u16)> = ids
+            .iter()
+            .flat_map(|&c| lab.clients[c].endpoints())
+            .collect();
+        let mut seen = 0;
+        for (port, e) in &lab.icmp_seen {
+            let outer = ipv4::Packet::new_checked(&e[..]).unwrap();
+            assert!(outer.verify_checksum());
+            let icmp = icmpv4::Packet::new_checked(&e[20..]).unwrap();
+            assert!(icmp.verify_checksum(), "{what}: the ICMP checksum follows");
+            let q = ipv4::Packet::new_unchecked(&e[28..]);
+            assert!(
+                q.verify_checksum(),
+                "{what}: the quoted header's checksum follows"
+            );
+            let (qs, qd) = (q.src_addr(), q.dst_addr());
+            let ports = |at: usize| u16::from_be_bytes([e[at], e[at + 1]]);
+            let (qsp, qdp) = (ports(48), ports(50));
+            if up {
+                // to the client, about what it sent, as it sent it
+                assert_ne!(*port, 2, "{what}: an error went back to the internet");
+                assert_eq!(outer.dst_addr(), qs);
+                assert!(
+                    clients.contains(&(qs, qsp)),
+                    "{what}: {qs}:{qsp} is no client's"
+                );
+                assert_eq!((qd, qdp), (SERVER, 5202));
+            } else {
+                // to the server from the NAT address, about what it sent
+                assert_eq!(*port, 2, "{what}: an error went to a client");
+                assert_eq!((outer.src_addr(), outer.dst_addr()), (FIXED, SERVER));
+                assert_eq!((qs, qsp), (SERVER, 5202));
+                assert_eq!(qd, FIXED, "{what}: the quote names the NAT address");
+            }
+            seen += 1;
+        }
+        assert!(seen > 0, "{what}: no translated error left hagw");
+    }
+}
+
 #[test]
 fn handed_over_subflows_are_forgotten_once_quiet_for_the_idle_time() {
     let conf = conv_with("idle_timeout_s = 2");
