@@ -791,34 +791,69 @@ impl<C: Chunk> Converter<C> {
     /// route it by its new addresses.
     pub fn icmp_nat(&mut self, ip: &mut [u8], side: Side) -> bool {
         use rewrite::End;
-        let Some(q) = icmp_quote(ip) else {
+        let Some((up, client, nat)) = icmp_quote(ip).and_then(|q| self.pt_quoted(&q.key, side))
+        else {
             return false;
         };
-        let (up, sid, i) = match self.flows.get(&q.key) {
-            // the quote is hagw's packet to the server (from the NAT
-            // address): its key is the server's replies' flow
-            Some(&Flow::PtDown { sid, i }) if side == Side::Internet => (true, sid, i),
-            Some(&Flow::PtUp { sid, i }) if side != Side::Internet => (false, sid, i),
-            _ => return false,
-        };
-        let Some(s) = self.sessions.get(sid).and_then(Option::as_ref) else {
-            return false;
-        };
-        let Some(&(client, nport)) = s.pt.get(i) else {
-            return false;
-        };
-        let (IpAddr::V4(c), IpAddr::V4(n)) = (client.0, s.nat.0) else {
-            return false;
-        };
-        let done = if up {
-            rewrite::icmp4_error(ip, (End::Dst, c), (End::Src, c, client.1))
-        } else {
-            rewrite::icmp4_error(ip, (End::Src, n), (End::Dst, n, nport))
+        let done = match (client.0, nat.0) {
+            (IpAddr::V4(c), _) if up => {
+                rewrite::icmp4_error(ip, (End::Dst, c), (End::Src, c, client.1))
+            }
+            (_, IpAddr::V4(n)) if !up => {
+                rewrite::icmp4_error(ip, (End::Src, n), (End::Dst, n, nat.1))
+            }
+            _ => false,
         };
         if done {
             self.stats.conv.icmp_translated.inc();
         }
         done
+    }
+
+    /// [`Converter::icmp_nat`] for an ICMPv6 error (RFC 4443 §3: from the
+    /// IPv6 header on, the ICMPv6 header right after it) about a packet of
+    /// a withdrawn IPv6 subflow.
+    pub fn icmp6_nat(&mut self, ip: &mut [u8], side: Side) -> bool {
+        use rewrite::End;
+        let Some((up, client, nat)) = ip
+            .get(48..)
+            .and_then(quote_v6)
+            .and_then(|(key, _)| self.pt_quoted(&key, side))
+        else {
+            return false;
+        };
+        let done = match (client.0, nat.0) {
+            (IpAddr::V6(c), _) if up => {
+                rewrite::icmp6_error(ip, (End::Dst, c), (End::Src, c, client.1))
+            }
+            (_, IpAddr::V6(n)) if !up => {
+                rewrite::icmp6_error(ip, (End::Src, n), (End::Dst, n, nat.1))
+            }
+            _ => false,
+        };
+        if done {
+            self.stats.conv.icmp_translated.inc();
+        }
+        done
+    }
+
+    /// The withdrawn subflow an ICMP error from `side` quotes (`key`, the
+    /// quoted packet's flow turned around): whether the error goes to the
+    /// client (it came from the internet, about what the client sent),
+    /// the client's address and port, and the NAT address and port the
+    /// server sees.
+    #[allow(clippy::type_complexity)]
+    fn pt_quoted(&self, key: &FlowKey, side: Side) -> Option<(bool, (IpAddr, u16), (IpAddr, u16))> {
+        let (up, sid, i) = match self.flows.get(key) {
+            // the quote is hagw's packet to the server (from the NAT
+            // address): its key is the server's replies' flow
+            Some(&Flow::PtDown { sid, i }) if side == Side::Internet => (true, sid, i),
+            Some(&Flow::PtUp { sid, i }) if side != Side::Internet => (false, sid, i),
+            _ => return None,
+        };
+        let s = self.sessions.get(sid).and_then(Option::as_ref)?;
+        let &(client, nport) = s.pt.get(i)?;
+        Some((up, client, (s.nat.0, nport)))
     }
 
     /// An ICMPv6 Packet Too Big (RFC 4443 §3.2) quoting `quoted` (the

@@ -5,7 +5,7 @@
 
 use nf_core::wire::checksum::{update16, update32};
 use nf_core::wire::{ip_proto, tcp};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What the classifier needs of a TCP packet (IP header on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,7 +131,8 @@ pub enum End {
 /// outer header's `outer.0` address becomes `outer.1`, and the quoted
 /// packet's `inner.0` address and port become `inner.1` and `inner.2`.
 /// The outer and quoted IP header checksums, the quoted TCP checksum when
-/// the quote reaches it, and the ICMP checksum, which covers the quote,
+/// the quote holds it (one the quote cuts in half stays as it is), and the
+/// ICMP checksum, which covers the quote,
 /// are updated incrementally (RFC 1624): an error that arrived corrupted
 /// stays so. False, and nothing changed, when the packet is too short for
 /// it (the quote must hold the ports).
@@ -183,6 +184,86 @@ pub fn icmp4_error(ip: &mut [u8], outer: (End, Ipv4Addr), inner: (End, Ipv4Addr,
         icmp = update16(icmp, tc, tc_new);
     }
     put16(ip, hl + 2, icmp);
+    true
+}
+
+/// The four 32-bit words of an IPv6 address.
+fn words(a: Ipv6Addr) -> [u32; 4] {
+    let o = a.octets();
+    std::array::from_fn(|k| {
+        u32::from_be_bytes([o[4 * k], o[4 * k + 1], o[4 * k + 2], o[4 * k + 3]])
+    })
+}
+
+/// `ck` updated for the address at `ip[at..at + 16]` becoming `new`
+/// (RFC 1624), which is written.
+fn swap_v6(ip: &mut [u8], at: usize, new: Ipv6Addr, mut ck: u16) -> u16 {
+    let Some(old) = ip
+        .get(at..at + 16)
+        .and_then(|s| <[u8; 16]>::try_from(s).ok())
+    else {
+        return ck;
+    };
+    for (o, n) in words(Ipv6Addr::from(old)).into_iter().zip(words(new)) {
+        ck = update32(ck, o, n);
+    }
+    ip[at..at + 16].copy_from_slice(&new.octets());
+    ck
+}
+
+/// [`icmp4_error`] for an ICMPv6 error (RFC 4443 §3) whose IPv6 header
+/// is followed directly by the ICMPv6 header, quoting an IPv6 packet whose
+/// TCP header follows its own: the outer `outer.0` address becomes
+/// `outer.1`, the quoted packet's `inner.0` address and port become
+/// `inner.1` and `inner.2`. IPv6 headers carry no checksum; the ICMPv6
+/// checksum (over the outer addresses too: its pseudo-header) and the
+/// quoted TCP checksum when quoted are updated incrementally. False, and
+/// nothing changed, when the packet is not such an error or too short.
+pub fn icmp6_error(ip: &mut [u8], outer: (End, Ipv6Addr), inner: (End, Ipv6Addr, u16)) -> bool {
+    const Q: usize = 48;
+    const T: usize = Q + 40;
+    let at = |end: End, base: usize| base + if end == End::Src { 8 } else { 24 };
+    let pa = T + if inner.0 == End::Src { 0 } else { 2 };
+    let (Some(&v), Some(&nh), Some(&qv), Some(&qnh)) =
+        (ip.first(), ip.get(6), ip.get(Q), ip.get(Q + 6))
+    else {
+        return false;
+    };
+    // the quote must hold the ports
+    if v >> 4 != 6
+        || nh != ip_proto::ICMPV6
+        || qv >> 4 != 6
+        || qnh != ip_proto::TCP
+        || ip.len() < T + 4
+    {
+        return false;
+    }
+    let (Some(ic), Some(p_old)) = (be16(ip, 42), be16(ip, pa)) else {
+        return false;
+    };
+    let ia = at(inner.0, Q);
+    let Some(i_old) = ip
+        .get(ia..ia + 16)
+        .and_then(|s| <[u8; 16]>::try_from(s).ok())
+        .map(Ipv6Addr::from)
+    else {
+        return false;
+    };
+    let mut icmp = swap_v6(ip, at(outer.0, 0), outer.1, ic);
+    icmp = swap_v6(ip, ia, inner.1, icmp);
+    ip[pa..pa + 2].copy_from_slice(&inner.2.to_be_bytes());
+    icmp = update16(icmp, p_old, inner.2);
+    // the quoted TCP checksum (its pseudo-header holds the address)
+    if let Some(tc) = be16(ip, T + 16) {
+        let mut tc_new = tc;
+        for (o, n) in words(i_old).into_iter().zip(words(inner.1)) {
+            tc_new = update32(tc_new, o, n);
+        }
+        tc_new = update16(tc_new, p_old, inner.2);
+        ip[T + 16..T + 18].copy_from_slice(&tc_new.to_be_bytes());
+        icmp = update16(icmp, tc, tc_new);
+    }
+    ip[42..44].copy_from_slice(&icmp.to_be_bytes());
     true
 }
 
@@ -256,6 +337,12 @@ mod tests {
         crate::frames::ipv4_packet(s, d, ip_proto::TCP, &t)
     }
 
+    /// Where `a` and `b` (of one length) differ.
+    fn differs(a: &[u8], b: &[u8]) -> Vec<usize> {
+        assert_eq!(a.len(), b.len());
+        (0..a.len()).filter(|&i| a[i] != b[i]).collect()
+    }
+
     /// "Fragmentation needed" from `router` to `to`, quoting `len` bytes
     /// of `quoted`.
     fn frag_needed(router: Ipv4Addr, to: Ipv4Addr, quoted: &[u8], len: usize) -> Vec<u8> {
@@ -285,17 +372,26 @@ mod tests {
             61000
         ));
         let router = Ipv4Addr::new(203, 0, 113, 1);
-        // the minimal quote (IP header and 8 bytes: no TCP checksum) and
-        // the whole packet (the TCP checksum quoted, RFC 1812 §4.3.2.3)
-        for len in [28, sent.len()] {
+        // every quote from the minimal one (IP header and 8 bytes: no TCP
+        // checksum) to the whole packet (RFC 1812 §4.3.2.3)
+        for len in 28..=sent.len() {
             let mut e = frag_needed(router, nat, &sent, len);
             assert!(icmp4_error(
                 &mut e,
                 (End::Dst, client),
                 (End::Src, client, 40000)
             ));
-            // byte for byte the error a router would have sent the client
-            assert_eq!(e, frag_needed(router, client, &orig, len), "quote of {len}");
+            // byte for byte the error a router would have sent the client,
+            // but where the quote cuts the TCP checksum in half: that half
+            // stays (and so does the ICMP checksum, which still covers it)
+            let want = frag_needed(router, client, &orig, len);
+            let half = if len == 20 + 17 {
+                vec![22, 23, 64]
+            } else {
+                vec![]
+            };
+            let d = differs(&e, &want);
+            assert!(d.iter().all(|i| half.contains(i)), "quote of {len}: {d:?}");
             let p = ipv4::Packet::new_checked(&e[..]).unwrap();
             assert!(p.verify_checksum());
             assert!(icmpv4::Packet::new_checked(&e[20..])
@@ -307,20 +403,125 @@ mod tests {
             assert_eq!(e, frag_needed(router, nat, &sent, len));
         }
         // a quote without the ports is left alone
-        let mut short = frag_needed(router, nat, &sent, 22);
-        let before = short.clone();
-        assert!(!icmp4_error(
-            &mut short,
-            (End::Dst, client),
-            (End::Src, client, 40000)
-        ));
-        assert_eq!(short, before);
+        for len in 0..24 {
+            let mut short = frag_needed(router, nat, &sent, len);
+            let before = short.clone();
+            assert!(!icmp4_error(
+                &mut short,
+                (End::Dst, client),
+                (End::Src, client, 1)
+            ));
+            assert_eq!(short, before);
+        }
         assert!(!icmp4_error(
             &mut [0x45; 10],
             (End::Dst, client),
             (End::Src, client, 1)
         ));
         assert!(!icmp4_error(
+            &mut [],
+            (End::Dst, client),
+            (End::Src, client, 1)
+        ));
+    }
+
+    /// A Packet Too Big from `router` to `to` quoting `len` bytes of
+    /// `quoted` (the IPv6 packet, no link header).
+    fn too_big(router: Ipv6Addr, to: Ipv6Addr, quoted: &[u8], len: usize) -> Vec<u8> {
+        use nf_core::wire::icmpv6;
+        let m = icmpv6::Repr::PacketTooBig {
+            mtu: 1280,
+            data: &quoted[..len],
+        };
+        let mac = nf_core::wire::EthernetAddress([2, 0, 0, 0, 0, 1]);
+        crate::frames::icmp6(mac, mac, router, to, 64, &m)[14..].to_vec()
+    }
+
+    #[test]
+    fn an_icmpv6_error_about_a_natted_packet_reads_as_one_about_the_original() {
+        use nf_core::wire::icmpv6;
+        let (client, nat, server, router): (Ipv6Addr, Ipv6Addr, Ipv6Addr, Ipv6Addr) = (
+            "2001:db8:c::2".parse().unwrap(),
+            "2001:db8:f::2".parse().unwrap(),
+            "2001:db8:5::2".parse().unwrap(),
+            "2001:db8:5::fe".parse().unwrap(),
+        );
+        let r = tcp::Repr {
+            src_port: 40000,
+            dst_port: 5201,
+            seq: 1,
+            ack: 2,
+            flags: tcp::flags::ACK,
+            window: 100,
+            urgent: 0,
+            options: Default::default(),
+            payload: b"hello over IPv6",
+        };
+        let mut t = vec![0u8; r.buffer_len()];
+        r.emit(IpAddr::V6(client), IpAddr::V6(server), &mut t);
+        let mut orig = vec![0u8; 40 + t.len()];
+        nf_core::wire::ipv6::Repr {
+            src: client,
+            dst: server,
+            next_header: ip_proto::TCP,
+            payload_len: t.len(),
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+        }
+        .emit(&mut orig[..40]);
+        orig[40..].copy_from_slice(&t);
+        let mut sent = orig.clone();
+        assert!(rewrite(
+            &mut sent,
+            &peek(&orig).unwrap(),
+            true,
+            IpAddr::V6(nat),
+            61000
+        ));
+        // every quote from the minimal one that holds the ports to the
+        // whole packet
+        for len in 44..=sent.len() {
+            let mut e = too_big(router, nat, &sent, len);
+            assert!(icmp6_error(
+                &mut e,
+                (End::Dst, client),
+                (End::Src, client, 40000)
+            ));
+            let want = too_big(router, client, &orig, len);
+            let half = if len == 40 + 17 {
+                vec![42, 43, 104]
+            } else {
+                vec![]
+            };
+            let d = differs(&e, &want);
+            assert!(d.iter().all(|i| half.contains(i)), "quote of {len}: {d:?}");
+            let p = icmpv6::Packet::new_checked(&e[40..]).unwrap();
+            assert!(icmpv6::Repr::parse(&p, router, client).is_ok(), "checksum");
+            assert!(icmp6_error(&mut e, (End::Dst, nat), (End::Src, nat, 61000)));
+            assert_eq!(e, too_big(router, nat, &sent, len));
+        }
+        // not an ICMPv6 error about TCP, or too short: left alone
+        for len in 0..44 {
+            let mut short = too_big(router, nat, &sent, len);
+            let before = short.clone();
+            assert!(!icmp6_error(
+                &mut short,
+                (End::Dst, client),
+                (End::Src, client, 1)
+            ));
+            assert_eq!(short, before);
+        }
+        let mut udp = too_big(router, nat, &sent, 48);
+        udp[48 + 6] = ip_proto::UDP;
+        let before = udp.clone();
+        assert!(!icmp6_error(
+            &mut udp,
+            (End::Dst, client),
+            (End::Src, client, 1)
+        ));
+        assert_eq!(udp, before);
+        assert!(!icmp6_error(
             &mut [],
             (End::Dst, client),
             (End::Src, client, 1)

@@ -1362,15 +1362,20 @@ mod icmp_quotes {
         /// cannot be, nothing changed; never a panic.
         #[test]
         fn arbitrary_icmp_errors_are_natted_or_left_alone(
-            b in proptest::collection::vec(any::<u8>(), 0..120),
+            b in proptest::collection::vec(any::<u8>(), 0..160),
             src in any::<bool>(),
         ) {
-            use crate::convert::rewrite::{icmp4_error, End};
+            use crate::convert::rewrite::{icmp4_error, icmp6_error, End};
             let a = std::net::Ipv4Addr::new(100, 64, 0, 2);
+            let a6: std::net::Ipv6Addr = "2001:db8:c::2".parse().unwrap();
             let (o, i) = if src { (End::Src, End::Dst) } else { (End::Dst, End::Src) };
             let mut c = b.clone();
             if !icmp4_error(&mut c, (o, a), (i, a, 40000)) {
-                prop_assert_eq!(c, b);
+                prop_assert_eq!(&c, &b);
+            }
+            let mut c = b.clone();
+            if !icmp6_error(&mut c, (o, a6), (i, a6, 40000)) {
+                prop_assert_eq!(&c, &b);
             }
         }
     }

@@ -45,33 +45,47 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         }
         let mut ip = ip;
         if ip.next_header == ip_proto::ICMPV6 && self.conv.is_some() {
-            // a Packet Too Big about a segment hagw sent (to its own
-            // address for a subflow, to the NAT address toward a server);
-            // other ICMPv6 (ND, echo) is checked once, where it is handled
-            // (another worker's session: handed to it)
+            // An error (RFC 4443 §3, types 1-4) that may concern a session:
+            // handed to the worker of the flow it quotes; a Packet Too Big
+            // about a segment hagw sent (to its own address for a subflow,
+            // to the NAT address toward a server) is taken, its checksum
+            // verified; one about a withdrawn connection's packet is NATed
+            // toward the end that sent it (RFC 5508 §4.2) and routed.
+            // Other ICMPv6 (ND, echo) is checked once, where it is handled.
             let side = self.port_side(port);
             let icmp = buf.data().get(l2 + ipv6::HEADER_LEN..).unwrap_or(&[]);
-            let (owner, taken) = match icmp.first() == Some(&icmpv6::kind::PACKET_TOO_BIG) {
-                true => match (
-                    icmpv6::Packet::new_checked(icmp)
-                        .and_then(|p| icmpv6::Repr::parse(&p, ip.src, ip.dst)),
-                    self.conv.as_mut(),
-                ) {
-                    (Ok(icmpv6::Repr::PacketTooBig { mtu, data }), Some(c)) => {
-                        match c.icmp6_owner(data, side) {
-                            Some(w) => (Some(w), false),
-                            None => (None, c.packet_too_big(mtu, data)),
+            let kind = icmp.first().copied().unwrap_or(0);
+            if (1..=4).contains(&kind) {
+                let owner = match (self.conv.as_ref(), icmp.get(icmpv6::HEADER_LEN..)) {
+                    (Some(c), Some(quoted)) => c.icmp6_owner(quoted, side),
+                    _ => None,
+                };
+                if let Some(w) = owner {
+                    return self.hand_off(w, port, buf);
+                }
+                let taken = kind == icmpv6::kind::PACKET_TOO_BIG
+                    && match (
+                        icmpv6::Packet::new_checked(icmp)
+                            .and_then(|p| icmpv6::Repr::parse(&p, ip.src, ip.dst)),
+                        self.conv.as_mut(),
+                    ) {
+                        (Ok(icmpv6::Repr::PacketTooBig { mtu, data }), Some(c)) => {
+                            c.packet_too_big(mtu, data)
                         }
-                    }
-                    _ => (None, false),
-                },
-                false => (None, false),
-            };
-            if let Some(w) = owner {
-                return self.hand_off(w, port, buf);
-            }
-            if taken {
-                return;
+                        _ => false,
+                    };
+                if taken {
+                    return;
+                }
+                let translated = match (self.conv.as_mut(), buf.data_mut().get_mut(l2..), side) {
+                    (Some(c), Some(d), Some(side)) => c.icmp6_nat(d, side),
+                    _ => false,
+                };
+                if translated {
+                    let p = ipv6::Packet::new_unchecked(&buf.data()[l2..]);
+                    ip.src = p.src_addr();
+                    ip.dst = p.dst_addr();
+                }
             }
         }
         if ip.next_header == ip_proto::TCP && self.conv.is_some() {
