@@ -13,6 +13,8 @@
                                     COUNT connections, PARALLEL at a time, each echoing BYTES;
                                     print "ok COUNT", exit 1 on any failure
   xfer.py refused HOST PORT         connect; expect a RST; print the milliseconds it took
+  xfer.py unreachable HOST PORT     connect; expect it to fail on an ICMP error; print the error's
+                                    name and the milliseconds it took ("EHOSTUNREACH 3")
   xfer.py abort-server PORT BYTES   accept one connection, send BYTES, then abort it (SO_LINGER 0:
                                     a RST; on an MPTCP socket an MP_FASTCLOSE); print "aborted"
   xfer.py abort-client HOST PORT BYTES
@@ -448,6 +450,21 @@ def main():
             print(int((time.monotonic() - t) * 1000))
             return
         print("connected: no RST")
+        sys.exit(1)
+    elif cmd == "unreachable":
+        import errno
+        s = sock(mptcp)
+        s.settimeout(30)
+        t = time.monotonic()
+        try:
+            s.connect(addr(args[1], int(args[2])))
+        except socket.timeout:
+            print("timeout")
+            sys.exit(1)
+        except OSError as e:
+            print(errno.errorcode.get(e.errno, str(e.errno)), int((time.monotonic() - t) * 1000))
+            return
+        print("connected")
         sys.exit(1)
     else:
         print(__doc__, file=sys.stderr)

@@ -35,7 +35,9 @@
 //! needed" and the upload completes; (s) an ICMPv6 Packet Too Big about
 //! the IPv6 subflow, and a fragmentation needed about the IPv4 cellular
 //! one, lower that subflow's MSS; (t) ICMP errors about a withdrawn
-//! connection's packets reach the end that sent them, NATed both ways.
+//! connection's packets reach the end that sent them, NATed both ways;
+//! (u) a server answering the SYN with ICMP host unreachable: the client's
+//! connect fails at once with EHOSTUNREACH.
 
 mod common;
 use common::*;
@@ -429,6 +431,10 @@ fn conversion_point_on_the_lab() {
         ) >= 1
     );
 
+    // (u) a server that answers the SYN with an ICMP error: the client
+    // gets the same answer promptly
+    unreachable_server();
+
     // (o) an abort in the middle of a connection reaches the other end
     aborts_propagate();
 
@@ -708,6 +714,41 @@ fn conversion_point_on_the_lab() {
     // kernel verifies
     tcp_checksum_offload_on_a_tap_port(&text, &mut guard);
     let _ = ns("srv", &["nft", "delete", "table", "inet", "hagwtest"]);
+}
+
+/// (u): issue 5 point 1, "ICMP unreachable → the same answer to the
+/// client". ns srv answers SYNs to port 5341 with ICMP host unreachable
+/// (nftables `reject`). hagw forwarded the client's SYN first; it takes the
+/// error (sent to the NAT address), ends the session and sends the client
+/// a host unreachable quoting the client's own SYN, so the Linux client's
+/// connect fails at once with EHOSTUNREACH (a RST would have said
+/// ECONNREFUSED; nothing, a retry for two minutes).
+fn unreachable_server() {
+    let refused = || {
+        metric(
+            &metrics(),
+            "hagw_conv_sessions_refused_total",
+            "reason=\"server_unreachable\"",
+        )
+    };
+    let before = refused();
+    ns_ok(
+        "srv",
+        &[
+            "nft",
+            "add table inet hagwrej; add chain inet hagwrej in { type filter hook input priority -10; }; add rule inet hagwrej in tcp dport 5341 reject with icmp type host-unreachable",
+        ],
+    );
+    let out = ns_ok(
+        "cli",
+        &xfer(&["unreachable", "198.51.100.2", "5341", "--mptcp"]),
+    );
+    ns_ok("srv", &["nft", "delete table inet hagwrej"]);
+    let mut it = out.split_whitespace();
+    let (err, ms) = (it.next(), it.next().and_then(|m| m.parse::<u64>().ok()));
+    assert_eq!(err, Some("EHOSTUNREACH"), "the client saw {out}");
+    assert!(ms.is_some_and(|ms| ms < 1000), "after {out}");
+    assert!(refused() > before, "refused{{reason=server_unreachable}}");
 }
 
 /// (o): RST/MP_FASTCLOSE propagate both ways (issue 5, point 2). The
