@@ -1002,6 +1002,24 @@ fn far_down() {
     sh("ip netns del far && ip netns exec srv sysctl -qw net.ipv4.ip_forward=0");
 }
 
+/// An nftables table `table` ("FAMILY NAME") in ns cli dropping what
+/// `what` matches before cli's stack sees it: a link beyond hagw narrower
+/// than hagw's port. Gone with `nft delete table`.
+fn cli_drops(table: &str, what: &str) {
+    ns_ok("cli", &["nft", &format!("add table {table}")]);
+    ns_ok(
+        "cli",
+        &[
+            "nft",
+            &format!("add chain {table} pre {{ type filter hook prerouting priority -300; }}"),
+        ],
+    );
+    ns_ok(
+        "cli",
+        &["nft", &format!("add rule {table} pre {what} drop")],
+    );
+}
+
 /// A client command in ns cli that must succeed within 60 s (a path MTU
 /// black hole stalls a transfer for ever).
 fn cli_within_60s(args: &[&str]) -> String {
@@ -1063,22 +1081,9 @@ fn icmp_errors_of_withdrawn_connections(lab_toml: &str, guard: &mut Guard) {
     far_down();
 
     let table = "ip hagwwd";
-    ns_ok("cli", &["nft", &format!("add table {table}")]);
-    ns_ok(
-        "cli",
-        &[
-            "nft",
-            &format!("add chain {table} pre {{ type filter hook prerouting priority -300; }}"),
-        ],
-    );
-    ns_ok(
-        "cli",
-        &[
-            "nft",
-            &format!(
-                "add rule {table} pre iifname cel0 ip saddr 198.51.100.2 meta length > 1200 drop"
-            ),
-        ],
+    cli_drops(
+        table,
+        "iifname cel0 ip saddr 198.51.100.2 meta length > 1200",
     );
     let w1 = withdrawn();
     ns_ok("srv", &["ip", "route", "flush", "cache"]);
@@ -1148,18 +1153,7 @@ fn packet_too_big_on_the_subflows(lab_toml: &str, guard: &mut Guard) {
     ];
     for (family, drop, port, gw, mtu, flag) in cases {
         let table = format!("{family} hagwptb");
-        ns_ok("cli", &["nft", &format!("add table {table}")]);
-        ns_ok(
-            "cli",
-            &[
-                "nft",
-                &format!("add chain {table} pre {{ type filter hook prerouting priority -300; }}"),
-            ],
-        );
-        ns_ok(
-            "cli",
-            &["nft", &format!("add rule {table} pre {drop} drop")],
-        );
+        cli_drops(&table, drop);
         let before = lowered();
         let srv = spawn_ns("srv", &xfer(&["serve", port, "100000000"]));
         std::thread::sleep(Duration::from_millis(400));

@@ -791,11 +791,8 @@ impl<C: Chunk> Converter<C> {
     /// route it by its new addresses.
     pub fn icmp_nat(&mut self, ip: &mut [u8], side: Side) -> bool {
         use rewrite::End;
-        let Some((up, client, nat)) = icmp_quote(ip).and_then(|q| self.pt_quoted(&q.key, side))
-        else {
-            return false;
-        };
-        let done = match (client.0, nat.0) {
+        let key = icmp_quote(ip).map(|q| q.key);
+        self.pt_translate(key, side, |up, client, nat| match (client.0, nat.0) {
             (IpAddr::V4(c), _) if up => {
                 rewrite::icmp4_error(ip, (End::Dst, c), (End::Src, c, client.1))
             }
@@ -803,11 +800,7 @@ impl<C: Chunk> Converter<C> {
                 rewrite::icmp4_error(ip, (End::Src, n), (End::Dst, n, nat.1))
             }
             _ => false,
-        };
-        if done {
-            self.stats.conv.icmp_translated.inc();
-        }
-        done
+        })
     }
 
     /// [`Converter::icmp_nat`] for an ICMPv6 error (RFC 4443 §3: from the
@@ -815,14 +808,8 @@ impl<C: Chunk> Converter<C> {
     /// a withdrawn IPv6 subflow.
     pub fn icmp6_nat(&mut self, ip: &mut [u8], side: Side) -> bool {
         use rewrite::End;
-        let Some((up, client, nat)) = ip
-            .get(48..)
-            .and_then(quote_v6)
-            .and_then(|(key, _)| self.pt_quoted(&key, side))
-        else {
-            return false;
-        };
-        let done = match (client.0, nat.0) {
+        let key = ip.get(48..).and_then(quote_v6).map(|(key, _)| key);
+        self.pt_translate(key, side, |up, client, nat| match (client.0, nat.0) {
             (IpAddr::V6(c), _) if up => {
                 rewrite::icmp6_error(ip, (End::Dst, c), (End::Src, c, client.1))
             }
@@ -830,30 +817,38 @@ impl<C: Chunk> Converter<C> {
                 rewrite::icmp6_error(ip, (End::Src, n), (End::Dst, n, nat.1))
             }
             _ => false,
-        };
-        if done {
-            self.stats.conv.icmp_translated.inc();
-        }
-        done
+        })
     }
 
     /// The withdrawn subflow an ICMP error from `side` quotes (`key`, the
-    /// quoted packet's flow turned around): whether the error goes to the
-    /// client (it came from the internet, about what the client sent),
-    /// the client's address and port, and the NAT address and port the
-    /// server sees.
-    #[allow(clippy::type_complexity)]
-    fn pt_quoted(&self, key: &FlowKey, side: Side) -> Option<(bool, (IpAddr, u16), (IpAddr, u16))> {
-        let (up, sid, i) = match self.flows.get(key) {
+    /// quoted packet's flow turned around), handed to `translate`: whether
+    /// the error goes to the client (it came from the internet, about
+    /// what the client sent), the client's address and port, and the NAT
+    /// address and port the server sees. Counted when `translate` did it.
+    fn pt_translate(
+        &mut self,
+        key: Option<FlowKey>,
+        side: Side,
+        translate: impl FnOnce(bool, (IpAddr, u16), (IpAddr, u16)) -> bool,
+    ) -> bool {
+        let (up, sid, i) = match key.and_then(|k| self.flows.get(&k)) {
             // the quote is hagw's packet to the server (from the NAT
             // address): its key is the server's replies' flow
             Some(&Flow::PtDown { sid, i }) if side == Side::Internet => (true, sid, i),
             Some(&Flow::PtUp { sid, i }) if side != Side::Internet => (false, sid, i),
-            _ => return None,
+            _ => return false,
         };
-        let s = self.sessions.get(sid).and_then(Option::as_ref)?;
-        let &(client, nport) = s.pt.get(i)?;
-        Some((up, client, (s.nat.0, nport)))
+        let Some(s) = self.sessions.get(sid).and_then(Option::as_ref) else {
+            return false;
+        };
+        let Some(&(client, nport)) = s.pt.get(i) else {
+            return false;
+        };
+        let done = translate(up, client, (s.nat.0, nport));
+        if done {
+            self.stats.conv.icmp_translated.inc();
+        }
+        done
     }
 
     /// An ICMPv6 Packet Too Big (RFC 4443 §3.2) quoting `quoted` (the
