@@ -779,8 +779,9 @@ impl<C: Chunk> Converter<C> {
         Some(Some((path.side, quoted, code)))
     }
 
-    /// An ICMPv4 error (from the IP header on, arrived from `side`) about
-    /// a packet of a withdrawn subflow, which hagw only translates: NATed
+    /// An ICMP error (from the IP header on: ICMPv4, or ICMPv6 right after
+    /// the IPv6 header; arrived from `side`) about a packet of a withdrawn
+    /// subflow, which hagw only translates: NATed
     /// in place toward the end that sent the quoted packet (RFC 5508
     /// §4.2), so that its stack finds its connection in the quote (path
     /// MTU discovery, traceroute). From the internet, about what the
@@ -791,46 +792,11 @@ impl<C: Chunk> Converter<C> {
     /// route it by its new addresses.
     pub fn icmp_nat(&mut self, ip: &mut [u8], side: Side) -> bool {
         use rewrite::End;
-        let key = icmp_quote(ip).map(|q| q.key);
-        self.pt_translate(key, side, |up, client, nat| match (client.0, nat.0) {
-            (IpAddr::V4(c), _) if up => {
-                rewrite::icmp4_error(ip, (End::Dst, c), (End::Src, c, client.1))
-            }
-            (_, IpAddr::V4(n)) if !up => {
-                rewrite::icmp4_error(ip, (End::Src, n), (End::Dst, n, nat.1))
-            }
-            _ => false,
-        })
-    }
-
-    /// [`Converter::icmp_nat`] for an ICMPv6 error (RFC 4443 §3: from the
-    /// IPv6 header on, the ICMPv6 header right after it) about a packet of
-    /// a withdrawn IPv6 subflow.
-    pub fn icmp6_nat(&mut self, ip: &mut [u8], side: Side) -> bool {
-        use rewrite::End;
-        let key = ip.get(48..).and_then(quote_v6).map(|(key, _)| key);
-        self.pt_translate(key, side, |up, client, nat| match (client.0, nat.0) {
-            (IpAddr::V6(c), _) if up => {
-                rewrite::icmp6_error(ip, (End::Dst, c), (End::Src, c, client.1))
-            }
-            (_, IpAddr::V6(n)) if !up => {
-                rewrite::icmp6_error(ip, (End::Src, n), (End::Dst, n, nat.1))
-            }
-            _ => false,
-        })
-    }
-
-    /// The withdrawn subflow an ICMP error from `side` quotes (`key`, the
-    /// quoted packet's flow turned around), handed to `translate`: whether
-    /// the error goes to the client (it came from the internet, about
-    /// what the client sent), the client's address and port, and the NAT
-    /// address and port the server sees. Counted when `translate` did it.
-    fn pt_translate(
-        &mut self,
-        key: Option<FlowKey>,
-        side: Side,
-        translate: impl FnOnce(bool, (IpAddr, u16), (IpAddr, u16)) -> bool,
-    ) -> bool {
+        let key = match ip.first().map(|b| b >> 4) {
+            Some(4) => icmp_quote(ip).map(|q| q.key),
+            Some(6) => ip.get(48..).and_then(quote_v6).map(|(key, _)| key),
+            _ => None,
+        };
         let (up, sid, i) = match key.and_then(|k| self.flows.get(&k)) {
             // the quote is hagw's packet to the server (from the NAT
             // address): its key is the server's replies' flow
@@ -844,7 +810,11 @@ impl<C: Chunk> Converter<C> {
         let Some(&(client, nport)) = s.pt.get(i) else {
             return false;
         };
-        let done = translate(up, client, (s.nat.0, nport));
+        let done = if up {
+            rewrite::icmp_error(ip, (End::Dst, client.0), (End::Src, client.0, client.1))
+        } else {
+            rewrite::icmp_error(ip, (End::Src, s.nat.0), (End::Dst, s.nat.0, nport))
+        };
         if done {
             self.stats.conv.icmp_translated.inc();
         }
@@ -2084,22 +2054,13 @@ fn icmp_quote(ip: &[u8]) -> Option<Quote> {
         return None;
     }
     let mtu = u16::from_be_bytes([*ip.get(hl + 6)?, *ip.get(hl + 7)?]);
-    let inner = ip.get(hl + 8..)?;
-    let ihl = usize::from(inner.first()? & 0x0f) * 4;
-    if inner.first()? >> 4 != 4 || *inner.get(9)? != nf_core::wire::ip_proto::TCP {
-        return None;
-    }
-    let a: [u8; 4] = inner.get(12..16)?.try_into().ok()?;
-    let b: [u8; 4] = inner.get(16..20)?.try_into().ok()?;
-    let sport = u16::from_be_bytes([*inner.get(ihl)?, *inner.get(ihl + 1)?]);
-    let dport = u16::from_be_bytes([*inner.get(ihl + 2)?, *inner.get(ihl + 3)?]);
-    let seq: [u8; 4] = inner.get(ihl + 4..ihl + 8)?.try_into().ok()?;
+    let (key, seq) = quoted_segment(ip.get(hl + 8..)?).filter(|(k, _)| k.src.is_ipv4())?;
     Some(Quote {
         kind,
         code,
-        key: FlowKey::new((IpAddr::from(b), dport), (IpAddr::from(a), sport)),
+        key,
         mtu,
-        seq: u32::from_be_bytes(seq),
+        seq,
     })
 }
 
@@ -2107,20 +2068,22 @@ fn icmp_quote(ip: &[u8]) -> Option<Quote> {
 /// quote with extension headers is not looked into): the key of the flow
 /// that sent it and its sequence number.
 fn quote_v6(q: &[u8]) -> Option<(FlowKey, u32)> {
-    use nf_core::wire::ipv6;
-    // the fixed header and the TCP header's first 8 bytes (a quote is cut
-    // short: its payload length is the original's, so no checked view)
-    let t = q.get(ipv6::HEADER_LEN..ipv6::HEADER_LEN + 8)?;
-    let ip = ipv6::Packet::new_unchecked(q);
-    if q[0] >> 4 != 6 || ip.next_header() != nf_core::wire::ip_proto::TCP {
-        return None;
-    }
+    quoted_segment(q).filter(|(k, _)| k.src.is_ipv6())
+}
+
+/// The TCP segment an ICMP error quotes, from its IP header on (the quote
+/// holds at least the first 8 bytes of TCP: RFC 792, RFC 4443 §3): the key
+/// of the flow that sent it, turned around (as that flow's packets
+/// arrive), and its sequence number.
+fn quoted_segment(q: &[u8]) -> Option<(FlowKey, u32)> {
+    let (src, dst, l4) = rewrite::addresses(q, 8)?;
+    let t = q.get(l4..l4 + 8)?;
     let (sport, dport) = (
         u16::from_be_bytes([t[0], t[1]]),
         u16::from_be_bytes([t[2], t[3]]),
     );
     Some((
-        FlowKey::new((ip.dst_addr().into(), dport), (ip.src_addr().into(), sport)),
+        FlowKey::new((dst, dport), (src, sport)),
         u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
     ))
 }

@@ -3,9 +3,9 @@
 //! of withdrawn connections with RFC 1624 incremental checksum updates
 //! (the payload is neither copied nor read).
 
-use nf_core::wire::checksum::{update16, update32};
+use nf_core::wire::checksum::{self, update16};
 use nf_core::wire::{ip_proto, tcp};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 /// What the classifier needs of a TCP packet (IP header on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,30 +39,40 @@ pub fn mptcp_option<'a>(ip: &'a [u8], p: &Peek) -> Option<&'a [u8]> {
     tcp::Options::parse(t.get(20..h)?).ok()?.mptcp
 }
 
-/// The 4-tuple and flags of an unfragmented IPv4/IPv6 TCP packet whose
-/// TCP header directly follows the IP header; `None` otherwise.
-pub fn peek(ip: &[u8]) -> Option<Peek> {
-    let (src, dst, l4) = match ip.first()? >> 4 {
+/// The addresses of an IPv4/IPv6 TCP packet (or of the start of one, as
+/// an ICMP error quotes it) whose TCP header directly follows the IP
+/// header, and that header's offset, when at least `l4_len` bytes of it
+/// are there.
+pub(crate) fn addresses(ip: &[u8], l4_len: usize) -> Option<(IpAddr, IpAddr, usize)> {
+    match ip.first()? >> 4 {
         4 => {
             let hl = usize::from(ip[0] & 0x0f) * 4;
-            let frag = be16(ip, 6)? & 0x3fff;
-            if hl < 20 || ip.len() < hl + 20 || *ip.get(9)? != ip_proto::TCP || frag != 0 {
+            if hl < 20 || ip.len() < hl + l4_len || *ip.get(9)? != ip_proto::TCP {
                 return None;
             }
             let a: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
             let b: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
-            (IpAddr::from(a), IpAddr::from(b), hl)
+            Some((IpAddr::from(a), IpAddr::from(b), hl))
         }
         6 => {
-            if ip.len() < 60 || *ip.get(6)? != ip_proto::TCP {
+            if ip.len() < 40 + l4_len || *ip.get(6)? != ip_proto::TCP {
                 return None;
             }
             let a: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
             let b: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
-            (IpAddr::from(a), IpAddr::from(b), 40)
+            Some((IpAddr::from(a), IpAddr::from(b), 40))
         }
-        _ => return None,
-    };
+        _ => None,
+    }
+}
+
+/// The 4-tuple and flags of an unfragmented IPv4/IPv6 TCP packet whose
+/// TCP header directly follows the IP header; `None` otherwise.
+pub fn peek(ip: &[u8]) -> Option<Peek> {
+    let (src, dst, l4) = addresses(ip, 20)?;
+    if ip.first()? >> 4 == 4 && be16(ip, 6)? & 0x3fff != 0 {
+        return None;
+    }
     Some(Peek {
         src,
         dst,
@@ -73,52 +83,6 @@ pub fn peek(ip: &[u8]) -> Option<Peek> {
     })
 }
 
-/// Rewrites the source (`src = true`) or destination address and port of
-/// a packet described by `p`, patching the IPv4 header checksum and the
-/// TCP checksum incrementally (RFC 1624; RFC 3022 §4.2). The address
-/// family cannot change. Returns false (and changes nothing) otherwise.
-pub fn rewrite(ip: &mut [u8], p: &Peek, src: bool, addr: IpAddr, port: u16) -> bool {
-    let (old_addr, old_port) = if src {
-        (p.src, p.sport)
-    } else {
-        (p.dst, p.dport)
-    };
-    let tcp_ck = p.l4 + 16;
-    let port_at = p.l4 + if src { 0 } else { 2 };
-    if ip.len() < p.l4 + 20 {
-        return false;
-    }
-    let Some(mut ck) = be16(ip, tcp_ck) else {
-        return false;
-    };
-    match (old_addr, addr) {
-        (IpAddr::V4(o), IpAddr::V4(n)) => {
-            let at = if src { 12 } else { 16 };
-            ip[at..at + 4].copy_from_slice(&n.octets());
-            let Some(hc) = be16(ip, 10) else { return false };
-            let hc = update32(hc, u32::from(o), u32::from(n));
-            ip[10..12].copy_from_slice(&hc.to_be_bytes());
-            ck = update32(ck, u32::from(o), u32::from(n));
-        }
-        (IpAddr::V6(o), IpAddr::V6(n)) => {
-            let at = if src { 8 } else { 24 };
-            ip[at..at + 16].copy_from_slice(&n.octets());
-            let (o, n) = (o.octets(), n.octets());
-            for k in 0..4 {
-                let w = |a: &[u8; 16]| {
-                    u32::from_be_bytes([a[4 * k], a[4 * k + 1], a[4 * k + 2], a[4 * k + 3]])
-                };
-                ck = update32(ck, w(&o), w(&n));
-            }
-        }
-        _ => return false,
-    }
-    ip[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
-    ck = update16(ck, old_port, port);
-    ip[tcp_ck..tcp_ck + 2].copy_from_slice(&ck.to_be_bytes());
-    true
-}
-
 /// Which address (and port) of a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {
@@ -126,144 +90,136 @@ pub enum End {
     Dst,
 }
 
-/// NAT of an ICMPv4 error (from its IP header on) about a TCP packet of
-/// a translated connection (RFC 5508 §4.2, RFC 3022 §4.3), in place: the
-/// outer header's `outer.0` address becomes `outer.1`, and the quoted
-/// packet's `inner.0` address and port become `inner.1` and `inner.2`.
-/// The outer and quoted IP header checksums, the quoted TCP checksum when
-/// the quote holds it (one the quote cuts in half stays as it is), and the
-/// ICMP checksum, which covers the quote,
-/// are updated incrementally (RFC 1624): an error that arrived corrupted
-/// stays so. False, and nothing changed, when the packet is too short for
-/// it (the quote must hold the ports).
-pub fn icmp4_error(ip: &mut [u8], outer: (End, Ipv4Addr), inner: (End, Ipv4Addr, u16)) -> bool {
-    let word = |ip: &[u8], at: usize| be16(ip, at);
-    let addr = |ip: &[u8], at: usize| -> Option<u32> {
-        Some(u32::from_be_bytes(ip.get(at..at + 4)?.try_into().ok()?))
+/// Where `end`'s address lies in an IPv4 (`v6` false) or IPv6 header.
+fn addr_at(end: End, v6: bool) -> std::ops::Range<usize> {
+    match (end, v6) {
+        (End::Src, false) => 12..16,
+        (End::Dst, false) => 16..20,
+        (End::Src, true) => 8..24,
+        (End::Dst, true) => 24..40,
+    }
+}
+
+/// An address's bytes (the first 4 or 16 of the array) and how many.
+fn octets(a: IpAddr) -> ([u8; 16], usize) {
+    let mut b = [0u8; 16];
+    match a {
+        IpAddr::V4(a) => {
+            b[..4].copy_from_slice(&a.octets());
+            (b, 4)
+        }
+        IpAddr::V6(a) => (a.octets(), 16),
+    }
+}
+
+/// The ones'-complement sum of `b` (RFC 1071), as a 16-bit word: what a
+/// checksum over `b` adds, for RFC 1624 updates of a changed stretch.
+fn sum16(b: &[u8]) -> u16 {
+    checksum::fold(checksum::sum(b))
+}
+
+/// Rewrites the source (`src = true`) or destination address and port of
+/// a packet described by `p`, patching the IPv4 header checksum and the
+/// TCP checksum incrementally (RFC 1624; RFC 3022 §4.2). The address
+/// family cannot change. Returns false (and changes nothing) otherwise.
+pub fn rewrite(ip: &mut [u8], p: &Peek, src: bool, addr: IpAddr, port: u16) -> bool {
+    let (end, old) = if src {
+        (End::Src, (p.src, p.sport))
+    } else {
+        (End::Dst, (p.dst, p.dport))
     };
-    let Some(&v) = ip.first() else { return false };
-    let hl = usize::from(v & 0x0f) * 4;
-    let q = hl + 8;
-    let Some(&qv) = ip.get(q) else { return false };
-    let qhl = usize::from(qv & 0x0f) * 4;
-    if hl < 20 || qhl < 20 || ip.len() < q + qhl + 4 {
+    ip.len() >= p.l4 + 20 && translate(ip, p.l4, end, old, (addr, port))
+}
+
+/// NAT of one end of the TCP packet `ip` (or of the start of one, as an
+/// ICMP error quotes it), whose TCP header is at `l4`: `old`, that end's
+/// address and port as the packet has them, becomes `new`. The IPv4
+/// header checksum is patched, and the TCP checksum where `ip` holds it
+/// (a quote may end before it), incrementally. False, and nothing changed,
+/// when the families differ or the ports are not there.
+fn translate(ip: &mut [u8], l4: usize, end: End, old: (IpAddr, u16), new: (IpAddr, u16)) -> bool {
+    let v6 = match (old.0, new.0) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => false,
+        (IpAddr::V6(_), IpAddr::V6(_)) => true,
+        _ => return false,
+    };
+    let at = addr_at(end, v6);
+    let port_at = l4 + if end == End::Src { 0 } else { 2 };
+    if ip.len() < port_at + 2 || at.end > l4 {
         return false;
     }
-    let at = |end: End, base: usize| base + if end == End::Src { 12 } else { 16 };
-    let (oa, ia) = (at(outer.0, 0), at(inner.0, q));
-    let pa = q + qhl + if inner.0 == End::Src { 0 } else { 2 };
-    let ta = q + qhl + 16;
-    let (Some(o_old), Some(i_old), Some(p_old), Some(hc), Some(qc), Some(ic)) = (
-        addr(ip, oa),
-        addr(ip, ia),
-        word(ip, pa),
-        word(ip, 10),
-        word(ip, q + 10),
-        word(ip, hl + 2),
-    ) else {
-        return false;
-    };
-    let (o_new, i_new, p_new) = (u32::from(outer.1), u32::from(inner.1), inner.2);
-    let put16 = |ip: &mut [u8], at: usize, v: u16| ip[at..at + 2].copy_from_slice(&v.to_be_bytes());
-    // the outer header
-    ip[oa..oa + 4].copy_from_slice(&o_new.to_be_bytes());
-    put16(ip, 10, update32(hc, o_old, o_new));
-    // the quote: its address, header checksum and port, each change
-    // carried into the ICMP checksum
-    ip[ia..ia + 4].copy_from_slice(&i_new.to_be_bytes());
-    let qc_new = update32(qc, i_old, i_new);
-    put16(ip, q + 10, qc_new);
-    put16(ip, pa, p_new);
-    let mut icmp = update32(ic, i_old, i_new);
-    icmp = update16(icmp, qc, qc_new);
-    icmp = update16(icmp, p_old, p_new);
-    // the quoted TCP checksum (its pseudo-header holds the address)
-    if let Some(tc) = word(ip, ta) {
-        let tc_new = update16(update32(tc, i_old, i_new), p_old, p_new);
-        put16(ip, ta, tc_new);
-        icmp = update16(icmp, tc, tc_new);
+    let (buf, n) = octets(new.0);
+    let (a_old, a_new) = (sum16(&ip[at.clone()]), sum16(&buf[..n]));
+    ip[at].copy_from_slice(&buf[..n]);
+    ip[port_at..port_at + 2].copy_from_slice(&new.1.to_be_bytes());
+    if !v6 {
+        if let Some(hc) = be16(ip, 10) {
+            ip[10..12].copy_from_slice(&update16(hc, a_old, a_new).to_be_bytes());
+        }
     }
-    put16(ip, hl + 2, icmp);
+    // the TCP checksum covers the address in its pseudo-header
+    if let Some(ck) = be16(ip, l4 + 16) {
+        let ck = update16(update16(ck, a_old, a_new), old.1, new.1);
+        ip[l4 + 16..l4 + 18].copy_from_slice(&ck.to_be_bytes());
+    }
     true
 }
 
-/// The four 32-bit words of an IPv6 address.
-fn words(a: Ipv6Addr) -> [u32; 4] {
-    let o = a.octets();
-    std::array::from_fn(|k| {
-        u32::from_be_bytes([o[4 * k], o[4 * k + 1], o[4 * k + 2], o[4 * k + 3]])
-    })
-}
-
-/// `ck` updated for the address at `ip[at..at + 16]` becoming `new`
-/// (RFC 1624), which is written.
-fn swap_v6(ip: &mut [u8], at: usize, new: Ipv6Addr, mut ck: u16) -> u16 {
-    let Some(old) = ip
-        .get(at..at + 16)
-        .and_then(|s| <[u8; 16]>::try_from(s).ok())
-    else {
-        return ck;
+/// NAT of an ICMP error (from its IP header on: ICMPv4, or ICMPv6 right
+/// after the IPv6 header) about a TCP packet of a translated connection
+/// (RFC 5508 §4.2, RFC 3022 §4.3), in place: the outer header's `outer.0`
+/// address becomes `outer.1`, and the quoted packet's `inner.0` address
+/// and port become `inner.1` and `inner.2` ([`translate`] on the quote).
+/// The ICMP checksum covers the quote (and, for ICMPv6, the outer
+/// addresses through its pseudo-header); it and the outer IPv4 header
+/// checksum are updated incrementally (RFC 1624) by the sums of what
+/// changed: an error that arrived corrupted stays so, and a quoted TCP
+/// checksum the quote cuts in half stays as it is. False, and nothing
+/// changed, when the packet is not such an error or the quote lacks the
+/// ports.
+pub fn icmp_error(ip: &mut [u8], outer: (End, IpAddr), inner: (End, IpAddr, u16)) -> bool {
+    let (v6, hl) = match ip.first().map(|b| b >> 4) {
+        Some(4) => (false, usize::from(ip[0] & 0x0f) * 4),
+        Some(6) if ip.get(6) == Some(&ip_proto::ICMPV6) => (true, 40),
+        _ => return false,
     };
-    for (o, n) in words(Ipv6Addr::from(old)).into_iter().zip(words(new)) {
-        ck = update32(ck, o, n);
-    }
-    ip[at..at + 16].copy_from_slice(&new.octets());
-    ck
-}
-
-/// [`icmp4_error`] for an ICMPv6 error (RFC 4443 §3) whose IPv6 header
-/// is followed directly by the ICMPv6 header, quoting an IPv6 packet whose
-/// TCP header follows its own: the outer `outer.0` address becomes
-/// `outer.1`, the quoted packet's `inner.0` address and port become
-/// `inner.1` and `inner.2`. IPv6 headers carry no checksum; the ICMPv6
-/// checksum (over the outer addresses too: its pseudo-header) and the
-/// quoted TCP checksum when quoted are updated incrementally. False, and
-/// nothing changed, when the packet is not such an error or too short.
-pub fn icmp6_error(ip: &mut [u8], outer: (End, Ipv6Addr), inner: (End, Ipv6Addr, u16)) -> bool {
-    const Q: usize = 48;
-    const T: usize = Q + 40;
-    let at = |end: End, base: usize| base + if end == End::Src { 8 } else { 24 };
-    let pa = T + if inner.0 == End::Src { 0 } else { 2 };
-    let (Some(&v), Some(&nh), Some(&qv), Some(&qnh)) =
-        (ip.first(), ip.get(6), ip.get(Q), ip.get(Q + 6))
-    else {
+    let (q, ck_at) = (hl + 8, hl + 2);
+    let Some((src, dst, l4)) = ip.get(q..).and_then(|quote| addresses(quote, 4)) else {
         return false;
     };
-    // the quote must hold the ports
-    if v >> 4 != 6
-        || nh != ip_proto::ICMPV6
-        || qv >> 4 != 6
-        || qnh != ip_proto::TCP
-        || ip.len() < T + 4
-    {
+    let old = match inner.0 {
+        End::Src => (src, be16(ip, q + l4)),
+        End::Dst => (dst, be16(ip, q + l4 + 2)),
+    };
+    let (Some(old_port), Some(ck)) = (old.1, be16(ip, ck_at)) else {
+        return false;
+    };
+    if hl < 20 || src.is_ipv6() != v6 || outer.1.is_ipv6() != v6 {
         return false;
     }
-    let (Some(ic), Some(p_old)) = (be16(ip, 42), be16(ip, pa)) else {
+    // the quote as far as the ICMP checksum sees it change
+    let end = (q + l4 + 18).min(ip.len());
+    let before = sum16(&ip[q..end]);
+    if !translate(
+        &mut ip[q..],
+        l4,
+        inner.0,
+        (old.0, old_port),
+        (inner.1, inner.2),
+    ) {
         return false;
-    };
-    let ia = at(inner.0, Q);
-    let Some(i_old) = ip
-        .get(ia..ia + 16)
-        .and_then(|s| <[u8; 16]>::try_from(s).ok())
-        .map(Ipv6Addr::from)
-    else {
-        return false;
-    };
-    let mut icmp = swap_v6(ip, at(outer.0, 0), outer.1, ic);
-    icmp = swap_v6(ip, ia, inner.1, icmp);
-    ip[pa..pa + 2].copy_from_slice(&inner.2.to_be_bytes());
-    icmp = update16(icmp, p_old, inner.2);
-    // the quoted TCP checksum (its pseudo-header holds the address)
-    if let Some(tc) = be16(ip, T + 16) {
-        let mut tc_new = tc;
-        for (o, n) in words(i_old).into_iter().zip(words(inner.1)) {
-            tc_new = update32(tc_new, o, n);
-        }
-        tc_new = update16(tc_new, p_old, inner.2);
-        ip[T + 16..T + 18].copy_from_slice(&tc_new.to_be_bytes());
-        icmp = update16(icmp, tc, tc_new);
     }
-    ip[42..44].copy_from_slice(&icmp.to_be_bytes());
+    let mut ck = update16(ck, before, sum16(&ip[q..end]));
+    let at = addr_at(outer.0, v6);
+    let (buf, n) = octets(outer.1);
+    let (o_old, o_new) = (sum16(&ip[at.clone()]), sum16(&buf[..n]));
+    ip[at].copy_from_slice(&buf[..n]);
+    if v6 {
+        ck = update16(ck, o_old, o_new);
+    } else if let Some(hc) = be16(ip, 10) {
+        ip[10..12].copy_from_slice(&update16(hc, o_old, o_new).to_be_bytes());
+    }
+    ip[ck_at..ck_at + 2].copy_from_slice(&ck.to_be_bytes());
     true
 }
 
@@ -314,6 +270,7 @@ pub fn clamp_mss(ip: &mut [u8], p: &Peek, limit: u16) -> bool {
 mod tests {
     use super::*;
     use nf_core::wire::ipv4;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn packet() -> Vec<u8> {
         let payload = b"hello, server";
@@ -376,10 +333,10 @@ mod tests {
         // checksum) to the whole packet (RFC 1812 §4.3.2.3)
         for len in 28..=sent.len() {
             let mut e = frag_needed(router, nat, &sent, len);
-            assert!(icmp4_error(
+            assert!(icmp_error(
                 &mut e,
-                (End::Dst, client),
-                (End::Src, client, 40000)
+                (End::Dst, client.into()),
+                (End::Src, client.into(), 40000)
             ));
             // byte for byte the error a router would have sent the client,
             // but where the quote cuts the TCP checksum in half: that half
@@ -399,29 +356,33 @@ mod tests {
                 .verify_checksum());
             // and back, as an error from the access about the server's
             // packet is turned toward the server
-            assert!(icmp4_error(&mut e, (End::Dst, nat), (End::Src, nat, 61000)));
+            assert!(icmp_error(
+                &mut e,
+                (End::Dst, nat.into()),
+                (End::Src, nat.into(), 61000)
+            ));
             assert_eq!(e, frag_needed(router, nat, &sent, len));
         }
         // a quote without the ports is left alone
         for len in 0..24 {
             let mut short = frag_needed(router, nat, &sent, len);
             let before = short.clone();
-            assert!(!icmp4_error(
+            assert!(!icmp_error(
                 &mut short,
-                (End::Dst, client),
-                (End::Src, client, 1)
+                (End::Dst, client.into()),
+                (End::Src, client.into(), 1)
             ));
             assert_eq!(short, before);
         }
-        assert!(!icmp4_error(
+        assert!(!icmp_error(
             &mut [0x45; 10],
-            (End::Dst, client),
-            (End::Src, client, 1)
+            (End::Dst, client.into()),
+            (End::Src, client.into(), 1)
         ));
-        assert!(!icmp4_error(
+        assert!(!icmp_error(
             &mut [],
-            (End::Dst, client),
-            (End::Src, client, 1)
+            (End::Dst, client.into()),
+            (End::Src, client.into(), 1)
         ));
     }
 
@@ -479,14 +440,17 @@ mod tests {
             IpAddr::V6(nat),
             61000
         ));
+        // the NAT of an IPv6 packet keeps its TCP checksum valid
+        let t = tcp::Packet::new_checked(&sent[40..]).unwrap();
+        assert!(t.verify_checksum(IpAddr::V6(nat), IpAddr::V6(server)));
         // every quote from the minimal one that holds the ports to the
         // whole packet
         for len in 44..=sent.len() {
             let mut e = too_big(router, nat, &sent, len);
-            assert!(icmp6_error(
+            assert!(icmp_error(
                 &mut e,
-                (End::Dst, client),
-                (End::Src, client, 40000)
+                (End::Dst, client.into()),
+                (End::Src, client.into(), 40000)
             ));
             let want = too_big(router, client, &orig, len);
             let half = if len == 40 + 17 {
@@ -498,33 +462,37 @@ mod tests {
             assert!(d.iter().all(|i| half.contains(i)), "quote of {len}: {d:?}");
             let p = icmpv6::Packet::new_checked(&e[40..]).unwrap();
             assert!(icmpv6::Repr::parse(&p, router, client).is_ok(), "checksum");
-            assert!(icmp6_error(&mut e, (End::Dst, nat), (End::Src, nat, 61000)));
+            assert!(icmp_error(
+                &mut e,
+                (End::Dst, nat.into()),
+                (End::Src, nat.into(), 61000)
+            ));
             assert_eq!(e, too_big(router, nat, &sent, len));
         }
         // not an ICMPv6 error about TCP, or too short: left alone
         for len in 0..44 {
             let mut short = too_big(router, nat, &sent, len);
             let before = short.clone();
-            assert!(!icmp6_error(
+            assert!(!icmp_error(
                 &mut short,
-                (End::Dst, client),
-                (End::Src, client, 1)
+                (End::Dst, client.into()),
+                (End::Src, client.into(), 1)
             ));
             assert_eq!(short, before);
         }
         let mut udp = too_big(router, nat, &sent, 48);
         udp[48 + 6] = ip_proto::UDP;
         let before = udp.clone();
-        assert!(!icmp6_error(
+        assert!(!icmp_error(
             &mut udp,
-            (End::Dst, client),
-            (End::Src, client, 1)
+            (End::Dst, client.into()),
+            (End::Src, client.into(), 1)
         ));
         assert_eq!(udp, before);
-        assert!(!icmp6_error(
+        assert!(!icmp_error(
             &mut [],
-            (End::Dst, client),
-            (End::Src, client, 1)
+            (End::Dst, client.into()),
+            (End::Src, client.into(), 1)
         ));
     }
 

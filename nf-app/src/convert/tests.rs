@@ -1365,16 +1365,16 @@ mod icmp_quotes {
             b in proptest::collection::vec(any::<u8>(), 0..160),
             src in any::<bool>(),
         ) {
-            use crate::convert::rewrite::{icmp4_error, icmp6_error, End};
+            use crate::convert::rewrite::{icmp_error, End};
             let a = std::net::Ipv4Addr::new(100, 64, 0, 2);
             let a6: std::net::Ipv6Addr = "2001:db8:c::2".parse().unwrap();
             let (o, i) = if src { (End::Src, End::Dst) } else { (End::Dst, End::Src) };
             let mut c = b.clone();
-            if !icmp4_error(&mut c, (o, a), (i, a, 40000)) {
+            if !icmp_error(&mut c, (o, a.into()), (i, a.into(), 40000)) {
                 prop_assert_eq!(&c, &b);
             }
             let mut c = b.clone();
-            if !icmp6_error(&mut c, (o, a6), (i, a6, 40000)) {
+            if !icmp_error(&mut c, (o, a6.into()), (i, a6.into(), 40000)) {
                 prop_assert_eq!(&c, &b);
             }
         }

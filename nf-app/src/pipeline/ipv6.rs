@@ -78,7 +78,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                     return;
                 }
                 let translated = match (self.conv.as_mut(), buf.data_mut().get_mut(l2..), side) {
-                    (Some(c), Some(d), Some(side)) => c.icmp6_nat(d, side),
+                    (Some(c), Some(d), Some(side)) => c.icmp_nat(d, side),
                     _ => false,
                 };
                 if translated {
