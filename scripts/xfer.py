@@ -72,6 +72,27 @@ def addr(host, port):
         host = "::ffff:" + host
     return (host, port)
 
+def connect(host, port, mptcp, timeout=30):
+    s = sock(mptcp)
+    s.settimeout(timeout)
+    s.connect(addr(host, port))
+    return s
+
+def failed_connect(host, port, mptcp):
+    """Connect, expecting a failure: its errno name and the milliseconds
+    it took; exits 1 when it connects or times out."""
+    import errno
+    t = time.monotonic()
+    try:
+        connect(host, port, mptcp)
+    except socket.timeout:
+        print("timeout")
+        sys.exit(1)
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno)), int((time.monotonic() - t) * 1000)
+    print("connected")
+    sys.exit(1)
+
 def send_all(s, n):
     h = hashlib.sha256()
     blk = pattern()
@@ -144,9 +165,7 @@ def many_client(host, port, count, parallel, nbytes, mptcp):
     failures = []
     def one(i):
         try:
-            s = sock(mptcp)
-            s.settimeout(30)
-            s.connect(addr(host, port))
+            s = connect(host, port, mptcp)
             data = bytes([(i + k) & 0xff for k in range(nbytes)])
             s.sendall(data)
             s.shutdown(socket.SHUT_WR)
@@ -208,9 +227,7 @@ def ptb(host, port, gwa, iface, mtu):
     ts_opt = getattr(socket, "SO_TIMESTAMPNS", 35)
     sniff.setsockopt(socket.SOL_SOCKET, ts_opt, 1)
     gw = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, gwa)
-    s = sock(True)
-    s.settimeout(60)
-    s.connect(addr(host, port))
+    s = connect(host, port, True, 60)
     out = {}
     def reader():
         out["r"] = recv_all(s)
@@ -368,18 +385,14 @@ def main():
         c.recv(1)
         print(n, d)
     elif cmd == "send":
-        s = sock(mptcp)
-        s.settimeout(60)
-        s.connect(addr(args[1], int(args[2])))
+        s = connect(args[1], int(args[2]), mptcp, 60)
         n = int(args[3])
         d = send_all(s, n)
         s.shutdown(socket.SHUT_WR)
         s.recv(1)
         print(n, d)
     elif cmd == "recv":
-        s = sock(mptcp)
-        s.settimeout(60)
-        s.connect(addr(args[1], int(args[2])))
+        s = connect(args[1], int(args[2]), mptcp, 60)
         if "--pause" in sys.argv:
             # a slow reader: the windows fill and the gateway's buffers with them
             time.sleep(1.5)
@@ -393,9 +406,7 @@ def main():
         synflood(args[1], int(args[2]), int(args[3]), join=True)
     elif cmd == "echo-client":
         import threading
-        s = sock(mptcp)
-        s.settimeout(120)
-        s.connect(addr(args[1], int(args[2])))
+        s = connect(args[1], int(args[2]), mptcp, 120)
         n = int(args[3])
         out = {}
         def sender():
@@ -429,43 +440,19 @@ def main():
     elif cmd == "abort-server":
         abort(listen(int(args[1]), mptcp), int(args[2]))
     elif cmd == "abort-client":
-        s = sock(mptcp)
-        s.settimeout(30)
-        s.connect(addr(args[1], int(args[2])))
-        abort(s, int(args[3]))
+        abort(connect(args[1], int(args[2]), mptcp), int(args[3]))
     elif cmd == "until-reset":
-        s = sock(mptcp)
-        s.settimeout(30)
-        s.connect(addr(args[1], int(args[2])))
-        read_until_end(s)
+        read_until_end(connect(args[1], int(args[2]), mptcp))
     elif cmd == "sink-until-reset":
         read_until_end(listen(int(args[1]), mptcp))
     elif cmd == "refused":
-        s = sock(mptcp)
-        s.settimeout(30)
-        t = time.monotonic()
-        try:
-            s.connect(addr(args[1], int(args[2])))
-        except ConnectionRefusedError:
-            print(int((time.monotonic() - t) * 1000))
-            return
-        print("connected: no RST")
-        sys.exit(1)
-    elif cmd == "unreachable":
-        import errno
-        s = sock(mptcp)
-        s.settimeout(30)
-        t = time.monotonic()
-        try:
-            s.connect(addr(args[1], int(args[2])))
-        except socket.timeout:
-            print("timeout")
+        err, ms = failed_connect(args[1], int(args[2]), mptcp)
+        if err != "ECONNREFUSED":
+            print(err, "not a RST")
             sys.exit(1)
-        except OSError as e:
-            print(errno.errorcode.get(e.errno, str(e.errno)), int((time.monotonic() - t) * 1000))
-            return
-        print("connected")
-        sys.exit(1)
+        print(ms)
+    elif cmd == "unreachable":
+        print(*failed_connect(args[1], int(args[2]), mptcp))
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

@@ -130,6 +130,16 @@ fn stop_hagw(guard: &mut Guard) {
     }
 }
 
+/// Polls `done` every 100 ms until it holds; fails saying `what` after
+/// `secs` seconds.
+fn wait_until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !done() {
+        assert!(t.elapsed() < Duration::from_secs(secs), "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// One transfer: `server` in srv, `client` in cli; both print "BYTES SHA256".
 /// Returns the addresses the server saw.
 fn transfer(server: &[&str], client: &[&str], bytes: u64) -> Vec<String> {
@@ -602,11 +612,9 @@ fn conversion_point_on_the_lab() {
     guard.0.insert(0, many);
     std::thread::sleep(Duration::from_millis(400));
     ns_ok("cli", &xfer(&["synflood", "198.51.100.2", "5210", "40"]));
-    let t = Instant::now();
-    while metric(&metrics(), "hagw_conv_syn_cookies_sent_total", "") < 20 {
-        assert!(t.elapsed() < Duration::from_secs(10), "no cookies sent");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(10, "no cookies sent", || {
+        metric(&metrics(), "hagw_conv_syn_cookies_sent_total", "") >= 20
+    });
     let c0 = nstat("cli");
     transfer(
         &["sink", "5211"],
@@ -822,14 +830,7 @@ fn aborts_propagate() {
     const N: &str = "2000000";
     let active = || metric(&metrics(), "hagw_conv_sessions_active", "");
     // the steps before end their sessions in TIME-WAIT (2 s) or by timeouts
-    let t = Instant::now();
-    while active() > 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "sessions left by the steps before"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(30, "sessions left by the steps before", || active() == 0);
     let c0 = nstat("cli");
     let srv = spawn_ns("srv", &xfer(&["abort-server", "5250", N]));
     std::thread::sleep(Duration::from_millis(400));
@@ -871,14 +872,7 @@ fn aborts_propagate() {
         counter(&c2, "MPTcpExtMPFastcloseTx") > counter(&c1, "MPTcpExtMPFastcloseTx"),
         "the client's kernel aborted with an MP_FASTCLOSE"
     );
-    let t = Instant::now();
-    while active() > 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(3),
-            "sessions left after the aborts"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(3, "sessions left after the aborts", || active() == 0);
 }
 
 /// (p): with `max_sessions = 2`, then `max_sessions_per_subscriber = 2`,
@@ -908,14 +902,9 @@ fn session_caps_refuse(lab_toml: &str, guard: &mut Guard) {
                 &xfer(&["until-reset", "198.51.100.2", &port, "--mptcp"]),
             ));
         }
-        let t = Instant::now();
-        while metric(&metrics(), "hagw_conv_sessions_active", "") < 2 {
-            assert!(
-                t.elapsed() < Duration::from_secs(5),
-                "{key}: holders not connected"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until(5, &format!("{key}: holders not connected"), || {
+            metric(&metrics(), "hagw_conv_sessions_active", "") >= 2
+        });
         let port = (base + 2).to_string();
         let out = ns_ok("cli", &xfer(&["refused", "198.51.100.2", &port, "--mptcp"]));
         let ms: u64 = out
@@ -936,14 +925,9 @@ fn session_caps_refuse(lab_toml: &str, guard: &mut Guard) {
             let _ = c.wait();
         }
         // the killed clients' sockets close: the sessions end, room again
-        let t = Instant::now();
-        while metric(&metrics(), "hagw_conv_sessions_active", "") > 0 {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "{key}: holders' sessions left"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until(10, &format!("{key}: holders' sessions left"), || {
+            metric(&metrics(), "hagw_conv_sessions_active", "") == 0
+        });
         let port = (base + 3).to_string();
         transfer(
             &["sink", &port],
@@ -974,15 +958,9 @@ fn join_flood_and_idle_timeout(lab_toml: &str, guard: &mut Guard) {
     };
     let j0 = unknown();
     ns_ok("cli", &xfer(&["joinflood", "198.51.100.2", "5290", "200"]));
-    let t = Instant::now();
-    while unknown() < j0 + 100 {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "MP_JOIN flood: {} refused",
-            unknown() - j0
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(10, "MP_JOIN flood: fewer than 100 refused", || {
+        unknown() >= j0 + 100
+    });
     let c0 = nstat("cli");
     transfer(
         &["sink", "5291"],

@@ -42,7 +42,6 @@ pub fn ns_ok(n: &str, cmd: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// `scripts/lab.sh up|down`.
 /// Runs `cmd` with bash, which must succeed.
 pub fn sh(cmd: &str) {
     let o = Command::new("bash")
@@ -56,17 +55,12 @@ pub fn sh(cmd: &str) {
     );
 }
 
+/// `scripts/lab.sh up|down`.
 pub fn lab(action: &str) {
-    let o = Command::new("bash")
-        .arg(root().join("scripts/lab.sh"))
-        .arg(action)
-        .output()
-        .expect("lab.sh");
-    assert!(
-        o.status.success(),
-        "lab.sh {action}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    sh(&format!(
+        "bash {} {action}",
+        root().join("scripts/lab.sh").display()
+    ));
 }
 
 /// Kills the processes it holds and tears the lab down, whatever happens.
