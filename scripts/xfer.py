@@ -38,9 +38,13 @@
   xfer.py udp-client HOST PORT COUNT SIZE
                                     COUNT numbered datagrams of SIZE bytes, paced; print
                                     "sent COUNT echoed M ttl T..." (echoes with the payload sent)
+  xfer.py udp-refused HOST PORT     send a datagram to a closed port; expect the ICMP port
+                                    unreachable (ECONNREFUSED); print the milliseconds it took
 Add --mptcp to use IPPROTO_MPTCP (262); --v6 makes the client socket dual-stack
-(AF_INET6, IPv4 as ::ffff:a.b.c.d) so the kernel may add IPv6 subflows.
-Servers print "peer ADDRESS" on stderr for every connection they accept.
+(AF_INET6, IPv4 as ::ffff:a.b.c.d) so the kernel may add IPv6 subflows;
+--from ADDR binds the client's socket to source address ADDR.
+Servers print "peer ADDRESS" on stderr for every connection they accept
+(udp-echo: for every new source address).
 """
 import hashlib, socket, struct, sys, time
 
@@ -61,6 +65,13 @@ def pattern():
     return _PATTERN[0]
 
 V6 = "--v6" in sys.argv
+# --from ADDR: the clients' source address
+FROM = sys.argv[sys.argv.index("--from") + 1] if "--from" in sys.argv[:-1] else None
+
+def bind_from(s):
+    if FROM is not None:
+        s.bind((FROM, 0))
+    return s
 
 def sock(mptcp):
     proto = 262 if mptcp else 0
@@ -73,7 +84,7 @@ def addr(host, port):
     return (host, port)
 
 def connect(host, port, mptcp, timeout=30):
-    s = sock(mptcp)
+    s = bind_from(sock(mptcp))
     s.settimeout(timeout)
     s.connect(addr(host, port))
     return s
@@ -329,7 +340,7 @@ def udp_echo(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
     s.bind(("0.0.0.0", port))
-    n, ttls = 0, set()
+    n, ttls, peers = 0, set(), set()
     s.settimeout(30)
     while True:
         try:
@@ -337,13 +348,34 @@ def udp_echo(port):
         except socket.timeout:
             break
         s.settimeout(3)
+        if peer[0] not in peers:
+            peers.add(peer[0])
+            print("peer", peer[0], file=sys.stderr, flush=True)
         n += 1
         ttls.add(ttl)
         s.sendto(data, peer)
     print("echoed", n, "ttl", *sorted(ttls, key=str))
 
+def udp_refused(host, port):
+    """A datagram to a closed port: the ICMP port unreachable that comes
+    back makes the connected socket's next receive fail (ECONNREFUSED)."""
+    s = bind_from(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    s.connect((host, port))
+    s.settimeout(5)
+    t = time.monotonic()
+    s.send(b"anyone there?")
+    try:
+        s.recv(100)
+        print("answered")
+    except ConnectionRefusedError:
+        print(int((time.monotonic() - t) * 1000))
+        return
+    except socket.timeout:
+        print("timeout")
+    sys.exit(1)
+
 def udp_client(host, port, count, size):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = bind_from(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
     s.connect((host, port))
     s.setblocking(False)
@@ -371,6 +403,9 @@ def udp_client(host, port, count, size):
 
 def main():
     args = [a for a in sys.argv[1:] if a not in ("--mptcp", "--v6", "--pause")]
+    if "--from" in args[:-1]:
+        i = args.index("--from")
+        del args[i : i + 2]
     mptcp = "--mptcp" in sys.argv
     cmd = args[0]
     if cmd == "sink":
@@ -437,6 +472,8 @@ def main():
         udp_echo(int(args[1]))
     elif cmd == "udp-client":
         udp_client(args[1], int(args[2]), int(args[3]), int(args[4]))
+    elif cmd == "udp-refused":
+        udp_refused(args[1], int(args[2]))
     elif cmd == "abort-server":
         abort(listen(int(args[1]), mptcp), int(args[2]))
     elif cmd == "abort-client":

@@ -450,6 +450,10 @@ fn conversion_point_on_the_lab() {
     // (v) random loss on both accesses, both ways: transfers intact
     random_loss_on_the_accesses();
 
+    // (w) routed traffic from the cellular address leaves with the
+    // subscriber's fixed address
+    routed_traffic_nat(|a| a == "192.0.2.2");
+
     // (o) an abort in the middle of a connection reaches the other end
     aborts_propagate();
 
@@ -598,6 +602,8 @@ fn conversion_point_on_the_lab() {
         fixed_before,
         "the fixed address leaked past the pool NAT"
     );
+    // (w) with the pool: routed traffic too
+    routed_traffic_nat(|a| a.starts_with("203.0.113."));
     assert_eq!(srv_counter("cellular"), 0);
     let m = metrics();
     assert!(m.contains("hagw_conv_nat_ports_in_use{pool=\"203.0.113.0/28\"}"));
@@ -817,6 +823,89 @@ fn unreachable_server() {
     assert_eq!(err, Some("EHOSTUNREACH"), "the client saw {out}");
     assert!(ms.is_some_and(|ms| ms < 1000), "after {out}");
     assert!(refused() > before, "refused{{reason=server_unreachable}}");
+}
+
+/// (w): routed traffic (DESIGN.md §1: everything not converted is routed,
+/// with NAT when the policy says so). From the client's cellular address
+/// 100.64.0.2: 200 UDP datagrams echoed by the server, a plain TCP
+/// transfer (no MPTCP: not converted) and pings all reach the server from
+/// an address `expect` allows (the subscriber's fixed address, or the
+/// pool's) and their
+/// answers come back; a datagram to a closed port brings the server's
+/// ICMP port unreachable back to the client (RFC 5508 §4.2: the error's
+/// quote translated too). hagw's NAT metrics count each protocol.
+fn routed_traffic_nat(expect: fn(&str) -> bool) {
+    let created = |m: &str, p: &str| {
+        metric(
+            m,
+            "hagw_nat_bindings_created_total",
+            &format!("proto=\"{p}\""),
+        )
+    };
+    let m0 = metrics();
+    let echo = spawn_ns("srv", &xfer(&["udp-echo", "5350"]));
+    std::thread::sleep(Duration::from_millis(300));
+    let from = ["--from", "100.64.0.2"];
+    let out = ns_ok(
+        "cli",
+        &xfer(
+            &[
+                &["udp-client", "198.51.100.2", "5350", "200", "500"][..],
+                &from,
+            ]
+            .concat(),
+        ),
+    );
+    let (_, err) = wait_output(echo, "udp-echo");
+    assert!(out.starts_with("sent 200 echoed 200 "), "udp-client: {out}");
+    let seen = peers(&err);
+    assert!(
+        !seen.is_empty() && seen.iter().all(|a| expect(a)),
+        "UDP from the cellular address: the server saw {seen:?}"
+    );
+    let seen = transfer(
+        &["sink", "5351"],
+        &[&["send", "198.51.100.2", "5351", "2000000"][..], &from].concat(),
+        2_000_000,
+    );
+    assert!(
+        seen.iter().all(|a| expect(a)),
+        "plain TCP from the cellular address: the server saw {seen:?}"
+    );
+    let p = ns_ok(
+        "cli",
+        &[
+            "ping",
+            "-c",
+            "3",
+            "-W",
+            "2",
+            "-I",
+            "100.64.0.2",
+            "198.51.100.2",
+        ],
+    );
+    assert!(p.contains(" 0% packet loss"), "cellular ping: {p}");
+    let out = ns_ok(
+        "cli",
+        &xfer(&[&["udp-refused", "198.51.100.2", "5352"][..], &from].concat()),
+    );
+    assert!(
+        out.trim().parse::<u64>().is_ok_and(|ms| ms < 1000),
+        "the port unreachable reached the client: {out}"
+    );
+    let m = metrics();
+    assert!(created(&m, "udp") >= created(&m0, "udp") + 2, "{m}");
+    assert!(created(&m, "tcp") > created(&m0, "tcp"));
+    assert!(created(&m, "icmp") > created(&m0, "icmp"));
+    for dir in ["out", "in"] {
+        let l = format!("direction=\"{dir}\"");
+        assert!(
+            metric(&m, "hagw_nat_packets_total", &l)
+                >= metric(&m0, "hagw_nat_packets_total", &l) + 200,
+            "NATed {dir}: {m}"
+        );
+    }
 }
 
 /// (o): RST/MP_FASTCLOSE propagate both ways (issue 5, point 2). The

@@ -4,7 +4,9 @@
 //! It only reads per-core counters and ethdev statistics; it never touches a
 //! worker's hot path or allocates mbufs.
 
-use crate::stats::{ConvStats, Drop, Event, JoinRefuse, Layer, Refuse, Side, WorkerStats};
+use crate::stats::{
+    ConvStats, Drop, Event, JoinRefuse, Layer, NatDrop, NatProto, Refuse, Side, WorkerStats,
+};
 use nf_core::counters::CounterSet;
 use nf_core::wire::Error as WireError;
 use prometheus::core::Collector;
@@ -422,6 +424,50 @@ fn render_conversion(
         refused
             .with_label_values(&[r.as_str()])
             .inc_by(sum(&|w| w.conv.refused.get(*r as usize)));
+    }
+    // NAT of routed traffic (UDP, ICMP queries, plain TCP)
+    let nb = g(
+        "hagw_nat_bindings",
+        "NAT bindings of routed traffic, by protocol",
+        &["proto"],
+    );
+    let nc = c(
+        "hagw_nat_bindings_created_total",
+        "NAT bindings of routed traffic made, by protocol",
+        &["proto"],
+    );
+    let ne = c(
+        "hagw_nat_bindings_expired_total",
+        "NAT bindings of routed traffic expired after their idle timeout, by protocol",
+        &["proto"],
+    );
+    for p in NatProto::ALL {
+        let i = *p as usize;
+        let l = [p.as_str()];
+        nb.with_label_values(&l)
+            .set(sum(&|w| w.conv.nat_bindings.get(i)) as i64);
+        nc.with_label_values(&l)
+            .inc_by(sum(&|w| w.conv.nat_bindings_created.get(i)));
+        ne.with_label_values(&l)
+            .inc_by(sum(&|w| w.conv.nat_bindings_expired.get(i)));
+    }
+    let np = c(
+        "hagw_nat_packets_total",
+        "Routed packets NATed, toward the Internet (out) and back to a subscriber (in)",
+        &["direction"],
+    );
+    for (i, d) in ["out", "in"].iter().enumerate() {
+        np.with_label_values(&[d])
+            .inc_by(sum(&|w| w.conv.nat_packets.get(i)));
+    }
+    let nd = c(
+        "hagw_nat_dropped_total",
+        "Routed packets the NAT policy covers that were dropped, by reason",
+        &["reason"],
+    );
+    for r in NatDrop::ALL {
+        nd.with_label_values(&[r.as_str()])
+            .inc_by(sum(&|w| w.conv.nat_dropped.get(*r as usize)));
     }
     let joins = c(
         "hagw_conv_joins_refused_total",

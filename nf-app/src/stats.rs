@@ -91,6 +91,26 @@ labelled_enum!(
 );
 
 labelled_enum!(
+    /// The protocol of a NAT binding of routed traffic.
+    NatProto {
+        Udp => "udp",
+        Tcp => "tcp",
+        Icmp => "icmp",
+    }
+);
+
+labelled_enum!(
+    /// Why routed traffic that the NAT policy covers was dropped.
+    NatDrop {
+        NoSource => "no_source",
+        PortsExhausted => "ports_exhausted",
+        Fragment => "fragment",
+        Protocol => "protocol",
+        NoBinding => "no_binding",
+    }
+);
+
+labelled_enum!(
     /// Why an MP_JOIN was refused.
     JoinRefuse {
         UnknownToken => "unknown_token",
@@ -174,6 +194,15 @@ pub struct ConvStats {
     /// ICMP errors about a withdrawn connection's packet, NATed toward the
     /// end that sent it (RFC 5508 §4.2).
     pub icmp_translated: Counter,
+    /// NAT of routed traffic (UDP, ICMP queries, plain TCP; DESIGN.md §1):
+    /// live bindings (gauge), bindings made and expired, by protocol;
+    /// packets translated toward the Internet (0) and back (1); packets
+    /// dropped, by reason.
+    pub nat_bindings: CounterSet<{ NatProto::COUNT }>,
+    pub nat_bindings_created: CounterSet<{ NatProto::COUNT }>,
+    pub nat_bindings_expired: CounterSet<{ NatProto::COUNT }>,
+    pub nat_packets: CounterSet<2>,
+    pub nat_dropped: CounterSet<{ NatDrop::COUNT }>,
 }
 
 /// One live session, as `GET /sessions` lists it.

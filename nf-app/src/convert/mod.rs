@@ -22,6 +22,7 @@ pub mod keys;
 pub mod nat;
 pub mod policy;
 pub mod rewrite;
+pub mod routed;
 pub mod rss;
 pub mod session;
 pub mod shard;
@@ -222,6 +223,8 @@ pub struct Converter<C: Chunk = Bytes> {
     /// quiet time it may have): one removal or re-queue per expiry, no
     /// sweep over the map.
     redirect_fifo: std::collections::VecDeque<(Time, FlowKey)>,
+    /// NAT bindings of routed traffic (UDP, ICMP queries, plain TCP).
+    routed: routed::Table,
 }
 
 /// A cookie SYN's timestamp options: the client's TSval, window scale and
@@ -285,6 +288,7 @@ impl<C: Chunk> Converter<C> {
             directory: Arc::default(),
             redirect: HashMap::new(),
             redirect_fifo: std::collections::VecDeque::new(),
+            routed: routed::Table::default(),
             policy,
         }
     }
@@ -728,6 +732,37 @@ impl<C: Chunk> Converter<C> {
                     None => Verdict::Pass,
                 }
             }
+        }
+    }
+
+    /// Is routed traffic NATed ([`routed`]): a `nat source` other than
+    /// `none`?
+    pub fn nats_routed(&self) -> bool {
+        self.policy.nat != crate::config::NatSource::None
+    }
+
+    /// NAT of a routed IPv4 packet (from its IP header on) that no session
+    /// took, which arrived on a port of `side`; `local`: addressed to the
+    /// gateway (never translated).
+    pub fn routed(
+        &mut self,
+        now: Time,
+        side: Option<Side>,
+        local: bool,
+        ip: &mut [u8],
+    ) -> routed::Routed {
+        let mut cx = routed::Ctx {
+            policy: &self.policy,
+            nat: &mut self.nat,
+            stats: &self.stats.conv,
+            me: self.shard.index,
+            single: self.shard.is_single(),
+        };
+        match side {
+            _ if local => routed::Routed::Pass,
+            Some(Side::Fixed | Side::Cellular) => self.routed.outbound(now, &mut cx, ip),
+            Some(Side::Internet) => self.routed.inbound(now, &mut cx, ip),
+            None => routed::Routed::Pass,
         }
     }
 
@@ -1686,6 +1721,16 @@ impl<C: Chunk> Converter<C> {
         }
         self.expire_tombstones(now);
         self.expire_redirects(now);
+        if !self.routed.is_empty() {
+            let mut cx = routed::Ctx {
+                policy: &self.policy,
+                nat: &mut self.nat,
+                stats: &self.stats.conv,
+                me: self.shard.index,
+                single: self.shard.is_single(),
+            };
+            self.routed.expire(now, &mut cx);
+        }
         self.addr_walk_step();
         if now >= self.next_idle_scan {
             self.idle_sweep(now);

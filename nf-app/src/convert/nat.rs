@@ -145,10 +145,45 @@ impl Nat {
         sport: u16,
         server: (IpAddr, u16),
     ) -> Result<(IpAddr, u16), NatError> {
+        self.bind_for(sub, fixed_source, sport, server.0.is_ipv4(), Some(server))
+    }
+
+    /// [`Nat::bind`] for routed IPv4 traffic (UDP, ICMP queries, plain
+    /// TCP: [`super::routed`]), whose replies may come from any remote
+    /// (RFC 4787 REQ-1, endpoint-independent mapping): the port is one
+    /// whose replies [`Nat::port_owner`] names this worker for, whatever
+    /// RSS makes of the remote's address.
+    pub fn bind_routed(
+        &mut self,
+        sub: IpAddr,
+        fixed_source: Option<IpAddr>,
+        sport: u16,
+    ) -> Result<(IpAddr, u16), NatError> {
+        self.bind_for(sub, fixed_source, sport, true, None)
+    }
+
+    /// Does this worker receive the replies from `server` (`None`: from
+    /// any remote, by port ownership alone) to `nat`?
+    fn mine(&self, server: Option<(IpAddr, u16)>, nat: (IpAddr, u16)) -> bool {
+        let owner = match server {
+            Some(s) => self.reply_owner(s, nat),
+            None => self.port_owner(self.is_pool_addr(nat.0), nat.1),
+        };
+        owner == self.shard.index
+    }
+
+    fn bind_for(
+        &mut self,
+        sub: IpAddr,
+        fixed_source: Option<IpAddr>,
+        sport: u16,
+        v4: bool,
+        server: Option<(IpAddr, u16)>,
+    ) -> Result<(IpAddr, u16), NatError> {
         match self.kind {
             NatSource::SubscriberFixed | NatSource::None => {
                 let a = fixed_source.ok_or(NatError::NoSource)?;
-                if a.is_ipv4() != server.0.is_ipv4() {
+                if a.is_ipv4() != v4 {
                     return Err(NatError::NoSource);
                 }
                 let port = self
@@ -158,7 +193,7 @@ impl Nat {
                 Ok((a, port))
             }
             NatSource::Pool => {
-                if !server.0.is_ipv4() {
+                if !v4 {
                     return Err(NatError::NoSource);
                 }
                 let blk = match self.blocks.get(&sub) {
@@ -179,8 +214,7 @@ impl Nat {
                 for k in 0..self.block {
                     let off = (blk.next + k) % self.block;
                     let port = blk.base + off;
-                    let mine = self.reply_owner(server, (a, port)) == self.shard.index;
-                    if mine && !self.used.contains(&(a, port)) {
+                    if self.mine(server, (a, port)) && !self.used.contains(&(a, port)) {
                         self.used.insert((a, port));
                         if let Some(b) = self.blocks.get_mut(&sub) {
                             b.next = (off + 1) % self.block;
@@ -196,8 +230,8 @@ impl Nat {
 
     /// A free port of this worker's on `a` toward `server`, `want` when
     /// it is one.
-    fn free_port_on(&self, a: IpAddr, want: u16, server: (IpAddr, u16)) -> Option<u16> {
-        let mine = |p: u16| self.reply_owner(server, (a, p)) == self.shard.index;
+    fn free_port_on(&self, a: IpAddr, want: u16, server: Option<(IpAddr, u16)>) -> Option<u16> {
+        let mine = |p: u16| self.mine(server, (a, p));
         if want >= FIRST_PORT && mine(want) && !self.used.contains(&(a, want)) {
             return Some(want);
         }

@@ -79,6 +79,8 @@ pub(super) struct Ingress {
     mac: u64,
     /// TCP and ICMP go past the conversion point first.
     pub(super) tcp_slow: bool,
+    /// And UDP, when routed traffic is NATed ([`crate::convert::routed`]).
+    pub(super) udp_slow: bool,
     /// The NIC flags each frame's IPv4 header checksum.
     pub(super) nic_checksum: bool,
 }
@@ -155,9 +157,10 @@ fn classify_v4<const CONV: bool, const NIC: bool>(
     slow |= (w2 >> 32) & 0xff3f != 0;
     let (ttl, proto) = ((w2 >> 48) as u8, (w2 >> 56) as u8);
     slow |= ttl <= 1;
-    // TCP (and ICMP errors about it) go past the conversion point first
+    // TCP (and ICMP errors about it) go past the conversion point first,
+    // and UDP past its NAT
     if CONV {
-        slow |= proto == 6 || proto == 1;
+        slow |= proto == 6 || proto == 1 || (ing.udp_slow && proto == 17);
     }
     // martian sources (byte 26, the source's first): the slow path counts them
     let s8 = (w3 >> 16) as u8;
@@ -194,6 +197,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         Some(Ingress {
             mac: u64::from_le_bytes(mac),
             tcp_slow: self.conv.is_some(),
+            udp_slow: self.conv.as_ref().is_some_and(|c| c.nats_routed()),
             nic_checksum: pc.rx_ip_checksum,
         })
     }

@@ -2,6 +2,7 @@
 //! ICMP errors (RFC 792, rate-limited per RFC 1812 §4.3.2.8).
 
 use super::{BufPool, Pipeline};
+use crate::convert::routed::Routed;
 use crate::convert::Verdict;
 use crate::stats::Side;
 use crate::stats::{Drop, Event, Layer};
@@ -72,6 +73,9 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             return self.stats.dropped(Drop::Martian);
         }
         let mut ip = ip;
+        // translated by a session's NAT (a withdrawn connection's packet,
+        // an ICMP error about one): not the routed traffic's NAT's
+        let mut natted = false;
         if ip.protocol == ip_proto::ICMP && self.conv.is_some() {
             let owner = match (self.conv.as_ref(), buf.data().get(l2..)) {
                 (Some(c), Some(d)) => c.icmp_owner(d, self.port_side(port)),
@@ -99,6 +103,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                         let p = ipv4::Packet::new_unchecked(&buf.data()[l2..]);
                         ip.src = p.src_addr();
                         ip.dst = p.dst_addr();
+                        natted = true;
                     }
                 }
                 Some(None) => return,
@@ -130,6 +135,26 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                 Verdict::Handoff(w) => return self.hand_off(w, port, buf),
                 Verdict::Forward => {
                     // NATed in place: route by the new destination
+                    let p = ipv4::Packet::new_unchecked(&buf.data()[l2..]);
+                    ip.src = p.src_addr();
+                    ip.dst = p.dst_addr();
+                    natted = true;
+                }
+            }
+        }
+        // routed traffic (UDP, ICMP queries, plain TCP): the NAT policy's
+        if !natted {
+            let local = self.local_v4.contains(&ip.dst);
+            let side = self.port_side(port);
+            let r = match (self.conv.as_mut(), buf.data_mut().get_mut(l2..)) {
+                (Some(c), Some(d)) => c.routed(now_ns, side, local, d),
+                _ => Routed::Pass,
+            };
+            match r {
+                Routed::Pass => {}
+                Routed::Dropped => return,
+                Routed::Handoff(w) => return self.hand_off(w, port, buf),
+                Routed::Translated => {
                     let p = ipv4::Packet::new_unchecked(&buf.data()[l2..]);
                     ip.src = p.src_addr();
                     ip.dst = p.dst_addr();

@@ -1,0 +1,1048 @@
+//! NAT of routed traffic (DESIGN.md §1: everything not converted — UDP,
+//! ICMP queries, plain TCP — is routed, with NAT when the policy says so).
+//!
+//! IPv4 NAPT (RFC 3022) of what the subscribers send through the access
+//! ports, by the same `nat source` as the sessions and from the same port
+//! allocator ([`Nat`]), so a binding and a session never share a port:
+//!
+//! - `subscriber-fixed`: a subscriber's cellular IPv4 address becomes its
+//!   fixed-line address (the thread's scenario 1: an RFC 6598 source never
+//!   reaches the Internet). That address also carries the fixed line's own
+//!   traffic, which hagw does not translate, so a binding here is
+//!   address-and-port dependent (RFC 4787 §4.1 and §5): only the remote
+//!   the subscriber talked to gets through it, and a reply of the fixed
+//!   line's own flows is never diverted to the cellular access. Traffic
+//!   from the fixed address itself is routed as it is; a private source
+//!   (RFC 1918, RFC 6598) of no known subscriber is dropped and counted.
+//! - `pool`: every subscriber source gets its pool address and a port of
+//!   its block, with endpoint-independent mapping and filtering (RFC 4787
+//!   REQ-1, REQ-8; RFC 6888 REQ-1): the pool is hagw's own.
+//! - `none`: nothing is translated.
+//!
+//! Bindings live until they are idle for their protocol's timeout: UDP
+//! 300 s (RFC 4787 REQ-5), ICMP queries 60 s (RFC 5508 REQ-1), TCP 7,440 s
+//! once established and 240 s before, after a RST or once both ends sent
+//! their FIN (RFC 5382 REQ-5). Each timeout class has a FIFO of
+//! deadlines: an entry whose binding was used since is queued again, so
+//! expiry costs a few operations per binding and never a sweep.
+//!
+//! Fragments cannot be matched to a binding (only the first carries the
+//! ports): from a source the policy translates they are dropped and
+//! counted (RFC 4787 REQ-14 is not met). IPv6 is never translated.
+
+use super::nat::{Nat, NatError};
+use super::policy::Policy;
+use crate::config::NatSource;
+use crate::stats::{ConvStats, NatDrop, NatProto};
+use hashbrown::HashMap;
+use nf_core::sim::Time;
+use nf_core::wire::checksum::{self, update16};
+use nf_core::wire::ip_proto;
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr};
+
+const SEC: Time = 1_000_000_000;
+/// RFC 4787 REQ-5: at least 2 minutes, 5 recommended.
+const UDP_TIMEOUT: Time = 300 * SEC;
+/// RFC 5508 REQ-1: 60 seconds.
+const ICMP_TIMEOUT: Time = 60 * SEC;
+/// RFC 5382 REQ-5: 2 hours 4 minutes once established.
+const TCP_ESTABLISHED_TIMEOUT: Time = 7440 * SEC;
+/// RFC 5382 REQ-5: 4 minutes in the transitory states.
+const TCP_TRANSITORY_TIMEOUT: Time = 240 * SEC;
+
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_DEST_UNREACHABLE: u8 = 3;
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMP_TIME_EXCEEDED: u8 = 11;
+const ICMP_PARAMETER_PROBLEM: u8 = 12;
+
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// What became of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routed {
+    /// Not the NAT's: route it as it is.
+    Pass,
+    /// Translated in place: route it to its (new) destination.
+    Translated,
+    /// Dropped and counted.
+    Dropped,
+    /// A reply to a port another worker binds (DESIGN.md §4).
+    Handoff(u16),
+}
+
+/// One side of a binding: (protocol, address, port or ICMP identifier,
+/// and the remote's address and port where the mapping depends on it).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct Key {
+    proto: u8,
+    addr: Ipv4Addr,
+    port: u16,
+    remote: (Ipv4Addr, u16),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Udp,
+    Icmp,
+    TcpEstablished,
+    TcpTransitory,
+}
+
+impl Class {
+    const ALL: [Class; 4] = [
+        Class::Udp,
+        Class::Icmp,
+        Class::TcpEstablished,
+        Class::TcpTransitory,
+    ];
+    fn timeout(self) -> Time {
+        match self {
+            Class::Udp => UDP_TIMEOUT,
+            Class::Icmp => ICMP_TIMEOUT,
+            Class::TcpEstablished => TCP_ESTABLISHED_TIMEOUT,
+            Class::TcpTransitory => TCP_TRANSITORY_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Binding {
+    outside: Key,
+    /// The NAT key of the subscriber (its pool block).
+    sub: IpAddr,
+    last: Time,
+    class: Class,
+    /// Bumped when the class changes: the entry queued for the old class
+    /// is then stale.
+    gen: u32,
+    /// TCP: SYN seen from the remote (the handshake went through), FIN
+    /// seen from the inside (1) and from the remote (2).
+    syn_back: bool,
+    fins: u8,
+}
+
+fn proto_of(p: u8) -> Option<NatProto> {
+    match p {
+        ip_proto::UDP => Some(NatProto::Udp),
+        ip_proto::TCP => Some(NatProto::Tcp),
+        ip_proto::ICMP => Some(NatProto::Icmp),
+        _ => None,
+    }
+}
+
+/// RFC 1918 and RFC 6598 addresses: never seen on the Internet.
+fn private(a: Ipv4Addr) -> bool {
+    let o = a.octets();
+    a.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+}
+
+fn be16(d: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
+}
+
+fn v4(d: &[u8], at: usize) -> Option<Ipv4Addr> {
+    let b: [u8; 4] = d.get(at..at + 4)?.try_into().ok()?;
+    Some(Ipv4Addr::from(b))
+}
+
+/// Which end of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Src,
+    Dst,
+}
+
+/// The transport view of an IPv4 packet (or of the start of one, as an
+/// ICMP error quotes it) the NAT needs: its header length, protocol,
+/// addresses and ports (an ICMP query's identifier for both).
+#[derive(Clone, Copy, Debug)]
+struct Flow {
+    hl: usize,
+    proto: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+}
+
+impl Flow {
+    /// A TCP segment's flags (0 for other protocols).
+    fn tcp_flags(&self, d: &[u8]) -> u8 {
+        match self.proto {
+            ip_proto::TCP => d.get(self.hl + 13).copied().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// `None` unless `d` starts an unfragmented (or first-fragment, for a
+    /// quote) IPv4 packet whose ports are in `d`.
+    fn parse(d: &[u8], quote: bool) -> Option<Flow> {
+        let b0 = *d.first()?;
+        let hl = usize::from(b0 & 0x0f) * 4;
+        if b0 >> 4 != 4 || hl < 20 || d.len() < hl + 4 {
+            return None;
+        }
+        let frag = be16(d, 6)?;
+        let more = frag & 0x2000 != 0;
+        if frag & 0x1fff != 0 || (more && !quote) {
+            return None;
+        }
+        let proto = d[9];
+        let (sport, dport) = match proto {
+            ip_proto::UDP | ip_proto::TCP => (be16(d, hl)?, be16(d, hl + 2)?),
+            ip_proto::ICMP => {
+                let id = be16(d, hl + 4)?;
+                (id, id)
+            }
+            _ => return None,
+        };
+        Some(Flow {
+            hl,
+            proto,
+            src: v4(d, 12)?,
+            dst: v4(d, 16)?,
+            sport,
+            dport,
+        })
+    }
+}
+
+/// Where a transport header keeps its checksum, and whether the checksum
+/// covers the addresses (through the pseudo-header).
+fn checksum_at(proto: u8) -> (usize, bool) {
+    match proto {
+        ip_proto::TCP => (16, true),
+        ip_proto::UDP => (6, true),
+        _ => (2, false),
+    }
+}
+
+/// Sets `end`'s address of the IPv4 header `d`, updating its checksum
+/// (RFC 1624); returns the old and new addresses' sums for the transport
+/// checksum's pseudo-header.
+fn set_addr(d: &mut [u8], end: End, new: Ipv4Addr) -> (u16, u16) {
+    let at = match end {
+        End::Src => 12,
+        End::Dst => 16,
+    };
+    let old_sum = checksum::fold(checksum::sum(&d[at..at + 4]));
+    let new_sum = checksum::fold(checksum::sum(&new.octets()));
+    d[at..at + 4].copy_from_slice(&new.octets());
+    if let Some(hc) = be16(d, 10) {
+        d[10..12].copy_from_slice(&update16(hc, old_sum, new_sum).to_be_bytes());
+    }
+    (old_sum, new_sum)
+}
+
+/// Rewrites `end`'s address and port (an ICMP query's identifier) of the
+/// IPv4 packet `d` described by `f` to `new`, updating the IP header
+/// checksum and the transport checksum incrementally (RFC 1624, RFC 3022
+/// §4.2) where `d` holds them (a quote may end early). A UDP checksum of
+/// 0 (none, RFC 768) stays 0.
+fn set_end(d: &mut [u8], f: &Flow, end: End, new: (Ipv4Addr, u16)) {
+    let old_port = match end {
+        End::Src => f.sport,
+        End::Dst => f.dport,
+    };
+    let port_at = f.hl
+        + match (f.proto, end) {
+            (ip_proto::ICMP, _) => 4,
+            (_, End::Src) => 0,
+            (_, End::Dst) => 2,
+        };
+    let (old_sum, new_sum) = set_addr(d, end, new.0);
+    if d.len() >= port_at + 2 {
+        d[port_at..port_at + 2].copy_from_slice(&new.1.to_be_bytes());
+    }
+    let (ck_off, pseudo) = checksum_at(f.proto);
+    let ck_at = f.hl + ck_off;
+    if let Some(ck) = be16(d, ck_at) {
+        if f.proto == ip_proto::UDP && ck == 0 {
+            return;
+        }
+        let mut ck = update16(ck, old_port, new.1);
+        if pseudo {
+            ck = update16(ck, old_sum, new_sum);
+        }
+        if f.proto == ip_proto::UDP && ck == 0 {
+            ck = 0xffff;
+        }
+        d[ck_at..ck_at + 2].copy_from_slice(&ck.to_be_bytes());
+    }
+}
+
+/// NAT of an ICMPv4 error about a translated packet (RFC 5508 §4.2,
+/// RFC 3022 §4.3), in place: the outer header's `outer.0` address becomes
+/// `outer.1`, the quoted packet's `quote.0` end becomes `quote.1`. The
+/// ICMP checksum (no pseudo-header) is updated by the sums of the quote's
+/// stretch that changed: an error that arrived corrupted stays so.
+fn set_error(
+    d: &mut [u8],
+    hl: usize,
+    q: &Flow,
+    outer: (End, Ipv4Addr),
+    quote: (End, (Ipv4Addr, u16)),
+) {
+    let at = hl + 8;
+    let (ck_off, _) = checksum_at(q.proto);
+    let end = (at + q.hl + ck_off.max(4) + 2).min(d.len());
+    let before = checksum::fold(checksum::sum(&d[at..end]));
+    set_end(&mut d[at..], q, quote.0, quote.1);
+    let after = checksum::fold(checksum::sum(&d[at..end]));
+    if let Some(ck) = be16(d, hl + 2) {
+        d[hl + 2..hl + 4].copy_from_slice(&update16(ck, before, after).to_be_bytes());
+    }
+    set_addr(d, outer.0, outer.1);
+}
+
+/// The bindings of one worker.
+#[derive(Default)]
+pub struct Table {
+    by_inside: HashMap<Key, Binding>,
+    by_outside: HashMap<Key, Key>,
+    /// Per [`Class`]: (deadline when queued, inside key, generation).
+    queues: [VecDeque<(Time, Key, u32)>; 4],
+}
+
+/// What the NAT needs of the converter around it.
+pub struct Ctx<'a> {
+    pub policy: &'a Policy,
+    pub nat: &'a mut Nat,
+    pub stats: &'a ConvStats,
+    /// This worker, and whether it is the only one.
+    pub me: u16,
+    pub single: bool,
+}
+
+impl Ctx<'_> {
+    fn drop(&self, why: NatDrop) -> Routed {
+        self.stats.nat_dropped.inc(why as usize);
+        Routed::Dropped
+    }
+
+    /// The NAT source of traffic from `src` (the subscriber's NAT key and
+    /// the fixed address `subscriber-fixed` uses), `Ok(None)` when it is
+    /// routed as it is.
+    fn source(&self, src: Ipv4Addr) -> Result<Option<(IpAddr, Option<IpAddr>)>, NatDrop> {
+        let a = IpAddr::V4(src);
+        let sub = self.policy.subscriber_of(a);
+        match self.policy.nat {
+            NatSource::None => Ok(None),
+            NatSource::SubscriberFixed => match sub {
+                Some(s) if s.fixed == a => Ok(None),
+                Some(s) if s.fixed.is_ipv4() => Ok(Some((s.fixed, Some(s.fixed)))),
+                _ if private(src) => Err(NatDrop::NoSource),
+                _ => Ok(None),
+            },
+            NatSource::Pool => {
+                let listed = self.policy.subscriber_prefixes.is_empty()
+                    || self
+                        .policy
+                        .subscriber_prefixes
+                        .iter()
+                        .any(|p| p.contains(a));
+                match sub {
+                    Some(s) => Ok(Some((s.fixed, None))),
+                    None if listed => Ok(Some((a, None))),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Is `a` an address the NAT translates to?
+    fn nat_addr(&self, a: Ipv4Addr) -> bool {
+        let a = IpAddr::V4(a);
+        match self.policy.nat {
+            NatSource::None => false,
+            NatSource::Pool => self.nat.is_pool_addr(a),
+            NatSource::SubscriberFixed => self.policy.subscribers.iter().any(|s| s.fixed == a),
+        }
+    }
+}
+
+impl Table {
+    /// Live bindings.
+    pub fn len(&self) -> usize {
+        self.by_inside.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_inside.is_empty()
+    }
+
+    /// The remote part of a key: with `subscriber-fixed` the binding is
+    /// the remote's alone (see the module's doc), with a pool it is
+    /// anyone's.
+    fn remote(cx: &Ctx, addr: Ipv4Addr, port: u16) -> (Ipv4Addr, u16) {
+        match cx.policy.nat {
+            NatSource::SubscriberFixed => (addr, port),
+            _ => (Ipv4Addr::UNSPECIFIED, 0),
+        }
+    }
+
+    /// An IPv4 packet from an access port, not addressed to the gateway
+    /// and not a session's: its source translated when the policy says so.
+    pub fn outbound(&mut self, now: Time, cx: &mut Ctx, d: &mut [u8]) -> Routed {
+        let Some(src) = v4(d, 12) else {
+            return Routed::Pass;
+        };
+        let (sub, fixed) = match cx.source(src) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Routed::Pass,
+            Err(why) => return cx.drop(why),
+        };
+        let Some(f) = Flow::parse(d, false) else {
+            // a fragment, another protocol, or too short for its ports
+            let frag = be16(d, 6).is_some_and(|x| x & 0x3fff != 0);
+            return cx.drop(if frag {
+                NatDrop::Fragment
+            } else {
+                NatDrop::Protocol
+            });
+        };
+        if f.proto == ip_proto::ICMP {
+            match d.get(f.hl).copied() {
+                Some(ICMP_ECHO_REQUEST) => {}
+                Some(ICMP_DEST_UNREACHABLE | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM) => {
+                    return self.error_out(now, cx, d, &f);
+                }
+                // RFC 5508 REQ-9: other ICMP from the inside has no binding
+                _ => return cx.drop(NatDrop::Protocol),
+            }
+        }
+        let key = Key {
+            proto: f.proto,
+            addr: f.src,
+            port: f.sport,
+            remote: Self::remote(cx, f.dst, f.dport),
+        };
+        let tcp_flags = f.tcp_flags(d);
+        if !self.by_inside.contains_key(&key) {
+            // RFC 5382: a TCP binding is made by the inside's SYN
+            if f.proto == ip_proto::TCP && tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) != TCP_SYN {
+                return cx.drop(NatDrop::NoBinding);
+            }
+            let (addr, port) = match cx.nat.bind_routed(sub, fixed, f.sport) {
+                Ok((IpAddr::V4(a), p)) => (a, p),
+                Ok(_) | Err(NatError::NoSource) => return cx.drop(NatDrop::NoSource),
+                Err(NatError::Exhausted) => return cx.drop(NatDrop::PortsExhausted),
+            };
+            let outside = Key {
+                proto: f.proto,
+                addr,
+                port,
+                remote: key.remote,
+            };
+            let class = match f.proto {
+                ip_proto::UDP => Class::Udp,
+                ip_proto::ICMP => Class::Icmp,
+                _ => Class::TcpTransitory,
+            };
+            self.by_inside.insert(
+                key,
+                Binding {
+                    outside,
+                    sub,
+                    last: now,
+                    class,
+                    gen: 0,
+                    syn_back: false,
+                    fins: 0,
+                },
+            );
+            self.by_outside.insert(outside, key);
+            self.queues[class as usize].push_back((now + class.timeout(), key, 0));
+            let p = proto_of(f.proto).map_or(0, |p| p as usize);
+            cx.stats.nat_bindings_created.inc(p);
+            cx.stats.nat_bindings.0[p].set(cx.stats.nat_bindings.get(p) + 1);
+            cx.stats.nat_ports_in_use.set(cx.nat.in_use() as u64);
+        }
+        let Some(b) = self.by_inside.get_mut(&key) else {
+            return Routed::Pass;
+        };
+        let outside = (b.outside.addr, b.outside.port);
+        Self::touch(&mut self.queues, key, b, now, tcp_flags, true);
+        set_end(d, &f, End::Src, outside);
+        cx.stats.nat_packets.inc(0);
+        Routed::Translated
+    }
+
+    /// An IPv4 packet from the Internet: its destination translated back
+    /// when it is a binding's.
+    pub fn inbound(&mut self, now: Time, cx: &mut Ctx, d: &mut [u8]) -> Routed {
+        if self.by_outside.is_empty() && cx.single {
+            // nothing bound: nothing to look up (pool addresses without a
+            // binding are not routed anywhere either way)
+            return match v4(d, 16) {
+                Some(a) if cx.policy.nat == NatSource::Pool && cx.nat_addr(a) => {
+                    cx.drop(NatDrop::NoBinding)
+                }
+                _ => Routed::Pass,
+            };
+        }
+        let Some(f) = Flow::parse(d, false) else {
+            return Routed::Pass;
+        };
+        if f.proto == ip_proto::ICMP {
+            match d.get(f.hl).copied() {
+                Some(ICMP_ECHO_REPLY) => {}
+                Some(ICMP_DEST_UNREACHABLE | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM) => {
+                    return self.error_in(now, cx, d, &f);
+                }
+                _ => return Routed::Pass,
+            }
+        }
+        let outside = Key {
+            proto: f.proto,
+            addr: f.dst,
+            port: f.dport,
+            remote: Self::remote(cx, f.src, f.sport),
+        };
+        let Some(&key) = self.by_outside.get(&outside) else {
+            return self.miss(cx, f.dst, f.dport);
+        };
+        let Some(b) = self.by_inside.get_mut(&key) else {
+            return Routed::Pass;
+        };
+        let tcp_flags = f.tcp_flags(d);
+        Self::touch(&mut self.queues, key, b, now, tcp_flags, false);
+        set_end(d, &f, End::Dst, (key.addr, key.port));
+        cx.stats.nat_packets.inc(1);
+        Routed::Translated
+    }
+
+    /// A packet to `dst:port` of no binding here: another worker's, one
+    /// to a pool address nobody bound (dropped), or not the NAT's.
+    fn miss(&self, cx: &mut Ctx, dst: Ipv4Addr, port: u16) -> Routed {
+        if !cx.nat_addr(dst) {
+            return Routed::Pass;
+        }
+        let owner = cx
+            .nat
+            .port_owner(cx.nat.is_pool_addr(IpAddr::V4(dst)), port);
+        if !cx.single && owner != cx.me {
+            return Routed::Handoff(owner);
+        }
+        if cx.policy.nat == NatSource::Pool {
+            return cx.drop(NatDrop::NoBinding);
+        }
+        Routed::Pass
+    }
+
+    /// An ICMP error from the Internet about a packet a binding sent
+    /// (RFC 5508 §4.2): toward the inside host that sent it.
+    fn error_in(&mut self, now: Time, cx: &mut Ctx, d: &mut [u8], f: &Flow) -> Routed {
+        let Some(q) = d.get(f.hl + 8..).and_then(|q| Flow::parse(q, true)) else {
+            return Routed::Pass;
+        };
+        let outside = Key {
+            proto: q.proto,
+            addr: q.src,
+            port: q.sport,
+            remote: Self::remote(cx, q.dst, q.dport),
+        };
+        let Some(&key) = self.by_outside.get(&outside) else {
+            return self.miss(cx, q.src, q.sport);
+        };
+        if let Some(b) = self.by_inside.get_mut(&key) {
+            b.last = now;
+        }
+        set_error(
+            d,
+            f.hl,
+            &q,
+            (End::Dst, key.addr),
+            (End::Src, (key.addr, key.port)),
+        );
+        cx.stats.nat_packets.inc(1);
+        Routed::Translated
+    }
+
+    /// An ICMP error from the inside about a packet the NAT delivered to
+    /// it: toward the remote, from the binding's outside address.
+    fn error_out(&mut self, now: Time, cx: &mut Ctx, d: &mut [u8], f: &Flow) -> Routed {
+        let Some(q) = d.get(f.hl + 8..).and_then(|q| Flow::parse(q, true)) else {
+            return cx.drop(NatDrop::NoBinding);
+        };
+        let key = Key {
+            proto: q.proto,
+            addr: q.dst,
+            port: q.dport,
+            remote: Self::remote(cx, q.src, q.sport),
+        };
+        let Some(b) = self.by_inside.get_mut(&key) else {
+            return cx.drop(NatDrop::NoBinding);
+        };
+        b.last = now;
+        let o = b.outside;
+        set_error(
+            d,
+            f.hl,
+            &q,
+            (End::Src, o.addr),
+            (End::Dst, (o.addr, o.port)),
+        );
+        cx.stats.nat_packets.inc(0);
+        Routed::Translated
+    }
+
+    /// A binding used at `now`; a TCP segment's flags move it between the
+    /// established and transitory timeouts (RFC 5382 REQ-5).
+    fn touch(
+        queues: &mut [VecDeque<(Time, Key, u32)>; 4],
+        key: Key,
+        b: &mut Binding,
+        now: Time,
+        tcp_flags: u8,
+        from_inside: bool,
+    ) {
+        b.last = now;
+        if b.class == Class::Udp || b.class == Class::Icmp {
+            return;
+        }
+        if !from_inside && tcp_flags & TCP_SYN != 0 {
+            b.syn_back = true;
+        }
+        if tcp_flags & TCP_FIN != 0 {
+            b.fins |= if from_inside { 1 } else { 2 };
+        }
+        let class = if tcp_flags & TCP_RST != 0 || b.fins == 3 || !b.syn_back {
+            Class::TcpTransitory
+        } else {
+            Class::TcpEstablished
+        };
+        if class != b.class {
+            b.class = class;
+            b.gen = b.gen.wrapping_add(1);
+            queues[class as usize].push_back((now + class.timeout(), key, b.gen));
+        }
+    }
+
+    /// Removes the bindings idle past their timeout: the fronts of the
+    /// deadline queues, an entry of a binding used since queued again.
+    pub fn expire(&mut self, now: Time, cx: &mut Ctx) {
+        for class in Class::ALL {
+            let q = &mut self.queues[class as usize];
+            while let Some(&(due, key, gen)) = q.front() {
+                if due > now {
+                    break;
+                }
+                q.pop_front();
+                let Some(b) = self.by_inside.get(&key) else {
+                    continue;
+                };
+                if b.gen != gen || b.class != class {
+                    continue;
+                }
+                let until = b.last + class.timeout();
+                if until > now {
+                    q.push_back((until, key, gen));
+                    continue;
+                }
+                let b = *b;
+                self.by_inside.remove(&key);
+                self.by_outside.remove(&b.outside);
+                cx.nat
+                    .release(b.sub, IpAddr::V4(b.outside.addr), b.outside.port);
+                let p = proto_of(key.proto).map_or(0, |p| p as usize);
+                cx.stats.nat_bindings_expired.inc(p);
+                cx.stats.nat_bindings.0[p].set(cx.stats.nat_bindings.get(p).saturating_sub(1));
+            }
+        }
+        cx.stats.nat_ports_in_use.set(cx.nat.in_use() as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::shard::Shard;
+    use crate::stats::WorkerStats;
+    use proptest::prelude::*;
+
+    const CEL: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
+    const FIX: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+    const SRV: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+    const OTHER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+
+    fn policy(nat: &str) -> Policy {
+        let toml = format!(
+            "[[port]]\nname = \"a\"\ndevice = \"net_null0\"\nrole = \"access-fixed\"\naddresses = [\"192.0.2.1/24\"]\n\
+             [nat]\n{nat}\n[[subscriber]]\nfixed = \"192.0.2.2\"\ncellular = [\"100.64.0.2\"]\n"
+        );
+        let cfg = crate::config::parse("t.toml", &toml).unwrap();
+        Policy::from_config(&cfg)
+    }
+
+    struct World {
+        policy: Policy,
+        nat: Nat,
+        stats: WorkerStats,
+        table: Table,
+    }
+
+    impl World {
+        fn new(nat: &str) -> World {
+            let policy = policy(nat);
+            World {
+                nat: Nat::new(&policy, Shard::default()),
+                policy,
+                stats: WorkerStats::new(0, 0, 1),
+                table: Table::default(),
+            }
+        }
+        fn run(&mut self, now: Time, out: bool, d: &mut [u8]) -> Routed {
+            let mut cx = Ctx {
+                policy: &self.policy,
+                nat: &mut self.nat,
+                stats: &self.stats.conv,
+                me: 0,
+                single: true,
+            };
+            if out {
+                self.table.outbound(now, &mut cx, d)
+            } else {
+                self.table.inbound(now, &mut cx, d)
+            }
+        }
+        fn expire(&mut self, now: Time) {
+            let mut cx = Ctx {
+                policy: &self.policy,
+                nat: &mut self.nat,
+                stats: &self.stats.conv,
+                me: 0,
+                single: true,
+            };
+            self.table.expire(now, &mut cx);
+        }
+        fn dropped(&self, why: NatDrop) -> u64 {
+            self.stats.conv.nat_dropped.get(why as usize)
+        }
+    }
+
+    /// An IPv4 packet of `proto` with transport bytes `l4` (checksum
+    /// field zero, filled here).
+    fn packet(proto: u8, src: Ipv4Addr, dst: Ipv4Addr, l4: &[u8]) -> Vec<u8> {
+        let mut d = vec![0u8; 20];
+        d[0] = 0x45;
+        d[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+        d[6] = 0x40; // DF
+        d[8] = 64;
+        d[9] = proto;
+        d[12..16].copy_from_slice(&src.octets());
+        d[16..20].copy_from_slice(&dst.octets());
+        let hc = checksum::checksum(&d);
+        d[10..12].copy_from_slice(&hc.to_be_bytes());
+        d.extend_from_slice(l4);
+        let (at, pseudo) = checksum_at(proto);
+        let acc = if pseudo {
+            checksum::pseudo_v4(src, dst, proto, l4.len() as u32)
+        } else {
+            0
+        };
+        let ck = !checksum::fold(acc + checksum::sum(&d[20..]));
+        d[20 + at..22 + at].copy_from_slice(&ck.to_be_bytes());
+        d
+    }
+
+    fn udp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
+        let mut l4 = Vec::new();
+        l4.extend_from_slice(&src.1.to_be_bytes());
+        l4.extend_from_slice(&dst.1.to_be_bytes());
+        l4.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        l4.extend_from_slice(&[0, 0]);
+        l4.extend_from_slice(payload);
+        packet(ip_proto::UDP, src.0, dst.0, &l4)
+    }
+
+    fn tcp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), flags: u8) -> Vec<u8> {
+        let mut l4 = vec![0u8; 20];
+        l4[0..2].copy_from_slice(&src.1.to_be_bytes());
+        l4[2..4].copy_from_slice(&dst.1.to_be_bytes());
+        l4[12] = 5 << 4;
+        l4[13] = flags;
+        packet(ip_proto::TCP, src.0, dst.0, &l4)
+    }
+
+    fn echo(kind: u8, src: Ipv4Addr, dst: Ipv4Addr, id: u16) -> Vec<u8> {
+        let mut l4 = vec![kind, 0, 0, 0];
+        l4.extend_from_slice(&id.to_be_bytes());
+        l4.extend_from_slice(&[0, 1, b'p', b'i', b'n', b'g']);
+        packet(ip_proto::ICMP, src, dst, &l4)
+    }
+
+    /// An ICMP error from `from` to `to` quoting `orig` (its first 28
+    /// bytes, as RFC 792 asks at least).
+    fn error(kind: u8, from: Ipv4Addr, to: Ipv4Addr, orig: &[u8]) -> Vec<u8> {
+        let mut l4 = vec![kind, if kind == 3 { 3 } else { 0 }, 0, 0, 0, 0, 0, 0];
+        l4.extend_from_slice(&orig[..orig.len().min(28)]);
+        packet(ip_proto::ICMP, from, to, &l4)
+    }
+
+    /// Every checksum of `d` holds (and of its quote, as far as it goes).
+    fn checksums_hold(d: &[u8]) {
+        assert_eq!(checksum::checksum(&d[..20]), 0, "IPv4 header checksum");
+        let f = Flow::parse(d, true).expect("a packet the NAT reads");
+        let (src, dst) = (f.src, f.dst);
+        let l4 = &d[f.hl..];
+        let (at, pseudo) = checksum_at(f.proto);
+        if f.proto == ip_proto::UDP && be16(l4, at) == Some(0) {
+            return;
+        }
+        let acc = if pseudo {
+            checksum::pseudo_v4(src, dst, f.proto, l4.len() as u32)
+        } else {
+            0
+        };
+        assert_eq!(
+            checksum::fold(acc + checksum::sum(l4)),
+            0xffff,
+            "transport checksum"
+        );
+    }
+
+    fn src_of(d: &[u8]) -> (Ipv4Addr, u16) {
+        let f = Flow::parse(d, true).unwrap();
+        (f.src, f.sport)
+    }
+    fn dst_of(d: &[u8]) -> (Ipv4Addr, u16) {
+        let f = Flow::parse(d, true).unwrap();
+        (f.dst, f.dport)
+    }
+
+    #[test]
+    fn cellular_udp_leaves_from_the_fixed_address_and_replies_come_back() {
+        let mut w = World::new("source = \"subscriber-fixed\"");
+        let mut up = udp((CEL, 40000), (SRV, 53), b"query");
+        assert_eq!(w.run(0, true, &mut up), Routed::Translated);
+        assert_eq!(src_of(&up), (FIX, 40000), "the client's port kept");
+        assert_eq!(dst_of(&up), (SRV, 53));
+        checksums_hold(&up);
+        let mut down = udp((SRV, 53), (FIX, 40000), b"answer");
+        assert_eq!(w.run(1, false, &mut down), Routed::Translated);
+        assert_eq!(dst_of(&down), (CEL, 40000));
+        checksums_hold(&down);
+        // subscriber-fixed: only the remote it talked to gets through;
+        // the fixed line's own traffic to that port is not diverted
+        let mut stranger = udp((OTHER, 53), (FIX, 40000), b"x");
+        assert_eq!(w.run(2, false, &mut stranger), Routed::Pass);
+        assert_eq!(dst_of(&stranger), (FIX, 40000));
+        // the fixed address's own traffic is routed as it is
+        let mut fixed = udp((FIX, 5000), (SRV, 53), b"q");
+        let before = fixed.clone();
+        assert_eq!(w.run(3, true, &mut fixed), Routed::Pass);
+        assert_eq!(fixed, before);
+        let st = &w.stats.conv;
+        assert_eq!(st.nat_bindings.get(NatProto::Udp as usize), 1);
+        assert_eq!(st.nat_packets.get(0), 1);
+        assert_eq!(st.nat_packets.get(1), 1);
+    }
+
+    #[test]
+    fn a_private_source_of_no_subscriber_never_reaches_the_internet() {
+        let mut w = World::new("source = \"subscriber-fixed\"");
+        let mut up = udp((Ipv4Addr::new(100, 64, 9, 9), 1000), (SRV, 53), b"q");
+        assert_eq!(w.run(0, true, &mut up), Routed::Dropped);
+        assert_eq!(w.dropped(NatDrop::NoSource), 1);
+        // a public one is routed as it is
+        let mut up = udp((Ipv4Addr::new(203, 0, 113, 50), 1000), (SRV, 53), b"q");
+        assert_eq!(w.run(0, true, &mut up), Routed::Pass);
+    }
+
+    #[test]
+    fn pool_mapping_and_filtering_are_endpoint_independent() {
+        let mut w =
+            World::new("source = \"pool\"\npool = \"203.0.113.0/30\"\nports_per_subscriber = 64");
+        let mut a = udp((CEL, 4000), (SRV, 3478), b"stun");
+        let mut b = udp((CEL, 4000), (OTHER, 3478), b"stun");
+        let mut c = udp((FIX, 4000), (SRV, 3478), b"stun");
+        assert_eq!(w.run(0, true, &mut a), Routed::Translated);
+        assert_eq!(w.run(0, true, &mut b), Routed::Translated);
+        assert_eq!(w.run(0, true, &mut c), Routed::Translated);
+        let (pa, pb, pc) = (src_of(&a), src_of(&b), src_of(&c));
+        assert!(w.nat.is_pool_addr(IpAddr::V4(pa.0)), "{pa:?}");
+        assert_eq!(pa, pb, "RFC 4787 REQ-1: one mapping for every remote");
+        assert_eq!(pa.0, pc.0, "one pool address per subscriber");
+        assert_ne!(pa.1, pc.1, "each inside port its own outside port");
+        checksums_hold(&a);
+        // anyone may answer on the mapping (REQ-8, endpoint-independent)
+        let mut r = udp((Ipv4Addr::new(192, 0, 2, 77), 9), pa, b"hi");
+        assert_eq!(w.run(1, false, &mut r), Routed::Translated);
+        assert_eq!(dst_of(&r), (CEL, 4000));
+        checksums_hold(&r);
+        // a pool port nobody bound: dropped, never routed
+        let mut r = udp((SRV, 9), (pa.0, pa.1.wrapping_add(7)), b"hi");
+        assert_eq!(w.run(1, false, &mut r), Routed::Dropped);
+        assert_eq!(w.dropped(NatDrop::NoBinding), 1);
+    }
+
+    #[test]
+    fn echo_queries_are_mapped_by_identifier() {
+        let mut w = World::new("source = \"subscriber-fixed\"");
+        let mut q = echo(ICMP_ECHO_REQUEST, CEL, SRV, 0x1234);
+        assert_eq!(w.run(0, true, &mut q), Routed::Translated);
+        assert_eq!(src_of(&q).0, FIX);
+        checksums_hold(&q);
+        let id = src_of(&q).1;
+        let mut r = echo(ICMP_ECHO_REPLY, SRV, FIX, id);
+        assert_eq!(w.run(1, false, &mut r), Routed::Translated);
+        assert_eq!(dst_of(&r), (CEL, 0x1234));
+        checksums_hold(&r);
+        // an echo reply from the inside (answering the Internet) has no
+        // binding: RFC 5508 REQ-9
+        let mut r = echo(ICMP_ECHO_REPLY, CEL, SRV, 7);
+        assert_eq!(w.run(2, true, &mut r), Routed::Dropped);
+        assert_eq!(w.dropped(NatDrop::Protocol), 1);
+    }
+
+    #[test]
+    fn icmp_errors_about_a_binding_are_translated_both_ways() {
+        let mut w = World::new("source = \"pool\"\npool = \"203.0.113.0/30\"");
+        let mut up = udp((CEL, 5000), (SRV, 7777), b"data");
+        w.run(0, true, &mut up);
+        let outside = src_of(&up);
+        // the server's port unreachable, quoting what it got
+        let mut err = error(ICMP_DEST_UNREACHABLE, SRV, outside.0, &up);
+        assert_eq!(w.run(1, false, &mut err), Routed::Translated);
+        assert_eq!(dst_of(&err).0, CEL, "toward the inside host");
+        assert_eq!(src_of(&err[28..]), (CEL, 5000), "the quote as it sent it");
+        checksums_hold(&err);
+        assert_eq!(checksum::checksum(&err[28..48]), 0, "the quoted header");
+        // the inside host's own error about a reply it got
+        let mut down = udp((SRV, 7777), outside, b"late");
+        w.run(2, false, &mut down);
+        let mut err = error(ICMP_DEST_UNREACHABLE, CEL, SRV, &down);
+        assert_eq!(w.run(3, true, &mut err), Routed::Translated);
+        assert_eq!(src_of(&err).0, outside.0, "from the outside address");
+        assert_eq!(dst_of(&err[28..]), outside, "quoting what the remote sent");
+        checksums_hold(&err);
+        // about nobody's binding: dropped
+        let stray = udp((SRV, 1), (CEL, 2), b"");
+        let mut err = error(ICMP_DEST_UNREACHABLE, CEL, SRV, &stray);
+        assert_eq!(w.run(4, true, &mut err), Routed::Dropped);
+    }
+
+    #[test]
+    fn tcp_bindings_start_with_a_syn_and_age_by_state() {
+        let mut w = World::new("source = \"subscriber-fixed\"");
+        // no binding from a segment that is not a SYN
+        let mut ack = tcp((CEL, 6000), (SRV, 80), TCP_ACK);
+        assert_eq!(w.run(0, true, &mut ack), Routed::Dropped);
+        assert_eq!(w.dropped(NatDrop::NoBinding), 1);
+        let mut syn = tcp((CEL, 6000), (SRV, 80), TCP_SYN);
+        assert_eq!(w.run(0, true, &mut syn), Routed::Translated);
+        checksums_hold(&syn);
+        let mut sa = tcp((SRV, 80), src_of(&syn), TCP_SYN | TCP_ACK);
+        assert_eq!(w.run(SEC, false, &mut sa), Routed::Translated);
+        checksums_hold(&sa);
+        // established: alive long past the transitory timeout
+        w.expire(SEC + TCP_TRANSITORY_TIMEOUT + 1);
+        assert_eq!(w.table.len(), 1);
+        // both FINs: transitory again, gone 240 s after the last packet
+        let t = 2 * SEC + TCP_TRANSITORY_TIMEOUT;
+        let mut fin = tcp((CEL, 6000), (SRV, 80), TCP_FIN | TCP_ACK);
+        w.run(t, true, &mut fin);
+        let mut fin = tcp((SRV, 80), src_of(&syn), TCP_FIN | TCP_ACK);
+        w.run(t, false, &mut fin);
+        w.expire(t + TCP_TRANSITORY_TIMEOUT - 1);
+        assert_eq!(w.table.len(), 1);
+        w.expire(t + TCP_ESTABLISHED_TIMEOUT);
+        assert_eq!(w.table.len(), 0);
+        assert_eq!(w.nat.in_use(), 0, "the port is given back");
+        assert_eq!(
+            w.stats
+                .conv
+                .nat_bindings_expired
+                .get(NatProto::Tcp as usize),
+            1
+        );
+    }
+
+    #[test]
+    fn idle_bindings_expire_and_used_ones_stay() {
+        let mut w = World::new("source = \"subscriber-fixed\"");
+        let mut a = udp((CEL, 1), (SRV, 53), b"");
+        let mut b = udp((CEL, 2), (SRV, 53), b"");
+        w.run(0, true, &mut a);
+        w.run(0, true, &mut b);
+        // a is used again at 200 s: its deadline moves
+        let mut a2 = udp((CEL, 1), (SRV, 53), b"");
+        w.run(200 * SEC, true, &mut a2);
+        w.expire(UDP_TIMEOUT);
+        assert_eq!(w.table.len(), 1);
+        let mut back = udp((SRV, 53), src_of(&a2), b"");
+        assert_eq!(w.run(UDP_TIMEOUT, false, &mut back), Routed::Translated);
+        w.expire(UDP_TIMEOUT + 200 * SEC + UDP_TIMEOUT);
+        assert_eq!(w.table.len(), 0);
+        assert_eq!(w.stats.conv.nat_bindings.get(NatProto::Udp as usize), 0);
+        assert_eq!(
+            w.stats
+                .conv
+                .nat_bindings_expired
+                .get(NatProto::Udp as usize),
+            2
+        );
+    }
+
+    #[test]
+    fn fragments_and_other_protocols_from_translated_sources_are_dropped() {
+        let mut w = World::new("source = \"subscriber-fixed\"");
+        let mut frag = udp((CEL, 1), (SRV, 53), b"12345678");
+        frag[6] = 0x20; // MF
+        assert_eq!(w.run(0, true, &mut frag), Routed::Dropped);
+        assert_eq!(w.dropped(NatDrop::Fragment), 1);
+        let mut gre = packet(47, CEL, SRV, &[0; 8]);
+        assert_eq!(w.run(0, true, &mut gre), Routed::Dropped);
+        let mut short = udp((CEL, 1), (SRV, 53), b"");
+        short.truncate(22);
+        assert_eq!(w.run(0, true, &mut short), Routed::Dropped);
+        assert_eq!(w.dropped(NatDrop::Protocol), 2);
+        assert!(w.table.is_empty());
+    }
+
+    proptest! {
+        /// Incremental updates (RFC 1624) agree with checksums computed
+        /// afresh, for any payload and ports, a UDP checksum of 0 aside.
+        #[test]
+        fn translated_packets_keep_valid_checksums(
+            payload in proptest::collection::vec(any::<u8>(), 0..64),
+            sport in 1u16.., dport in 1u16.., tcp_seg in any::<bool>(),
+        ) {
+            let mut w = World::new("source = \"pool\"\npool = \"203.0.113.0/24\"");
+            let mut up = if tcp_seg {
+                tcp((CEL, sport), (SRV, dport), TCP_SYN)
+            } else {
+                udp((CEL, sport), (SRV, dport), &payload)
+            };
+            prop_assert_eq!(w.run(0, true, &mut up), Routed::Translated);
+            checksums_hold(&up);
+            let mut down = if tcp_seg {
+                tcp((SRV, dport), src_of(&up), TCP_SYN | TCP_ACK)
+            } else {
+                udp((SRV, dport), src_of(&up), &payload)
+            };
+            prop_assert_eq!(w.run(1, false, &mut down), Routed::Translated);
+            prop_assert_eq!(dst_of(&down), (CEL, sport));
+            checksums_hold(&down);
+        }
+
+        /// Nothing the Internet sends panics the NAT or is translated
+        /// without a binding.
+        #[test]
+        fn arbitrary_packets_are_never_translated_without_a_binding(
+            bytes in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            let mut w = World::new("source = \"subscriber-fixed\"");
+            let mut d = bytes.clone();
+            prop_assert_ne!(w.run(0, false, &mut d), Routed::Translated);
+            let mut d = bytes;
+            let _ = w.run(0, true, &mut d);
+        }
+    }
+}
