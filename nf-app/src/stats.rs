@@ -107,6 +107,7 @@ labelled_enum!(
         Fragment => "fragment",
         Protocol => "protocol",
         NoBinding => "no_binding",
+        TableFull => "table_full",
     }
 );
 

@@ -268,10 +268,47 @@ pub struct NatSection {
     /// Ports per subscriber block in the pool.
     #[serde(default = "d_block")]
     pub ports_per_subscriber: u16,
+    /// Idle timeouts of the bindings of routed traffic (seconds), at least
+    /// what RFC 4787 REQ-5 (UDP), RFC 5508 REQ-1 (ICMP queries) and RFC
+    /// 5382 REQ-5 (TCP) allow.
+    #[serde(default = "d_udp_timeout")]
+    pub udp_timeout_s: u64,
+    #[serde(default = "d_icmp_timeout")]
+    pub icmp_timeout_s: u64,
+    #[serde(default = "d_tcp_established_timeout")]
+    pub tcp_established_timeout_s: u64,
+    #[serde(default = "d_tcp_transitory_timeout")]
+    pub tcp_transitory_timeout_s: u64,
+    /// Bindings of routed traffic at most (all workers together).
+    #[serde(default = "d_bindings")]
+    pub max_bindings: usize,
 }
 
 fn d_block() -> u16 {
     2048
+}
+/// RFC 4787 REQ-5: at least 2 minutes, 5 recommended.
+pub const MIN_UDP_TIMEOUT_S: u64 = 120;
+fn d_udp_timeout() -> u64 {
+    300
+}
+/// RFC 5508 REQ-1: at least 60 seconds.
+pub const MIN_ICMP_TIMEOUT_S: u64 = 60;
+fn d_icmp_timeout() -> u64 {
+    60
+}
+/// RFC 5382 REQ-5: at least 2 hours 4 minutes once established...
+pub const MIN_TCP_ESTABLISHED_TIMEOUT_S: u64 = 7440;
+fn d_tcp_established_timeout() -> u64 {
+    7440
+}
+/// ...and 4 minutes in the transitory states.
+pub const MIN_TCP_TRANSITORY_TIMEOUT_S: u64 = 240;
+fn d_tcp_transitory_timeout() -> u64 {
+    240
+}
+fn d_bindings() -> usize {
+    1 << 20
 }
 
 impl Default for NatSection {
@@ -280,6 +317,11 @@ impl Default for NatSection {
             source: NatSource::None,
             pool: None,
             ports_per_subscriber: d_block(),
+            udp_timeout_s: d_udp_timeout(),
+            icmp_timeout_s: d_icmp_timeout(),
+            tcp_established_timeout_s: d_tcp_established_timeout(),
+            tcp_transitory_timeout_s: d_tcp_transitory_timeout(),
+            max_bindings: d_bindings(),
         }
     }
 }

@@ -545,6 +545,48 @@ pub fn validate(raw: RawConfig) -> Result<Config, Errs> {
         }
         _ => {}
     }
+    let n = &raw.nat;
+    for (k, v, min, rfc) in [
+        (
+            "udp_timeout_s",
+            n.udp_timeout_s,
+            MIN_UDP_TIMEOUT_S,
+            "RFC 4787 REQ-5",
+        ),
+        (
+            "icmp_timeout_s",
+            n.icmp_timeout_s,
+            MIN_ICMP_TIMEOUT_S,
+            "RFC 5508 REQ-1",
+        ),
+        (
+            "tcp_established_timeout_s",
+            n.tcp_established_timeout_s,
+            MIN_TCP_ESTABLISHED_TIMEOUT_S,
+            "RFC 5382 REQ-5",
+        ),
+        (
+            "tcp_transitory_timeout_s",
+            n.tcp_transitory_timeout_s,
+            MIN_TCP_TRANSITORY_TIMEOUT_S,
+            "RFC 5382 REQ-5",
+        ),
+    ] {
+        if v < min {
+            errs.push((
+                vec![K("nat"), K(k)],
+                format!("{v} s is shorter than {rfc} allows (at least {min} s)"),
+            ));
+        } else if v > 86_400 * 7 {
+            errs.push((vec![K("nat"), K(k)], format!("{v} s is more than a week")));
+        }
+    }
+    if n.max_bindings == 0 {
+        errs.push((
+            vec![K("nat"), K("max_bindings")],
+            "must be at least 1".into(),
+        ));
+    }
     if raw.nat.ports_per_subscriber == 0 || !raw.nat.ports_per_subscriber.is_power_of_two() {
         errs.push((
             vec![K("nat"), K("ports_per_subscriber")],

@@ -309,6 +309,7 @@ impl<C: Chunk> Converter<C> {
         self.directory = directory;
         self.nat = Nat::new(&self.policy, shard).with_rss(rss);
         self.policy.max_sessions = self.policy.max_sessions.div_ceil(n).max(1);
+        self.policy.max_bindings = self.policy.max_bindings.div_ceil(n).max(1);
     }
 
     /// The worker an ICMPv4 error (arrived from `side`) about a session

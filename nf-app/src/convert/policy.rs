@@ -74,6 +74,11 @@ pub struct Policy {
     pub subscribers: Vec<Subscriber>,
     /// Idle time after which a session is reset (ns).
     pub idle_timeout: u64,
+    /// Idle timeouts of the NAT bindings of routed traffic (ns): UDP, ICMP
+    /// queries, established TCP, transitory TCP ([`super::routed`]).
+    pub nat_timeouts: [u64; 4],
+    /// NAT bindings of routed traffic at most (this worker's share).
+    pub max_bindings: usize,
 }
 
 impl Policy {
@@ -119,6 +124,17 @@ impl Policy {
                 })
                 .collect(),
             idle_timeout: c.idle_timeout_s.saturating_mul(1_000_000_000),
+            nat_timeouts: {
+                let n = &cfg.raw.nat;
+                [
+                    n.udp_timeout_s,
+                    n.icmp_timeout_s,
+                    n.tcp_established_timeout_s,
+                    n.tcp_transitory_timeout_s,
+                ]
+                .map(|s| s.saturating_mul(1_000_000_000))
+            },
+            max_bindings: cfg.raw.nat.max_bindings,
         }
     }
 

@@ -19,12 +19,16 @@
 //!   REQ-1, REQ-8; RFC 6888 REQ-1): the pool is hagw's own.
 //! - `none`: nothing is translated.
 //!
-//! Bindings live until they are idle for their protocol's timeout: UDP
-//! 300 s (RFC 4787 REQ-5), ICMP queries 60 s (RFC 5508 REQ-1), TCP 7,440 s
-//! once established and 240 s before, after a RST or once both ends sent
-//! their FIN (RFC 5382 REQ-5). Each timeout class has a FIFO of
-//! deadlines: an entry whose binding was used since is queued again, so
-//! expiry costs a few operations per binding and never a sweep.
+//! Bindings live until they are idle for their protocol's timeout
+//! (`[nat]` `*_timeout_s`, at least what the RFCs allow): UDP 300 s
+//! (RFC 4787 REQ-5), ICMP queries 60 s (RFC 5508 REQ-1), TCP 7,440 s once
+//! established and 240 s before, after a RST or once both ends sent their
+//! FIN (RFC 5382 REQ-5). Each timeout class has a FIFO of deadlines: an
+//! entry whose binding was used since is queued again, so expiry costs a
+//! few operations per binding and never a sweep (a binding used again
+//! may outlive its timeout by up to one more timeout when entries queued
+//! before it are due later). `max_bindings` caps the table: beyond it new
+//! flows are dropped and counted (`table_full`).
 //!
 //! Fragments cannot be matched to a binding (only the first carries the
 //! ports): from a source the policy translates they are dropped and
@@ -40,16 +44,6 @@ use nf_core::wire::checksum::{self, update16};
 use nf_core::wire::ip_proto;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
-
-const SEC: Time = 1_000_000_000;
-/// RFC 4787 REQ-5: at least 2 minutes, 5 recommended.
-const UDP_TIMEOUT: Time = 300 * SEC;
-/// RFC 5508 REQ-1: 60 seconds.
-const ICMP_TIMEOUT: Time = 60 * SEC;
-/// RFC 5382 REQ-5: 2 hours 4 minutes once established.
-const TCP_ESTABLISHED_TIMEOUT: Time = 7440 * SEC;
-/// RFC 5382 REQ-5: 4 minutes in the transitory states.
-const TCP_TRANSITORY_TIMEOUT: Time = 240 * SEC;
 
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMP_DEST_UNREACHABLE: u8 = 3;
@@ -85,6 +79,7 @@ struct Key {
     remote: (Ipv4Addr, u16),
 }
 
+/// A binding's timeout class, in the order of [`Policy::nat_timeouts`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Class {
     Udp,
@@ -100,14 +95,6 @@ impl Class {
         Class::TcpEstablished,
         Class::TcpTransitory,
     ];
-    fn timeout(self) -> Time {
-        match self {
-            Class::Udp => UDP_TIMEOUT,
-            Class::Icmp => ICMP_TIMEOUT,
-            Class::TcpEstablished => TCP_ESTABLISHED_TIMEOUT,
-            Class::TcpTransitory => TCP_TRANSITORY_TIMEOUT,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -124,6 +111,36 @@ struct Binding {
     /// seen from the inside (1) and from the remote (2).
     syn_back: bool,
     fins: u8,
+}
+
+impl Binding {
+    /// Used at `now` by a packet with `tcp_flags` from the inside (or the
+    /// remote): a TCP segment's flags move the binding between the
+    /// established and transitory timeouts (RFC 5382 REQ-5); the class it
+    /// moved to, if it did.
+    fn touch(&mut self, now: Time, tcp_flags: u8, inside: bool) -> Option<Class> {
+        self.last = now;
+        if self.class == Class::Udp || self.class == Class::Icmp {
+            return None;
+        }
+        if !inside && tcp_flags & TCP_SYN != 0 {
+            self.syn_back = true;
+        }
+        if tcp_flags & TCP_FIN != 0 {
+            self.fins |= if inside { 1 } else { 2 };
+        }
+        let class = if tcp_flags & TCP_RST != 0 || self.fins == 3 || !self.syn_back {
+            Class::TcpTransitory
+        } else {
+            Class::TcpEstablished
+        };
+        if class == self.class {
+            return None;
+        }
+        self.class = class;
+        self.gen = self.gen.wrapping_add(1);
+        Some(class)
+    }
 }
 
 fn proto_of(p: u8) -> Option<NatProto> {
@@ -423,10 +440,14 @@ impl Table {
             remote: Self::remote(cx, f.dst, f.dport),
         };
         let tcp_flags = f.tcp_flags(d);
+        let timeouts = cx.policy.nat_timeouts;
         if !self.by_inside.contains_key(&key) {
             // RFC 5382: a TCP binding is made by the inside's SYN
             if f.proto == ip_proto::TCP && tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) != TCP_SYN {
                 return cx.drop(NatDrop::NoBinding);
+            }
+            if self.by_inside.len() >= cx.policy.max_bindings {
+                return cx.drop(NatDrop::TableFull);
             }
             let (addr, port) = match cx.nat.bind_routed(sub, fixed, f.sport) {
                 Ok((IpAddr::V4(a), p)) => (a, p),
@@ -457,17 +478,17 @@ impl Table {
                 },
             );
             self.by_outside.insert(outside, key);
-            self.queues[class as usize].push_back((now + class.timeout(), key, 0));
+            self.queues[class as usize].push_back((now + timeouts[class as usize], key, 0));
             let p = proto_of(f.proto).map_or(0, |p| p as usize);
             cx.stats.nat_bindings_created.inc(p);
             cx.stats.nat_bindings.0[p].set(cx.stats.nat_bindings.get(p) + 1);
             cx.stats.nat_ports_in_use.set(cx.nat.in_use() as u64);
         }
-        let Some(b) = self.by_inside.get_mut(&key) else {
+        let Some(b) = self.by_inside.get(&key) else {
             return Routed::Pass;
         };
         let outside = (b.outside.addr, b.outside.port);
-        Self::touch(&mut self.queues, key, b, now, tcp_flags, true);
+        self.touch(&timeouts, key, now, tcp_flags, true);
         set_end(d, &f, End::Src, outside);
         cx.stats.nat_packets.inc(0);
         Routed::Translated
@@ -507,11 +528,11 @@ impl Table {
         let Some(&key) = self.by_outside.get(&outside) else {
             return self.miss(cx, f.dst, f.dport);
         };
-        let Some(b) = self.by_inside.get_mut(&key) else {
+        if !self.by_inside.contains_key(&key) {
             return Routed::Pass;
-        };
+        }
         let tcp_flags = f.tcp_flags(d);
-        Self::touch(&mut self.queues, key, b, now, tcp_flags, false);
+        self.touch(&cx.policy.nat_timeouts, key, now, tcp_flags, false);
         set_end(d, &f, End::Dst, (key.addr, key.port));
         cx.stats.nat_packets.inc(1);
         Routed::Translated
@@ -592,35 +613,13 @@ impl Table {
         Routed::Translated
     }
 
-    /// A binding used at `now`; a TCP segment's flags move it between the
-    /// established and transitory timeouts (RFC 5382 REQ-5).
-    fn touch(
-        queues: &mut [VecDeque<(Time, Key, u32)>; 4],
-        key: Key,
-        b: &mut Binding,
-        now: Time,
-        tcp_flags: u8,
-        from_inside: bool,
-    ) {
-        b.last = now;
-        if b.class == Class::Udp || b.class == Class::Icmp {
-            return;
-        }
-        if !from_inside && tcp_flags & TCP_SYN != 0 {
-            b.syn_back = true;
-        }
-        if tcp_flags & TCP_FIN != 0 {
-            b.fins |= if from_inside { 1 } else { 2 };
-        }
-        let class = if tcp_flags & TCP_RST != 0 || b.fins == 3 || !b.syn_back {
-            Class::TcpTransitory
-        } else {
-            Class::TcpEstablished
-        };
-        if class != b.class {
-            b.class = class;
-            b.gen = b.gen.wrapping_add(1);
-            queues[class as usize].push_back((now + class.timeout(), key, b.gen));
+    /// `key`'s binding used at `now` by a packet with `tcp_flags`: queued
+    /// again for the timeout of the class it moved to, if it moved.
+    fn touch(&mut self, timeouts: &[Time; 4], key: Key, now: Time, tcp_flags: u8, inside: bool) {
+        if let Some(b) = self.by_inside.get_mut(&key) {
+            if let Some(class) = b.touch(now, tcp_flags, inside) {
+                self.queues[class as usize].push_back((now + timeouts[class as usize], key, b.gen));
+            }
         }
     }
 
@@ -628,6 +627,7 @@ impl Table {
     /// deadline queues, an entry of a binding used since queued again.
     pub fn expire(&mut self, now: Time, cx: &mut Ctx) {
         for class in Class::ALL {
+            let timeout = cx.policy.nat_timeouts[class as usize];
             let q = &mut self.queues[class as usize];
             while let Some(&(due, key, gen)) = q.front() {
                 if due > now {
@@ -640,7 +640,7 @@ impl Table {
                 if b.gen != gen || b.class != class {
                     continue;
                 }
-                let until = b.last + class.timeout();
+                let until = b.last + timeout;
                 if until > now {
                     q.push_back((until, key, gen));
                     continue;
@@ -666,6 +666,11 @@ mod tests {
     use crate::stats::WorkerStats;
     use proptest::prelude::*;
 
+    const SEC: Time = 1_000_000_000;
+    // the defaults: the RFCs' minimums (UDP: the recommended 5 minutes)
+    const UDP_TIMEOUT: Time = 300 * SEC;
+    const TCP_ESTABLISHED_TIMEOUT: Time = 7440 * SEC;
+    const TCP_TRANSITORY_TIMEOUT: Time = 240 * SEC;
     const CEL: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
     const FIX: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
     const SRV: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
@@ -988,6 +993,62 @@ mod tests {
                 .get(NatProto::Udp as usize),
             2
         );
+    }
+
+    #[test]
+    fn default_timeouts_are_the_rfcs_and_configured_ones_apply() {
+        let w = World::new("source = \"pool\"\npool = \"203.0.113.0/30\"");
+        assert_eq!(
+            w.policy.nat_timeouts,
+            [
+                UDP_TIMEOUT,
+                60 * SEC,
+                TCP_ESTABLISHED_TIMEOUT,
+                TCP_TRANSITORY_TIMEOUT
+            ]
+        );
+        let mut w =
+            World::new("source = \"subscriber-fixed\"\nudp_timeout_s = 130\nicmp_timeout_s = 90");
+        let mut u = udp((CEL, 1), (SRV, 53), b"");
+        let mut e = echo(ICMP_ECHO_REQUEST, CEL, SRV, 9);
+        w.run(0, true, &mut u);
+        w.run(0, true, &mut e);
+        w.expire(90 * SEC - 1);
+        assert_eq!(w.table.len(), 2);
+        w.expire(90 * SEC);
+        assert_eq!(w.table.len(), 1, "the echo binding after 90 s");
+        w.expire(130 * SEC);
+        assert!(w.table.is_empty(), "the UDP one after 130 s");
+        // refused below the RFCs' minimums, with the key named
+        let toml = "[nat]\nudp_timeout_s = 30\ntcp_transitory_timeout_s = 60\n";
+        let err = crate::config::parse("t.toml", toml)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("udp_timeout_s") && err.contains("RFC 4787"),
+            "{err}"
+        );
+        assert!(
+            err.contains("tcp_transitory_timeout_s") && err.contains("RFC 5382"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_table_cap_refuses_new_flows_and_keeps_old_ones() {
+        let mut w = World::new("source = \"subscriber-fixed\"\nmax_bindings = 2");
+        for port in 1..=3 {
+            let mut u = udp((CEL, port), (SRV, 53), b"");
+            let want = if port <= 2 {
+                Routed::Translated
+            } else {
+                Routed::Dropped
+            };
+            assert_eq!(w.run(0, true, &mut u), want, "flow {port}");
+        }
+        assert_eq!(w.dropped(NatDrop::TableFull), 1);
+        let mut u = udp((CEL, 1), (SRV, 53), b"again");
+        assert_eq!(w.run(1, true, &mut u), Routed::Translated);
     }
 
     #[test]
