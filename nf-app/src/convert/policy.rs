@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::config::{NatSource, Scheduler, Withdraw};
+use hashbrown::HashMap;
 use nf_mptcp::scheduler::{self as sched, PathRole};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -72,6 +73,10 @@ pub struct Policy {
     pub pool: Option<(Ipv4Addr, u8)>,
     pub ports_per_subscriber: u16,
     pub subscribers: Vec<Subscriber>,
+    /// Each address of the subscribers (fixed and cellular) → its entry
+    /// in `subscribers` (the first that lists it): looked up per packet by
+    /// the NAT of routed traffic.
+    by_addr: HashMap<IpAddr, usize>,
     /// Idle time after which a session is reset (ns).
     pub idle_timeout: u64,
     /// Idle timeouts of the NAT bindings of routed traffic (ns): UDP, ICMP
@@ -83,6 +88,23 @@ pub struct Policy {
 
 impl Policy {
     pub fn from_config(cfg: &Config) -> Policy {
+        let subscribers: Vec<Subscriber> = cfg
+            .raw
+            .subscribers
+            .iter()
+            .filter_map(|s| {
+                Some(Subscriber {
+                    fixed: s.fixed.parse().ok()?,
+                    cellular: s.cellular.iter().filter_map(|a| a.parse().ok()).collect(),
+                })
+            })
+            .collect();
+        let mut by_addr = HashMap::new();
+        for (i, s) in subscribers.iter().enumerate() {
+            for a in std::iter::once(&s.fixed).chain(&s.cellular) {
+                by_addr.entry(*a).or_insert(i);
+            }
+        }
         let c = &cfg.raw.conversion;
         let prefixes = |v: &[String]| v.iter().filter_map(|s| Prefix::parse(s)).collect();
         let pool = cfg
@@ -112,17 +134,8 @@ impl Policy {
             nat: cfg.raw.nat.source,
             pool,
             ports_per_subscriber: cfg.raw.nat.ports_per_subscriber,
-            subscribers: cfg
-                .raw
-                .subscribers
-                .iter()
-                .filter_map(|s| {
-                    Some(Subscriber {
-                        fixed: s.fixed.parse().ok()?,
-                        cellular: s.cellular.iter().filter_map(|a| a.parse().ok()).collect(),
-                    })
-                })
-                .collect(),
+            subscribers,
+            by_addr,
             idle_timeout: c.idle_timeout_s.saturating_mul(1_000_000_000),
             nat_timeouts: {
                 let n = &cfg.raw.nat;
@@ -141,9 +154,7 @@ impl Policy {
     /// The subscriber `a` belongs to (its fixed or one of its cellular
     /// addresses).
     pub fn subscriber_of(&self, a: IpAddr) -> Option<&Subscriber> {
-        self.subscribers
-            .iter()
-            .find(|s| s.fixed == a || s.cellular.contains(&a))
+        self.by_addr.get(&a).and_then(|&i| self.subscribers.get(i))
     }
 
     /// Does a SYN from `src` to `dst:dport` get converted?

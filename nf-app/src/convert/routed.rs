@@ -378,7 +378,9 @@ impl Ctx<'_> {
         match self.policy.nat {
             NatSource::None => false,
             NatSource::Pool => self.nat.is_pool_addr(a),
-            NatSource::SubscriberFixed => self.policy.subscribers.iter().any(|s| s.fixed == a),
+            NatSource::SubscriberFixed => {
+                self.policy.subscriber_of(a).is_some_and(|s| s.fixed == a)
+            }
         }
     }
 }
