@@ -686,6 +686,8 @@ fn conversion_point_on_the_lab() {
     );
     assert!(metric(&m, "hagw_conv_handoffs_total", "") > 0, "{m}");
     assert_eq!(metric(&m, "hagw_conv_payload_bytes_copied_total", ""), 0);
+    // routed traffic's NAT: a reply reaches the worker whose binding it is
+    routed_traffic_nat(|a| a == "192.0.2.2");
     assert_eq!(srv_counter("cellular"), 0);
     stop_hagw(&mut guard);
 
