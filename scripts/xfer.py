@@ -38,6 +38,10 @@
   xfer.py udp-client HOST PORT COUNT SIZE
                                     COUNT numbered datagrams of SIZE bytes, paced; print
                                     "sent COUNT echoed M ttl T..." (echoes with the payload sent)
+  xfer.py udp-roundtrips HOST PORT COUNT SIZE
+                                    COUNT numbered datagrams of SIZE bytes one at a time, each
+                                    sent again (3 tries, 1 s apart) until its echo is back; print
+                                    "sent COUNT echoed M tries T" (a lossy path costs tries only)
   xfer.py udp-refused HOST PORT     send a datagram to a closed port; expect the ICMP port
                                     unreachable (ECONNREFUSED); print the milliseconds it took
 Add --mptcp to use IPPROTO_MPTCP (262); --v6 makes the client socket dual-stack
@@ -374,6 +378,25 @@ def udp_refused(host, port):
         print("timeout")
     sys.exit(1)
 
+def udp_roundtrips(host, port, count, size):
+    s = bind_from(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    s.connect((host, port))
+    s.settimeout(1)
+    got, tries = 0, 0
+    for i in range(count):
+        want = udp_payload(i, size)
+        for _ in range(3):
+            tries += 1
+            s.send(want)
+            try:
+                while s.recv(65536) != want:
+                    pass
+                got += 1
+                break
+            except socket.timeout:
+                continue
+    print("sent", count, "echoed", got, "tries", tries)
+
 def udp_client(host, port, count, size):
     s = bind_from(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
@@ -472,6 +495,8 @@ def main():
         udp_echo(int(args[1]))
     elif cmd == "udp-client":
         udp_client(args[1], int(args[2]), int(args[3]), int(args[4]))
+    elif cmd == "udp-roundtrips":
+        udp_roundtrips(args[1], int(args[2]), int(args[3]), int(args[4]))
     elif cmd == "udp-refused":
         udp_refused(args[1], int(args[2]))
     elif cmd == "abort-server":

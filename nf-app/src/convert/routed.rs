@@ -30,9 +30,17 @@
 //! before it are due later). `max_bindings` caps the table: beyond it new
 //! flows are dropped and counted (`table_full`).
 //!
-//! Fragments cannot be matched to a binding (only the first carries the
-//! ports): from a source the policy translates they are dropped and
-//! counted (RFC 4787 REQ-14 is not met). IPv6 is never translated.
+//! Fragments (RFC 4787 REQ-14): only the first carries the ports. It is
+//! translated as a whole datagram would be (the transport checksum covers
+//! the datagram, and changes by what the NAT changed) and its (protocol,
+//! source, destination, IP identification) noted for
+//! [`FRAGMENT_TIMEOUT`]; the later fragments of that datagram get the
+//! same address. With several workers, a first fragment handed to the
+//! worker that owns its port is noted as such, and its later fragments
+//! (which carry no port, and which RSS gives the same queue) follow it
+//! there. A later fragment that arrives before its first one is dropped
+//! and counted (`fragment`): hagw does not hold fragments back.
+//! IPv6 is never translated.
 
 use super::nat::{Nat, NatError};
 use super::policy::Policy;
@@ -55,6 +63,12 @@ const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 const TCP_ACK: u8 = 0x10;
+
+/// How long the first fragment of a datagram vouches for the rest (RFC
+/// 791's reassembly timer is 15 s).
+const FRAGMENT_TIMEOUT: Time = 15_000_000_000;
+/// Datagrams in flight in fragments noted at most, per worker.
+const FRAGMENTS_MAX: usize = 8192;
 
 /// What became of a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +94,37 @@ struct Key {
 }
 
 /// A binding's timeout class, in the order of [`Policy::nat_timeouts`].
+/// What the later fragments of a datagram get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FragTo {
+    /// Their address translated, as the first fragment's was.
+    Addr(Ipv4Addr),
+    /// Handed to the worker the first fragment went to.
+    Worker(u16),
+}
+
+/// A fragmented datagram as it arrives (`out`: from the inside).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct FragKey {
+    proto: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    id: u16,
+    out: bool,
+}
+
+impl FragKey {
+    fn of(d: &[u8], out: bool) -> Option<FragKey> {
+        Some(FragKey {
+            proto: *d.get(9)?,
+            src: v4(d, 12)?,
+            dst: v4(d, 16)?,
+            id: be16(d, 4)?,
+            out,
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Class {
     Udp,
@@ -185,6 +230,8 @@ struct Flow {
     dst: Ipv4Addr,
     sport: u16,
     dport: u16,
+    /// The first fragment of a datagram (more follow).
+    first_fragment: bool,
 }
 
 impl Flow {
@@ -196,17 +243,16 @@ impl Flow {
         }
     }
 
-    /// `None` unless `d` starts an unfragmented (or first-fragment, for a
-    /// quote) IPv4 packet whose ports are in `d`.
-    fn parse(d: &[u8], quote: bool) -> Option<Flow> {
+    /// `None` unless `d` starts an IPv4 packet, unfragmented or a first
+    /// fragment, whose ports are in `d`.
+    fn parse(d: &[u8]) -> Option<Flow> {
         let b0 = *d.first()?;
         let hl = usize::from(b0 & 0x0f) * 4;
         if b0 >> 4 != 4 || hl < 20 || d.len() < hl + 4 {
             return None;
         }
         let frag = be16(d, 6)?;
-        let more = frag & 0x2000 != 0;
-        if frag & 0x1fff != 0 || (more && !quote) {
+        if frag & 0x1fff != 0 {
             return None;
         }
         let proto = d[9];
@@ -225,6 +271,7 @@ impl Flow {
             dst: v4(d, 16)?,
             sport,
             dport,
+            first_fragment: frag & 0x2000 != 0,
         })
     }
 }
@@ -324,6 +371,11 @@ pub struct Table {
     by_outside: HashMap<Key, Key>,
     /// Per [`Class`]: (deadline when queued, inside key, generation).
     queues: [VecDeque<(Time, Key, u32)>; 4],
+    /// Datagrams whose first fragment was translated (or handed over):
+    /// what their later fragments get, until when; and those deadlines in
+    /// order.
+    frags: HashMap<FragKey, (FragTo, Time)>,
+    frag_fifo: VecDeque<(Time, FragKey)>,
 }
 
 /// What the NAT needs of the converter around it.
@@ -391,8 +443,46 @@ impl Table {
         self.by_inside.len()
     }
 
+    /// No binding and no fragmented datagram in flight.
     pub fn is_empty(&self) -> bool {
-        self.by_inside.is_empty()
+        self.by_inside.is_empty() && self.frags.is_empty()
+    }
+
+    /// Notes the first fragment `before` (as it arrived) translated to
+    /// `to`, for the fragments that follow it.
+    fn first_fragment(&mut self, now: Time, before: Option<FragKey>, to: FragTo) {
+        let Some(k) = before else {
+            return;
+        };
+        if self.frags.len() < FRAGMENTS_MAX || self.frags.contains_key(&k) {
+            let until = now + FRAGMENT_TIMEOUT;
+            self.frags.insert(k, (to, until));
+            self.frag_fifo.push_back((until, k));
+        }
+    }
+
+    /// A later fragment (`out`: from the inside) of a datagram whose first
+    /// fragment was translated: the same address; `None` for any other.
+    fn later_fragment(
+        &mut self,
+        now: Time,
+        cx: &mut Ctx,
+        d: &mut [u8],
+        out: bool,
+    ) -> Option<Routed> {
+        let k = FragKey::of(d, out)?;
+        let &(to, until) = self.frags.get(&k)?;
+        if until <= now {
+            return None;
+        }
+        match to {
+            FragTo::Addr(a) => {
+                set_addr(d, if out { End::Src } else { End::Dst }, a);
+                cx.stats.nat_packets.inc(usize::from(!out));
+                Some(Routed::Translated)
+            }
+            FragTo::Worker(w) => Some(Routed::Handoff(w)),
+        }
     }
 
     /// The remote part of a key: with `subscriber-fixed` the binding is
@@ -416,14 +506,16 @@ impl Table {
             Ok(None) => return Routed::Pass,
             Err(why) => return cx.drop(why),
         };
-        let Some(f) = Flow::parse(d, false) else {
-            // a fragment, another protocol, or too short for its ports
-            let frag = be16(d, 6).is_some_and(|x| x & 0x3fff != 0);
-            return cx.drop(if frag {
-                NatDrop::Fragment
-            } else {
-                NatDrop::Protocol
-            });
+        let Some(f) = Flow::parse(d) else {
+            // a later fragment, another protocol, or too short for its ports
+            let later = be16(d, 6).is_some_and(|x| x & 0x1fff != 0);
+            if later {
+                return match self.later_fragment(now, cx, d, true) {
+                    Some(r) => r,
+                    None => cx.drop(NatDrop::Fragment),
+                };
+            }
+            return cx.drop(NatDrop::Protocol);
         };
         if f.proto == ip_proto::ICMP {
             match d.get(f.hl).copied() {
@@ -491,7 +583,9 @@ impl Table {
         };
         let outside = (b.outside.addr, b.outside.port);
         self.touch(&timeouts, key, now, tcp_flags, true);
+        let frag = f.first_fragment.then(|| FragKey::of(d, true)).flatten();
         set_end(d, &f, End::Src, outside);
+        self.first_fragment(now, frag, FragTo::Addr(outside.0));
         cx.stats.nat_packets.inc(0);
         Routed::Translated
     }
@@ -499,7 +593,7 @@ impl Table {
     /// An IPv4 packet from the Internet: its destination translated back
     /// when it is a binding's.
     pub fn inbound(&mut self, now: Time, cx: &mut Ctx, d: &mut [u8]) -> Routed {
-        if self.by_outside.is_empty() && cx.single {
+        if self.by_outside.is_empty() && self.frags.is_empty() && cx.single {
             // nothing bound: nothing to look up (pool addresses without a
             // binding are not routed anywhere either way)
             return match v4(d, 16) {
@@ -509,7 +603,19 @@ impl Table {
                 _ => Routed::Pass,
             };
         }
-        let Some(f) = Flow::parse(d, false) else {
+        let Some(f) = Flow::parse(d) else {
+            if be16(d, 6).is_some_and(|x| x & 0x1fff != 0) {
+                if let Some(r) = self.later_fragment(now, cx, d, false) {
+                    return r;
+                }
+                // not ours, or its first fragment has not come through:
+                // a pool address's fragments go nowhere else
+                if let Some(a) = v4(d, 16) {
+                    if cx.policy.nat == NatSource::Pool && cx.nat_addr(a) {
+                        return cx.drop(NatDrop::Fragment);
+                    }
+                }
+            }
             return Routed::Pass;
         };
         if f.proto == ip_proto::ICMP {
@@ -528,14 +634,20 @@ impl Table {
             remote: Self::remote(cx, f.src, f.sport),
         };
         let Some(&key) = self.by_outside.get(&outside) else {
-            return self.miss(cx, f.dst, f.dport);
+            let r = self.miss(cx, f.dst, f.dport);
+            if let (Routed::Handoff(w), true) = (r, f.first_fragment) {
+                self.first_fragment(now, FragKey::of(d, false), FragTo::Worker(w));
+            }
+            return r;
         };
         if !self.by_inside.contains_key(&key) {
             return Routed::Pass;
         }
         let tcp_flags = f.tcp_flags(d);
         self.touch(&cx.policy.nat_timeouts, key, now, tcp_flags, false);
+        let frag = f.first_fragment.then(|| FragKey::of(d, false)).flatten();
         set_end(d, &f, End::Dst, (key.addr, key.port));
+        self.first_fragment(now, frag, FragTo::Addr(key.addr));
         cx.stats.nat_packets.inc(1);
         Routed::Translated
     }
@@ -561,7 +673,7 @@ impl Table {
     /// An ICMP error from the Internet about a packet a binding sent
     /// (RFC 5508 §4.2): toward the inside host that sent it.
     fn error_in(&mut self, now: Time, cx: &mut Ctx, d: &mut [u8], f: &Flow) -> Routed {
-        let Some(q) = d.get(f.hl + 8..).and_then(|q| Flow::parse(q, true)) else {
+        let Some(q) = d.get(f.hl + 8..).and_then(Flow::parse) else {
             return Routed::Pass;
         };
         let outside = Key {
@@ -590,7 +702,7 @@ impl Table {
     /// An ICMP error from the inside about a packet the NAT delivered to
     /// it: toward the remote, from the binding's outside address.
     fn error_out(&mut self, now: Time, cx: &mut Ctx, d: &mut [u8], f: &Flow) -> Routed {
-        let Some(q) = d.get(f.hl + 8..).and_then(|q| Flow::parse(q, true)) else {
+        let Some(q) = d.get(f.hl + 8..).and_then(Flow::parse) else {
             return cx.drop(NatDrop::NoBinding);
         };
         let key = Key {
@@ -628,6 +740,15 @@ impl Table {
     /// Removes the bindings idle past their timeout: the fronts of the
     /// deadline queues, an entry of a binding used since queued again.
     pub fn expire(&mut self, now: Time, cx: &mut Ctx) {
+        while let Some(&(until, k)) = self.frag_fifo.front() {
+            if until > now {
+                break;
+            }
+            self.frag_fifo.pop_front();
+            if self.frags.get(&k).is_some_and(|e| e.1 == until) {
+                self.frags.remove(&k);
+            }
+        }
         for class in Class::ALL {
             let timeout = cx.policy.nat_timeouts[class as usize];
             let q = &mut self.queues[class as usize];
@@ -692,6 +813,8 @@ mod tests {
         nat: Nat,
         stats: WorkerStats,
         table: Table,
+        /// This worker of two (None: the only one).
+        of_two: Option<u16>,
     }
 
     impl World {
@@ -702,15 +825,23 @@ mod tests {
                 policy,
                 stats: WorkerStats::new(0, 0, 1),
                 table: Table::default(),
+                of_two: None,
             }
+        }
+        /// Worker `me` of two.
+        fn of_two(nat: &str, me: u16) -> World {
+            let mut w = World::new(nat);
+            w.nat = Nat::new(&w.policy, Shard::new(usize::from(me), 2));
+            w.of_two = Some(me);
+            w
         }
         fn run(&mut self, now: Time, out: bool, d: &mut [u8]) -> Routed {
             let mut cx = Ctx {
                 policy: &self.policy,
                 nat: &mut self.nat,
                 stats: &self.stats.conv,
-                me: 0,
-                single: true,
+                me: self.of_two.unwrap_or(0),
+                single: self.of_two.is_none(),
             };
             if out {
                 self.table.outbound(now, &mut cx, d)
@@ -723,8 +854,8 @@ mod tests {
                 policy: &self.policy,
                 nat: &mut self.nat,
                 stats: &self.stats.conv,
-                me: 0,
-                single: true,
+                me: self.of_two.unwrap_or(0),
+                single: self.of_two.is_none(),
             };
             self.table.expire(now, &mut cx);
         }
@@ -795,7 +926,7 @@ mod tests {
     /// Every checksum of `d` holds (and of its quote, as far as it goes).
     fn checksums_hold(d: &[u8]) {
         assert_eq!(checksum::checksum(&d[..20]), 0, "IPv4 header checksum");
-        let f = Flow::parse(d, true).expect("a packet the NAT reads");
+        let f = Flow::parse(d).expect("a packet the NAT reads");
         let (src, dst) = (f.src, f.dst);
         let l4 = &d[f.hl..];
         let (at, pseudo) = checksum_at(f.proto);
@@ -815,11 +946,11 @@ mod tests {
     }
 
     fn src_of(d: &[u8]) -> (Ipv4Addr, u16) {
-        let f = Flow::parse(d, true).unwrap();
+        let f = Flow::parse(d).unwrap();
         (f.src, f.sport)
     }
     fn dst_of(d: &[u8]) -> (Ipv4Addr, u16) {
-        let f = Flow::parse(d, true).unwrap();
+        let f = Flow::parse(d).unwrap();
         (f.dst, f.dport)
     }
 
@@ -1054,12 +1185,8 @@ mod tests {
     }
 
     #[test]
-    fn fragments_and_other_protocols_from_translated_sources_are_dropped() {
+    fn other_protocols_from_translated_sources_are_dropped() {
         let mut w = World::new("source = \"subscriber-fixed\"");
-        let mut frag = udp((CEL, 1), (SRV, 53), b"12345678");
-        frag[6] = 0x20; // MF
-        assert_eq!(w.run(0, true, &mut frag), Routed::Dropped);
-        assert_eq!(w.dropped(NatDrop::Fragment), 1);
         let mut gre = packet(47, CEL, SRV, &[0; 8]);
         assert_eq!(w.run(0, true, &mut gre), Routed::Dropped);
         let mut short = udp((CEL, 1), (SRV, 53), b"");
@@ -1067,6 +1194,96 @@ mod tests {
         assert_eq!(w.run(0, true, &mut short), Routed::Dropped);
         assert_eq!(w.dropped(NatDrop::Protocol), 2);
         assert!(w.table.is_empty());
+    }
+
+    /// `datagram` (IP id `id`) split after 16 bytes of its transport part:
+    /// the first fragment (MF) and the last (offset 2, in 8-byte units).
+    fn fragments(datagram: &[u8], id: u16) -> (Vec<u8>, Vec<u8>) {
+        let part = |body: &[u8], frag: u16| {
+            let mut d = datagram[..20].to_vec();
+            d[2..4].copy_from_slice(&((20 + body.len()) as u16).to_be_bytes());
+            d[4..6].copy_from_slice(&id.to_be_bytes());
+            d[6..8].copy_from_slice(&frag.to_be_bytes());
+            d[10..12].copy_from_slice(&[0, 0]);
+            let hc = checksum::checksum(&d);
+            d[10..12].copy_from_slice(&hc.to_be_bytes());
+            d.extend_from_slice(body);
+            d
+        };
+        (part(&datagram[20..36], 0x2000), part(&datagram[36..], 2))
+    }
+
+    /// The transport checksum of a datagram put back together from its
+    /// two fragments holds.
+    fn reassembled_checksum_holds(first: &[u8], last: &[u8]) {
+        assert_eq!(checksum::checksum(&first[..20]), 0);
+        assert_eq!(checksum::checksum(&last[..20]), 0);
+        assert_eq!(first[12..20], last[12..20], "both fragments' addresses");
+        let mut whole = first.to_vec();
+        whole.extend_from_slice(&last[20..]);
+        let (src, dst) = (v4(&whole, 12).unwrap(), v4(&whole, 16).unwrap());
+        let l4 = &whole[20..];
+        let acc = checksum::pseudo_v4(src, dst, whole[9], l4.len() as u32);
+        assert_eq!(checksum::fold(acc + checksum::sum(l4)), 0xffff);
+    }
+
+    #[test]
+    fn fragments_follow_their_first_one_both_ways() {
+        let mut w = World::new("source = \"subscriber-fixed\"");
+        let up = udp((CEL, 7000), (SRV, 53), b"a datagram in two pieces");
+        let (mut a, mut b) = fragments(&up, 0x4242);
+        assert_eq!(w.run(0, true, &mut a), Routed::Translated);
+        assert_eq!(w.run(1, true, &mut b), Routed::Translated);
+        assert_eq!(src_of(&a), (FIX, 7000));
+        reassembled_checksum_holds(&a, &b);
+        // the answer, fragmented too
+        let down = udp((SRV, 53), (FIX, 7000), b"an answer in two pieces!");
+        let (mut a, mut b) = fragments(&down, 0x0101);
+        assert_eq!(w.run(2, false, &mut a), Routed::Translated);
+        assert_eq!(w.run(3, false, &mut b), Routed::Translated);
+        assert_eq!(dst_of(&a), (CEL, 7000));
+        reassembled_checksum_holds(&a, &b);
+        // a later fragment before (or without) its first: dropped from a
+        // translated source, routed as it is toward the fixed address
+        let (_, mut orphan) = fragments(&up, 0x9999);
+        assert_eq!(w.run(4, true, &mut orphan), Routed::Dropped);
+        assert_eq!(w.dropped(NatDrop::Fragment), 1);
+        let (_, mut orphan) = fragments(&down, 0x9999);
+        assert_eq!(w.run(4, false, &mut orphan), Routed::Pass);
+        // the first fragment vouches for the rest only so long
+        let (mut a, mut b) = fragments(&up, 0x7777);
+        w.run(5, true, &mut a);
+        w.expire(5 + FRAGMENT_TIMEOUT);
+        assert_eq!(w.run(5 + FRAGMENT_TIMEOUT, true, &mut b), Routed::Dropped);
+        assert_eq!(w.dropped(NatDrop::Fragment), 2);
+    }
+
+    #[test]
+    fn with_two_workers_replies_and_their_fragments_go_to_the_bindings_owner() {
+        // worker 0 binds: its ports are even
+        let mut w0 = World::of_two("source = \"subscriber-fixed\"", 0);
+        let mut up = udp((CEL, 7001), (SRV, 53), b"q");
+        assert_eq!(w0.run(0, true, &mut up), Routed::Translated);
+        let outside = src_of(&up);
+        assert_eq!(outside.1 % 2, 0, "a port worker 0 owns: {outside:?}");
+        // the reply reached worker 1's queue, in two fragments
+        let mut w1 = World::of_two("source = \"subscriber-fixed\"", 1);
+        let down = udp((SRV, 53), outside, b"an answer in two pieces!");
+        let (mut a, mut b) = fragments(&down, 0x0303);
+        assert_eq!(w1.run(1, false, &mut a), Routed::Handoff(0));
+        assert_eq!(
+            w1.run(1, false, &mut b),
+            Routed::Handoff(0),
+            "the rest follows"
+        );
+        // worker 0 translates both
+        assert_eq!(w0.run(1, false, &mut a), Routed::Translated);
+        assert_eq!(w0.run(1, false, &mut b), Routed::Translated);
+        assert_eq!(dst_of(&a), (CEL, 7001));
+        reassembled_checksum_holds(&a, &b);
+        // the fixed line's own traffic to a port worker 1 owns stays there
+        let mut own = udp((SRV, 53), (FIX, 4001), b"");
+        assert_eq!(w1.run(2, false, &mut own), Routed::Pass);
     }
 
     proptest! {
