@@ -42,6 +42,25 @@ pub fn ns_ok(n: &str, cmd: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Three pings from the client's cellular address 100.64.0.2 to the
+/// server, all answered.
+pub fn cellular_ping() {
+    let p = ns_ok(
+        "cli",
+        &[
+            "ping",
+            "-c",
+            "3",
+            "-W",
+            "2",
+            "-I",
+            "100.64.0.2",
+            "198.51.100.2",
+        ],
+    );
+    assert!(p.contains(" 0% packet loss"), "cellular ping: {p}");
+}
+
 /// Runs `cmd` with bash, which must succeed.
 pub fn sh(cmd: &str) {
     let o = Command::new("bash")

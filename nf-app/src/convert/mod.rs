@@ -752,19 +752,25 @@ impl<C: Chunk> Converter<C> {
         local: bool,
         ip: &mut [u8],
     ) -> routed::Routed {
-        let mut cx = routed::Ctx {
+        let (table, mut cx) = self.routed_parts();
+        match side {
+            _ if local => routed::Routed::Pass,
+            Some(Side::Fixed | Side::Cellular) => table.outbound(now, &mut cx, ip),
+            Some(Side::Internet) => table.inbound(now, &mut cx, ip),
+            None => routed::Routed::Pass,
+        }
+    }
+
+    /// The NAT of routed traffic and what it needs of the converter.
+    fn routed_parts(&mut self) -> (&mut routed::Table, routed::Ctx<'_>) {
+        let cx = routed::Ctx {
             policy: &self.policy,
             nat: &mut self.nat,
             stats: &self.stats.conv,
             me: self.shard.index,
             single: self.shard.is_single(),
         };
-        match side {
-            _ if local => routed::Routed::Pass,
-            Some(Side::Fixed | Side::Cellular) => self.routed.outbound(now, &mut cx, ip),
-            Some(Side::Internet) => self.routed.inbound(now, &mut cx, ip),
-            None => routed::Routed::Pass,
-        }
+        (&mut self.routed, cx)
     }
 
     /// An ICMPv4 error (from the IP header on) that may concern a session:
@@ -1723,14 +1729,8 @@ impl<C: Chunk> Converter<C> {
         self.expire_tombstones(now);
         self.expire_redirects(now);
         if !self.routed.is_empty() {
-            let mut cx = routed::Ctx {
-                policy: &self.policy,
-                nat: &mut self.nat,
-                stats: &self.stats.conv,
-                me: self.shard.index,
-                single: self.shard.is_single(),
-            };
-            self.routed.expire(now, &mut cx);
+            let (table, mut cx) = self.routed_parts();
+            table.expire(now, &mut cx);
         }
         self.addr_walk_step();
         if now >= self.next_idle_scan {

@@ -521,7 +521,7 @@ impl Table {
             match d.get(f.hl).copied() {
                 Some(ICMP_ECHO_REQUEST) => {}
                 Some(ICMP_DEST_UNREACHABLE | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM) => {
-                    return self.error_out(now, cx, d, &f);
+                    return self.error(now, cx, d, &f, true);
                 }
                 // RFC 5508 REQ-9: other ICMP from the inside has no binding
                 _ => return cx.drop(NatDrop::Protocol),
@@ -622,7 +622,7 @@ impl Table {
             match d.get(f.hl).copied() {
                 Some(ICMP_ECHO_REPLY) => {}
                 Some(ICMP_DEST_UNREACHABLE | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM) => {
-                    return self.error_in(now, cx, d, &f);
+                    return self.error(now, cx, d, &f, false);
                 }
                 _ => return Routed::Pass,
             }
@@ -670,60 +670,61 @@ impl Table {
         Routed::Pass
     }
 
-    /// An ICMP error from the Internet about a packet a binding sent
-    /// (RFC 5508 §4.2): toward the inside host that sent it.
-    fn error_in(&mut self, now: Time, cx: &mut Ctx, d: &mut [u8], f: &Flow) -> Routed {
+    /// An ICMP error about a packet a binding carried (RFC 5508 §4.2):
+    /// from the Internet (`out` false) about what the binding sent, toward
+    /// the inside host that sent it; from the inside about what the NAT
+    /// delivered to it, toward the remote from the binding's outside
+    /// address. The quoted packet travelled the other way.
+    fn error(&mut self, now: Time, cx: &mut Ctx, d: &mut [u8], f: &Flow, out: bool) -> Routed {
         let Some(q) = d.get(f.hl + 8..).and_then(Flow::parse) else {
-            return Routed::Pass;
+            return if out {
+                cx.drop(NatDrop::NoBinding)
+            } else {
+                Routed::Pass
+            };
         };
-        let outside = Key {
-            proto: q.proto,
-            addr: q.src,
-            port: q.sport,
-            remote: Self::remote(cx, q.dst, q.dport),
+        let found = if out {
+            let inside = Key {
+                proto: q.proto,
+                addr: q.dst,
+                port: q.dport,
+                remote: Self::remote(cx, q.src, q.sport),
+            };
+            self.by_inside.get(&inside).map(|b| (inside, b.outside))
+        } else {
+            let outside = Key {
+                proto: q.proto,
+                addr: q.src,
+                port: q.sport,
+                remote: Self::remote(cx, q.dst, q.dport),
+            };
+            self.by_outside
+                .get(&outside)
+                .map(|&inside| (inside, outside))
         };
-        let Some(&key) = self.by_outside.get(&outside) else {
-            return self.miss(cx, q.src, q.sport);
+        let Some((inside, outside)) = found else {
+            return if out {
+                cx.drop(NatDrop::NoBinding)
+            } else {
+                self.miss(cx, q.src, q.sport)
+            };
         };
-        if let Some(b) = self.by_inside.get_mut(&key) {
+        if let Some(b) = self.by_inside.get_mut(&inside) {
             b.last = now;
         }
-        set_error(
-            d,
-            f.hl,
-            &q,
-            (End::Dst, key.addr),
-            (End::Src, (key.addr, key.port)),
-        );
-        cx.stats.nat_packets.inc(1);
-        Routed::Translated
-    }
-
-    /// An ICMP error from the inside about a packet the NAT delivered to
-    /// it: toward the remote, from the binding's outside address.
-    fn error_out(&mut self, now: Time, cx: &mut Ctx, d: &mut [u8], f: &Flow) -> Routed {
-        let Some(q) = d.get(f.hl + 8..).and_then(Flow::parse) else {
-            return cx.drop(NatDrop::NoBinding);
+        let (outer, quote) = if out {
+            (
+                (End::Src, outside.addr),
+                (End::Dst, (outside.addr, outside.port)),
+            )
+        } else {
+            (
+                (End::Dst, inside.addr),
+                (End::Src, (inside.addr, inside.port)),
+            )
         };
-        let key = Key {
-            proto: q.proto,
-            addr: q.dst,
-            port: q.dport,
-            remote: Self::remote(cx, q.src, q.sport),
-        };
-        let Some(b) = self.by_inside.get_mut(&key) else {
-            return cx.drop(NatDrop::NoBinding);
-        };
-        b.last = now;
-        let o = b.outside;
-        set_error(
-            d,
-            f.hl,
-            &q,
-            (End::Src, o.addr),
-            (End::Dst, (o.addr, o.port)),
-        );
-        cx.stats.nat_packets.inc(0);
+        set_error(d, f.hl, &q, outer, quote);
+        cx.stats.nat_packets.inc(usize::from(!out));
         Routed::Translated
     }
 
@@ -835,29 +836,27 @@ mod tests {
             w.of_two = Some(me);
             w
         }
-        fn run(&mut self, now: Time, out: bool, d: &mut [u8]) -> Routed {
-            let mut cx = Ctx {
+        fn parts(&mut self) -> (&mut Table, Ctx<'_>) {
+            let cx = Ctx {
                 policy: &self.policy,
                 nat: &mut self.nat,
                 stats: &self.stats.conv,
                 me: self.of_two.unwrap_or(0),
                 single: self.of_two.is_none(),
             };
+            (&mut self.table, cx)
+        }
+        fn run(&mut self, now: Time, out: bool, d: &mut [u8]) -> Routed {
+            let (table, mut cx) = self.parts();
             if out {
-                self.table.outbound(now, &mut cx, d)
+                table.outbound(now, &mut cx, d)
             } else {
-                self.table.inbound(now, &mut cx, d)
+                table.inbound(now, &mut cx, d)
             }
         }
         fn expire(&mut self, now: Time) {
-            let mut cx = Ctx {
-                policy: &self.policy,
-                nat: &mut self.nat,
-                stats: &self.stats.conv,
-                me: self.of_two.unwrap_or(0),
-                single: self.of_two.is_none(),
-            };
-            self.table.expire(now, &mut cx);
+            let (table, mut cx) = self.parts();
+            table.expire(now, &mut cx);
         }
         fn dropped(&self, why: NatDrop) -> u64 {
             self.stats.conv.nat_dropped.get(why as usize)
