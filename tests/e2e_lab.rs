@@ -182,6 +182,27 @@ fn lab_end_to_end() {
     let routed = metric(&metrics(), "hagw_events_total", "event=\"routed_ipv4\"") - routed0;
     assert!(routed >= 2 * echoed, "routed {routed} for {echoed} echoed");
 
+    // Datagrams of 1,800 bytes (fragmented by the ends, DF clear): the
+    // kernel reassembles them for net_af_packet (PACKET_FANOUT_FLAG_DEFRAG)
+    // before hagw reads them, so hagw sends each on in fragments again
+    // (RFC 791 §3.2, RFC 1812 §5.2.6), both ways.
+    let echo = spawn_ns("srv", &xfer(&["udp-echo", "5004"]));
+    std::thread::sleep(Duration::from_millis(300));
+    let client = ns_ok(
+        "cli",
+        &xfer(&["udp-roundtrips", "198.51.100.2", "5004", "20", "1800"]),
+    );
+    wait_output(echo, "udp-echo");
+    assert!(
+        client.starts_with("sent 20 echoed 20 "),
+        "fragmented UDP through hagw: {client}"
+    );
+    let m = metrics();
+    assert!(
+        metric(&m, "hagw_events_total", "event=\"ipv4_fragments_tx\"") >= 80,
+        "two fragments per datagram each way: {m}"
+    );
+
     // 100 MB up and 100 MB down with sha256 equality.
     transfer(
         &["sink", "5001"],

@@ -73,6 +73,8 @@ labelled_enum!(
         IcmpRateLimited => "icmp_error_rate_limited",
         RoutedV4 => "routed_ipv4",
         RoutedV6 => "routed_ipv6",
+        FragmentedV4 => "ipv4_fragmented",
+        FragmentsTxV4 => "ipv4_fragments_tx",
     }
 );
 

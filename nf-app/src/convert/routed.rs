@@ -485,11 +485,14 @@ impl Table {
         }
     }
 
-    /// The remote part of a key: with `subscriber-fixed` the binding is
-    /// the remote's alone (see the module's doc), with a pool it is
-    /// anyone's.
-    fn remote(cx: &Ctx, addr: Ipv4Addr, port: u16) -> (Ipv4Addr, u16) {
+    /// The remote part of a key of flow `f`'s protocol: with
+    /// `subscriber-fixed` the binding is the remote's alone (see the
+    /// module's doc), with a pool it is anyone's. An ICMP query's remote
+    /// is its address: the identifier is the binding's own, translated on
+    /// the way out.
+    fn remote(cx: &Ctx, f: &Flow, addr: Ipv4Addr, port: u16) -> (Ipv4Addr, u16) {
         match cx.policy.nat {
+            NatSource::SubscriberFixed if f.proto == ip_proto::ICMP => (addr, 0),
             NatSource::SubscriberFixed => (addr, port),
             _ => (Ipv4Addr::UNSPECIFIED, 0),
         }
@@ -531,7 +534,7 @@ impl Table {
             proto: f.proto,
             addr: f.src,
             port: f.sport,
-            remote: Self::remote(cx, f.dst, f.dport),
+            remote: Self::remote(cx, &f, f.dst, f.dport),
         };
         let tcp_flags = f.tcp_flags(d);
         let timeouts = cx.policy.nat_timeouts;
@@ -631,7 +634,7 @@ impl Table {
             proto: f.proto,
             addr: f.dst,
             port: f.dport,
-            remote: Self::remote(cx, f.src, f.sport),
+            remote: Self::remote(cx, &f, f.src, f.sport),
         };
         let Some(&key) = self.by_outside.get(&outside) else {
             let r = self.miss(cx, f.dst, f.dport);
@@ -688,7 +691,7 @@ impl Table {
                 proto: q.proto,
                 addr: q.dst,
                 port: q.dport,
-                remote: Self::remote(cx, q.src, q.sport),
+                remote: Self::remote(cx, &q, q.src, q.sport),
             };
             self.by_inside.get(&inside).map(|b| (inside, b.outside))
         } else {
@@ -696,7 +699,7 @@ impl Table {
                 proto: q.proto,
                 addr: q.src,
                 port: q.sport,
-                remote: Self::remote(cx, q.dst, q.dport),
+                remote: Self::remote(cx, &q, q.dst, q.dport),
             };
             self.by_outside
                 .get(&outside)
@@ -1280,6 +1283,16 @@ mod tests {
         assert_eq!(w0.run(1, false, &mut b), Routed::Translated);
         assert_eq!(dst_of(&a), (CEL, 7001));
         reassembled_checksum_holds(&a, &b);
+        // an echo whose identifier worker 0 cannot keep: its reply, with
+        // the identifier worker 0 gave it, still finds the binding
+        let mut q = echo(ICMP_ECHO_REQUEST, CEL, SRV, 0x0101);
+        assert_eq!(w0.run(2, true, &mut q), Routed::Translated);
+        let id = src_of(&q).1;
+        assert_ne!(id, 0x0101, "an odd identifier is worker 1's");
+        let mut r = echo(ICMP_ECHO_REPLY, SRV, FIX, id);
+        assert_eq!(w1.run(2, false, &mut r), Routed::Handoff(0));
+        assert_eq!(w0.run(2, false, &mut r), Routed::Translated);
+        assert_eq!(dst_of(&r), (CEL, 0x0101));
         // the fixed line's own traffic to a port worker 1 owns stays there
         let mut own = udp((SRV, 53), (FIX, 4001), b"");
         assert_eq!(w1.run(2, false, &mut own), Routed::Pass);

@@ -200,19 +200,16 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             .ports
             .get(usize::from(nh.port))
             .map_or(0, |p| usize::from(p.mtu));
-        if total > mtu {
-            // hagw does not fragment: DF packets get "fragmentation needed"
-            // (RFC 1191), others are dropped and counted.
-            if ip.dont_frag {
-                self.icmp4_error(
-                    now_ns,
-                    port,
-                    &buf.data()[l2..],
-                    icmpv4::kind::DEST_UNREACHABLE,
-                    icmpv4::unreach::FRAG_NEEDED,
-                    mtu as u16,
-                );
-            }
+        if total > mtu && ip.dont_frag {
+            // DF: "fragmentation needed" (RFC 1191)
+            self.icmp4_error(
+                now_ns,
+                port,
+                &buf.data()[l2..],
+                icmpv4::kind::DEST_UNREACHABLE,
+                icmpv4::unreach::FRAG_NEEDED,
+                mtu as u16,
+            );
             return self.stats.dropped(Drop::TooBig);
         }
         ipv4::Packet::new_unchecked(&mut buf.data_mut()[l2..]).decrement_ttl();
@@ -221,6 +218,10 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             Some(IpAddr::V4(g)) => g,
             _ => ip.dst,
         };
+        if total > mtu {
+            // RFC 1812 §5.2.6: without DF, in fragments
+            return self.fragment_v4(now_ns, nh.port, IpAddr::V4(next), buf, l2, mtu);
+        }
         self.output(now_ns, nh.port, IpAddr::V4(next), buf, l2);
     }
 

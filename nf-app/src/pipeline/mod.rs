@@ -8,6 +8,7 @@
 
 mod arp;
 mod fastpath;
+mod fragment;
 mod ipv4;
 mod ipv6;
 #[cfg(test)]

@@ -182,6 +182,64 @@ fn ttl_exceeded_and_no_route_answer_with_icmp() {
 }
 
 #[test]
+fn too_big_without_df_is_sent_in_fragments() {
+    let mut p = pipeline();
+    learn_srv(&mut p);
+    let mut pkt = frames::udp4(
+        CLI_MAC,
+        mac(1),
+        v4("192.0.2.2"),
+        v4("198.51.100.2"),
+        64,
+        14 + 3000,
+    );
+    // DF clear; an identification to keep
+    pkt[14 + 6] = 0;
+    pkt[14 + 4..14 + 6].copy_from_slice(&0x1234u16.to_be_bytes());
+    pkt[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+    let hc = nf_core::wire::checksum::checksum(&pkt[14..34]);
+    pkt[14 + 10..14 + 12].copy_from_slice(&hc.to_be_bytes());
+    feed(&mut p, 0, 0, &pkt);
+    let out = take(&mut p, 2);
+    assert_eq!(out.len(), 3, "3,000 bytes through a 1,400-byte MTU");
+    let mut payload = Vec::new();
+    for (i, f) in out.iter().enumerate() {
+        let ip = wip4::Packet::new_checked(&f[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert!(usize::from(ip.total_len()) <= 1400);
+        assert_eq!(ip.ident(), 0x1234);
+        assert_eq!(ip.ttl(), 63);
+        assert!(!ip.dont_frag());
+        assert_eq!(ip.more_frags(), i < 2, "MF on all but the last");
+        assert_eq!(usize::from(ip.frag_offset()), payload.len());
+        payload.extend_from_slice(ip.payload());
+    }
+    assert_eq!(payload, pkt[34..], "the payload, in order, whole");
+    assert_eq!(p.stats().events_of(E::FragmentedV4), 1);
+    assert_eq!(p.stats().events_of(E::FragmentsTxV4), 3);
+    // a fragment of a fragment keeps its place and its MF
+    let mut frag = pkt.clone();
+    frag[14 + 6..14 + 8].copy_from_slice(&(0x2000u16 | 100).to_be_bytes());
+    frag[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+    let hc = nf_core::wire::checksum::checksum(&frag[14..34]);
+    frag[14 + 10..14 + 12].copy_from_slice(&hc.to_be_bytes());
+    feed(&mut p, 1, 0, &frag);
+    let out = take(&mut p, 2);
+    assert_eq!(out.len(), 3);
+    for f in &out {
+        let ip = wip4::Packet::new_checked(&f[14..]).unwrap();
+        assert!(ip.more_frags());
+        assert!(ip.frag_offset() >= 800);
+    }
+    assert_eq!(
+        wip4::Packet::new_checked(&out[0][14..])
+            .unwrap()
+            .frag_offset(),
+        800
+    );
+}
+
+#[test]
 fn too_big_with_df_gets_frag_needed() {
     let mut p = pipeline();
     learn_srv(&mut p);
