@@ -19,6 +19,10 @@
 //!   REQ-1, REQ-8; RFC 6888 REQ-1): the pool is hagw's own.
 //! - `none`: nothing is translated.
 //!
+//! A subscriber's packet to another binding's outside address and port
+//! is hairpinned (RFC 4787 REQ-9): translated on the way out, then back in
+//! to that binding's host.
+//!
 //! Bindings live until they are idle for their protocol's timeout
 //! (`[nat]` `*_timeout_s`, at least what the RFCs allow): UDP 300 s
 //! (RFC 4787 REQ-5), ICMP queries 60 s (RFC 5508 REQ-1), TCP 7,440 s once
@@ -590,6 +594,23 @@ impl Table {
         set_end(d, &f, End::Src, outside);
         self.first_fragment(now, frag, FragTo::Addr(outside.0));
         cx.stats.nat_packets.inc(0);
+        // RFC 4787 REQ-9, RFC 5382 REQ-8 (hairpinning): to another
+        // binding's outside address and port, it goes back in to that
+        // binding's host, from this one's outside address (UDP and TCP,
+        // unfragmented, on the worker that holds both)
+        if f.proto != ip_proto::ICMP && !f.first_fragment && cx.nat_addr(f.dst) {
+            let back = Key {
+                proto: f.proto,
+                addr: f.dst,
+                port: f.dport,
+                remote: Self::remote(cx, &f, outside.0, outside.1),
+            };
+            if let (Some(&inside), Some(g)) = (self.by_outside.get(&back), Flow::parse(d)) {
+                set_end(d, &g, End::Dst, (inside.addr, inside.port));
+                self.touch(&timeouts, inside, now, tcp_flags, false);
+                cx.stats.nat_packets.inc(1);
+            }
+        }
         Routed::Translated
     }
 
@@ -1020,6 +1041,30 @@ mod tests {
         let mut r = udp((SRV, 9), (pa.0, pa.1.wrapping_add(7)), b"hi");
         assert_eq!(w.run(1, false, &mut r), Routed::Dropped);
         assert_eq!(w.dropped(NatDrop::NoBinding), 1);
+    }
+
+    #[test]
+    fn a_subscriber_reaches_another_through_its_binding_hairpinned() {
+        let mut w = World::new("source = \"pool\"\npool = \"203.0.113.0/30\"");
+        let other = Ipv4Addr::new(100, 64, 7, 7);
+        // the other subscriber's binding, learnt by a rendezvous server
+        let mut b = udp((other, 5000), (SRV, 3478), b"stun");
+        w.run(0, true, &mut b);
+        let b_out = src_of(&b);
+        // our subscriber sends to it: in again, to the other's host, from
+        // our outside address
+        let mut a = udp((CEL, 6000), b_out, b"hello");
+        assert_eq!(w.run(1, true, &mut a), Routed::Translated);
+        assert_eq!(dst_of(&a), (other, 5000));
+        let a_out = src_of(&a);
+        assert!(w.nat.is_pool_addr(IpAddr::V4(a_out.0)), "{a_out:?}");
+        checksums_hold(&a);
+        // and the answer the same way back
+        let mut r = udp((other, 5000), a_out, b"hi");
+        assert_eq!(w.run(2, true, &mut r), Routed::Translated);
+        assert_eq!(src_of(&r), b_out);
+        assert_eq!(dst_of(&r), (CEL, 6000));
+        checksums_hold(&r);
     }
 
     #[test]
