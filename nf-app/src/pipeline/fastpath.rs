@@ -160,7 +160,7 @@ fn classify_v4<const CONV: bool, const NIC: bool>(
     // TCP (and ICMP errors about it) go past the conversion point first,
     // and UDP past its NAT
     if CONV {
-        slow |= proto == 6 || proto == 1 || (ing.udp_slow && proto == 17);
+        slow |= (proto == 6) | (proto == 1) | (ing.udp_slow & (proto == 17));
     }
     // martian sources (byte 26, the source's first): the slow path counts them
     let s8 = (w3 >> 16) as u8;
@@ -197,7 +197,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         Some(Ingress {
             mac: u64::from_le_bytes(mac),
             tcp_slow: self.conv.is_some(),
-            udp_slow: self.conv.as_ref().is_some_and(|c| c.nats_routed()),
+            udp_slow: self.nat_udp,
             nic_checksum: pc.rx_ip_checksum,
         })
     }

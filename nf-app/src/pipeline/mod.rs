@@ -236,6 +236,9 @@ pub struct Pipeline<B: PacketBuf, A: BufPool<B>> {
     local_tcp_cap: usize,
     /// The conversion point, when `[conversion] enabled`.
     pub(crate) conv: Option<Box<Converter<B::Chunk>>>,
+    /// The converter NATs routed traffic: UDP goes past it too (read per
+    /// burst by the fast path, kept here rather than behind `conv`).
+    nat_udp: bool,
     /// Every port sends chained buffers: the converter's packets carry
     /// their payload by reference (else it is copied behind the headers).
     tx_chains: bool,
@@ -316,6 +319,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             local_tcp: std::collections::VecDeque::new(),
             local_tcp_cap: 0,
             conv: None,
+            nat_udp: false,
             tx_chains: true,
             handoff: Vec::new(),
             fast_memo: fastpath::Adjacency::NONE,
@@ -389,6 +393,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             mtu(PortRole::AccessCellular),
             mtu(PortRole::Internet),
         );
+        self.nat_udp = conv.nats_routed();
         self.conv = Some(Box::new(conv));
     }
 
