@@ -1380,3 +1380,49 @@ mod icmp_quotes {
         }
     }
 }
+
+/// An ICMP error hagw itself sends about a packet the NAT of routed
+/// traffic translated (too big for the next link with DF, or its TTL
+/// spent) goes to the host that sent it, quoting the packet as it sent
+/// it (RFC 5508 §4.2): a cellular host behind the NAT learns the path
+/// MTU. (LAB3's internet port has an MTU of 1,400.)
+#[test]
+fn hagws_own_icmp_errors_about_translated_packets_reach_their_sender() {
+    use crate::testkit::{mac, CLI_MAC};
+    use nf_core::wire::{icmpv4, ipv4};
+    let mut lab = ConvLab::new(
+        "[conversion]\nenabled = true\n[nat]\nsource = \"subscriber-fixed\"\n[[subscriber]]\nfixed = \"192.0.2.2\"\ncellular = [\"100.64.0.2\"]\n",
+        1,
+    );
+    let server: std::net::Ipv4Addr = "198.51.100.2".parse().unwrap();
+    let cell: std::net::Ipv4Addr = "100.64.0.2".parse().unwrap();
+    for (len, ttl, want) in [(1514, 64, (3, 4)), (200, 1, (11, 0))] {
+        let f = crate::frames::udp4(CLI_MAC, mac(2), cell, server, ttl, len);
+        lab.pipe
+            .process(lab.now, 1, nf_core::VecBuf::from_slice(&f));
+        let out: Vec<Vec<u8>> = lab
+            .pipe
+            .tx_queue(1)
+            .map(|q| q.drain(..).map(|b| b.frame()).collect())
+            .unwrap_or_default();
+        let err = out
+            .iter()
+            .find_map(|f| {
+                let ip = ipv4::Packet::new_checked(&f[14..]).ok()?;
+                let icmp = icmpv4::Packet::new_checked(ip.payload()).ok()?;
+                Some((
+                    ip.dst_addr(),
+                    icmp.msg_type(),
+                    icmp.msg_code(),
+                    ip.payload()[8..].to_vec(),
+                ))
+            })
+            .expect("an ICMP error back on the cellular port");
+        assert_eq!(err.0, cell, "to the host that sent it");
+        assert_eq!((err.1, err.2), want);
+        let quote = ipv4::Packet::new_unchecked(&err.3[..]);
+        assert_eq!(quote.src_addr(), cell, "the packet as the host sent it");
+        assert_eq!(err.3[20..22], 40000u16.to_be_bytes(), "its own port");
+        assert!(quote.verify_checksum());
+    }
+}

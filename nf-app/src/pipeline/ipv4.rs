@@ -25,6 +25,34 @@ struct Hdr {
     total: usize,
 }
 
+/// The IPv4 header and the first 20 bytes behind it (ports, identifier,
+/// transport checksum) of a packet as it arrived, before the NAT of
+/// routed traffic rewrote them.
+struct Arrived {
+    bytes: [u8; 80],
+    len: usize,
+}
+
+impl Arrived {
+    fn of(d: &[u8], hl: usize) -> Arrived {
+        let len = (hl + 20).min(d.len()).min(80);
+        let mut bytes = [0u8; 80];
+        bytes[..len].copy_from_slice(&d[..len]);
+        Arrived { bytes, len }
+    }
+
+    /// Puts the packet's headers back as they arrived (it is dropped: an
+    /// ICMP error is about to quote it).
+    fn restore<B: PacketBuf>(a: &Option<Arrived>, buf: &mut B, l2: usize) {
+        let Some(a) = a else {
+            return;
+        };
+        if let Some(d) = buf.data_mut().get_mut(l2..l2 + a.len) {
+            d.copy_from_slice(&a.bytes[..a.len]);
+        }
+    }
+}
+
 fn martian_src(a: Ipv4Addr) -> bool {
     a.is_broadcast()
         || a.is_multicast()
@@ -142,12 +170,24 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                 }
             }
         }
-        // routed traffic (UDP, ICMP queries, plain TCP): the NAT policy's
-        if !natted {
+        // routed traffic (UDP, ICMP queries, plain TCP): the NAT policy's.
+        // Its headers as they arrived are kept: an ICMP error hagw sends
+        // about a packet it translated quotes it as its sender knows it,
+        // to that sender (RFC 5508 §4.2), or the sender never learns of it
+        // (a path MTU black hole for a cellular host behind the NAT).
+        let mut arrived = None;
+        if !natted && self.nat_udp {
             let local = self.local_v4.contains(&ip.dst);
             let side = self.port_side(port);
             let r = match (self.conv.as_mut(), buf.data_mut().get_mut(l2..)) {
-                (Some(c), Some(d)) => c.routed(now_ns, side, local, d),
+                (Some(c), Some(d)) => {
+                    let before = Arrived::of(d, hl);
+                    let r = c.routed(now_ns, side, local, d);
+                    if r == Routed::Translated {
+                        arrived = Some(before);
+                    }
+                    r
+                }
                 _ => Routed::Pass,
             };
             match r {
@@ -175,6 +215,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         }
         // RFC 1812 §5.3.1: a TTL that would reach 0 is not forwarded.
         if ip.ttl <= 1 {
+            Arrived::restore(&arrived, &mut buf, l2);
             self.icmp4_error(
                 now_ns,
                 port,
@@ -186,6 +227,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             return self.stats.dropped(Drop::TtlExceeded);
         }
         let Some(&nh) = self.routes.lookup_v4(ip.dst) else {
+            Arrived::restore(&arrived, &mut buf, l2);
             self.icmp4_error(
                 now_ns,
                 port,
@@ -202,6 +244,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             .map_or(0, |p| usize::from(p.mtu));
         if total > mtu && ip.dont_frag {
             // DF: "fragmentation needed" (RFC 1191)
+            Arrived::restore(&arrived, &mut buf, l2);
             self.icmp4_error(
                 now_ns,
                 port,

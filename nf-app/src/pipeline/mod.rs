@@ -238,7 +238,7 @@ pub struct Pipeline<B: PacketBuf, A: BufPool<B>> {
     pub(crate) conv: Option<Box<Converter<B::Chunk>>>,
     /// The converter NATs routed traffic: UDP goes past it too (read per
     /// burst by the fast path, kept here rather than behind `conv`).
-    nat_udp: bool,
+    pub(super) nat_udp: bool,
     /// Every port sends chained buffers: the converter's packets carry
     /// their payload by reference (else it is copied behind the headers).
     tx_chains: bool,
