@@ -110,6 +110,7 @@ labelled_enum!(
         Protocol => "protocol",
         NoBinding => "no_binding",
         TableFull => "table_full",
+        SubscriberLimit => "subscriber_limit",
     }
 );
 

@@ -282,6 +282,10 @@ pub struct NatSection {
     /// Bindings of routed traffic at most (all workers together).
     #[serde(default = "d_bindings")]
     pub max_bindings: usize,
+    /// Bindings of routed traffic one subscriber may hold (on each worker):
+    /// one subscriber's flood of new flows cannot fill the table.
+    #[serde(default = "d_bindings_per_sub")]
+    pub max_bindings_per_subscriber: usize,
 }
 
 fn d_block() -> u16 {
@@ -310,6 +314,9 @@ fn d_tcp_transitory_timeout() -> u64 {
 fn d_bindings() -> usize {
     1 << 20
 }
+fn d_bindings_per_sub() -> usize {
+    4096
+}
 
 impl Default for NatSection {
     fn default() -> Self {
@@ -322,6 +329,7 @@ impl Default for NatSection {
             tcp_established_timeout_s: d_tcp_established_timeout(),
             tcp_transitory_timeout_s: d_tcp_transitory_timeout(),
             max_bindings: d_bindings(),
+            max_bindings_per_subscriber: d_bindings_per_sub(),
         }
     }
 }

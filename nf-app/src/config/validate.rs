@@ -581,11 +581,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, Errs> {
             errs.push((vec![K("nat"), K(k)], format!("{v} s is more than a week")));
         }
     }
-    if n.max_bindings == 0 {
-        errs.push((
-            vec![K("nat"), K("max_bindings")],
-            "must be at least 1".into(),
-        ));
+    for (k, v) in [
+        ("max_bindings", n.max_bindings),
+        ("max_bindings_per_subscriber", n.max_bindings_per_subscriber),
+    ] {
+        if v == 0 {
+            errs.push((vec![K("nat"), K(k)], "must be at least 1".into()));
+        }
     }
     if raw.nat.ports_per_subscriber == 0 || !raw.nat.ports_per_subscriber.is_power_of_two() {
         errs.push((

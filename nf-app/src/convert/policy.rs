@@ -84,6 +84,8 @@ pub struct Policy {
     pub nat_timeouts: [u64; 4],
     /// NAT bindings of routed traffic at most (this worker's share).
     pub max_bindings: usize,
+    /// Of which one subscriber may hold at most.
+    pub max_bindings_per_subscriber: usize,
 }
 
 impl Policy {
@@ -148,6 +150,7 @@ impl Policy {
                 .map(|s| s.saturating_mul(1_000_000_000))
             },
             max_bindings: cfg.raw.nat.max_bindings,
+            max_bindings_per_subscriber: cfg.raw.nat.max_bindings_per_subscriber,
         }
     }
 

@@ -31,8 +31,11 @@
 //! entry whose binding was used since is queued again, so expiry costs a
 //! few operations per binding and never a sweep (a binding used again
 //! may outlive its timeout by up to one more timeout when entries queued
-//! before it are due later). `max_bindings` caps the table: beyond it new
-//! flows are dropped and counted (`table_full`).
+//! before it are due later). `max_bindings` caps the table and
+//! `max_bindings_per_subscriber` each subscriber's share of it: beyond
+//! them new flows are dropped and counted (`table_full`,
+//! `subscriber_limit`), and one subscriber's flood of new flows cannot
+//! starve the others.
 //!
 //! Fragments (RFC 4787 REQ-14): only the first carries the ports. It is
 //! translated as a whole datagram would be (the transport checksum covers
@@ -380,6 +383,8 @@ pub struct Table {
     /// order.
     frags: HashMap<FragKey, (FragTo, Time)>,
     frag_fifo: VecDeque<(Time, FragKey)>,
+    /// Live bindings per subscriber (its NAT key).
+    per_subscriber: HashMap<IpAddr, usize>,
 }
 
 /// What the NAT needs of the converter around it.
@@ -550,6 +555,10 @@ impl Table {
             if self.by_inside.len() >= cx.policy.max_bindings {
                 return cx.drop(NatDrop::TableFull);
             }
+            let held = self.per_subscriber.get(&sub).copied().unwrap_or(0);
+            if held >= cx.policy.max_bindings_per_subscriber {
+                return cx.drop(NatDrop::SubscriberLimit);
+            }
             let (addr, port) = match cx.nat.bind_routed(sub, fixed, f.sport) {
                 Ok((IpAddr::V4(a), p)) => (a, p),
                 Ok(_) | Err(NatError::NoSource) => return cx.drop(NatDrop::NoSource),
@@ -579,6 +588,7 @@ impl Table {
                 },
             );
             self.by_outside.insert(outside, key);
+            *self.per_subscriber.entry(sub).or_insert(0) += 1;
             self.queues[class as usize].push_back((now + timeouts[class as usize], key, 0));
             let p = proto_of(f.proto).map_or(0, |p| p as usize);
             cx.stats.nat_bindings_created.inc(p);
@@ -796,6 +806,14 @@ impl Table {
                 let b = *b;
                 self.by_inside.remove(&key);
                 self.by_outside.remove(&b.outside);
+                if let hashbrown::hash_map::Entry::Occupied(mut e) =
+                    self.per_subscriber.entry(b.sub)
+                {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
                 cx.nat
                     .release(b.sub, IpAddr::V4(b.outside.addr), b.outside.port);
                 let p = proto_of(key.proto).map_or(0, |p| p as usize);
@@ -1229,6 +1247,26 @@ mod tests {
         assert_eq!(w.dropped(NatDrop::TableFull), 1);
         let mut u = udp((CEL, 1), (SRV, 53), b"again");
         assert_eq!(w.run(1, true, &mut u), Routed::Translated);
+    }
+
+    #[test]
+    fn one_subscriber_cannot_take_the_others_share() {
+        let mut w = World::new(
+            "source = \"pool\"\npool = \"203.0.113.0/30\"\nmax_bindings_per_subscriber = 3",
+        );
+        let hostile = Ipv4Addr::new(100, 64, 9, 9);
+        for port in 1..=10 {
+            let mut u = udp((hostile, port), (SRV, 53), b"");
+            w.run(0, true, &mut u);
+        }
+        assert_eq!(w.dropped(NatDrop::SubscriberLimit), 7);
+        // another subscriber still gets its bindings
+        let mut u = udp((CEL, 1), (SRV, 53), b"");
+        assert_eq!(w.run(0, true, &mut u), Routed::Translated);
+        // once the hostile one's expire, it may bind again
+        w.expire(UDP_TIMEOUT);
+        let mut u = udp((hostile, 11), (SRV, 53), b"");
+        assert_eq!(w.run(UDP_TIMEOUT, true, &mut u), Routed::Translated);
     }
 
     #[test]
