@@ -1,7 +1,8 @@
-//! Packet-level work on TCP packets the conversion point does not
-//! terminate: a cheap peek at the 4-tuple and flags, and the NAT rewrite
-//! of withdrawn connections with RFC 1624 incremental checksum updates
-//! (the payload is neither copied nor read).
+//! Packet-level work on packets the conversion point does not terminate:
+//! a cheap peek at a TCP packet's 4-tuple and flags, and the NAT rewrite
+//! (of withdrawn connections, and of routed UDP, ICMP queries and TCP,
+//! [`super::routed`]) with RFC 1624 incremental checksum updates (the
+//! payload is neither copied nor read).
 
 use nf_core::wire::checksum::{self, update16};
 use nf_core::wire::{ip_proto, tcp};
@@ -44,24 +45,49 @@ pub fn mptcp_option<'a>(ip: &'a [u8], p: &Peek) -> Option<&'a [u8]> {
 /// header, and that header's offset, when at least `l4_len` bytes of it
 /// are there.
 pub(crate) fn addresses(ip: &[u8], l4_len: usize) -> Option<(IpAddr, IpAddr, usize)> {
+    match transport(ip, l4_len)? {
+        (src, dst, l4, ip_proto::TCP) => Some((src, dst, l4)),
+        _ => None,
+    }
+}
+
+/// The addresses, transport header offset and protocol of an IPv4/IPv6
+/// packet (or of the start of one) whose transport header directly
+/// follows the IP header, when at least `l4_len` bytes of it are there.
+fn transport(ip: &[u8], l4_len: usize) -> Option<(IpAddr, IpAddr, usize, u8)> {
     match ip.first()? >> 4 {
         4 => {
             let hl = usize::from(ip[0] & 0x0f) * 4;
-            if hl < 20 || ip.len() < hl + l4_len || *ip.get(9)? != ip_proto::TCP {
+            if hl < 20 || ip.len() < hl + l4_len {
                 return None;
             }
             let a: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
             let b: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
-            Some((IpAddr::from(a), IpAddr::from(b), hl))
+            Some((IpAddr::from(a), IpAddr::from(b), hl, *ip.get(9)?))
         }
         6 => {
-            if ip.len() < 40 + l4_len || *ip.get(6)? != ip_proto::TCP {
+            if ip.len() < 40 + l4_len {
                 return None;
             }
             let a: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
             let b: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
-            Some((IpAddr::from(a), IpAddr::from(b), 40))
+            Some((IpAddr::from(a), IpAddr::from(b), 40, *ip.get(6)?))
         }
+        _ => None,
+    }
+}
+
+/// Where the transport header of protocol `proto` (of an IPv4 packet when
+/// not `v6`) keeps `end`'s port (an ICMP query its identifier, the same
+/// for both ends) and its checksum, and whether that checksum covers the
+/// addresses (the pseudo-header); `None` for a protocol NAT cannot
+/// translate.
+fn l4_fields(proto: u8, v6: bool, end: End) -> Option<(usize, usize, bool)> {
+    let port = if end == End::Src { 0 } else { 2 };
+    match proto {
+        ip_proto::TCP => Some((port, 16, true)),
+        ip_proto::UDP => Some((port, 6, true)),
+        ip_proto::ICMP if !v6 => Some((4, 2, false)),
         _ => None,
     }
 }
@@ -131,50 +157,88 @@ pub fn rewrite(ip: &mut [u8], p: &Peek, src: bool, addr: IpAddr, port: u16) -> b
     ip.len() >= p.l4 + 20 && translate(ip, p.l4, end, old, (addr, port))
 }
 
-/// NAT of one end of the TCP packet `ip` (or of the start of one, as an
-/// ICMP error quotes it), whose TCP header is at `l4`: `old`, that end's
-/// address and port as the packet has them, becomes `new`. The IPv4
-/// header checksum is patched, and the TCP checksum where `ip` holds it
-/// (a quote may end before it), incrementally. False, and nothing changed,
-/// when the families differ or the ports are not there.
-fn translate(ip: &mut [u8], l4: usize, end: End, old: (IpAddr, u16), new: (IpAddr, u16)) -> bool {
-    let v6 = match (old.0, new.0) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => false,
-        (IpAddr::V6(_), IpAddr::V6(_)) => true,
-        _ => return false,
+/// Sets `end`'s address of the IP header `ip` to `a` (of the same
+/// family), patching an IPv4 header checksum incrementally (RFC 1624);
+/// the old and new addresses' sums, for a checksum whose pseudo-header
+/// covers them. `None`, and nothing changed, otherwise.
+pub(crate) fn set_address(ip: &mut [u8], end: End, a: IpAddr) -> Option<(u16, u16)> {
+    let v6 = match (ip.first()? >> 4, a) {
+        (4, IpAddr::V4(_)) => false,
+        (6, IpAddr::V6(_)) => true,
+        _ => return None,
     };
     let at = addr_at(end, v6);
-    let port_at = l4 + if end == End::Src { 0 } else { 2 };
-    if ip.len() < port_at + 2 || at.end > l4 {
-        return false;
+    if ip.len() < at.end {
+        return None;
     }
-    let (buf, n) = octets(new.0);
-    let (a_old, a_new) = (sum16(&ip[at.clone()]), sum16(&buf[..n]));
+    let (buf, n) = octets(a);
+    let (old, new) = (sum16(&ip[at.clone()]), sum16(&buf[..n]));
     ip[at].copy_from_slice(&buf[..n]);
-    ip[port_at..port_at + 2].copy_from_slice(&new.1.to_be_bytes());
     if !v6 {
         if let Some(hc) = be16(ip, 10) {
-            ip[10..12].copy_from_slice(&update16(hc, a_old, a_new).to_be_bytes());
+            ip[10..12].copy_from_slice(&update16(hc, old, new).to_be_bytes());
         }
     }
-    // the TCP checksum covers the address in its pseudo-header
-    if let Some(ck) = be16(ip, l4 + 16) {
-        let ck = update16(update16(ck, a_old, a_new), old.1, new.1);
-        ip[l4 + 16..l4 + 18].copy_from_slice(&ck.to_be_bytes());
+    Some((old, new))
+}
+
+/// NAT of one end of the packet `ip` (or of the start of one, as an ICMP
+/// error quotes it) whose TCP, UDP or ICMP query header is at `l4`: `old`,
+/// that end's address and port (an ICMP query's identifier) as the packet
+/// has them, becomes `new`. The IPv4 header checksum is patched, and the
+/// transport checksum where `ip` holds it (a quote may end before it),
+/// incrementally (RFC 1624, RFC 3022 §4.2); a UDP checksum of 0 (none,
+/// RFC 768) stays 0. False, and nothing changed, when the families differ,
+/// the protocol is another or the port is not there.
+pub(crate) fn translate(
+    ip: &mut [u8],
+    l4: usize,
+    end: End,
+    old: (IpAddr, u16),
+    new: (IpAddr, u16),
+) -> bool {
+    let Some((_, _, _, proto)) = transport(ip, 0) else {
+        return false;
+    };
+    let v6 = old.0.is_ipv6();
+    let Some((port_off, ck_off, pseudo)) = l4_fields(proto, v6, end) else {
+        return false;
+    };
+    let port_at = l4 + port_off;
+    if ip.len() < port_at + 2 || addr_at(end, v6).end > l4 || old.0.is_ipv6() != new.0.is_ipv6() {
+        return false;
+    }
+    let Some((a_old, a_new)) = set_address(ip, end, new.0) else {
+        return false;
+    };
+    ip[port_at..port_at + 2].copy_from_slice(&new.1.to_be_bytes());
+    let ck_at = l4 + ck_off;
+    if let Some(ck) = be16(ip, ck_at) {
+        if proto == ip_proto::UDP && ck == 0 {
+            return true;
+        }
+        let mut ck = update16(ck, old.1, new.1);
+        if pseudo {
+            ck = update16(ck, a_old, a_new);
+        }
+        if proto == ip_proto::UDP && ck == 0 {
+            ck = 0xffff;
+        }
+        ip[ck_at..ck_at + 2].copy_from_slice(&ck.to_be_bytes());
     }
     true
 }
 
 /// NAT of an ICMP error (from its IP header on: ICMPv4, or ICMPv6 right
-/// after the IPv6 header) about a TCP packet of a translated connection
-/// (RFC 5508 §4.2, RFC 3022 §4.3), in place: the outer header's `outer.0`
+/// after the IPv6 header) about a TCP, UDP or ICMP query packet of a
+/// translated connection or binding (RFC 5508 §4.2, RFC 3022 §4.3), in place: the outer header's `outer.0`
 /// address becomes `outer.1`, and the quoted packet's `inner.0` address
 /// and port become `inner.1` and `inner.2` ([`translate`] on the quote).
 /// The ICMP checksum covers the quote (and, for ICMPv6, the outer
 /// addresses through its pseudo-header); it and the outer IPv4 header
 /// checksum are updated incrementally (RFC 1624) by the sums of what
-/// changed: an error that arrived corrupted stays so, and a quoted TCP
-/// checksum the quote cuts in half stays as it is. False, and nothing
+/// changed: an error that arrived corrupted stays so, and a quoted
+/// transport checksum the quote cuts in half stays as it is. False, and nothing
 /// changed, when the packet is not such an error or the quote lacks the
 /// ports.
 pub fn icmp_error(ip: &mut [u8], outer: (End, IpAddr), inner: (End, IpAddr, u16)) -> bool {
@@ -184,40 +248,38 @@ pub fn icmp_error(ip: &mut [u8], outer: (End, IpAddr), inner: (End, IpAddr, u16)
         _ => return false,
     };
     let (q, ck_at) = (hl + 8, hl + 2);
-    let Some((src, dst, l4)) = ip.get(q..).and_then(|quote| addresses(quote, 4)) else {
+    let Some((src, dst, l4, proto)) = ip.get(q..).and_then(|quote| transport(quote, 4)) else {
         return false;
     };
-    let old = match inner.0 {
-        End::Src => (src, be16(ip, q + l4)),
-        End::Dst => (dst, be16(ip, q + l4 + 2)),
+    let Some((port_off, ck_off, _)) = l4_fields(proto, v6, inner.0) else {
+        return false;
     };
-    let (Some(old_port), Some(ck)) = (old.1, be16(ip, ck_at)) else {
+    let old_addr = if inner.0 == End::Src { src } else { dst };
+    let (Some(old_port), Some(ck)) = (be16(ip, q + l4 + port_off), be16(ip, ck_at)) else {
         return false;
     };
     if hl < 20 || src.is_ipv6() != v6 || outer.1.is_ipv6() != v6 {
         return false;
     }
     // the quote as far as the ICMP checksum sees it change
-    let end = (q + l4 + 18).min(ip.len());
+    let end = (q + l4 + port_off.max(ck_off) + 2).min(ip.len());
     let before = sum16(&ip[q..end]);
     if !translate(
         &mut ip[q..],
         l4,
         inner.0,
-        (old.0, old_port),
+        (old_addr, old_port),
         (inner.1, inner.2),
     ) {
         return false;
     }
     let mut ck = update16(ck, before, sum16(&ip[q..end]));
-    let at = addr_at(outer.0, v6);
-    let (buf, n) = octets(outer.1);
-    let (o_old, o_new) = (sum16(&ip[at.clone()]), sum16(&buf[..n]));
-    ip[at].copy_from_slice(&buf[..n]);
+    let Some((o_old, o_new)) = set_address(ip, outer.0, outer.1) else {
+        return false;
+    };
     if v6 {
+        // the ICMPv6 checksum's pseudo-header covers the outer addresses
         ck = update16(ck, o_old, o_new);
-    } else if let Some(hc) = be16(ip, 10) {
-        ip[10..12].copy_from_slice(&update16(hc, o_old, o_new).to_be_bytes());
     }
     ip[ck_at..ck_at + 2].copy_from_slice(&ck.to_be_bytes());
     true
@@ -469,7 +531,7 @@ mod tests {
             ));
             assert_eq!(e, too_big(router, nat, &sent, len));
         }
-        // not an ICMPv6 error about TCP, or too short: left alone
+        // too short, or about a protocol NAT does not translate: left alone
         for len in 0..44 {
             let mut short = too_big(router, nat, &sent, len);
             let before = short.clone();
@@ -480,15 +542,17 @@ mod tests {
             ));
             assert_eq!(short, before);
         }
-        let mut udp = too_big(router, nat, &sent, 48);
-        udp[48 + 6] = ip_proto::UDP;
-        let before = udp.clone();
+        // (SCTP; UDP and ICMP queries are translated since the NAT of
+        // routed traffic shares this rewriter)
+        let mut sctp = too_big(router, nat, &sent, 48);
+        sctp[48 + 6] = 132;
+        let before = sctp.clone();
         assert!(!icmp_error(
-            &mut udp,
+            &mut sctp,
             (End::Dst, client.into()),
             (End::Src, client.into(), 1)
         ));
-        assert_eq!(udp, before);
+        assert_eq!(sctp, before);
         assert!(!icmp_error(
             &mut [],
             (End::Dst, client.into()),

@@ -51,11 +51,11 @@
 
 use super::nat::{Nat, NatError};
 use super::policy::Policy;
+use super::rewrite::{self, End};
 use crate::config::NatSource;
 use crate::stats::{ConvStats, NatDrop, NatProto};
 use hashbrown::HashMap;
 use nf_core::sim::Time;
-use nf_core::wire::checksum::{self, update16};
 use nf_core::wire::ip_proto;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
@@ -219,13 +219,6 @@ fn v4(d: &[u8], at: usize) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(b))
 }
 
-/// Which end of a packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum End {
-    Src,
-    Dst,
-}
-
 /// The transport view of an IPv4 packet (or of the start of one, as an
 /// ICMP error quotes it) the NAT needs: its header length, protocol,
 /// addresses and ports (an ICMP query's identifier for both).
@@ -283,92 +276,16 @@ impl Flow {
     }
 }
 
-/// Where a transport header keeps its checksum, and whether the checksum
-/// covers the addresses (through the pseudo-header).
-fn checksum_at(proto: u8) -> (usize, bool) {
-    match proto {
-        ip_proto::TCP => (16, true),
-        ip_proto::UDP => (6, true),
-        _ => (2, false),
-    }
-}
-
-/// Sets `end`'s address of the IPv4 header `d`, updating its checksum
-/// (RFC 1624); returns the old and new addresses' sums for the transport
-/// checksum's pseudo-header.
-fn set_addr(d: &mut [u8], end: End, new: Ipv4Addr) -> (u16, u16) {
-    let at = match end {
-        End::Src => 12,
-        End::Dst => 16,
-    };
-    let old_sum = checksum::fold(checksum::sum(&d[at..at + 4]));
-    let new_sum = checksum::fold(checksum::sum(&new.octets()));
-    d[at..at + 4].copy_from_slice(&new.octets());
-    if let Some(hc) = be16(d, 10) {
-        d[10..12].copy_from_slice(&update16(hc, old_sum, new_sum).to_be_bytes());
-    }
-    (old_sum, new_sum)
-}
-
-/// Rewrites `end`'s address and port (an ICMP query's identifier) of the
-/// IPv4 packet `d` described by `f` to `new`, updating the IP header
-/// checksum and the transport checksum incrementally (RFC 1624, RFC 3022
-/// §4.2) where `d` holds them (a quote may end early). A UDP checksum of
-/// 0 (none, RFC 768) stays 0.
+/// `end`'s address and port (an ICMP query's identifier) of the IPv4
+/// packet `d` described by `f` become `new`, checksums updated
+/// incrementally ([`rewrite::translate`], shared with the sessions' NAT).
 fn set_end(d: &mut [u8], f: &Flow, end: End, new: (Ipv4Addr, u16)) {
-    let old_port = match end {
-        End::Src => f.sport,
-        End::Dst => f.dport,
+    let old = match end {
+        End::Src => (f.src, f.sport),
+        End::Dst => (f.dst, f.dport),
     };
-    let port_at = f.hl
-        + match (f.proto, end) {
-            (ip_proto::ICMP, _) => 4,
-            (_, End::Src) => 0,
-            (_, End::Dst) => 2,
-        };
-    let (old_sum, new_sum) = set_addr(d, end, new.0);
-    if d.len() >= port_at + 2 {
-        d[port_at..port_at + 2].copy_from_slice(&new.1.to_be_bytes());
-    }
-    let (ck_off, pseudo) = checksum_at(f.proto);
-    let ck_at = f.hl + ck_off;
-    if let Some(ck) = be16(d, ck_at) {
-        if f.proto == ip_proto::UDP && ck == 0 {
-            return;
-        }
-        let mut ck = update16(ck, old_port, new.1);
-        if pseudo {
-            ck = update16(ck, old_sum, new_sum);
-        }
-        if f.proto == ip_proto::UDP && ck == 0 {
-            ck = 0xffff;
-        }
-        d[ck_at..ck_at + 2].copy_from_slice(&ck.to_be_bytes());
-    }
-}
-
-/// NAT of an ICMPv4 error about a translated packet (RFC 5508 §4.2,
-/// RFC 3022 §4.3), in place: the outer header's `outer.0` address becomes
-/// `outer.1`, the quoted packet's `quote.0` end becomes `quote.1`. The
-/// ICMP checksum (no pseudo-header) is updated by the sums of the quote's
-/// stretch that changed: an error that arrived corrupted stays so.
-fn set_error(
-    d: &mut [u8],
-    hl: usize,
-    q: &Flow,
-    outer: (End, Ipv4Addr),
-    quote: (End, (Ipv4Addr, u16)),
-) {
-    let at = hl + 8;
-    let (ck_off, _) = checksum_at(q.proto);
-    let end = (at + q.hl + ck_off.max(4) + 2).min(d.len());
-    let before = checksum::fold(checksum::sum(&d[at..end]));
-    set_end(&mut d[at..], q, quote.0, quote.1);
-    let after = checksum::fold(checksum::sum(&d[at..end]));
-    if let Some(ck) = be16(d, hl + 2) {
-        d[hl + 2..hl + 4].copy_from_slice(&update16(ck, before, after).to_be_bytes());
-    }
-    set_addr(d, outer.0, outer.1);
+    let (old, new) = ((IpAddr::V4(old.0), old.1), (IpAddr::V4(new.0), new.1));
+    rewrite::translate(d, f.hl, end, old, new);
 }
 
 /// The bindings of one worker.
@@ -486,7 +403,7 @@ impl Table {
         }
         match to {
             FragTo::Addr(a) => {
-                set_addr(d, if out { End::Src } else { End::Dst }, a);
+                rewrite::set_address(d, if out { End::Src } else { End::Dst }, IpAddr::V4(a));
                 cx.stats.nat_packets.inc(usize::from(!out));
                 Some(Routed::Translated)
             }
@@ -746,18 +663,17 @@ impl Table {
         if let Some(b) = self.by_inside.get_mut(&inside) {
             b.last = now;
         }
-        let (outer, quote) = if out {
-            (
-                (End::Src, outside.addr),
-                (End::Dst, (outside.addr, outside.port)),
-            )
+        let (end, to) = if out {
+            (End::Src, outside)
         } else {
-            (
-                (End::Dst, inside.addr),
-                (End::Src, (inside.addr, inside.port)),
-            )
+            (End::Dst, inside)
         };
-        set_error(d, f.hl, &q, outer, quote);
+        // the quoted packet travelled the other way
+        let quoted = if out { End::Dst } else { End::Src };
+        let a = IpAddr::V4(to.addr);
+        if !rewrite::icmp_error(d, (end, a), (quoted, a, to.port)) {
+            return cx.drop(NatDrop::Protocol);
+        }
         cx.stats.nat_packets.inc(usize::from(!out));
         Routed::Translated
     }
@@ -830,7 +746,18 @@ mod tests {
     use super::*;
     use crate::convert::shard::Shard;
     use crate::stats::WorkerStats;
+    use nf_core::wire::checksum;
     use proptest::prelude::*;
+
+    /// Where a transport header keeps its checksum, and whether it covers
+    /// the addresses (the pseudo-header): what the tests compute afresh.
+    fn checksum_at(proto: u8) -> (usize, bool) {
+        match proto {
+            ip_proto::TCP => (16, true),
+            ip_proto::UDP => (6, true),
+            _ => (2, false),
+        }
+    }
 
     const SEC: Time = 1_000_000_000;
     // the defaults: the RFCs' minimums (UDP: the recommended 5 minutes)

@@ -53,6 +53,16 @@ impl Arrived {
     }
 }
 
+impl Hdr {
+    /// The addresses again, after a NAT rewrote them in `d` (the packet
+    /// from its IP header on): it is routed by the new ones.
+    fn readdress(&mut self, d: &[u8]) {
+        let p = ipv4::Packet::new_unchecked(d);
+        self.src = p.src_addr();
+        self.dst = p.dst_addr();
+    }
+}
+
 fn martian_src(a: Ipv4Addr) -> bool {
     a.is_broadcast()
         || a.is_multicast()
@@ -128,9 +138,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                         _ => false,
                     };
                     if translated {
-                        let p = ipv4::Packet::new_unchecked(&buf.data()[l2..]);
-                        ip.src = p.src_addr();
-                        ip.dst = p.dst_addr();
+                        ip.readdress(&buf.data()[l2..]);
                         natted = true;
                     }
                 }
@@ -163,9 +171,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                 Verdict::Handoff(w) => return self.hand_off(w, port, buf),
                 Verdict::Forward => {
                     // NATed in place: route by the new destination
-                    let p = ipv4::Packet::new_unchecked(&buf.data()[l2..]);
-                    ip.src = p.src_addr();
-                    ip.dst = p.dst_addr();
+                    ip.readdress(&buf.data()[l2..]);
                     natted = true;
                 }
             }
@@ -195,9 +201,7 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
                 Routed::Dropped => return,
                 Routed::Handoff(w) => return self.hand_off(w, port, buf),
                 Routed::Translated => {
-                    let p = ipv4::Packet::new_unchecked(&buf.data()[l2..]);
-                    ip.src = p.src_addr();
-                    ip.dst = p.dst_addr();
+                    ip.readdress(&buf.data()[l2..]);
                 }
             }
         }
