@@ -219,26 +219,24 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
         }
         // RFC 1812 §5.3.1: a TTL that would reach 0 is not forwarded.
         if ip.ttl <= 1 {
-            Arrived::restore(&arrived, &mut buf, l2);
-            self.icmp4_error(
+            self.forward_error(
                 now_ns,
                 port,
-                &buf.data()[l2..],
-                icmpv4::kind::TIME_EXCEEDED,
-                0,
-                0,
+                &mut buf,
+                l2,
+                &arrived,
+                (icmpv4::kind::TIME_EXCEEDED, 0, 0),
             );
             return self.stats.dropped(Drop::TtlExceeded);
         }
         let Some(&nh) = self.routes.lookup_v4(ip.dst) else {
-            Arrived::restore(&arrived, &mut buf, l2);
-            self.icmp4_error(
+            self.forward_error(
                 now_ns,
                 port,
-                &buf.data()[l2..],
-                icmpv4::kind::DEST_UNREACHABLE,
-                icmpv4::unreach::NET,
-                0,
+                &mut buf,
+                l2,
+                &arrived,
+                (icmpv4::kind::DEST_UNREACHABLE, icmpv4::unreach::NET, 0),
             );
             return self.stats.dropped(Drop::NoRoute);
         };
@@ -248,14 +246,17 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             .map_or(0, |p| usize::from(p.mtu));
         if total > mtu && ip.dont_frag {
             // DF: "fragmentation needed" (RFC 1191)
-            Arrived::restore(&arrived, &mut buf, l2);
-            self.icmp4_error(
+            self.forward_error(
                 now_ns,
                 port,
-                &buf.data()[l2..],
-                icmpv4::kind::DEST_UNREACHABLE,
-                icmpv4::unreach::FRAG_NEEDED,
-                mtu as u16,
+                &mut buf,
+                l2,
+                &arrived,
+                (
+                    icmpv4::kind::DEST_UNREACHABLE,
+                    icmpv4::unreach::FRAG_NEEDED,
+                    mtu as u16,
+                ),
             );
             return self.stats.dropped(Drop::TooBig);
         }
@@ -270,6 +271,26 @@ impl<B: PacketBuf, A: BufPool<B>> Pipeline<B, A> {
             return self.fragment_v4(now_ns, nh.port, IpAddr::V4(next), buf, l2, mtu);
         }
         self.output(now_ns, nh.port, IpAddr::V4(next), buf, l2);
+    }
+
+    /// An ICMP error (`icmp`: type, code, next-hop MTU) about the packet
+    /// at `l2` in `buf` that will not be forwarded, to its sender, quoting
+    /// it as it arrived: headers the NAT of routed traffic rewrote are put
+    /// back first (RFC 5508 §4.2), or a host behind the NAT would never
+    /// learn of it.
+    fn forward_error(
+        &mut self,
+        now_ns: u64,
+        port: u16,
+        buf: &mut B,
+        l2: usize,
+        arrived: &Option<Arrived>,
+        icmp: (u8, u8, u16),
+    ) {
+        Arrived::restore(arrived, buf, l2);
+        if let Some(d) = buf.data().get(l2..) {
+            self.icmp4_error(now_ns, port, d, icmp.0, icmp.1, icmp.2);
+        }
     }
 
     fn ipv4_local(&mut self, now_ns: u64, port: u16, mut buf: B, ip: Hdr, hl: usize) {
