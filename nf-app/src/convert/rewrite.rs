@@ -27,7 +27,7 @@ impl Peek {
     }
 }
 
-fn be16(d: &[u8], at: usize) -> Option<u16> {
+pub(crate) fn be16(d: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
 }
 

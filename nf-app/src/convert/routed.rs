@@ -51,25 +51,16 @@
 
 use super::nat::{Nat, NatError};
 use super::policy::Policy;
-use super::rewrite::{self, End};
+use super::rewrite::{self, be16, End};
 use crate::config::NatSource;
 use crate::stats::{ConvStats, NatDrop, NatProto};
 use hashbrown::HashMap;
 use nf_core::sim::Time;
+use nf_core::wire::icmpv4::kind;
 use nf_core::wire::ip_proto;
+use nf_core::wire::tcp::flags;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
-
-const ICMP_ECHO_REPLY: u8 = 0;
-const ICMP_DEST_UNREACHABLE: u8 = 3;
-const ICMP_ECHO_REQUEST: u8 = 8;
-const ICMP_TIME_EXCEEDED: u8 = 11;
-const ICMP_PARAMETER_PROBLEM: u8 = 12;
-
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
 
 /// How long the first fragment of a datagram vouches for the rest (RFC
 /// 791's reassembly timer is 15 s).
@@ -170,18 +161,18 @@ impl Binding {
     /// remote): a TCP segment's flags move the binding between the
     /// established and transitory timeouts (RFC 5382 REQ-5); the class it
     /// moved to, if it did.
-    fn touch(&mut self, now: Time, tcp_flags: u8, inside: bool) -> Option<Class> {
+    fn touch(&mut self, now: Time, tcp_flags: u16, inside: bool) -> Option<Class> {
         self.last = now;
         if self.class == Class::Udp || self.class == Class::Icmp {
             return None;
         }
-        if !inside && tcp_flags & TCP_SYN != 0 {
+        if !inside && tcp_flags & flags::SYN != 0 {
             self.syn_back = true;
         }
-        if tcp_flags & TCP_FIN != 0 {
+        if tcp_flags & flags::FIN != 0 {
             self.fins |= if inside { 1 } else { 2 };
         }
-        let class = if tcp_flags & TCP_RST != 0 || self.fins == 3 || !self.syn_back {
+        let class = if tcp_flags & flags::RST != 0 || self.fins == 3 || !self.syn_back {
             Class::TcpTransitory
         } else {
             Class::TcpEstablished
@@ -210,10 +201,6 @@ fn private(a: Ipv4Addr) -> bool {
     a.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64)
 }
 
-fn be16(d: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
-}
-
 fn v4(d: &[u8], at: usize) -> Option<Ipv4Addr> {
     let b: [u8; 4] = d.get(at..at + 4)?.try_into().ok()?;
     Some(Ipv4Addr::from(b))
@@ -236,9 +223,9 @@ struct Flow {
 
 impl Flow {
     /// A TCP segment's flags (0 for other protocols).
-    fn tcp_flags(&self, d: &[u8]) -> u8 {
+    fn tcp_flags(&self, d: &[u8]) -> u16 {
         match self.proto {
-            ip_proto::TCP => d.get(self.hl + 13).copied().unwrap_or(0),
+            ip_proto::TCP => be16(d, self.hl + 12).map_or(0, |w| w & 0x01ff),
             _ => 0,
         }
     }
@@ -448,8 +435,8 @@ impl Table {
         };
         if f.proto == ip_proto::ICMP {
             match d.get(f.hl).copied() {
-                Some(ICMP_ECHO_REQUEST) => {}
-                Some(ICMP_DEST_UNREACHABLE | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM) => {
+                Some(kind::ECHO_REQUEST) => {}
+                Some(kind::DEST_UNREACHABLE | kind::TIME_EXCEEDED | kind::PARAMETER_PROBLEM) => {
                     return self.error(now, cx, d, &f, true);
                 }
                 // RFC 5508 REQ-9: other ICMP from the inside has no binding
@@ -466,7 +453,9 @@ impl Table {
         let timeouts = cx.policy.nat_timeouts;
         if !self.by_inside.contains_key(&key) {
             // RFC 5382: a TCP binding is made by the inside's SYN
-            if f.proto == ip_proto::TCP && tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) != TCP_SYN {
+            if f.proto == ip_proto::TCP
+                && tcp_flags & (flags::SYN | flags::ACK | flags::RST) != flags::SYN
+            {
                 return cx.drop(NatDrop::NoBinding);
             }
             if self.by_inside.len() >= cx.policy.max_bindings {
@@ -571,8 +560,8 @@ impl Table {
         };
         if f.proto == ip_proto::ICMP {
             match d.get(f.hl).copied() {
-                Some(ICMP_ECHO_REPLY) => {}
-                Some(ICMP_DEST_UNREACHABLE | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM) => {
+                Some(kind::ECHO_REPLY) => {}
+                Some(kind::DEST_UNREACHABLE | kind::TIME_EXCEEDED | kind::PARAMETER_PROBLEM) => {
                     return self.error(now, cx, d, &f, false);
                 }
                 _ => return Routed::Pass,
@@ -680,7 +669,7 @@ impl Table {
 
     /// `key`'s binding used at `now` by a packet with `tcp_flags`: queued
     /// again for the timeout of the class it moved to, if it moved.
-    fn touch(&mut self, timeouts: &[Time; 4], key: Key, now: Time, tcp_flags: u8, inside: bool) {
+    fn touch(&mut self, timeouts: &[Time; 4], key: Key, now: Time, tcp_flags: u16, inside: bool) {
         if let Some(b) = self.by_inside.get_mut(&key) {
             if let Some(class) = b.touch(now, tcp_flags, inside) {
                 self.queues[class as usize].push_back((now + timeouts[class as usize], key, b.gen));
@@ -867,12 +856,11 @@ mod tests {
         packet(ip_proto::UDP, src.0, dst.0, &l4)
     }
 
-    fn tcp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), flags: u8) -> Vec<u8> {
+    fn tcp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), bits: u16) -> Vec<u8> {
         let mut l4 = vec![0u8; 20];
         l4[0..2].copy_from_slice(&src.1.to_be_bytes());
         l4[2..4].copy_from_slice(&dst.1.to_be_bytes());
-        l4[12] = 5 << 4;
-        l4[13] = flags;
+        l4[12..14].copy_from_slice(&((5 << 12) | bits).to_be_bytes());
         packet(ip_proto::TCP, src.0, dst.0, &l4)
     }
 
@@ -1015,18 +1003,18 @@ mod tests {
     #[test]
     fn echo_queries_are_mapped_by_identifier() {
         let mut w = World::new("source = \"subscriber-fixed\"");
-        let mut q = echo(ICMP_ECHO_REQUEST, CEL, SRV, 0x1234);
+        let mut q = echo(kind::ECHO_REQUEST, CEL, SRV, 0x1234);
         assert_eq!(w.run(0, true, &mut q), Routed::Translated);
         assert_eq!(src_of(&q).0, FIX);
         checksums_hold(&q);
         let id = src_of(&q).1;
-        let mut r = echo(ICMP_ECHO_REPLY, SRV, FIX, id);
+        let mut r = echo(kind::ECHO_REPLY, SRV, FIX, id);
         assert_eq!(w.run(1, false, &mut r), Routed::Translated);
         assert_eq!(dst_of(&r), (CEL, 0x1234));
         checksums_hold(&r);
         // an echo reply from the inside (answering the Internet) has no
         // binding: RFC 5508 REQ-9
-        let mut r = echo(ICMP_ECHO_REPLY, CEL, SRV, 7);
+        let mut r = echo(kind::ECHO_REPLY, CEL, SRV, 7);
         assert_eq!(w.run(2, true, &mut r), Routed::Dropped);
         assert_eq!(w.dropped(NatDrop::Protocol), 1);
     }
@@ -1038,7 +1026,7 @@ mod tests {
         w.run(0, true, &mut up);
         let outside = src_of(&up);
         // the server's port unreachable, quoting what it got
-        let mut err = error(ICMP_DEST_UNREACHABLE, SRV, outside.0, &up);
+        let mut err = error(kind::DEST_UNREACHABLE, SRV, outside.0, &up);
         assert_eq!(w.run(1, false, &mut err), Routed::Translated);
         assert_eq!(dst_of(&err).0, CEL, "toward the inside host");
         assert_eq!(src_of(&err[28..]), (CEL, 5000), "the quote as it sent it");
@@ -1047,14 +1035,14 @@ mod tests {
         // the inside host's own error about a reply it got
         let mut down = udp((SRV, 7777), outside, b"late");
         w.run(2, false, &mut down);
-        let mut err = error(ICMP_DEST_UNREACHABLE, CEL, SRV, &down);
+        let mut err = error(kind::DEST_UNREACHABLE, CEL, SRV, &down);
         assert_eq!(w.run(3, true, &mut err), Routed::Translated);
         assert_eq!(src_of(&err).0, outside.0, "from the outside address");
         assert_eq!(dst_of(&err[28..]), outside, "quoting what the remote sent");
         checksums_hold(&err);
         // about nobody's binding: dropped
         let stray = udp((SRV, 1), (CEL, 2), b"");
-        let mut err = error(ICMP_DEST_UNREACHABLE, CEL, SRV, &stray);
+        let mut err = error(kind::DEST_UNREACHABLE, CEL, SRV, &stray);
         assert_eq!(w.run(4, true, &mut err), Routed::Dropped);
     }
 
@@ -1062,13 +1050,13 @@ mod tests {
     fn tcp_bindings_start_with_a_syn_and_age_by_state() {
         let mut w = World::new("source = \"subscriber-fixed\"");
         // no binding from a segment that is not a SYN
-        let mut ack = tcp((CEL, 6000), (SRV, 80), TCP_ACK);
+        let mut ack = tcp((CEL, 6000), (SRV, 80), flags::ACK);
         assert_eq!(w.run(0, true, &mut ack), Routed::Dropped);
         assert_eq!(w.dropped(NatDrop::NoBinding), 1);
-        let mut syn = tcp((CEL, 6000), (SRV, 80), TCP_SYN);
+        let mut syn = tcp((CEL, 6000), (SRV, 80), flags::SYN);
         assert_eq!(w.run(0, true, &mut syn), Routed::Translated);
         checksums_hold(&syn);
-        let mut sa = tcp((SRV, 80), src_of(&syn), TCP_SYN | TCP_ACK);
+        let mut sa = tcp((SRV, 80), src_of(&syn), flags::SYN | flags::ACK);
         assert_eq!(w.run(SEC, false, &mut sa), Routed::Translated);
         checksums_hold(&sa);
         // established: alive long past the transitory timeout
@@ -1076,9 +1064,9 @@ mod tests {
         assert_eq!(w.table.len(), 1);
         // both FINs: transitory again, gone 240 s after the last packet
         let t = 2 * SEC + TCP_TRANSITORY_TIMEOUT;
-        let mut fin = tcp((CEL, 6000), (SRV, 80), TCP_FIN | TCP_ACK);
+        let mut fin = tcp((CEL, 6000), (SRV, 80), flags::FIN | flags::ACK);
         w.run(t, true, &mut fin);
-        let mut fin = tcp((SRV, 80), src_of(&syn), TCP_FIN | TCP_ACK);
+        let mut fin = tcp((SRV, 80), src_of(&syn), flags::FIN | flags::ACK);
         w.run(t, false, &mut fin);
         w.expire(t + TCP_TRANSITORY_TIMEOUT - 1);
         assert_eq!(w.table.len(), 1);
@@ -1135,7 +1123,7 @@ mod tests {
         let mut w =
             World::new("source = \"subscriber-fixed\"\nudp_timeout_s = 130\nicmp_timeout_s = 90");
         let mut u = udp((CEL, 1), (SRV, 53), b"");
-        let mut e = echo(ICMP_ECHO_REQUEST, CEL, SRV, 9);
+        let mut e = echo(kind::ECHO_REQUEST, CEL, SRV, 9);
         w.run(0, true, &mut u);
         w.run(0, true, &mut e);
         w.expire(90 * SEC - 1);
@@ -1295,11 +1283,11 @@ mod tests {
         reassembled_checksum_holds(&a, &b);
         // an echo whose identifier worker 0 cannot keep: its reply, with
         // the identifier worker 0 gave it, still finds the binding
-        let mut q = echo(ICMP_ECHO_REQUEST, CEL, SRV, 0x0101);
+        let mut q = echo(kind::ECHO_REQUEST, CEL, SRV, 0x0101);
         assert_eq!(w0.run(2, true, &mut q), Routed::Translated);
         let id = src_of(&q).1;
         assert_ne!(id, 0x0101, "an odd identifier is worker 1's");
-        let mut r = echo(ICMP_ECHO_REPLY, SRV, FIX, id);
+        let mut r = echo(kind::ECHO_REPLY, SRV, FIX, id);
         assert_eq!(w1.run(2, false, &mut r), Routed::Handoff(0));
         assert_eq!(w0.run(2, false, &mut r), Routed::Translated);
         assert_eq!(dst_of(&r), (CEL, 0x0101));
@@ -1318,14 +1306,14 @@ mod tests {
         ) {
             let mut w = World::new("source = \"pool\"\npool = \"203.0.113.0/24\"");
             let mut up = if tcp_seg {
-                tcp((CEL, sport), (SRV, dport), TCP_SYN)
+                tcp((CEL, sport), (SRV, dport), flags::SYN)
             } else {
                 udp((CEL, sport), (SRV, dport), &payload)
             };
             prop_assert_eq!(w.run(0, true, &mut up), Routed::Translated);
             checksums_hold(&up);
             let mut down = if tcp_seg {
-                tcp((SRV, dport), src_of(&up), TCP_SYN | TCP_ACK)
+                tcp((SRV, dport), src_of(&up), flags::SYN | flags::ACK)
             } else {
                 udp((SRV, dport), src_of(&up), &payload)
             };

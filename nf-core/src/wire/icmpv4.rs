@@ -10,6 +10,7 @@ pub mod kind {
     pub const DEST_UNREACHABLE: u8 = 3;
     pub const ECHO_REQUEST: u8 = 8;
     pub const TIME_EXCEEDED: u8 = 11;
+    pub const PARAMETER_PROBLEM: u8 = 12;
 }
 
 /// Destination unreachable codes (RFC 792, RFC 1812 §5.2.7.1).
